@@ -1,0 +1,1 @@
+"""Course models and their data: ``edgeport.training``."""
