@@ -91,3 +91,38 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+def make_shape_folder(root: Path, classes=("circle", "square", "triangle"), per_class: int = 12,
+                      size: int = 48, seed: int = 0) -> Path:
+    """An image folder with one sub-folder per class of drawn shapes (PNG and JPEG)."""
+    from PIL import Image, ImageDraw
+
+    r = np.random.default_rng(seed)
+    for cls in classes:
+        (root / cls).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            im = Image.new("RGB", (size, size), tuple(int(v) for v in r.integers(0, 80, 3)))
+            d = ImageDraw.Draw(im)
+            c = tuple(int(v) for v in r.integers(150, 256, 3))
+            lo, hi = int(r.integers(2, size // 4)), int(r.integers(3 * size // 4, size - 2))
+            if cls == "circle":
+                d.ellipse([lo, lo, hi, hi], fill=c)
+            elif cls == "square":
+                d.rectangle([lo, lo, hi, hi], fill=c)
+            else:
+                d.polygon([(lo, hi), (hi, hi), ((lo + hi) // 2, lo)], fill=c)
+            im.save(root / cls / f"{cls}_{i}.{'png' if i % 2 else 'jpg'}")
+    return root
+
+
+@pytest.fixture
+def shape_folder(tmp_path) -> Path:
+    """A generated 3-class image folder (circles, squares, triangles)."""
+    return make_shape_folder(tmp_path / "shapes")
+
+
+@pytest.fixture
+def make_images():
+    """The image-folder generator itself, for tests that need several folders."""
+    return make_shape_folder

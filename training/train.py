@@ -133,8 +133,10 @@ def train(model: str, *, epochs: int | None = None, batch_size: int | None = Non
     """
     spec = get_spec(model)
     d = spec.defaults
-    cfg = TrainConfig(epochs or d.epochs, batch_size or d.batch_size, learning_rate or d.learning_rate,
-                      target_accuracy if target_accuracy is not None else d.target_accuracy, seed, input_size)
+    pick = lambda given, default: default if given is None else given  # noqa: E731 - 0 is not "unset"
+    cfg = TrainConfig(pick(epochs, d.epochs), pick(batch_size, d.batch_size),
+                      pick(learning_rate, d.learning_rate), pick(target_accuracy, d.target_accuracy),
+                      seed, input_size)
     import keras
 
     keras.utils.set_random_seed(cfg.seed)
