@@ -1,0 +1,1 @@
+"""Proof and measurement: `edgeport verify`, `edgeport bench`, `edgeport report` (imports nothing heavy)."""

@@ -1,0 +1,191 @@
+"""What the runtime adapter costs: ``session.predict`` vs a bare engine loop, batch 1.
+
+    python -m edgeport.benchmarks.adapter_overhead artifacts/fashion_mlp/model.tflite [...]
+
+For a .tflite the bare loop is ``set_tensor / invoke / get_tensor`` on an interpreter of the same
+engine, threads and delegates; for an .onnx it is ``InferenceSession.run`` with the same options.
+Quantized models get a second bare loop that also quantizes the input and dequantizes the
+output by hand, which is what a caller of the bare engine has to write to use the model at all.
+Both sides are warmed up, then timed call by call in interleaved rounds (median and p90).
+The gate: the adapter's median within 10% or 2 µs of the bare loop's.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from edgeport.runtimes import load
+
+GATE_RATIO = 1.10
+GATE_ABS_US = 2.0
+
+
+@dataclass
+class Figures:
+    median_us: float
+    p90_us: float
+
+
+@dataclass
+class Result:
+    artifact: str
+    engine: str
+    threads: int | None
+    bare: Figures
+    session: Figures
+    bare_with_quant: Figures | None
+    ratio: float
+    diff_us: float
+    within_gate: bool
+
+    def render(self) -> str:
+        q = (f"  bare + (de)quantize {self.bare_with_quant.median_us:8.2f} µs "
+             f"(p90 {self.bare_with_quant.p90_us:.2f})\n" if self.bare_with_quant else "")
+        verdict = "within" if self.within_gate else "OUTSIDE"
+        return (f"{self.artifact} [{self.engine}, threads={self.threads}]\n"
+                f"  bare loop          {self.bare.median_us:8.2f} µs (p90 {self.bare.p90_us:.2f})\n"
+                f"{q}"
+                f"  session.predict    {self.session.median_us:8.2f} µs (p90 {self.session.p90_us:.2f})\n"
+                f"  ratio {self.ratio:.3f}, difference {self.diff_us:+.2f} µs: {verdict} the gate "
+                f"(10% or {GATE_ABS_US:g} µs)")
+
+
+def _time_rounds(fns: dict[str, Callable[[], object]], *, seconds: float, rounds: int
+                 ) -> dict[str, Figures]:
+    """Interleave the functions in rounds; time every call; median and p90 per function."""
+    for fn in fns.values():  # warm up
+        for _ in range(200):
+            fn()
+    t0 = time.perf_counter()
+    for _ in range(200):
+        next(iter(fns.values()))()
+    per_call = max((time.perf_counter() - t0) / 200, 1e-7)
+    n = max(50, int(seconds / rounds / len(fns) / per_call))
+    samples: dict[str, list[int]] = {k: [] for k in fns}
+    clock = time.perf_counter_ns
+    gc_was = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(rounds):
+            for name, fn in fns.items():
+                out = samples[name]
+                for _ in range(n):
+                    t = clock()
+                    fn()
+                    out.append(clock() - t)
+    finally:
+        if gc_was:
+            gc.enable()
+    return {k: Figures(float(np.median(v)) / 1e3, float(np.percentile(v, 90)) / 1e3)
+            for k, v in samples.items()}
+
+
+def _sample(session) -> np.ndarray:
+    spec = session.inputs[0]
+    shape = (1, *(d or 1 for d in spec.shape[1:]))
+    return np.random.default_rng(0).integers(0, 256, shape).astype(np.float32)
+
+
+def _litert_bare(session, x: np.ndarray) -> dict[str, Callable[[], object]]:
+    from edgeport.runtimes.litert import import_engine
+
+    Interpreter, resolvers, _ = import_engine(session.engine.split()[0])
+    kw = {"model_path": str(session.path)}
+    if session.threads is not None:
+        kw["num_threads"] = session.threads
+    if not session.xnnpack:
+        kw["experimental_op_resolver_type"] = resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    interp = Interpreter(**kw)
+    interp.allocate_tensors()
+    (inp,), (out,) = interp.get_input_details(), interp.get_output_details()
+    i, o = inp["index"], out["index"]
+    in_scale, in_zp = inp["quantization"]
+    out_scale, out_zp = out["quantization"]
+    dtype = inp["dtype"]
+    feed = x.astype(dtype) if not in_scale else np.clip(
+        np.round(x / in_scale) + in_zp, np.iinfo(dtype).min, np.iinfo(dtype).max).astype(dtype)
+
+    def bare():
+        interp.set_tensor(i, feed)
+        interp.invoke()
+        return interp.get_tensor(o)
+
+    fns = {"bare": bare}
+    if in_scale:
+        lo, hi = np.iinfo(dtype).min, np.iinfo(dtype).max
+
+        def bare_quant():
+            interp.set_tensor(i, np.clip(np.round(x / in_scale) + in_zp, lo, hi).astype(dtype))
+            interp.invoke()
+            return (interp.get_tensor(o).astype(np.float32) - out_zp) * out_scale
+        fns["bare_with_quant"] = bare_quant
+    return fns
+
+
+def _onnx_bare(session, x: np.ndarray) -> dict[str, Callable[[], object]]:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    if session.threads is not None:
+        so.intra_op_num_threads = session.threads
+        so.inter_op_num_threads = 1
+    sess = ort.InferenceSession(str(session.path), sess_options=so,
+                                providers=session.providers)
+    name = sess.get_inputs()[0].name
+
+    def bare():
+        return sess.run(None, {name: x})[0]
+    return {"bare": bare}
+
+
+def measure(path: str | Path, *, threads: int | None = 1, seconds: float = 4.0, rounds: int = 8,
+            **options) -> Result:
+    """Batch-1 latency of session.predict vs the bare engine loop on one artifact."""
+    session = load(path, threads=threads, **options)
+    if len(session.inputs) != 1:
+        raise SystemExit(f"{path}: the benchmark feeds single-input models")
+    x = _sample(session)
+    fns = (_litert_bare if session.runtime == "litert" else _onnx_bare)(session, x)
+    reference = fns["bare_with_quant" if "bare_with_quant" in fns else "bare"]()
+    np.testing.assert_allclose(session.predict(x), reference, atol=1e-6)
+    fns["session"] = lambda: session.predict(x)
+    figs = _time_rounds(fns, seconds=seconds, rounds=rounds)
+    bare, sess = figs["bare"], figs["session"]
+    diff = sess.median_us - bare.median_us
+    ratio = sess.median_us / bare.median_us
+    return Result(str(path), session.engine, threads, bare, sess, figs.get("bare_with_quant"),
+                  ratio, diff, ratio <= GATE_RATIO or diff <= GATE_ABS_US)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m edgeport.benchmarks.adapter_overhead",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("artifacts", nargs="+", help=".tflite or .onnx files")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seconds", type=float, default=4.0, help="timing budget per artifact")
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--no-xnnpack", action="store_true", help="litert without XNNPACK")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    args = parser.parse_args(argv)
+    results = []
+    for path in args.artifacts:
+        opts = {"xnnpack": False} if args.no_xnnpack and str(path).endswith(".tflite") else {}
+        results.append(measure(path, threads=args.threads, seconds=args.seconds,
+                               rounds=args.rounds, **opts))
+        if not args.json:
+            print(results[-1].render(), flush=True)
+    if args.json:
+        print(json.dumps([asdict(r) for r in results], indent=2))
+    return 0 if all(r.within_gate for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""`edgeport bench MODEL`: latency, throughput, size, memory and efficiency of every artifact x runtime.
+
+Every figure comes from a fresh child process (``worker.py``): load time, first inference, then
+a warmed-up, time-bounded series at batch 1 (p50/p90/p99/mean/std/min) and at batch 32
+(images/s), at 1 thread and at all cores, and the child's peak RSS. The model's MACs per image
+and this machine's float32 matrix-product peak, measured in the same run, turn throughput into
+GMAC/s and an efficiency against the hardware. Results go to ``OUT/MODEL/bench.json``.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeport.benchmarks.bench_report import BenchReport, bench_file
+from edgeport.benchmarks.children import run_job
+from edgeport.benchmarks.device_info import device_info, usable_cores
+from edgeport.benchmarks.progress import Steps
+from edgeport.benchmarks.testdata import load_testset
+from edgeport.errors import EdgeportError, UnknownNameError
+from edgeport.files import size_bytes, write_json_atomic
+from edgeport.manifest import check_integrity, load_manifest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+KERAS_REFERENCE = "keras (compiled function, reference)"
+KERAS_PREDICT = "keras predict (per-call framework overhead)"
+NO_GPU = "no GPU on this machine: skipped GPU benchmarks"
+BATCH_SIZES = (1, 32)
+
+
+def _inputs(model_dir: Path, manifest: dict[str, Any], dest: Path, data_dir: str | None,
+            data_npz: str | None) -> str:
+    """Write 32 real test inputs to ``dest`` (random ones in the contract when no data is here)."""
+    try:
+        test = load_testset(model_dir, manifest, data_dir=data_dir, data_npz=data_npz, limit=max(BATCH_SIZES))
+        x, where = test.x, f"{len(test)} test inputs from {test.source}"
+    except EdgeportError as exc:
+        contract = manifest.get("input_contract") or {}
+        shape = ([contract["height"], contract["width"], contract["channels"]]
+                 if contract.get("kind") == "image" else list(contract.get("shape") or [1]))
+        lo, hi = contract.get("pixel_range", (0.0, 255.0))
+        x = np.random.default_rng(0).uniform(lo, hi, (max(BATCH_SIZES), *shape)).astype(np.float32)
+        where = f"random inputs in the contract ({exc})"
+    np.savez(dest, x=x)
+    return where
+
+
+def _plan(model_dir: Path, manifest: dict[str, Any], formats: list[str] | None, device: str,
+          report: BenchReport) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """(format, runtime, path, load options) per row; tampered or unrunnable artifacts are noted."""
+    from edgeport.runtimes import runtimes_for
+
+    entries = manifest.get("artifacts", {})
+    if formats:
+        unknown = [f for f in formats if f not in entries and f != "keras"]
+        if unknown:
+            raise UnknownNameError("exported format", unknown[0], [*entries, "keras"])
+    rows = []
+    for fmt, entry in entries.items():
+        if formats and fmt not in formats:
+            continue
+        if fmt == "c_array":
+            report.notes.append("c_array: C source holding the tflite_int8 bytes; its speed is the tflite_int8 row's")
+            continue
+        try:
+            path = check_integrity(model_dir, entry)
+        except EdgeportError as exc:
+            report.rows.append({"format": fmt, "runtime": "-", "error": str(exc)})
+            continue
+        for rt in runtimes_for(path):
+            if device == "gpu" and rt == "litert":
+                report.notes.append(f"{fmt}: no GPU path for TFLite in Python (LiteRT GPU delegates are mobile-only)")
+                continue
+            rows.append((fmt, rt, str(path), {}))
+            if device == "gpu" and rt == "onnxruntime":
+                rows.append((fmt, "onnxruntime-tensorrt", str(path),
+                             {"providers": ["TensorrtExecutionProvider", "CUDAExecutionProvider"]}))
+    return rows
+
+
+def _row(fmt: str, runtime: str, label: str, threads: int | None, path: str, result: dict[str, Any]) -> dict[str, Any]:
+    row = {"format": fmt, "runtime": runtime, "label": label, "threads": threads, "file": Path(path).name,
+           "size_bytes": size_bytes(path)}
+    if not result.get("ok"):
+        return {**row, "error": result.get("error", "unknown failure")}
+    row.update({k: v for k, v in result.items() if k not in ("ok",)})
+    row["rss_delta_bytes"] = row["peak_rss_bytes"] - row["baseline_rss_bytes"]
+    return row
+
+
+def _efficiency(row: dict[str, Any], macs: int | None, peak: dict[str, Any]) -> None:
+    if not macs or "error" in row:
+        return
+    ref = peak.get(str(row["threads"])) or peak.get(str(max(map(int, peak), default=0))) or {}
+    b1, b32 = row.get("batch1", {}), row.get("batch32", {})
+    if b1.get("p50_us"):
+        row["gmac_s_batch1"] = macs / (b1["p50_us"] / 1e6) / 1e9
+    if b32.get("images_per_s"):
+        row["gmac_s_batch32"] = macs * b32["images_per_s"] / 1e9
+        if ref.get("gmac_s"):
+            row["efficiency"] = row["gmac_s_batch32"] / ref["gmac_s"]
+
+
+def bench_model(model: str, *, out: Path = Path("artifacts"), device: str = "cpu", seconds: float = 2.0,
+                threads: list[int] | None = None, formats: list[str] | None = None, keras_predict: bool = True,
+                data_dir: str | None = None, data_npz: str | None = None, peak_n: int = 2048) -> BenchReport:
+    """Benchmark every artifact x runtime of a model, each measurement in a fresh process.
+
+    device: cpu, or gpu (ONNX Runtime CUDA/TensorRT, TensorFlow GPU when installed); on a
+        machine without a GPU, gpu prints that it skipped the GPU benchmarks and exits 0
+    seconds: length of each time-bounded series (batch 1 and batch 32), after warm-up
+    threads: thread counts to measure (default: 1 and all cores)
+    formats: only these formats (and `keras` for the Keras rows)
+    keras_predict: include Keras model.predict, labelled as per-call framework overhead
+    data_npz: a .npz with x_test to feed instead of the model's dataset
+    peak_n: matrix size of the float32 matmul that measures this machine's peak
+    """
+    if device not in ("cpu", "gpu"):
+        raise EdgeportError(f"--device must be cpu or gpu, got {device!r}")
+    if seconds <= 0:
+        raise EdgeportError(f"--seconds must be positive, got {seconds}")
+    model_dir = Path(out) / model
+    manifest = load_manifest(model_dir)
+    info = device_info()
+    report = BenchReport(model, model_dir, device, info, seconds)
+    if device == "gpu" and not info["gpus"]:
+        report.notes.append(NO_GPU)
+        report.skipped = NO_GPU
+        print(NO_GPU)
+        write_json_atomic(bench_file(model_dir, device), report.to_dict())
+        return report
+    cores = usable_cores()
+    counts = sorted(set(threads or [1, cores])) if device == "cpu" else [None]
+    if any(t is not None and t < 1 for t in counts):
+        raise EdgeportError(f"--threads must be positive, got {counts}")
+    plan = _plan(model_dir, manifest, formats, device, report)
+    keras_path = str(model_dir / (manifest.get("source") or {}).get("file", "model.keras"))
+    has_keras = Path(keras_path).exists()
+    want_keras = (not formats or "keras" in formats) and has_keras
+    jobs = [(fmt, rt, rt, path, opts) for fmt, rt, path, opts in plan]
+    if want_keras:
+        jobs.insert(0, ("keras", "keras", KERAS_REFERENCE, keras_path, {}))
+        if keras_predict and device == "cpu":
+            jobs.insert(1, ("keras", "keras.predict", KERAS_PREDICT, keras_path, {}))
+    with tempfile.TemporaryDirectory(prefix="edgeport-bench-") as tmp:
+        inputs = str(Path(tmp) / "inputs.npz")
+        report.inputs = _inputs(model_dir, manifest, Path(inputs), data_dir, data_npz)
+        total = len(jobs) * len(counts) + (len(counts) if device == "cpu" else 0) + int(has_keras)
+        with Steps(total, f"bench {model}") as steps:
+            if has_keras:
+                steps.step("MACs from the Keras model")
+                macs = run_job({"kind": "macs", "path": keras_path}, timeout=300)
+                report.macs = macs if macs.get("ok") else {"error": macs.get("error")}
+                steps.advance()
+            for t in counts if device == "cpu" else []:
+                steps.step(f"float32 matmul peak, {t} thread(s)")
+                peak = run_job({"kind": "peak", "n": peak_n, "seconds": min(seconds, 2.0)}, threads=t)
+                report.peak[str(t)] = peak
+                steps.advance()
+            for fmt, rt, label, path, opts in jobs:
+                for t in counts:
+                    steps.step(f"{label} on {fmt}, {t or 'default'} thread(s)")
+                    kind = "keras_predict" if rt == "keras.predict" else "runtime"
+                    job = {"kind": kind, "path": path, "runtime": "onnxruntime" if rt.startswith("onnxruntime") else rt,
+                           "threads": t, "device": device, "seconds": seconds, "inputs": inputs,
+                           "batch_sizes": list(BATCH_SIZES), "options": opts}
+                    row = _row(fmt, rt, label, t, path, run_job(job, threads=t, timeout=120 + 20 * seconds))
+                    _efficiency(row, report.macs.get("total"), report.peak)
+                    report.rows.append(row)
+                    steps.advance()
+    write_json_atomic(bench_file(model_dir, device), report.to_dict())
+    return report

@@ -1,0 +1,72 @@
+"""The result of `edgeport bench`: rows, device, peak, MACs; its JSON form and its printed table."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgeport.benchmarks.tables import fmt_num, fmt_size, fmt_us, text_table
+
+BENCH_FILES = {"cpu": "bench.json", "gpu": "bench_gpu.json"}
+
+
+def bench_file(model_dir: Path, device: str = "cpu") -> Path:
+    return Path(model_dir) / BENCH_FILES[device]
+
+
+@dataclass
+class BenchReport:
+    model: str
+    model_dir: Path
+    device_kind: str
+    device: dict[str, Any]
+    seconds: float
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    peak: dict[str, Any] = field(default_factory=dict)  # threads -> matmul peak
+    macs: dict[str, Any] = field(default_factory=dict)
+    inputs: str = ""
+    notes: list[str] = field(default_factory=list)
+    skipped: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all("error" not in r for r in self.rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "device_kind": self.device_kind, "device": self.device,
+                "seconds_per_series": self.seconds, "inputs": self.inputs, "macs": self.macs,
+                "peak": self.peak, "rows": self.rows, "notes": self.notes, "skipped": self.skipped}
+
+    def render(self) -> str:
+        if self.skipped:
+            return self.skipped
+        rows, styles = [], []
+        for r in self.rows:
+            if "error" in r:
+                rows.append([r["format"], r.get("label", r["runtime"]), fmt_num(r.get("threads")),
+                             fmt_size(r.get("size_bytes")), "ERROR", *[""] * 8])
+                styles.append("bold red")
+                continue
+            b1, b32 = r.get("batch1", {}), r.get("batch32", {})
+            rows.append([r["format"], r["label"], fmt_num(r["threads"], "d"), fmt_size(r["size_bytes"]),
+                         f"{r['load_s'] * 1e3:.0f} ms", fmt_us(r["first_inference_s"] * 1e6),
+                         fmt_us(b1.get("p50_us")), fmt_us(b1.get("p99_us")),
+                         fmt_num(b32.get("images_per_s"), ",.0f"), fmt_num(r.get("gmac_s_batch32"), ".3g"),
+                         fmt_num(100 * r["efficiency"], ".2g") + "%" if r.get("efficiency") else "-",
+                         fmt_size(r["peak_rss_bytes"]), fmt_size(r["rss_delta_bytes"])])
+            styles.append(None)
+        d = self.device
+        title = (f"bench {self.model} on {d.get('cpu')} ({d.get('cores')} cores; {d.get('isa_summary')})"
+                 + (f", GPU {d['gpu']} driver {d['gpu_driver']}" if d.get("gpu") else ""))
+        out = [text_table(title, ["format", "runtime", "thr", "size", "load", "first", "p50 b1", "p99 b1",
+                                  "img/s b32", "GMAC/s", "eff", "peak RSS", "RSS Δ"], rows, styles)]
+        macs = self.macs.get("total")
+        out.append(f"MACs per image: {macs:,}" if macs else f"MACs: {self.macs.get('error', 'not counted')}")
+        for t, p in self.peak.items():
+            if p.get("ok"):
+                out.append(f"machine peak, float32 {p['n']}x{p['n']} matmul, {t} thread(s): "
+                           f"{p['gflop_s']:.1f} GFLOP/s = {p['gmac_s']:.1f} GMAC/s")
+        out.append(f"inputs: {self.inputs}; each series {self.seconds:g} s after warm-up, fresh process per row")
+        out += [f"ERROR {r['format']} / {r.get('label', r['runtime'])}: {r['error']}" for r in self.rows if "error" in r]
+        out += [f"note: {n}" for n in dict.fromkeys(self.notes)]
+        return "\n".join(out)

@@ -1,0 +1,144 @@
+"""The report's PNG plots (matplotlib, Agg backend: no display needed)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+COLORS = {"keras (reference)": "black", "keras predict (per-call overhead)": "tab:olive", "saved_model": "tab:gray", "tflite_fp32": "tab:blue", "tflite_fp16": "tab:cyan",
+          "tflite_dynamic": "tab:green", "tflite_int8": "tab:red", "tflite_int16x8": "tab:orange",
+          "onnx": "tab:purple", "onnx_int8": "tab:pink", "c_array": "tab:brown"}
+MARKERS = ("o", "s", "^", "D", "v", "P")
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _series(r: dict[str, Any]) -> str:
+    return r["format"] if r["format"] != "keras" else r["runtime"]
+
+
+def accuracy_vs_latency(rows: Sequence[dict[str, Any]], dest: Path) -> Path | None:
+    """Accuracy (y) against batch-1 p50 latency (x, log) per artifact x runtime: colour = format and
+    runtime, marker = model."""
+    pts = [r for r in rows if r.get("accuracy") is not None and r.get("p50_us")]
+    if not pts:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(10, 5.5))
+    models = list(dict.fromkeys(r["model"] for r in pts))
+    series = list(dict.fromkeys(f"{_series(r)} / {r['runtime']}" if r["format"] != "keras" else _series(r)
+                                for r in pts))
+    cmap = plt.get_cmap("tab20")
+    colors = {s: COLORS.get(s.split(" / ")[0], cmap(i % 20)) for i, s in enumerate(series)}
+    for r in pts:
+        key = f"{_series(r)} / {r['runtime']}" if r["format"] != "keras" else _series(r)
+        ax.scatter(r["p50_us"], 100 * r["accuracy"], color=colors[key], s=55, edgecolor="black", linewidth=0.4,
+                   marker=MARKERS[models.index(r["model"]) % len(MARKERS)])
+    handles = [plt.Line2D([], [], ls="", marker="o", color=colors[s], label=s) for s in series]
+    first = ax.legend(handles=handles, fontsize=7, title="format / runtime", loc="upper left",
+                      bbox_to_anchor=(1.01, 1.0))
+    ax.add_artist(first)
+    ax.legend(handles=[plt.Line2D([], [], ls="", marker=MARKERS[i % len(MARKERS)], color="gray", label=m)
+                       for i, m in enumerate(models)], fontsize=8, title="model", loc="lower left",
+              bbox_to_anchor=(1.01, 0.0))
+    ax.set_xscale("log")
+    ax.set_xlabel("batch-1 latency p50, 1 thread (µs, log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("accuracy vs latency per artifact x runtime")
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(dest, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return dest
+
+
+def size_per_format(sizes: dict[str, dict[str, int]], dest: Path) -> Path | None:
+    """Grouped bars: file size per format, one group per model (KB, log scale)."""
+    if not sizes:
+        return None
+    plt = _plt()
+    formats = list(dict.fromkeys(f for per in sizes.values() for f in per))
+    fig, ax = plt.subplots(figsize=(max(8, 1.1 * len(formats)), 5))
+    width = 0.8 / len(sizes)
+    for i, (model, per) in enumerate(sizes.items()):
+        xs = np.arange(len(formats)) + i * width
+        vals = [per.get(f, 0) / 1e3 for f in formats]
+        ax.bar(xs, vals, width, label=model)
+        for x, v in zip(xs, vals):
+            if v:
+                ax.text(x, v, f"{v:.0f}", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(np.arange(len(formats)) + 0.4 - width / 2, formats, rotation=30, ha="right")
+    ax.set_yscale("log")
+    ax.set_ylabel("size (KB, log scale)")
+    ax.set_title("artifact size per format")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(dest, dpi=110)
+    plt.close(fig)
+    return dest
+
+
+def training_curves(model: str, history: dict[str, list[float]], dest: Path) -> Path | None:
+    """One panel per metric (loss, accuracy, ...), training and validation together."""
+    bases = [k for k in history if not k.startswith("val_") and history[k]]
+    if not bases:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(bases), figsize=(4.5 * len(bases), 3.6), squeeze=False)
+    for ax, key in zip(axes[0], bases):
+        epochs = np.arange(1, len(history[key]) + 1)
+        ax.plot(epochs, history[key], marker="o", ms=3, label="training")
+        if history.get(f"val_{key}"):
+            ax.plot(np.arange(1, len(history[f"val_{key}"]) + 1), history[f"val_{key}"], marker="s", ms=3,
+                    label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_title(key)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{model}: training curves")
+    fig.tight_layout()
+    fig.savefig(dest, dpi=110)
+    plt.close(fig)
+    return dest
+
+
+def prediction_grid(model: str, images: np.ndarray, truth: np.ndarray, panels: dict[str, np.ndarray],
+                    labels: Sequence[str], dest: Path, *, cols: int = 5) -> Path:
+    """The course's grid: each image titled "predicted confidence% (true)", blue right, red wrong;
+    one panel per predictor (Keras and the int8 artifact side by side)."""
+    plt = _plt()
+    n = len(images)
+    rows = -(-n // cols)
+    fig = plt.figure(figsize=(1.9 * cols * len(panels), 2.2 * rows + 0.5), layout="constrained")
+    subfigs = fig.subfigures(1, len(panels), squeeze=False, wspace=0.03)[0]
+
+    def name(i: int) -> str:
+        return labels[i] if 0 <= i < len(labels) else str(i)
+
+    for sub, (title, probs) in zip(subfigs, panels.items()):
+        pred = probs.argmax(axis=1)
+        right = int((pred == truth).sum())
+        sub.suptitle(f"{title}: {right}/{n} right", fontsize=11)
+        axes = sub.subplots(rows, cols, squeeze=False)
+        for i, ax in enumerate(axes.flat):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i >= n:
+                ax.axis("off")
+                continue
+            img = images[i]
+            ax.imshow(img[..., 0] if img.shape[-1] == 1 else img.astype(np.uint8), cmap=plt.cm.binary)
+            color = "blue" if pred[i] == truth[i] else "red"
+            ax.set_xlabel(f"{name(int(pred[i]))} {100 * probs[i].max():.0f}%\n({name(int(truth[i]))})",
+                          color=color, fontsize=8)
+    fig.savefig(dest, dpi=100)
+    plt.close(fig)
+    return dest

@@ -1,0 +1,109 @@
+"""Where an int8 model loses accuracy: TFLite's quantization debugger, one row per quantized tensor.
+
+The debugger re-quantizes the SavedModel with the same kind of calibration (a representative set
+of the model's own training inputs, as export used) into a model instrumented with NumericVerify
+ops, runs debug samples through it and compares every quantized tensor with its float value.
+Rows are sorted worst first by RMSE / scale: the error in units of one quantization step (about
+0.29 is the ideal rounding error; much more means that layer's range or scale is the problem).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: Formats the debugger can explain (full-integer int8 TFLite; c_array holds the same bytes).
+DEBUGGABLE = ("tflite_int8", "c_array")
+IDEAL_RMSE_PER_SCALE = 1 / math.sqrt(12)  # uniform rounding error of one step
+
+
+def calibration_inputs(manifest: dict[str, Any], test_x: np.ndarray, *, data_dir: str | None = None,
+                       max_samples: int = 200) -> tuple[np.ndarray, str]:
+    """The representative set: the manifest's calibration (dataset, sample count, seed) when it
+    can be rebuilt here, else the first test inputs. Returns (samples, where they came from)."""
+    cal = manifest.get("calibration") or {}
+    dataset = manifest.get("dataset") or cal.get("dataset")
+    if dataset is None and manifest.get("model"):
+        try:
+            from edgeport.training.models import MODELS
+
+            spec = MODELS.get(manifest["model"])
+            dataset = spec.dataset if spec else None
+        except ImportError:  # pragma: no cover
+            dataset = None
+    if dataset and dataset not in ("image_folder",):
+        try:
+            from edgeport.training.data import representative_samples
+
+            n = min(int(cal.get("samples") or max_samples), max_samples)
+            x = representative_samples(dataset, n, int(cal.get("seed") or 0), data_dir)
+            return x, f"{n} {dataset} training samples (seed {cal.get('seed', 0)})"
+        except Exception:  # noqa: BLE001 - fall back to test inputs, say so
+            pass
+    return np.asarray(test_x[:max_samples], np.float32), f"first {min(len(test_x), max_samples)} test inputs"
+
+
+def _rows_from_dump(text: str) -> list[dict[str, Any]]:
+    rows = []
+    for rec in csv.DictReader(io.StringIO(text)):
+        def num(key: str) -> float:
+            try:
+                return float(rec.get(key, "nan"))
+            except ValueError:
+                return float("nan")
+
+        mse, scale = num("mean_squared_error"), num("scale")
+        rmse = math.sqrt(mse) if mse >= 0 else float("nan")
+        tensor = rec.get("tensor_name", "")
+        rows.append({"layer": tensor.split(";")[0], "tensor": tensor, "op": rec.get("op_name", ""),
+                     "tensor_idx": int(float(rec.get("tensor_idx", -1) or -1)),
+                     "mse": mse, "rmse": rmse, "rmse_per_scale": rmse / scale if scale > 0 else float("nan"),
+                     "max_abs_error": num("max_abs_error"), "mean_error": num("mean_error"),
+                     "scale": scale, "zero_point": num("zero_point")})
+    rows.sort(key=lambda r: -(r["rmse_per_scale"] if r["rmse_per_scale"] == r["rmse_per_scale"] else -1))
+    return rows
+
+
+def debug_int8(saved_model_dir: str | Path, calibration: np.ndarray, debug_inputs: np.ndarray, *,
+               max_debug_samples: int = 100) -> dict[str, Any]:
+    """Run TFLite's QuantizationDebugger; returns ``{"layers": [row per tensor, worst first], ...}``."""
+    import tensorflow as tf
+
+    def dataset(x: np.ndarray):
+        def gen():
+            for row in np.asarray(x, np.float32):
+                yield [row[None]]
+        return gen
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = dataset(calibration)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=dataset(debug_inputs[:max_debug_samples]))
+    debugger.run()
+    buf = io.StringIO()
+    debugger.layer_statistics_dump(buf)
+    return {"layers": _rows_from_dump(buf.getvalue()),
+            "debug_samples": int(min(len(debug_inputs), max_debug_samples)),
+            "ideal_rmse_per_scale": IDEAL_RMSE_PER_SCALE}
+
+
+def render_table(result: dict[str, Any], *, top: int = 15) -> str:
+    """The per-layer table as plain text, worst tensors first."""
+    rows = result.get("layers", [])
+    if not rows:
+        return f"quantization debugger: {result.get('error', 'no quantized tensors reported')}"
+    lines = [f"per-layer int8 error ({result.get('debug_samples', '?')} samples; RMSE/scale: error in "
+             f"quantization steps, ideal {IDEAL_RMSE_PER_SCALE:.2f}):",
+             f"  {'layer (tensor)':<48} {'op':<18} {'MSE':>10} {'RMSE/scale':>10} {'max|err|':>10}"]
+    for r in rows[:top]:
+        lines.append(f"  {r['layer'][-48:]:<48} {r['op'][:18]:<18} {r['mse']:>10.3g} "
+                     f"{r['rmse_per_scale']:>10.3f} {r['max_abs_error']:>10.3g}")
+    if len(rows) > top:
+        lines.append(f"  ... {len(rows) - top} more tensors in verify.json")
+    return "\n".join(lines)

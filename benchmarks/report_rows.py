@@ -1,0 +1,101 @@
+"""Join one model's verify.json, bench.json and training.json into report rows (json only)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from edgeport.benchmarks.bench_report import BENCH_FILES
+from edgeport.benchmarks.verify import VERIFY_FILE
+from edgeport.manifest import load_manifest
+
+#: The report's columns, in order (report.csv and report.json rows).
+COLUMNS = ("device", "model", "format", "runtime", "target", "precision", "size_bytes", "accuracy",
+           "keras_accuracy", "accuracy_delta_points", "agreement", "max_abs_diff", "mean_abs_diff", "mae",
+           "gate", "p50_us", "p90_us", "p99_us", "latency_threads", "throughput_ips", "throughput_threads",
+           "gmac_s", "efficiency", "load_s", "first_inference_s", "peak_rss_bytes", "rss_delta_bytes", "engine")
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _bench_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Latency at the fewest threads (batch 1), throughput at the best thread count (batch 32)."""
+    ok = [r for r in rows if "error" not in r]
+    if not ok:
+        return {"bench_error": rows[0]["error"]} if rows else {}
+    lat = min(ok, key=lambda r: r.get("threads") or 0)
+    b1 = lat.get("batch1", {})
+    thr = max(ok, key=lambda r: r.get("batch32", {}).get("images_per_s") or 0)
+    return {"p50_us": b1.get("p50_us"), "p90_us": b1.get("p90_us"), "p99_us": b1.get("p99_us"),
+            "latency_threads": lat.get("threads"), "throughput_ips": thr.get("batch32", {}).get("images_per_s"),
+            "throughput_threads": thr.get("threads"), "gmac_s": thr.get("gmac_s_batch32"),
+            "efficiency": thr.get("efficiency"), "load_s": lat.get("load_s"),
+            "first_inference_s": lat.get("first_inference_s"), "peak_rss_bytes": lat.get("peak_rss_bytes"),
+            "rss_delta_bytes": lat.get("rss_delta_bytes"), "engine": lat.get("engine"),
+            "size_bytes": lat.get("size_bytes")}
+
+
+def _group(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["format"], r["runtime"]), []).append(r)
+    return groups
+
+
+def model_section(model_dir: Path) -> dict[str, Any]:
+    """Everything the report says about one model: rows, keras figures, training, notes."""
+    manifest = load_manifest(model_dir)
+    verify = read_json(model_dir / VERIFY_FILE)
+    benches = {kind: read_json(model_dir / name) for kind, name in BENCH_FILES.items()}
+    training = read_json(model_dir / "training.json") or {}
+    notes = []
+    if verify is None:
+        notes.append(f"not verified: run `edgeport verify {model_dir.name}`")
+    if benches["cpu"] is None:
+        notes.append(f"not benchmarked: run `edgeport bench {model_dir.name}`")
+    keras = (verify or {}).get("keras", {})
+    cpu = _group((benches["cpu"] or {}).get("rows", []))
+    rows: list[dict[str, Any]] = []
+    for name, label in (("keras", "keras (reference)"), ("keras.predict", "keras predict (per-call overhead)")):
+        if ("keras", name) in cpu:
+            rows.append({"format": "keras", "runtime": label, "precision": "float32",
+                         "accuracy": keras.get("accuracy"), "keras_accuracy": keras.get("accuracy"),
+                         "accuracy_delta_points": 0.0 if keras.get("accuracy") is not None else None,
+                         "agreement": 1.0 if keras.get("accuracy") is not None else None,
+                         "gate": "reference", **_bench_figures(cpu[("keras", name)])})
+    for res in (verify or {}).get("results", []):
+        f = res.get("figures", {})
+        row = {"format": res["format"], "runtime": res["runtime"], "precision": res.get("precision"),
+               "size_bytes": res.get("size_bytes"), "gate": res["status"],
+               **{k: f.get(k) for k in ("accuracy", "keras_accuracy", "accuracy_delta_points", "agreement",
+                                        "max_abs_diff", "mean_abs_diff", "mae")}}
+        bench = cpu.get((res["format"], res["runtime"]))
+        rows.append({**row, **(_bench_figures(bench) if bench else {}), "size_bytes": res.get("size_bytes")})
+    verified = {(r["format"], r["runtime"]) for r in rows}
+    for (fmt, rt), group in cpu.items():  # benchmarked but not verified (say so)
+        if fmt != "keras" and (fmt, rt) not in verified:
+            rows.append({"format": fmt, "runtime": rt, "gate": "not verified", **_bench_figures(group)})
+    gates = {(r["format"], r["runtime"]): r["gate"] for r in rows}
+    for (fmt, rt), group in _group((benches["gpu"] or {}).get("rows", [])).items():
+        base = "onnxruntime" if rt.startswith("onnxruntime") else rt
+        rows.append({"format": fmt, "runtime": rt, "target": "gpu",
+                     "gate": gates.get((fmt, base), "not verified"), **_bench_figures(group)})
+    for r in rows:
+        r.setdefault("target", "cpu")
+        r["model"] = model_dir.name
+    if benches["gpu"] and benches["gpu"].get("skipped"):
+        notes.append(benches["gpu"]["skipped"])
+    bench = benches["cpu"] or {}
+    return {"model": model_dir.name, "rows": rows, "keras": keras, "verify_ok": (verify or {}).get("ok"),
+            "data": (verify or {}).get("data"), "gates": (verify or {}).get("gates"),
+            "macs": (bench.get("macs") or {}).get("total"), "peak": bench.get("peak"),
+            "device": bench.get("device"), "training": {k: training.get(k) for k in
+                                                        ("test_metrics", "seed", "seconds", "epochs_run", "dataset")},
+            "history": training.get("history") or {}, "labels": manifest.get("labels") or [],
+            "failures": [f for r in (verify or {}).get("results", []) for f in r.get("failures", [])],
+            "notes": notes + (verify or {}).get("notes", []) + bench.get("notes", [])}

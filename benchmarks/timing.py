@@ -1,0 +1,76 @@
+"""The timing harness: warm up, then a time-bounded series of calls timed one by one.
+
+Used inside the benchmark worker (one fresh process per measurement); numpy only.
+"""
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+
+def summarize_ns(samples_ns: list[int] | np.ndarray) -> dict[str, float]:
+    """p50/p90/p99/mean/std/min/max of per-call times, in microseconds, plus the call count."""
+    us = np.asarray(samples_ns, dtype=np.float64) / 1e3
+    if us.size == 0:
+        raise ValueError("no timing samples")
+    p50, p90, p99 = np.percentile(us, [50, 90, 99])
+    return {"n": int(us.size), "p50_us": float(p50), "p90_us": float(p90), "p99_us": float(p99),
+            "mean_us": float(us.mean()), "std_us": float(us.std(ddof=1) if us.size > 1 else 0.0),
+            "min_us": float(us.min()), "max_us": float(us.max()), "total_s": float(us.sum() / 1e6)}
+
+
+def time_once(fn: Callable[[], Any]) -> float:
+    """Seconds one call of ``fn`` takes."""
+    start = time.perf_counter_ns()
+    fn()
+    return (time.perf_counter_ns() - start) / 1e9
+
+
+def time_series(fn: Callable[[], Any], *, seconds: float, warmup_seconds: float | None = None,
+                min_calls: int = 5, max_calls: int = 1_000_000, min_warmup_calls: int = 3) -> dict[str, Any]:
+    """Warm up, then call ``fn`` until ``seconds`` have passed (at least ``min_calls`` times).
+
+    Each call is timed on its own with ``perf_counter_ns``; returns :func:`summarize_ns` plus
+    the warm-up call count.
+    """
+    if seconds <= 0:
+        raise ValueError(f"seconds must be positive, got {seconds}")
+    warmup_seconds = min(0.5, seconds / 4) if warmup_seconds is None else warmup_seconds
+    warm, start = 0, time.perf_counter()
+    while warm < min_warmup_calls or time.perf_counter() - start < warmup_seconds:
+        fn()
+        warm += 1
+    samples: list[int] = []
+    clock, deadline = time.perf_counter_ns, time.perf_counter_ns() + int(seconds * 1e9)
+    while len(samples) < max_calls and (len(samples) < min_calls or clock() < deadline):
+        t0 = clock()
+        fn()
+        samples.append(clock() - t0)
+    return {**summarize_ns(samples), "warmup_calls": warm}
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident set size so far (ru_maxrss: KiB on Linux, bytes on macOS)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(rss if sys.platform == "darwin" else rss * 1024)
+
+
+def matmul_peak(n: int = 2048, *, seconds: float = 1.0, dtype: str = "float32") -> dict[str, float]:
+    """This machine's dense float32 rate: best of a time-bounded series of n x n matrix products.
+
+    A product costs n^3 multiply-accumulates (2 n^3 FLOP). The BLAS thread count is whatever the
+    process was started with (the bench sets OPENBLAS/OMP/MKL_NUM_THREADS per child).
+    """
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n)).astype(dtype)
+    b = rng.standard_normal((n, n)).astype(dtype)
+    out = np.empty((n, n), dtype=dtype)
+    stats = time_series(lambda: np.matmul(a, b, out=out), seconds=seconds, min_calls=3,
+                        min_warmup_calls=1, warmup_seconds=0.0)
+    best_s = stats["min_us"] / 1e6
+    gmacs = n ** 3 / best_s / 1e9
+    return {"n": n, "calls": stats["n"], "best_s": best_s, "gmac_s": gmacs, "gflop_s": 2 * gmacs}
