@@ -54,7 +54,19 @@ def time_series(fn: Callable[[], Any], *, seconds: float, warmup_seconds: float 
 
 
 def peak_rss_bytes() -> int:
-    """This process's peak resident set size so far (ru_maxrss: KiB on Linux, bytes on macOS)."""
+    """This process's peak resident set size so far.
+
+    Linux: VmHWM from /proc/self/status, the high-water mark of this program's own memory.
+    (ru_maxrss is not used there: it carries the forking parent's peak across exec.) Elsewhere
+    ru_maxrss (KiB on BSDs, bytes on macOS).
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(rss if sys.platform == "darwin" else rss * 1024)
 
