@@ -1,0 +1,318 @@
+"""The Session every runtime returns, and the input checking shared by all of them (numpy only).
+
+A session takes what the model's contract says (raw 0-255 pixels for image models, plain floats
+for value models) in a batch of any size and returns float outputs. Quantized tensors are
+handled here: inputs are quantized with the tensor's scale/zero point, outputs dequantized.
+"""
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from edgeport.errors import InputError
+from edgeport.types import TensorSpec
+
+#: dtypes a quantized tensor may have, with their clip range.
+QUANT_RANGES: dict[str, tuple[int, int]] = {
+    "uint8": (0, 255), "int8": (-128, 127), "int16": (-32768, 32767)}
+
+_NAME_NOISE = re.compile(r"^(serving_default_)|(:\d+)$")
+
+
+def tensor_key(name: str) -> str:
+    """The user-facing name of an engine tensor: ``serving_default_image:0`` -> ``image``."""
+    return _NAME_NOISE.sub("", name)
+
+
+def fmt_shape(shape: Sequence[int | None]) -> str:
+    """``(N, 28, 28, 1)``: the batch dimension is always free (engines with a fixed batch are
+    resized or fed in chunks), other free dimensions print as ``?``."""
+    dims = ["N" if i == 0 else ("?" if s is None or s < 0 else str(s)) for i, s in enumerate(shape)]
+    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
+
+def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: str | np.dtype) -> np.ndarray:
+    """``q = clip(round(x / scale) + zero_point)`` in ``dtype`` (uint8, int8 or int16)."""
+    lo, hi = QUANT_RANGES[np.dtype(dtype).name]
+    q = np.rint(np.asarray(x, np.float32) / np.float32(scale)) + zero_point
+    return np.clip(q, lo, hi).astype(dtype)
+
+
+def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """``x = (q - zero_point) * scale`` as float32."""
+    return (q.astype(np.float32) - np.float32(zero_point)) * np.float32(scale)
+
+
+try:  # the clip ufunc itself: np.clip's Python wrapper costs microseconds per call
+    from numpy._core.umath import clip as _clip_ufunc
+except ImportError:  # pragma: no cover - NumPy 1.x
+    try:
+        from numpy.core.umath import clip as _clip_ufunc
+    except ImportError:
+        _clip_ufunc = None
+
+
+def _clip(buf: np.ndarray, lo: Any, hi: Any) -> None:
+    if _clip_ufunc is not None:
+        _clip_ufunc(buf, lo, hi, out=buf)
+    else:  # pragma: no cover
+        np.maximum(buf, lo, out=buf)
+        np.minimum(buf, hi, out=buf)
+
+
+class _Quantizer:
+    """Precomputed ``clip(round(x / scale) + zero_point)`` for one input tensor: a few ufuncs on
+    one scratch buffer (steps that are no-ops for scale 1 or zero point 0 are skipped)."""
+
+    __slots__ = ("inv_scale", "zp", "lo", "hi", "dtype")
+
+    def __init__(self, spec: TensorSpec):
+        scale, zp = float(spec.scale), int(spec.zero_point or 0)
+        self.inv_scale = None if scale == 1.0 else np.float32(1.0 / scale)
+        self.zp = np.float32(zp) if zp else None
+        self.lo, self.hi = (np.float32(v) for v in QUANT_RANGES[spec.dtype])
+        self.dtype = np.dtype(spec.dtype)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self.inv_scale is None:
+            buf = np.rint(x, dtype=np.float32)
+        else:
+            buf = np.multiply(x, self.inv_scale, dtype=np.float32)
+            np.rint(buf, out=buf)
+        if self.zp is not None:
+            np.add(buf, self.zp, out=buf)
+        _clip(buf, self.lo, self.hi)
+        return buf.astype(self.dtype)
+
+
+class _Dequantizer:
+    """``(q - zero_point) * scale`` as float32; a 256-entry table for 8-bit tensors."""
+
+    __slots__ = ("scale", "zp", "table", "as_bytes")
+
+    def __init__(self, spec: TensorSpec):
+        self.scale, self.zp = np.float32(spec.scale), np.float32(spec.zero_point or 0)
+        dtype = np.dtype(spec.dtype)
+        self.table = None
+        self.as_bytes = dtype == np.int8
+        if dtype.itemsize == 1:
+            codes = np.arange(256, dtype=np.uint8).view(dtype).astype(np.float32)
+            self.table = ((codes - self.zp) * self.scale).astype(np.float32)
+
+    def __call__(self, q: np.ndarray) -> np.ndarray:
+        if self.table is not None:
+            return self.table.take(q.view(np.uint8) if self.as_bytes else q)
+        return (q.astype(np.float32) - self.zp) * self.scale
+
+
+class Session:
+    """One loaded artifact in one engine.
+
+    ``inputs`` / ``outputs``: :class:`TensorSpec` per tensor (name, shape with ``None`` for a free
+    batch dimension, dtype, and the quantization scale/zero point when quantized), in the order
+    ``predict`` takes and returns them. ``predict(x)`` takes one array (single-input models), a
+    list in ``inputs`` order, or a dict by input name; it returns one float array (single-output
+    models) or a list of them.
+    """
+
+    runtime: str = ""
+    #: Whether ``load`` probes this runtime in a child process by default (see ``guard``).
+    probe_by_default: bool = True
+
+    def __init__(self, path: str | Path, *, threads: int | None = None, device: str = "cpu",
+                 allow_nonfinite: bool = False):
+        self.path = Path(path)
+        self.threads = threads
+        self.device = device
+        self.allow_nonfinite = allow_nonfinite
+        self.engine = ""  # e.g. "ai_edge_litert 2.3.0"
+        self.inputs: list[TensorSpec] = []
+        self.outputs: list[TensorSpec] = []
+
+    # -- set up by subclasses once inputs/outputs are known ------------------------------------
+    def _finish_setup(self) -> None:
+        """Precompute what the per-call checks need; call at the end of a subclass __init__."""
+        self._keys = [tensor_key(s.name) for s in self.inputs]
+        self._sample_shapes = [tuple(s.shape[1:]) for s in self.inputs]
+        self._quantizers = [_Quantizer(s) if s.quantized and s.dtype in QUANT_RANGES else None
+                            for s in self.inputs]
+        self._feed_dtypes = [np.dtype(s.dtype) for s in self.inputs]
+        self._out_quant = [_Dequantizer(s) if s.quantized and s.dtype in QUANT_RANGES else None
+                           for s in self.outputs]
+        self._single_out = len(self.outputs) == 1
+
+    # -- the public call ----------------------------------------------------------------------
+    def predict(self, x: Any, *, allow_nonfinite: bool | None = None) -> Any:
+        """Run a batch; returns float32 outputs (one array, or a list for several outputs)."""
+        feeds = self.prepare(x, allow_nonfinite=allow_nonfinite)
+        return self.finish(self._run(feeds))
+
+    def _run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:  # pragma: no cover - abstract
+        """Feed the engine (arrays already checked and quantized); return its raw outputs."""
+        raise NotImplementedError
+
+    def _deq(self, i: int, y: np.ndarray) -> np.ndarray:
+        d = self._out_quant[i]
+        if d is None:
+            return y if y.dtype == np.float32 else y.astype(np.float32)
+        return d(y)
+
+    def finish(self, raw: list[np.ndarray]) -> Any:
+        """Raw engine outputs -> float32 (dequantized), one array or a list."""
+        out = [self._deq(i, y) for i, y in enumerate(raw)]
+        return out[0] if self._single_out else out
+
+    def self_test(self) -> None:
+        """Run one sample of zeros (the child-process probe calls this after loading)."""
+        zeros = [np.zeros((1, *(d or 1 for d in s.shape[1:])), np.float32) for s in self.inputs]
+        self.predict(zeros if len(zeros) > 1 else zeros[0], allow_nonfinite=True)
+
+    def close(self) -> None:
+        """Release the engine (optional; sessions are also freed with the object)."""
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def describe(self) -> str:
+        def one(s: TensorSpec) -> str:
+            q = f" q(scale={s.scale:.6g}, zp={s.zero_point})" if s.quantized else ""
+            return f"{tensor_key(s.name)} {fmt_shape(s.shape)} {s.dtype}{q}"
+        return (f"{self.runtime} [{self.engine}] {self.path.name}: "
+                f"inputs {', '.join(map(one, self.inputs))}; outputs {', '.join(map(one, self.outputs))}")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.describe()}>"
+
+    # -- input checking and conversion --------------------------------------------------------
+    def _as_list(self, x: Any) -> list[Any]:
+        n = len(self.inputs)
+        if isinstance(x, Mapping):
+            by_key = {tensor_key(str(k)): v for k, v in x.items()}
+            missing = [k for k in self._keys if k not in by_key]
+            extra = [k for k in by_key if k not in self._keys]
+            if missing or extra:
+                raise InputError(
+                    f"{self.path.name}: inputs by name: expected {self._keys}, given "
+                    f"{list(by_key)}" + (f" (missing {missing})" if missing else "")
+                    + (f" (unknown {extra})" if extra else ""))
+            return [by_key[k] for k in self._keys]
+        if n > 1:
+            if not isinstance(x, (list, tuple)):
+                raise InputError(
+                    f"{self.path.name}: the model has {n} inputs {self._keys}; give a list in that "
+                    f"order or a dict by name, not a single {type(x).__name__}")
+            if len(x) != n:
+                raise InputError(f"{self.path.name}: expected {n} inputs {self._keys}, given {len(x)}")
+            return list(x)
+        if isinstance(x, (list, tuple)) and len(x) == 1 and isinstance(x[0], np.ndarray):
+            return [x[0]]
+        return [x]
+
+    def prepare(self, x: Any, *, allow_nonfinite: bool | None = None) -> list[np.ndarray]:
+        """Check ``x`` against the input specs and convert it to what the engine is fed."""
+        allow = self.allow_nonfinite if allow_nonfinite is None else allow_nonfinite
+        values = self._as_list(x)
+        feeds = []
+        batch = None
+        for i, v in enumerate(values):
+            arr = self._check(i, v, allow)
+            if batch is not None and arr.shape[0] != batch:
+                raise InputError(f"{self.path.name}: inputs disagree on the batch size: "
+                                 f"{self._keys[i - 1]} has {batch}, {self._keys[i]} has {arr.shape[0]}")
+            batch = arr.shape[0]
+            q = self._quantizers[i]
+            if q is None:
+                feeds.append(arr.astype(self._feed_dtypes[i], copy=False))
+            else:
+                with np.errstate(invalid="ignore"):  # NaN/inf reach here only when allowed
+                    feeds.append(q(arr))
+        return feeds
+
+    def _check(self, i: int, v: Any, allow_nonfinite: bool) -> np.ndarray:
+        spec, key = self.inputs[i], self._keys[i]
+        where = f"{self.path.name}: input {key!r}"
+        expected = fmt_shape(spec.shape)
+        arr = v if isinstance(v, np.ndarray) else _to_array(v, where)
+        kind = arr.dtype.kind
+        if kind not in "iuf":
+            raise InputError(f"{where}: expected numbers castable to {spec.dtype} "
+                             f"(raw values per the model's contract), given dtype {arr.dtype}")
+        sample = self._sample_shapes[i]
+        if arr.shape[1:] != sample or arr.ndim != len(spec.shape):
+            if not _matches(arr.shape, spec.shape):
+                raise InputError(self._shape_message(where, expected, arr.shape, spec))
+        if arr.shape[0] == 0:
+            raise InputError(f"{where}: empty batch: given shape {tuple(arr.shape)}, "
+                             f"expected {expected} with N >= 1")
+        if kind == "f" and not allow_nonfinite and not _all_finite(arr):
+            bad = int(np.count_nonzero(~np.isfinite(arr)))
+            raise InputError(f"{where}: {bad} NaN/inf value(s) in a float input; expected finite "
+                             "values (pass allow_nonfinite=True to feed them anyway)")
+        return arr
+
+    @staticmethod
+    def _shape_message(where: str, expected: str, given: tuple[int, ...], spec: TensorSpec) -> str:
+        shape = spec.shape
+        msg = f"{where}: expected shape {expected}, given {tuple(given)}"
+        if len(given) == len(shape) - 1 and _matches((1, *given), shape):
+            return msg + " (a single sample needs a batch axis: x[None])"
+        if len(given) == 4 and len(shape) == 4:
+            want_c, got_c = shape[3], given[3]
+            if want_c is not None and got_c != want_c:
+                hint = ""
+                if given[1] == want_c and tuple(given[2:4]) == tuple(shape[1:3]):
+                    hint = "; the input looks channels-first (NCHW) but the model takes NHWC"
+                return (f"{where}: expected {want_c} channel(s) (shape {expected}, NHWC), given "
+                        f"{got_c} channel(s) in shape {tuple(given)}{hint}")
+        return msg
+
+
+def _to_array(v: Any, where: str) -> np.ndarray:
+    try:
+        arr = np.asarray(v)
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"{where}: cannot make an array of the given {type(v).__name__}: {exc}") from None
+    return arr
+
+
+def _matches(given: tuple[int, ...], shape: tuple[int | None, ...]) -> bool:
+    if len(given) != len(shape):
+        return False
+    return all(s is None or s < 0 or g == s for g, s in zip(given[1:], shape[1:]))
+
+
+def _all_finite(arr: np.ndarray) -> bool:
+    """True if no element is NaN or inf, in one BLAS dot for the common case.
+
+    ``x . x`` is a sum of squares: NaN or inf anywhere makes it non-finite, and it cannot cancel.
+    If it overflows on finite values (elements beyond ~1e19) the exact check decides.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        return math.isfinite(_vdot(arr, arr)) or bool(np.isfinite(arr).all())
+
+
+_vdot = np.vdot
+
+
+def order_inputs(specs: list[TensorSpec], names: Any) -> list[TensorSpec]:
+    """Reorder engine input specs into ``names`` order (the Keras model's input order, as the
+    exporter records it in metadata) when the names match; otherwise keep the engine order."""
+    if not isinstance(names, (list, tuple)) or len(names) != len(specs):
+        return specs
+    wanted = [tensor_key(n.get("name", "") if isinstance(n, dict) else str(n)) for n in names]
+    by_key = {tensor_key(s.name): s for s in specs}
+    if sorted(wanted) != sorted(by_key):
+        return specs
+    return [by_key[k] for k in wanted]
+
+
+def spec_shape(shape: Sequence[Any]) -> tuple[int | None, ...]:
+    """Engine shape -> TensorSpec shape: -1, None or symbolic names become None."""
+    return tuple(int(s) if isinstance(s, (int, np.integer)) and s >= 0 else None for s in shape)

@@ -1,0 +1,174 @@
+"""``edgeport run ARTIFACT INPUT...``: images, .npy batches or numbers in, labels or values out."""
+from __future__ import annotations
+
+import json as _json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeport.errors import InputError
+from edgeport.runtimes.base import Session, tensor_key
+from edgeport.runtimes.metadata import ArtifactInfo, artifact_info
+from edgeport.runtimes.registry import load
+from edgeport.types import InputContract
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+def run_artifact(artifact: str, inputs: list[str], *, runtime: str | None = None, top_k: int = 3,
+                 json: bool = False, threads: int | None = None, device: str = "cpu") -> int:
+    """Run an artifact on images, .npy batches or numbers and print what it predicts.
+
+    artifact: a .tflite, .onnx or .keras file, or a SavedModel directory
+    inputs: image files (PNG/JPEG; resized to the model's input), .npy batches, or numbers
+    runtime: run it with this runtime instead of the default for its format
+    top_k: how many labels to print per input for a classifier
+    json: print one JSON document instead of text
+    threads: engine threads
+    device: cpu or gpu
+    """
+    path = Path(artifact)
+    session = load(path, runtime=runtime, threads=threads, device=device)
+    if len(session.inputs) != 1:
+        raise InputError(f"{path.name}: `edgeport run` feeds single-input models; this one takes "
+                         f"{[tensor_key(s.name) for s in session.inputs]} (use the Python API)")
+    info = artifact_info(path)
+    contract = info.contract or _contract_from_spec(session)
+    items = _read_inputs(inputs, contract, session)
+    results = []
+    for name, batch in items:
+        y = session.predict(batch)
+        y = y[0] if isinstance(y, list) else y
+        for row_index, row in enumerate(np.asarray(y).reshape(len(batch), -1)):
+            label = name if len(batch) == 1 else f"{name}[{row_index}]"
+            results.append(_describe(label, row, contract, info, top_k,
+                                     batch[row_index] if contract.kind == "values" else None))
+    if json:
+        doc = {"artifact": str(path), "runtime": session.runtime, "engine": session.engine,
+               "model": info.model, "labels_from": info.source, "results": results}
+        print(_json.dumps(doc, indent=2))
+    else:
+        print(f"# {path.name} · {session.runtime} [{session.engine}]"
+              + ("" if info.labels else " · no labels found (manifest, labels.txt, metadata)"))
+        for r in results:
+            print(_text(r))
+    return 0
+
+
+def _contract_from_spec(session: Session) -> InputContract:
+    shape = session.inputs[0].shape
+    if len(shape) == 4 and all(shape[1:]):
+        return InputContract("image", height=shape[1], width=shape[2], channels=shape[3])
+    return InputContract("values", shape=tuple(d or 1 for d in shape[1:]))
+
+
+def _read_inputs(inputs: list[str], contract: InputContract, session: Session
+                 ) -> list[tuple[str, np.ndarray]]:
+    items: list[tuple[str, np.ndarray]] = []
+    numbers: list[float] = []
+    rank = len(session.inputs[0].shape)
+    for arg in inputs:
+        p = Path(arg)
+        if p.suffix.lower() == ".npy":
+            if not p.is_file():
+                raise InputError(f"{arg}: no such .npy file")
+            try:
+                arr = np.load(p, allow_pickle=False)
+            except (ValueError, OSError) as exc:
+                raise InputError(f"{arg}: not a readable .npy array ({exc})") from None
+            if arr.ndim == rank - 1:  # one sample without its batch axis
+                arr = arr[None]
+            items.append((p.name, arr))
+        elif p.suffix.lower() in IMAGE_SUFFIXES or (p.is_file() and not _is_number(arg)):
+            if contract.kind != "image":
+                raise InputError(f"{arg}: this model takes {contract.kind} {list(contract.shape)}, "
+                                 "not images; give numbers or a .npy batch")
+            items.append((p.name, load_image(p, contract)))
+        elif _is_number(arg):
+            numbers.append(float(arg))
+        else:
+            raise InputError(f"{arg}: not an image file, a .npy file or a number")
+    if numbers:
+        if contract.kind == "image":
+            raise InputError(f"numbers {numbers[:3]}...: this model takes images "
+                             f"({contract.height}x{contract.width}x{contract.channels})")
+        per = int(np.prod(contract.shape)) if contract.shape else 1
+        if len(numbers) % per:
+            raise InputError(f"{len(numbers)} numbers do not make whole samples of {per} values "
+                             f"(shape {list(contract.shape)})")
+        batch = np.asarray(numbers, np.float32).reshape(-1, *(contract.shape or (1,)))
+        items.append(("values", batch))
+    return items
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+def load_image(path: Path, contract: InputContract) -> np.ndarray:
+    """An image file as a (1, H, W, C) float32 batch of raw 0-255 pixels (NCHW if the contract
+    says so), converted to L or RGB and resized to the contract's size."""
+    try:
+        from PIL import Image, ImageOps
+    except ImportError:
+        raise InputError(f"{path}: reading images needs Pillow (pip install pillow)") from None
+    if not path.is_file():
+        raise InputError(f"{path}: no such image file")
+    try:
+        with Image.open(path) as img:
+            img = ImageOps.exif_transpose(img)
+            img = img.convert("L" if contract.channels == 1 else "RGB")
+            if img.size != (contract.width, contract.height):
+                img = img.resize((contract.width, contract.height), Image.Resampling.BILINEAR)
+            arr = np.asarray(img, dtype=np.uint8)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable image ({exc})") from None
+    arr = arr.reshape(contract.height, contract.width, -1).astype(np.float32)
+    if contract.channels not in (1, 3):
+        raise InputError(f"{path}: images can feed 1 or 3 channels; the model takes {contract.channels}")
+    lo, hi = contract.pixel_range
+    if (lo, hi) != (0.0, 255.0):
+        arr = lo + arr * ((hi - lo) / 255.0)
+    if contract.layout.upper() == "NCHW":
+        arr = arr.transpose(2, 0, 1)
+    return arr[None]
+
+
+def _describe(name: str, row: np.ndarray, contract: InputContract, info: ArtifactInfo, top_k: int,
+              given: np.ndarray | None) -> dict[str, Any]:
+    labels = info.labels
+    row = row.astype(np.float64)
+    if contract.kind == "values" or (row.size == 1 and not (labels and len(labels) == 2)):
+        out: dict[str, Any] = {"input": name, "values": [_num(v) for v in row]}
+        if given is not None:
+            out["given"] = [_num(v) for v in np.asarray(given).ravel()]
+        return out
+    probs = np.array([1.0 - row[0], row[0]]) if row.size == 1 else row
+    order = np.argsort(-probs, kind="stable")[:max(1, top_k)]
+    top = [{"index": int(i), "label": labels[i] if labels and i < len(labels) else str(int(i)),
+            "probability": _num(probs[i])} for i in order]
+    return {"input": name, "top_k": top}
+
+
+def _num(v: float) -> float | None:
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def _text(r: dict[str, Any]) -> str:
+    if "top_k" in r:
+        return f"{r['input']}: " + ", ".join(f"{t['label']} {t['probability']:.3f}" for t in r["top_k"])
+    given = f" {', '.join(f'{g:g}' for g in r['given'])} ->" if r.get("given") else ""
+    return f"{r['input']}:{given} " + ", ".join(f"{v:.6g}" for v in r["values"])
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from edgeport.cli import main
+    sys.exit(main(["run", *sys.argv[1:]]))

@@ -1,0 +1,201 @@
+"""LiteRT (TFLite) runtime: ai_edge_litert, else tflite_runtime, else tf.lite.
+
+Engines whose tensors have a fixed batch of 1 get one interpreter per batch shape (resized and
+allocated once, a few kept); the batch-1 path calls set_tensor / invoke / get_tensor directly.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import math
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeport.errors import DeviceUnavailable, LoadError, UnknownNameError
+from edgeport.runtimes.base import Session, order_inputs, spec_shape
+from edgeport.runtimes.metadata import embedded, input_order
+from edgeport.types import TensorSpec
+
+_F32 = np.dtype(np.float32)
+_vdot, _isfinite = np.vdot, math.isfinite
+ENGINES = ("ai_edge_litert", "tflite_runtime", "tf.lite")
+#: Interpreters kept for batch shapes other than the default one.
+MAX_BATCH_INTERPRETERS = 4
+
+
+def _version(*dists: str) -> str:
+    for dist in dists:
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "?"
+
+
+def import_engine(name: str | None = None) -> tuple[type, Any, str]:
+    """(Interpreter class, OpResolverType enum, "engine version") of the first engine found."""
+    names = [name] if name else list(ENGINES)
+    if name is not None and name not in ENGINES:
+        raise UnknownNameError("litert engine", name, ENGINES)
+    errors = []
+    for eng in names:
+        try:
+            if eng == "ai_edge_litert":
+                from ai_edge_litert import interpreter as mod
+                return mod.Interpreter, mod.OpResolverType, f"ai_edge_litert {_version('ai-edge-litert')}"
+            if eng == "tflite_runtime":
+                from tflite_runtime import interpreter as mod
+                return mod.Interpreter, mod.OpResolverType, f"tflite_runtime {_version('tflite-runtime')}"
+            import tensorflow as tf
+            return (tf.lite.Interpreter, tf.lite.experimental.OpResolverType,
+                    f"tf.lite {tf.__version__}")
+        except Exception as exc:  # ImportError, or a wheel built against another NumPy
+            errors.append(f"{eng}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+    raise ImportError("no LiteRT engine could be imported (pip install ai-edge-litert); tried "
+                      + "; ".join(errors))
+
+
+class LiteRTSession(Session):
+    """A .tflite model in a LiteRT interpreter.
+
+    Options: ``threads`` (interpreter threads), ``xnnpack`` (default True; False builds the
+    interpreter without default delegates), ``engine`` (force "ai_edge_litert",
+    "tflite_runtime" or "tf.lite"). ``self.engine`` says which one ran, with its version.
+    """
+
+    runtime = "litert"
+    probe_by_default = True
+
+    def __init__(self, path: str | Path, *, threads: int | None = None, device: str = "cpu",
+                 xnnpack: bool = True, engine: str | None = None, allow_nonfinite: bool = False):
+        super().__init__(path, threads=threads, device=device, allow_nonfinite=allow_nonfinite)
+        if device != "cpu":
+            raise DeviceUnavailable(
+                f"{self.path}: the litert runtime runs on the CPU only (device={device!r}); "
+                "use device='cpu', or the onnxruntime runtime with onnxruntime-gpu for a GPU")
+        try:
+            self._Interpreter, resolvers, self.engine = import_engine(engine)
+        except ImportError as exc:
+            raise LoadError(f"{self.path}: {exc}") from None
+        self.xnnpack = xnnpack
+        self._kwargs: dict[str, Any] = {"model_path": str(self.path)}
+        if threads is not None:
+            self._kwargs["num_threads"] = int(threads)
+        if not xnnpack:
+            self._kwargs["experimental_op_resolver_type"] = resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        interp = self._new_interpreter()
+        in_details = interp.get_input_details()
+        out_details = interp.get_output_details()
+        names = _signature_names(interp)
+        order = input_order(embedded(self.path)) if len(in_details) > 1 else None
+        self.inputs = order_inputs([_spec(d, names) for d in in_details], order)
+        self.outputs = [_spec(d, names) for d in out_details]
+        by_name = {names.get(d["index"], d["name"]): d for d in in_details}
+        self._in_index = [by_name[s.name]["index"] for s in self.inputs]
+        self._out_index = [d["index"] for d in out_details]
+        self._default_shapes = tuple(tuple(int(v) for v in by_name[s.name]["shape"]) for s in self.inputs)
+        self._interp = interp
+        self._others: OrderedDict[tuple, Any] = OrderedDict()
+        self._finish_setup()
+        # The batch-1 fast path: one float32 input of the default shape, bound methods cached.
+        self._set, self._invoke, self._get = interp.set_tensor, interp.invoke, interp.get_tensor
+        self._fast = len(self.inputs) == 1
+        self._fast_shape = self._default_shapes[0]
+        self._fast_in, self._fast_out = self._in_index[0], self._out_index[0]
+        q, dtype = self._quantizers[0], self._feed_dtypes[0]
+        self._fast_conv = q if q is not None else None if dtype == np.float32 else (
+            lambda a: a.astype(dtype))
+        self._fast_deq = self._out_quant[0] if self._single_out else None
+
+    def _new_interpreter(self):
+        try:
+            interp = self._Interpreter(**self._kwargs)
+            interp.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise LoadError(f"{self.path}: {self.engine} could not load it: {exc}") from None
+        return interp
+
+    # -- running -------------------------------------------------------------------------------
+    def predict(self, x: Any, *, allow_nonfinite: bool | None = None) -> Any:
+        if (self._fast and x.__class__ is np.ndarray and x.shape == self._fast_shape
+                and x.dtype is _F32 and allow_nonfinite is None and _isfinite(_vdot(x, x))):
+            conv = self._fast_conv
+            self._set(self._fast_in, x if conv is None else conv(x))
+            self._invoke()
+            y = self._get(self._fast_out)
+            if not self._single_out:
+                return [self._deq(i, self._get(o)) for i, o in enumerate(self._out_index)]
+            d = self._fast_deq
+            return y if d is None else d(y)
+        return super().predict(x, allow_nonfinite=allow_nonfinite)
+
+    def _run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
+        shapes = tuple(f.shape for f in feeds)
+        interp = self._interpreter_for(shapes)
+        if interp is None:  # the model refuses other batch sizes: feed it its own batch size
+            return self._run_chunked(feeds)
+        for idx, f in zip(self._in_index, feeds):
+            interp.set_tensor(idx, f)
+        interp.invoke()
+        return [interp.get_tensor(o) for o in self._out_index]
+
+    def _interpreter_for(self, shapes: tuple) -> Any:
+        if shapes == self._default_shapes:
+            return self._interp
+        interp = self._others.get(shapes)
+        if interp is not None:
+            self._others.move_to_end(shapes)
+            return interp
+        interp = self._new_interpreter()
+        try:
+            for idx, shape in zip(self._in_index, shapes):
+                interp.resize_tensor_input(idx, list(shape))
+            interp.allocate_tensors()
+        except (ValueError, RuntimeError):
+            return None
+        self._others[shapes] = interp
+        if len(self._others) > MAX_BATCH_INTERPRETERS:
+            self._others.popitem(last=False)
+        return interp
+
+    def _run_chunked(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
+        step = self._default_shapes[0][0] or 1
+        n = feeds[0].shape[0]
+        parts: list[list[np.ndarray]] = []
+        for start in range(0, n, step):
+            chunk = [f[start:start + step] for f in feeds]
+            short = chunk[0].shape[0]
+            if short < step:  # pad the last chunk with copies of its first row
+                chunk = [np.concatenate([c] + [c[:1]] * (step - short)) for c in chunk]
+            for idx, c in zip(self._in_index, chunk):
+                self._interp.set_tensor(idx, np.ascontiguousarray(c))
+            self._interp.invoke()
+            parts.append([self._interp.get_tensor(o)[:short] for o in self._out_index])
+        return [np.concatenate([p[i] for p in parts]) for i in range(len(self._out_index))]
+
+    def close(self) -> None:
+        self._others.clear()
+
+
+def _signature_names(interp: Any) -> dict[int, str]:
+    """{tensor index: signature name} of the only signature, e.g. {0: "image", 16: "output_0"}."""
+    try:
+        sigs = interp._get_full_signature_list()  # the names a SignatureRunner uses
+    except Exception:  # pragma: no cover - engines without signatures
+        return {}
+    if not sigs or len(sigs) != 1:
+        return {}
+    sig = next(iter(sigs.values()))
+    names = {int(i): n for n, i in {**sig.get("inputs", {}), **sig.get("outputs", {})}.items()}
+    return names if len(names) == len(sig.get("inputs", {})) + len(sig.get("outputs", {})) else {}
+
+
+def _spec(d: dict[str, Any], names: dict[int, str]) -> TensorSpec:
+    shape = d.get("shape_signature")
+    if shape is None or len(shape) == 0:
+        shape = d["shape"]
+    scale, zp = d.get("quantization", (0.0, 0))
+    return TensorSpec(names.get(d["index"], d["name"]), spec_shape(shape), np.dtype(d["dtype"]).name,
+                      float(scale) if scale else None, int(zp) if scale else None)

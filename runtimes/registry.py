@@ -1,0 +1,133 @@
+"""Runtimes by name, resolved lazily; which runtime runs which artifact; ``load``.
+
+Nothing here imports an engine: a runtime's module (and its engine) is imported when a session
+of it is created.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any
+
+from edgeport.errors import LoadError
+from edgeport.registry import lookup, resolve
+from edgeport.runtimes import guard
+
+RUNTIMES: dict[str, str] = {
+    "keras": "edgeport.runtimes.keras_runtime:KerasSession",
+    "savedmodel": "edgeport.runtimes.savedmodel:SavedModelSession",
+    "litert": "edgeport.runtimes.litert:LiteRTSession",
+    "onnxruntime": "edgeport.runtimes.onnxruntime_runtime:OnnxRuntimeSession",
+}
+
+#: Artifact kind -> the runtimes that can run it, the default first.
+DEFAULTS: dict[str, tuple[str, ...]] = {
+    "keras": ("keras",),
+    "savedmodel": ("savedmodel",),
+    "tflite": ("litert",),
+    "onnx": ("onnxruntime",),
+}
+
+#: Runtime -> (import name, distribution names) of the engines it can use, preferred first.
+ENGINES: dict[str, tuple[tuple[str, str, tuple[str, ...]], ...]] = {
+    "keras": (("keras", "keras", ("keras",)),),
+    "savedmodel": (("tensorflow", "tensorflow",
+                    ("tensorflow", "tensorflow-cpu", "tensorflow-macos", "tf-nightly")),),
+    "litert": (("ai_edge_litert", "ai_edge_litert", ("ai-edge-litert", "ai-edge-litert-nightly")),
+               ("tflite_runtime", "tflite_runtime", ("tflite-runtime",)),
+               ("tensorflow", "tf.lite", ("tensorflow", "tensorflow-cpu", "tensorflow-macos",
+                                          "tf-nightly"))),
+    "onnxruntime": (("onnxruntime", "onnxruntime",
+                     ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino",
+                      "onnxruntime-directml", "onnxruntime-silicon")),),
+}
+
+FORMAT_HINTS = {"keras": ".keras", "savedmodel": "saved_model/ dir", "litert": ".tflite",
+                "onnxruntime": ".onnx"}
+
+
+def session_class(name: str) -> type:
+    """The Session class of a runtime (imports its module, not yet its engine).
+
+    ``name`` is a key of RUNTIMES, or a ``"package.module:Class"`` of a custom runtime.
+    """
+    if ":" in name:
+        return resolve(name)
+    return lookup(RUNTIMES, "runtime", name)
+
+
+def runtimes_for(path: str | os.PathLike) -> list[str]:
+    """Runtimes that can run the artifact at ``path``, the default first."""
+    return list(DEFAULTS[guard.artifact_kind(path)])
+
+
+def load(path: str | os.PathLike, *, runtime: str | None = None, threads: int | None = None,
+         device: str = "cpu", probe: bool | None = None, **options: Any):
+    """Load an artifact into a Session.
+
+    runtime: a name from RUNTIMES; default by the artifact's kind (.tflite -> litert,
+        .onnx -> onnxruntime, .keras -> keras, SavedModel dir -> savedmodel).
+    threads: engine threads (None: the engine's default).
+    device: "cpu" or "gpu" (DeviceUnavailable when the engine has no GPU here).
+    probe: load it in a child process first, so a crash inside the engine cannot take this
+        process down (None: the runtime's default; results are cached per file).
+    options: runtime options (litert: xnnpack, engine; onnxruntime: graph_optimization_level,
+        providers; every runtime: allow_nonfinite).
+    """
+    root = guard.model_root(path)
+    kind = guard.validate(root)
+    name = runtime or DEFAULTS[kind][0]
+    cls = session_class(name)
+    if name in RUNTIMES and name not in DEFAULTS[kind]:
+        raise LoadError(f"{root}: runtime {name!r} cannot run a {kind} artifact; "
+                        f"use {' or '.join(DEFAULTS[kind])}")
+    if device not in ("cpu", "gpu"):
+        raise LoadError(f"{root}: unknown device {device!r}; use 'cpu' or 'gpu'")
+    if name in ENGINES and not any(importlib.util.find_spec(mod) for mod, _, _ in ENGINES[name]):
+        raise LoadError(f"{root}: runtime {name!r} needs {_install_hint(name)}")
+    kwargs = dict(options, threads=threads, device=device)
+    if probe if probe is not None else cls.probe_by_default:
+        guard.probe(name, root, kwargs)
+    return cls(root, **kwargs)
+
+
+def _install_hint(name: str) -> str:
+    engines = [dists[0] for _, _, dists in ENGINES[name]]
+    return "one of: " + ", ".join(f"pip install {d}" for d in engines) if len(engines) > 1 \
+        else f"pip install {engines[0]}"
+
+
+def engine_versions(name: str) -> list[tuple[str, str | None]]:
+    """[(engine label, version or None if not installed)] without importing any engine."""
+    out = []
+    for module, label, dists in ENGINES[name]:
+        version = None
+        if importlib.util.find_spec(module) is not None:
+            version = "?"
+            for dist in dists:
+                try:
+                    version = importlib.metadata.version(dist)
+                    break
+                except importlib.metadata.PackageNotFoundError:
+                    continue
+        out.append((label, version))
+    return out
+
+
+def list_runtimes() -> str:
+    """List the runtimes, the artifacts each runs, and whether its engine is installed."""
+    rows = [("runtime", "runs", "engine", "status")]
+    for name in RUNTIMES:
+        engines = engine_versions(name)
+        usable = [(label, v) for label, v in engines if v]
+        engine = f"{usable[0][0]} {usable[0][1]}" if usable else engines[0][0]
+        status = "installed" if usable else f"missing ({_install_hint(name)})"
+        if name == "litert" and usable:
+            status += " (fallbacks: " + ", ".join(
+                f"{label} {v or 'not installed'}" for label, v in engines if label != usable[0][0]) + ")"
+        rows.append((name, FORMAT_HINTS[name], engine, status))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    return "\n".join(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}"
+                     for r in rows)
