@@ -7,7 +7,9 @@ engine, threads and delegates; for an .onnx it is ``InferenceSession.run`` with 
 Quantized models get a second bare loop that also quantizes the input and dequantizes the
 output by hand, which is what a caller of the bare engine has to write to use the model at all.
 Both sides are warmed up, then timed call by call in interleaved rounds (median and p90).
-The gate: the adapter's median within 10% or 2 µs of the bare loop's.
+The gate: the adapter's median within 10% or 2 µs of the bare loop's. For a quantized model
+the gate is taken against the bare loop that also (de)quantizes (the raw loop feeds integers and
+returns integers, so it does not meet the model's contract); both differences are printed.
 """
 from __future__ import annotations
 
@@ -42,20 +44,25 @@ class Result:
     bare: Figures
     session: Figures
     bare_with_quant: Figures | None
-    ratio: float
-    diff_us: float
+    ratio: float  # session / bare loop
+    diff_us: float  # session - bare loop
+    gate_against: str  # "bare" or "bare_with_quant"
     within_gate: bool
 
     def render(self) -> str:
-        q = (f"  bare + (de)quantize {self.bare_with_quant.median_us:8.2f} µs "
-             f"(p90 {self.bare_with_quant.p90_us:.2f})\n" if self.bare_with_quant else "")
+        s, b, bq = self.session, self.bare, self.bare_with_quant
+        lines = [f"{self.artifact} [{self.engine}, threads={self.threads}]",
+                 f"  bare set/invoke/get   {b.median_us:8.2f} µs (p90 {b.p90_us:.2f})"]
+        if bq:
+            lines.append(f"  bare + (de)quantize   {bq.median_us:8.2f} µs (p90 {bq.p90_us:.2f})")
+        lines.append(f"  session.predict       {s.median_us:8.2f} µs (p90 {s.p90_us:.2f})")
+        lines.append(f"  vs bare: ratio {self.ratio:.3f}, {self.diff_us:+.2f} µs")
+        if bq:
+            lines.append(f"  vs bare + (de)quantize: ratio {s.median_us / bq.median_us:.3f}, "
+                         f"{s.median_us - bq.median_us:+.2f} µs")
         verdict = "within" if self.within_gate else "OUTSIDE"
-        return (f"{self.artifact} [{self.engine}, threads={self.threads}]\n"
-                f"  bare loop          {self.bare.median_us:8.2f} µs (p90 {self.bare.p90_us:.2f})\n"
-                f"{q}"
-                f"  session.predict    {self.session.median_us:8.2f} µs (p90 {self.session.p90_us:.2f})\n"
-                f"  ratio {self.ratio:.3f}, difference {self.diff_us:+.2f} µs: {verdict} the gate "
-                f"(10% or {GATE_ABS_US:g} µs)")
+        lines.append(f"  {verdict} the gate (10% or {GATE_ABS_US:g} µs, against {self.gate_against})")
+        return "\n".join(lines)
 
 
 def _time_rounds(fns: dict[str, Callable[[], object]], *, seconds: float, rounds: int
@@ -159,10 +166,12 @@ def measure(path: str | Path, *, threads: int | None = 1, seconds: float = 4.0, 
     fns["session"] = lambda: session.predict(x)
     figs = _time_rounds(fns, seconds=seconds, rounds=rounds)
     bare, sess = figs["bare"], figs["session"]
-    diff = sess.median_us - bare.median_us
-    ratio = sess.median_us / bare.median_us
+    against = "bare_with_quant" if "bare_with_quant" in figs else "bare"
+    gate = figs[against]
+    within = (sess.median_us <= gate.median_us * GATE_RATIO
+              or sess.median_us - gate.median_us <= GATE_ABS_US)
     return Result(str(path), session.engine, threads, bare, sess, figs.get("bare_with_quant"),
-                  ratio, diff, ratio <= GATE_RATIO or diff <= GATE_ABS_US)
+                  sess.median_us / bare.median_us, sess.median_us - bare.median_us, against, within)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -160,6 +160,24 @@ def test_batch_sizes(artifacts, reference, fmt):
     assert np.abs(full - reference["cnn"]).max() <= tol
 
 
+def test_fixed_batch_engines_are_fed_in_chunks(artifacts, reference, tmp_path, monkeypatch):
+    import onnx
+
+    x = _samples("cnn", 7)
+    s = load(artifacts["cnn"]["tflite_fp32"])
+    monkeypatch.setattr(s, "_interpreter_for", lambda shapes: None)  # as if resizing were refused
+    assert np.abs(s.predict(x) - reference["cnn"]).max() <= FLOAT_TOL
+    proto = onnx.load(str(artifacts["cnn"]["onnx"]))
+    for t in [*proto.graph.input, *proto.graph.output]:
+        t.type.tensor_type.shape.dim[0].dim_value = 1
+    fixed = tmp_path / "fixed_batch.onnx"
+    onnx.save(proto, str(fixed))
+    s = load(fixed)
+    assert s.inputs[0].shape[0] == 1
+    for n in (1, 3, 7):
+        assert np.abs(s.predict(x[:n]) - reference["cnn"][:n]).max() <= FLOAT_TOL
+
+
 def test_litert_options_and_fallback_engine(artifacts, reference):
     path = artifacts["cnn"]["tflite_fp32"]
     for kw in ({"threads": 2}, {"xnnpack": False}, {"engine": "tf.lite"}):
@@ -259,6 +277,25 @@ def test_missing_truncated_and_garbage_files_raise_load_error(artifacts, tmp_pat
         with pytest.raises(LoadError) as info:
             load(path)
         assert str(path) in str(info.value), (name, str(info.value))
+
+
+def test_broken_saved_model_raises_load_error(artifacts, tmp_path):
+    import shutil
+
+    broken = tmp_path / "saved_model"
+    shutil.copytree(artifacts["mlp"]["saved_model"], broken)
+    pb = broken / "saved_model.pb"
+    pb.write_bytes(pb.read_bytes()[: pb.stat().st_size // 2])
+    with pytest.raises(LoadError, match="truncated") as info:
+        load(broken)
+    assert str(broken) in str(info.value)
+    shutil.rmtree(broken)
+    shutil.copytree(artifacts["mlp"]["saved_model"], broken)
+    data = broken / "variables" / "variables.data-00000-of-00001"
+    data.write_bytes(data.read_bytes()[:100])
+    with pytest.raises(LoadError) as info:
+        load(broken).predict(_samples("mlp", 1))
+    assert str(broken) in str(info.value)
 
 
 def test_corrupt_weights_in_a_well_formed_tflite(artifacts, tmp_path):
