@@ -1,0 +1,63 @@
+"""The export configuration: checked once, frozen, shared by every format."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from edgeport.errors import EdgeportError
+from edgeport.export.registry import Format, expand_formats
+
+MIN_OPSET = 13
+
+
+class ExportConfigError(EdgeportError):
+    """An export option out of range (opset, sample count, int8 IO type, calibration file)."""
+
+
+class Int8IO(str, Enum):
+    """Input/output tensor type of the full-integer TFLite model."""
+
+    UINT8 = "uint8"
+    INT8 = "int8"
+    FLOAT32 = "float32"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    formats: tuple[Format, ...] = tuple(Format)
+    opset: int = 17
+    calibration_samples: int = 200
+    seed: int = 0
+    int8_io: Int8IO = Int8IO.UINT8
+    calibration_data: Path | None = None
+    data_dir: str | None = None
+    allow_unsafe: bool = False
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "formats", expand_formats(list(self.formats)))
+        if isinstance(self.opset, bool) or not isinstance(self.opset, int) or self.opset < MIN_OPSET:
+            raise ExportConfigError(f"--opset must be an integer >= {MIN_OPSET}, got {self.opset!r}")
+        if (isinstance(self.calibration_samples, bool) or not isinstance(self.calibration_samples, int)
+                or self.calibration_samples <= 0):
+            raise ExportConfigError(
+                f"--calibration-samples must be a positive integer, got {self.calibration_samples!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ExportConfigError(f"--seed must be an integer, got {self.seed!r}")
+        try:
+            set_(self, "int8_io", Int8IO(str(self.int8_io)))
+        except ValueError:
+            valid = ", ".join(m.value for m in Int8IO)
+            raise ExportConfigError(f"--int8-io must be one of {valid}, got {self.int8_io!r}") from None
+        if self.calibration_data is not None:
+            path = Path(self.calibration_data)
+            if path.suffix not in (".npy", ".npz"):
+                raise ExportConfigError(f"--calibration-data {path}: expected a .npy (one input) "
+                                        "or .npz (one array per input name) file")
+            if not path.is_file():
+                raise ExportConfigError(f"--calibration-data {path}: no such file")
+            set_(self, "calibration_data", path)

@@ -1,0 +1,258 @@
+"""What every format module shares in one export run: the model, its contract, labels, samples."""
+from __future__ import annotations
+
+import json
+import tempfile
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from edgeport import __version__
+from edgeport.errors import EdgeportError, ExportError
+from edgeport.export.config import ExportConfig
+from edgeport.export.registry import INFO, Format
+from edgeport.export.source import ModelSource, load_keras
+from edgeport.registry import resolve
+from edgeport.types import InputContract
+
+#: Range assumed for plain-value inputs of a model edgeport knows nothing about.
+VALUES_RANGE = (-1.0, 1.0)
+PIXEL_RANGE = (0.0, 255.0)
+
+
+def cause_line(exc: BaseException) -> str:
+    """The root cause's first line: what a user needs, never a traceback."""
+    seen = [exc]
+    while (nxt := seen[-1].__cause__ or seen[-1].__context__) is not None and nxt not in seen:
+        seen.append(nxt)
+    # our own errors already say what to do; otherwise the deepest error is the real cause
+    root = next((e for e in seen if isinstance(e, EdgeportError)), seen[-1])
+    lines = [ln.strip() for ln in str(root).splitlines() if ln.strip()]
+    text = lines[0] if lines else ""
+    if isinstance(root, EdgeportError):
+        return text or type(root).__name__
+    return f"{type(root).__name__}: {text}" if text else type(root).__name__
+
+
+def _is_image(shape: tuple) -> bool:
+    return len(shape) == 3 and shape[-1] in (1, 3) and all(isinstance(d, int) for d in shape)
+
+
+class ExportContext:
+    """Loaded once per run; formats ask it for the SavedModel, samples, labels and metadata."""
+
+    def __init__(self, source: ModelSource, config: ExportConfig, *,
+                 warn: Callable[[str], None] = print, model: Any = None):
+        self.source, self.config, self.warn = source, config, warn
+        self.name, self.model_dir = source.name, source.model_dir
+        self.model = model if model is not None else load_keras(source.keras_file,
+                                                                allow_unsafe=config.allow_unsafe)
+        if not getattr(self.model, "inputs", None):
+            raise ExportError(f"{source.keras_file}: the model has no defined inputs (build it first)")
+        self.produced: dict[Format, Path] = {}  # this run's artifacts (final or temporary)
+        self.failed: dict[Format, str] = {}
+        self.source_sha256: str | None = None
+        self._tmp = tempfile.TemporaryDirectory(prefix=f"edgeport-export-{self.name}-")
+        self.calibration: dict[str, Any] | None = None
+        self._signature: tuple[dict, dict] | None = None
+
+    def close(self) -> None:
+        self._tmp.cleanup()
+
+    # -- the model's interface -------------------------------------------------------------
+    @cached_property
+    def inputs(self) -> list[tuple[str, tuple]]:
+        """Keras inputs as (name, shape without the batch dimension)."""
+        return [(t.name, tuple(t.shape[1:])) for t in self.model.inputs]
+
+    @cached_property
+    def spec(self):
+        """The course ModelSpec when this is a course model whose input fits it, else None."""
+        try:
+            from edgeport.training.models import MODELS
+        except ImportError:  # pragma: no cover - training stage not installed
+            return None
+        names = [self.name]
+        training = self.model_dir / "training.json"
+        if training.is_file():
+            try:
+                names.insert(0, str(json.loads(training.read_text()).get("model", "")))
+            except (OSError, ValueError, AttributeError):
+                pass
+        spec = next((MODELS[n] for n in names if n in MODELS), None)
+        if spec is None or len(self.inputs) != 1:
+            return None
+        shape = self.inputs[0][1]
+        fits = {"fashion_mnist": shape in ((28, 28, 1), (28, 28)), "mnist": shape in ((28, 28, 1), (28, 28)),
+                "celsius": shape == (1,),
+                "image_folder": _is_image(shape) and shape[-1] == 3 and shape[0] == shape[1]}
+        return spec if fits.get(spec.dataset, False) else None
+
+    @cached_property
+    def contract(self) -> InputContract:
+        if self.spec is not None:
+            shape = self.inputs[0][1]
+            return self.spec.input_contract(input_size=shape[0] if self.spec.dataset == "image_folder" else None)
+        name, shape = self.inputs[0]
+        extra: dict[str, Any] = {"inferred": True}
+        if len(self.inputs) > 1:
+            extra["inputs"] = [{"name": n, "shape": list(s), "kind": "image" if _is_image(s) else "values",
+                                "range": list(self._range(s))} for n, s in self.inputs]
+        if _is_image(shape):
+            return InputContract(kind="image", height=shape[0], width=shape[1], channels=shape[2],
+                                 shape=tuple(shape), extra=extra)
+        return InputContract(kind="values", shape=tuple(d or 1 for d in shape), pixel_range=VALUES_RANGE,
+                             extra={**extra, "range_assumed": True})
+
+    def _range(self, shape: tuple) -> tuple[float, float]:
+        if _is_image(shape):
+            return PIXEL_RANGE
+        if self.spec is not None and self.contract.kind == "values":
+            return tuple(self.contract.pixel_range)
+        return VALUES_RANGE
+
+    @cached_property
+    def labels(self) -> list[str]:
+        path = self.model_dir / "labels.txt"
+        if path.is_file():
+            return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+        if self.spec is not None and self.spec.labels:
+            return list(self.spec.labels)
+        outputs = self.model.outputs
+        last = outputs[0].shape[-1] if len(outputs) == 1 and outputs[0].shape else None
+        return [str(i) for i in range(last)] if isinstance(last, int) and last > 1 else []
+
+    def metadata(self, fmt: Format | str) -> dict[str, Any]:
+        """The JSON object embedded in every artifact (TFLite metadata, ONNX metadata_props)."""
+        return {"model": self.name, "labels": self.labels, "input_contract": self.contract.to_dict(),
+                "input_names": [name for name, _ in self.inputs], "format": str(fmt),
+                "source_sha256": self.source_sha256, "edgeport": __version__}
+
+    # -- artifacts this run depends on ---------------------------------------------------------
+    def dependency(self, fmt: Format) -> Path:
+        """The path of ``fmt`` produced in this run; built in a temporary place if not requested."""
+        if fmt in self.produced:
+            return self.produced[fmt]
+        if fmt in self.failed:
+            raise ExportError(f"needs {fmt} first, which failed: {self.failed[fmt]}")
+        dest = Path(self._tmp.name) / fmt.value / INFO[fmt.value].file
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            resolve(INFO[fmt.value].target)(self, dest)
+        except Exception as exc:
+            self.failed[fmt] = cause_line(exc)
+            raise ExportError(f"needs {fmt} first, which failed: {self.failed[fmt]}") from exc
+        self.produced[fmt] = dest
+        return dest
+
+    @property
+    def saved_model_dir(self) -> Path:
+        return self.dependency(Format.SAVED_MODEL)
+
+    @property
+    def signature(self) -> tuple[dict, dict]:
+        """(inputs, outputs) of the SavedModel's serving signature: name -> tf.TensorSpec."""
+        return self._signature or self.load_signature(self.saved_model_dir)
+
+    def load_signature(self, saved_model: Path) -> tuple[dict, dict]:
+        import tensorflow as tf
+
+        fn = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
+        self._signature = dict(fn.structured_input_signature[1]), dict(fn.structured_outputs)
+        return self._signature
+
+    def signature_name(self, keras_name: str) -> str:
+        names = list(self.signature[0])
+        if keras_name in names:
+            return keras_name
+        if len(names) == 1 and len(self.inputs) == 1:
+            return names[0]
+        raise ExportError(f"Keras input {keras_name!r} is not in the SavedModel signature {names}")
+
+    # -- calibration -------------------------------------------------------------------------
+    @cached_property
+    def samples(self) -> dict[str, np.ndarray]:
+        """Representative raw inputs (float32, keyed by Keras input name), drawn once per run."""
+        n, seed = self.config.calibration_samples, self.config.seed
+        if self.config.calibration_data is not None:
+            arrays, source = self._from_file(self.config.calibration_data, n, seed)
+        elif self.spec is not None:
+            from edgeport.training.data import representative_samples
+
+            data_dir = self.config.data_dir or self._training_data_dir()
+            shape = self.inputs[0][1]
+            kwargs = {"image_size": (shape[0], shape[1])} if self.spec.dataset == "image_folder" else {}
+            try:
+                x = representative_samples(self.spec.dataset, n, seed, data_dir, **kwargs)
+            except EdgeportError as exc:
+                raise ExportError(f"calibration data for {self.spec.dataset}: {exc} "
+                                  "(or pass --calibration-data FILE.npy)") from None
+            arrays, source = {self.inputs[0][0]: x}, f"dataset:{self.spec.dataset}"
+        else:
+            rng = np.random.default_rng(seed)
+            arrays = {name: rng.uniform(*self._range(shape), size=(n, *[d or 1 for d in shape]))
+                      for name, shape in self.inputs}
+            source = "random-uniform"
+            self.warn(f"warning: {self.name} is not a known course model and no --calibration-data was "
+                      f"given: calibrating on {n} seeded random-uniform inputs; quantized accuracy may "
+                      "suffer")
+        out = {name: self._fit(arrays[name], name, shape) for name, shape in self.inputs}
+        count = len(next(iter(out.values())))
+        self.calibration = {"samples": count, "seed": seed, "source": source}
+        if self.spec is not None and source.startswith("dataset:"):
+            self.calibration["dataset"] = self.spec.dataset
+        if source == "random-uniform":
+            self.calibration["ranges"] = {name: list(self._range(shape)) for name, shape in self.inputs}
+        return out
+
+    def _training_data_dir(self) -> str | None:
+        path = self.model_dir / "training.json"
+        try:
+            src = json.loads(path.read_text()).get("data_source")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return src if isinstance(src, str) and Path(src).is_dir() else None
+
+    def _from_file(self, path: Path, n: int, seed: int) -> tuple[dict[str, np.ndarray], str]:
+        try:
+            loaded = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise ExportError(f"--calibration-data {path}: unreadable ({exc})") from None
+        if isinstance(loaded, np.ndarray):
+            if len(self.inputs) != 1:
+                raise ExportError(f"--calibration-data {path}: the model has {len(self.inputs)} inputs; "
+                                  f"pass a .npz with arrays named {[n_ for n_, _ in self.inputs]}")
+            arrays = {self.inputs[0][0]: loaded}
+        else:
+            missing = [name for name, _ in self.inputs if name not in loaded.files]
+            if missing:
+                raise ExportError(f"--calibration-data {path}: no array named {missing} "
+                                  f"(it has {loaded.files})")
+            arrays = {name: loaded[name] for name, _ in self.inputs}
+        lengths = {len(a) for a in arrays.values()}
+        if len(lengths) != 1 or 0 in lengths:
+            raise ExportError(f"--calibration-data {path}: arrays must be non-empty and equally long")
+        total = lengths.pop()
+        idx = np.sort(np.random.default_rng(seed).choice(total, size=min(n, total), replace=False))
+        return {k: v[idx] for k, v in arrays.items()}, f"file:{path}"
+
+    def _fit(self, x: np.ndarray, name: str, shape: tuple) -> np.ndarray:
+        want = tuple(d or 1 for d in shape)
+        x = np.asarray(x, dtype=np.float32)
+        if x.shape[1:] != want:
+            if int(np.prod(x.shape[1:])) != int(np.prod(want)):
+                raise ExportError(f"calibration samples for input {name!r} have shape {x.shape[1:]}, "
+                                  f"the model expects {want}")
+            x = x.reshape((len(x), *want))
+        if not np.isfinite(x).all():
+            raise ExportError(f"calibration samples for input {name!r} contain NaN or inf")
+        return x
+
+    def representative_feed(self) -> list[dict[str, np.ndarray]]:
+        """One dict per sample, keyed by SavedModel signature name, batch of 1 (TFLite converter)."""
+        samples = self.samples
+        keys = {name: self.signature_name(name) for name, _ in self.inputs}
+        count = len(next(iter(samples.values())))
+        return [{keys[k]: v[i:i + 1] for k, v in samples.items()} for i in range(count)]

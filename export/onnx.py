@@ -1,0 +1,138 @@
+"""ONNX formats: float32 via tf2onnx from the SavedModel; int8 QDQ via ONNX Runtime static quantization."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeport.errors import ExportError
+from edgeport.export.context import ExportContext
+from edgeport.export.registry import Format
+from edgeport.types import METADATA_KEY
+
+CALIBRATION_BATCH = 16
+
+
+def set_metadata(model, meta: dict[str, Any]) -> None:
+    """Put edgeport's metadata JSON into the model's ``metadata_props`` (replacing an old entry)."""
+    import onnx
+
+    props = {p.key: p.value for p in model.metadata_props}
+    props[METADATA_KEY] = json.dumps(meta, sort_keys=True)
+    onnx.helper.set_model_props(model, props)
+
+
+def read_metadata(path: str | Path) -> dict[str, Any] | None:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    for prop in model.metadata_props:
+        if prop.key == METADATA_KEY:
+            return json.loads(prop.value)
+    return None
+
+
+def _tf2onnx_in_process(saved_model: Path, opset: int):
+    import logging
+
+    import tensorflow as tf
+    from tf2onnx import convert, tf_loader
+
+    logging.getLogger("tf2onnx").setLevel(logging.ERROR)
+    graph_def, inputs, outputs, tables, renames = tf_loader.from_saved_model(
+        str(saved_model), None, None, tag="serve", signatures=["serving_default"],
+        return_initialized_tables=True, return_tensors_to_rename=True)
+    with tf.device("/cpu:0"):
+        model, _ = convert._convert_common(  # what `python -m tf2onnx.convert --saved-model` runs
+            graph_def, name=saved_model.name, opset=opset, input_names=inputs, output_names=outputs,
+            tensors_to_rename=renames, initialized_tables=tables)
+    return model
+
+
+def _tf2onnx_subprocess(saved_model: Path, opset: int, dest: Path):
+    import onnx
+
+    cmd = [sys.executable, "-m", "tf2onnx.convert", "--saved-model", str(saved_model), "--output",
+           str(dest), "--opset", str(opset), "--signature_def", "serving_default"]
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    if run.returncode != 0:
+        lines = [ln for ln in run.stderr.splitlines() if "Error" in ln or "error" in ln]
+        raise ExportError(f"tf2onnx exited {run.returncode}: {(lines or ['(no message)'])[-1].strip()}")
+    return onnx.load(str(dest))
+
+
+def export_fp32(ctx: ExportContext, dest: Path) -> dict[str, Any]:
+    import onnx
+    from tf2onnx.constants import OPSET_TO_IR_VERSION
+
+    opset, newest = ctx.config.opset, max(OPSET_TO_IR_VERSION)
+    if opset > newest:
+        raise ExportError(f"opset {opset} is newer than tf2onnx supports ({newest}); use --opset {newest}")
+    try:
+        model, how = _tf2onnx_in_process(ctx.saved_model_dir, opset), "in-process"
+    except (ImportError, AttributeError, TypeError):  # tf2onnx's internals moved: use its CLI
+        model, how = _tf2onnx_subprocess(ctx.saved_model_dir, opset, dest), "subprocess"
+    set_metadata(model, ctx.metadata(Format.ONNX))
+    onnx.checker.check_model(model)
+    onnx.save(model, str(dest))
+    return {"converter": f"tf2onnx ({how}, from the SavedModel)", "opset": opset,
+            "metadata_key": METADATA_KEY}
+
+
+def _reader(ctx: ExportContext, names: list[str]):
+    """An ONNX Runtime CalibrationDataReader over the run's representative samples."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    by_sig = {ctx.signature_name(k): v for k, v in ctx.samples.items()}
+    if set(by_sig) != set(names):
+        if len(names) != 1 or len(by_sig) != 1:
+            raise ExportError(f"ONNX inputs {names} do not match the model inputs {sorted(by_sig)}")
+        by_sig = {names[0]: next(iter(by_sig.values()))}
+    count = len(next(iter(by_sig.values())))
+    batches = [{k: np.ascontiguousarray(v[i:i + CALIBRATION_BATCH]) for k, v in by_sig.items()}
+               for i in range(0, count, CALIBRATION_BATCH)]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._batches = iter(batches)
+
+        def get_next(self):
+            return next(self._batches, None)
+
+    return Reader()
+
+
+def export_int8(ctx: ExportContext, dest: Path) -> dict[str, Any]:
+    import onnx
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    source = ctx.dependency(Format.ONNX)
+    work = dest.parent / "onnx_int8_work"
+    work.mkdir(exist_ok=True)
+    pre = work / "preprocessed.onnx"
+    try:
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        quant_pre_process(str(source), str(pre), skip_symbolic_shape=True)
+        preprocessed = True
+    except Exception:  # pre-processing only helps; quantize the plain model when it fails
+        pre, preprocessed = source, False
+    names = [i.name for i in onnx.load(str(pre), load_external_data=False).graph.input]
+    reader = _reader(ctx, names)
+    quantized = work / "quantized.onnx"
+    quantize_static(str(pre), str(quantized), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+    model = onnx.load(str(quantized))
+    set_metadata(model, ctx.metadata(Format.ONNX_INT8))
+    onnx.save(model, str(dest))
+    for f in work.iterdir():
+        f.unlink()
+    work.rmdir()
+    return {"converter": "onnxruntime.quantization.quantize_static (QDQ, per-channel, MinMax)",
+            "quant_format": "QDQ", "per_channel": True, "activation_type": "int8", "weight_type": "int8",
+            "preprocessed": preprocessed, "calibration": dict(ctx.calibration or {}),
+            "metadata_key": METADATA_KEY}

@@ -1,0 +1,23 @@
+"""SavedModel: Keras ``model.export`` (the serving signature every other format converts from)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from edgeport.export.context import ExportContext
+from edgeport.export.registry import Format
+
+#: edgeport's metadata inside the SavedModel (assets.extra is carried but not loaded by TF).
+METADATA_FILE = "assets.extra/edgeport.json"
+
+
+def export(ctx: ExportContext, dest: Path) -> dict[str, Any]:
+    ctx.model.export(str(dest), format="tf_saved_model", verbose=False)
+    meta = dest / METADATA_FILE
+    meta.parent.mkdir(parents=True, exist_ok=True)
+    meta.write_text(json.dumps(ctx.metadata(Format.SAVED_MODEL), indent=2, sort_keys=True) + "\n")
+    if ctx.labels:
+        (meta.parent / "labels.txt").write_text("\n".join(ctx.labels) + "\n")
+    return {"converter": "keras.Model.export(format='tf_saved_model')", "signature": "serving_default",
+            "metadata_file": METADATA_FILE}
