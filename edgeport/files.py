@@ -49,6 +49,9 @@ def atomic_path(dest: str | os.PathLike, *, directory: bool = False) -> Iterator
         if not target.exists():
             raise FileNotFoundError(f"nothing was written to {target}")
         if directory:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(target, 0o777 & ~umask)  # mkdtemp makes 0700; a directory artifact is public
             if dest.exists():
                 old = dest.with_name(f".{dest.name}.old")
                 shutil.rmtree(old, ignore_errors=True)
