@@ -124,10 +124,6 @@ def _export_one(ctx: ExportContext, fmt: Format, manifest: dict[str, Any], t0: f
     with atomic_path(final, directory=info.directory) as tmp:
         extra = resolve(info.target)(ctx, tmp)
         ctx.produced[fmt] = tmp
-        if info.directory:  # mkdtemp made it private; give it the permissions of a normal directory
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o777 & ~umask)
         io = describe(ctx, info, tmp)
         entry = {"format": fmt.value, "file": info.file, "sha256": sha256_file(tmp), "bytes": size_bytes(tmp),
                  **io, "labels_file": "labels.txt" if ctx.labels else None,
