@@ -98,6 +98,7 @@ class LiteRTSession(Session):
         self._default_shapes = tuple(tuple(int(v) for v in by_name[s.name]["shape"]) for s in self.inputs)
         self._interp = interp
         self._others: OrderedDict[tuple, Any] = OrderedDict()
+        self._resizable = True
         self._finish_setup()
         # The batch-1 fast path: one float32 input of the default shape, bound methods cached.
         self._set, self._invoke, self._get = interp.set_tensor, interp.invoke, interp.get_tensor
@@ -107,7 +108,9 @@ class LiteRTSession(Session):
         q, dtype = self._quantizers[0], self._feed_dtypes[0]
         self._fast_conv = q if q is not None else None if dtype == np.float32 else (
             lambda a: a.astype(dtype))
-        self._fast_deq = self._out_quant[0] if self._single_out else None
+        out_dtype = np.dtype(self.outputs[0].dtype)
+        self._fast_deq = self._out_quant[0] or (
+            None if out_dtype == np.float32 else lambda y: y.astype(np.float32))
 
     def _new_interpreter(self):
         try:
@@ -144,6 +147,8 @@ class LiteRTSession(Session):
     def _interpreter_for(self, shapes: tuple) -> Any:
         if shapes == self._default_shapes:
             return self._interp
+        if not self._resizable:
+            return None
         interp = self._others.get(shapes)
         if interp is not None:
             self._others.move_to_end(shapes)
@@ -154,6 +159,7 @@ class LiteRTSession(Session):
                 interp.resize_tensor_input(idx, list(shape))
             interp.allocate_tensors()
         except (ValueError, RuntimeError):
+            self._resizable = False  # remembered: later batches go straight to chunks
             return None
         self._others[shapes] = interp
         if len(self._others) > MAX_BATCH_INTERPRETERS:
