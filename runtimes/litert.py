@@ -108,6 +108,10 @@ class LiteRTSession(Session):
         q, dtype = self._quantizers[0], self._feed_dtypes[0]
         self._fast_conv = q if q is not None else None if dtype == np.float32 else (
             lambda a: a.astype(dtype))
+        # Raw uint8 pixels go straight in when the input tensor is uint8 with scale 1, zero point 0
+        # (full-integer models calibrated on 0-255): quantizing them would be the identity.
+        identity = q is None or (q.inv_scale is None and q.zp is None)
+        self._fast_raw = dtype if dtype == np.uint8 and identity else None
         out_dtype = np.dtype(self.outputs[0].dtype)
         self._fast_deq = self._out_quant[0] or (
             None if out_dtype == np.float32 else lambda y: y.astype(np.float32))
@@ -131,6 +135,13 @@ class LiteRTSession(Session):
             if not self._single_out:
                 return [self._deq(i, self._get(o)) for i, o in enumerate(self._out_index)]
             d = self._fast_deq
+            return y if d is None else d(y)
+        if (self._fast and x.__class__ is np.ndarray and x.dtype is self._fast_raw
+                and x.shape == self._fast_shape and self._single_out):
+            self._set(self._fast_in, x)
+            self._invoke()
+            d = self._fast_deq
+            y = self._get(self._fast_out)
             return y if d is None else d(y)
         return super().predict(x, allow_nonfinite=allow_nonfinite)
 
