@@ -133,6 +133,10 @@ def test_quantized_io_is_handled_inside(artifacts, reference, kind, fmt):
     assert (y.argmax(1) == reference[kind].argmax(1)).mean() >= 5 / 7
     # uint8 pixels are fed as they are (the contract is raw 0-255 in any numeric dtype)
     np.testing.assert_array_equal(session.predict(_samples(kind, 7).astype(np.uint8)), y)
+    for i in range(3):  # batch 1: the fast paths (float32, and raw uint8 straight into the tensor)
+        one = _samples(kind, 7)[i:i + 1]
+        np.testing.assert_array_equal(session.predict(one), y[i:i + 1])
+        np.testing.assert_array_equal(session.predict(one.astype(np.uint8)), y[i:i + 1])
 
 
 def test_quantize_matches_the_engine_formula(artifacts):
