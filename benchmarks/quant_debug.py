@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -83,9 +84,11 @@ def debug_int8(saved_model_dir: str | Path, calibration: np.ndarray, debug_input
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = dataset(calibration)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    debugger = tf.lite.experimental.QuantizationDebugger(
-        converter=converter, debug_dataset=dataset(debug_inputs[:max_debug_samples]))
-    debugger.run()
+    with warnings.catch_warnings():  # the debugger runs tf.lite.Interpreter, which warns it is deprecated
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter, debug_dataset=dataset(debug_inputs[:max_debug_samples]))
+        debugger.run()
     buf = io.StringIO()
     debugger.layer_statistics_dump(buf)
     return {"layers": _rows_from_dump(buf.getvalue()),

@@ -23,13 +23,12 @@ def fmt_points(value: float | None) -> str:
 
 
 def fmt_size(n: int | None) -> str:
+    """Bytes in binary units, as `edgeport export` prints them (1 KB = 1024 B)."""
     if n is None:
         return "-"
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return str(n)  # pragma: no cover
+    if n < 1024:
+        return f"{n} B"
+    return f"{n / 1024:.1f} KB" if n < 1 << 20 else f"{n / (1 << 20):.2f} MB"
 
 
 def fmt_us(us: float | None) -> str:
@@ -65,7 +64,7 @@ def text_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]],
     buf = io.StringIO()
     Console(file=buf, width=240, force_terminal=False,
             color_system=None).print(table)
-    return buf.getvalue().rstrip()
+    return "\n".join(line.rstrip() for line in buf.getvalue().rstrip().splitlines())
 
 
 def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

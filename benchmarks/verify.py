@@ -229,6 +229,8 @@ def verify_model(model: str, *, out: Path = Path("artifacts"), runtimes: list[st
         if r.format == "tflite_int8" and r.quant_debug is None and (failing or debug_all):
             print(f"verify {model}: running the quantization debugger on {r.file} ...", flush=True)
             r.quant_debug = _debug(model_dir, manifest, test, data_dir)
+    if not report.results:
+        report.notes.append(f"{model_dir / 'manifest.json'} lists no artifacts: nothing is proved")
     write_json_atomic(model_dir / VERIFY_FILE, report.to_dict())
     return report
 
@@ -253,8 +255,8 @@ def _check(model_dir: Path, fmt: str, entry: dict[str, Any], runtime: str, ref, 
         result.fail(exc, "refused")
     except GateError as exc:
         result.fail(exc)
-    except (EdgeportError, ValueError, RuntimeError) as exc:
-        result.fail(exc if isinstance(exc, EdgeportError) else EdgeportError(f"{result.file} on {runtime}: {exc}"),
-                    "error")
+    except Exception as exc:  # noqa: BLE001 - an engine failure on one artifact is that row's failure
+        result.fail(exc if isinstance(exc, EdgeportError)
+                    else EdgeportError(f"{result.file} on {runtime}: {type(exc).__name__}: {exc}"), "error")
     result.seconds = time.perf_counter() - started
     return result

@@ -87,7 +87,7 @@ def run_keras_predict(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_peak(job: dict[str, Any]) -> dict[str, Any]:
-    return matmul_peak(int(job.get("n", 2048)), seconds=float(job.get("seconds", 1.0)))
+    return matmul_peak(int(job.get("n", 2048)), seconds=float(job.get("seconds", 1.0)), threads=job.get("threads"))
 
 
 def run_macs(job: dict[str, Any]) -> dict[str, Any]:
