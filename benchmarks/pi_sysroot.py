@@ -13,6 +13,7 @@ Each step is skipped when its stamp says it is done, so a second run takes secon
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
@@ -226,6 +227,9 @@ class Sysroot:
     def build_rootfs(self, mirror: str) -> None:
         if _stamp(self.rootfs) is not None:
             return
+        if os.geteuid() != 0:
+            raise SetupError(f"building {self.rootfs} needs root (debootstrap); run it once as root, "
+                             "e.g. sudo make pi-emulation: later runs only read the cache")
         part = _fresh(self.cache / "rootfs.partial")
         print(f"pi-emulation: debootstrap arm64 {SUITE} from {mirror}", flush=True)
         _run(["debootstrap", "--arch=arm64", "--foreign", "--variant=minbase", "--include=python3",
@@ -293,13 +297,15 @@ def prepare(cache: Path | None = None, *, mirror: str | None = None, source: Pat
 
     ensure_host_tools()
     root = Sysroot(Path(cache) if cache else default_cache())
-    root.cache.mkdir(parents=True, exist_ok=True)
-    if _stamp(root.rootfs) is None:
-        root.build_rootfs(mirror or debian_mirror(read_apt_sources()))
-    root.write_cpuinfo()
-    root.install_wheels(numpy_req or f"numpy=={np.__version__}")
-    source = source or Path(__file__).resolve().parents[1]
+    source = Path(source) if source else Path(__file__).resolve().parents[1]
     if not (source / "pyproject.toml").exists():
         raise SetupError(f"{source}: not an edgeport source tree (no pyproject.toml); pass --source")
-    root.install_edgeport(source)
+    root.cache.mkdir(parents=True, exist_ok=True)
+    with open(root.cache / ".lock", "w") as lock:  # one builder at a time per cache
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _stamp(root.rootfs) is None:
+            root.build_rootfs(mirror or debian_mirror(read_apt_sources()))
+        root.write_cpuinfo()
+        root.install_wheels(numpy_req or f"numpy=={np.__version__}")
+        root.install_edgeport(source)
     return root
