@@ -72,5 +72,10 @@ test: $(STAMP) data
 test-fast: $(STAMP) data
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
+# Run every .tflite artifact on an emulated Raspberry Pi 4 (qemu cortex-a72, no TensorFlow) and
+# compare with x86. Downloads a Debian arm64 sysroot and wheels once (~400 MB, cached).
+pi-emulation: $(STAMP) data
+	$(BIN)/python -m edgeport.benchmarks.pi_emulation $(MODELS) --out $(ARTIFACTS)
+
 clean:
 	rm -rf $(ARTIFACTS) .pytest_cache
