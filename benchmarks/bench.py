@@ -85,14 +85,16 @@ def _row(fmt: str, runtime: str, label: str, threads: int | None, path: str, res
     row = {"format": fmt, "runtime": runtime, "label": label, "threads": threads, "file": Path(path).name,
            "size_bytes": size_bytes(path)}
     if not result.get("ok"):
-        return {**row, "error": result.get("error", "unknown failure")}
+        # no GPU (or provider) for this engine here: a fact about the machine, not a failure
+        key = "skipped" if result.get("error_type") == "DeviceUnavailable" else "error"
+        return {**row, key: result.get("error", "unknown failure")}
     row.update({k: v for k, v in result.items() if k not in ("ok",)})
     row["rss_delta_bytes"] = row["peak_rss_bytes"] - row["baseline_rss_bytes"]
     return row
 
 
 def _efficiency(row: dict[str, Any], macs: int | None, peak: dict[str, Any]) -> None:
-    if not macs or "error" in row:
+    if not macs or "batch1" not in row:
         return
     # the machine's peak with up to this many threads (a contended VM can be slower with more)
     usable = [p for t, p in peak.items() if p.get("gmac_s") and (row["threads"] is None or int(t) <= row["threads"])]

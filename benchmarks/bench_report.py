@@ -42,10 +42,10 @@ class BenchReport:
             return self.skipped
         rows, styles = [], []
         for r in self.rows:
-            if "error" in r:
+            if "error" in r or "skipped" in r:
                 rows.append([r["format"], r.get("label", r["runtime"]), fmt_num(r.get("threads")),
-                             fmt_size(r.get("size_bytes")), "ERROR", *[""] * 8])
-                styles.append("bold red")
+                             fmt_size(r.get("size_bytes")), "ERROR" if "error" in r else "SKIPPED", *[""] * 8])
+                styles.append("bold red" if "error" in r else "yellow")
                 continue
             b1, b32 = r.get("batch1", {}), r.get("batch32", {})
             rows.append([r["format"], r["label"], fmt_num(r["threads"], "d"), fmt_size(r["size_bytes"]),
@@ -70,6 +70,7 @@ class BenchReport:
         out.append(f"inputs: {self.inputs}; each series {self.seconds:g} s after warm-up, fresh process per row")
         out.append("load includes the engine's import; GMAC/s at batch 32 against the float32 matmul peak with up "
                    "to the same threads (int8 kernels can pass 100%: VNNI/dot-product do 4 int8 MACs per lane)")
-        out += [f"ERROR {r['format']} / {r.get('label', r['runtime'])}: {r['error']}" for r in self.rows if "error" in r]
+        out += [f"{'ERROR' if 'error' in r else 'skipped'} {r['format']} / {r.get('label', r['runtime'])}: "
+                f"{r.get('error') or r.get('skipped')}" for r in self.rows if "error" in r or "skipped" in r]
         out += [f"note: {n}" for n in dict.fromkeys(self.notes)]
         return "\n".join(out)

@@ -70,7 +70,7 @@ def size_per_format(sizes: dict[str, dict[str, int]], dest: Path) -> Path | None
     width = 0.8 / len(sizes)
     for i, (model, per) in enumerate(sizes.items()):
         xs = np.arange(len(formats)) + i * width
-        vals = [per.get(f, 0) / 1e3 for f in formats]
+        vals = [per.get(f, 0) / 1024 for f in formats]
         ax.bar(xs, vals, width, label=model)
         for x, v in zip(xs, vals):
             if v:
@@ -92,6 +92,8 @@ def training_curves(model: str, history: dict[str, list[float]], dest: Path) -> 
     if not bases:
         return None
     plt = _plt()
+    from matplotlib.ticker import MaxNLocator
+
     fig, axes = plt.subplots(1, len(bases), figsize=(4.5 * len(bases), 3.6), squeeze=False)
     for ax, key in zip(axes[0], bases):
         epochs = np.arange(1, len(history[key]) + 1)
@@ -100,6 +102,7 @@ def training_curves(model: str, history: dict[str, list[float]], dest: Path) -> 
             ax.plot(np.arange(1, len(history[f"val_{key}"]) + 1), history[f"val_{key}"], marker="s", ms=3,
                     label="validation")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(key)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

@@ -25,7 +25,7 @@ from edgeport.files import write_json_atomic, write_text_atomic
 
 GRID_IMAGES = 25
 MD_HEADER = ["format", "runtime", "size", "accuracy", "Δ pts", "agreement", "max error", "p50", "p99",
-             "throughput (img/s)", "gate"]
+             "throughput (img/s)", "GMAC/s (of f32 peak)", "peak RSS", "gate"]
 
 
 def _md_row(r: dict[str, Any]) -> list[str]:
@@ -36,7 +36,8 @@ def _md_row(r: dict[str, Any]) -> list[str]:
     return [r["format"], runtime, fmt_size(r.get("size_bytes")), fmt_pct(r.get("accuracy")),
             fmt_points(r.get("accuracy_delta_points")), fmt_pct(r.get("agreement")),
             fmt_num(r.get("max_abs_diff"), ".2e"), fmt_us(r.get("p50_us")), fmt_us(r.get("p99_us")), thr,
-            str(r.get("gate", "-")).upper()]
+            fmt_num(r.get("gmac_s"), ".3g") + (f" ({r['efficiency']:.0%})" if r.get("efficiency") else ""),
+            fmt_size(r.get("peak_rss_bytes")), str(r.get("gate", "-")).upper()]
 
 
 def write_csv(rows: list[dict[str, Any]], dest: Path) -> Path:

@@ -25,9 +25,9 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 def _bench_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Latency at the fewest threads (batch 1), throughput at the best thread count (batch 32)."""
-    ok = [r for r in rows if "error" not in r]
+    ok = [r for r in rows if "batch1" in r]
     if not ok:
-        return {"bench_error": rows[0]["error"]} if rows else {}
+        return {"bench_error": rows[0].get("error") or rows[0].get("skipped")} if rows else {}
     lat = min(ok, key=lambda r: r.get("threads") or 0)
     b1 = lat.get("batch1", {})
     thr = max(ok, key=lambda r: r.get("batch32", {}).get("images_per_s") or 0)

@@ -105,7 +105,7 @@ def main(argv: list[str]) -> int:
     try:
         result = {"ok": True, **KINDS[job["kind"]](job)}
     except Exception as exc:  # noqa: BLE001 - the parent reports it as this row's error
-        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}",
+        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "error_type": type(exc).__name__,
                   "traceback": traceback.format_exc(limit=5)}
     result_path.write_text(json.dumps(result))
     return 0

@@ -128,3 +128,15 @@ def test_gpu_on_a_machine_without_one_says_so_and_exits_zero(exported, monkeypat
     assert json.loads((exported / "bench_gpu.json").read_text())["skipped"] == NO_GPU
     assert cli.main(["bench", NAME, "--out", str(exported.parent), "--device", "gpu"]) == 0
     assert NO_GPU in capsys.readouterr().out
+
+
+def test_a_gpu_engine_that_sees_no_gpu_is_skipped_not_failed(exported, monkeypatch):
+    """nvidia-smi says a GPU is there, but TensorFlow (tensorflow-cpu here) cannot use it."""
+    fake = {**device_info(), "gpus": [{"name": "Fake GPU", "driver": "0", "memory": ""}], "gpu": "Fake GPU"}
+    monkeypatch.setattr(bench_mod, "device_info", lambda: fake)
+    if device_info()["gpus"]:
+        pytest.skip("a real GPU is present")
+    report = bench_model(NAME, out=exported.parent, device="gpu", seconds=0.1, formats=["keras", "tflite_fp32"])
+    assert report.ok and report.rows and all("skipped" in r for r in report.rows)
+    assert "DeviceUnavailable" in report.rows[0]["skipped"] and "SKIPPED" in report.render()
+    assert any("no GPU path for TFLite" in n for n in report.notes)
