@@ -145,3 +145,8 @@ def test_image_folder_loads_as_numpy(tmp_path, make_images):
     assert ds.labels == ("circle", "square", "triangle")
     assert ds.x_train.shape[1:] == (32, 32, 3) and ds.x_train.dtype == np.uint8
     assert len(ds.x_train) + len(ds.x_test) == 15
+
+
+def test_celsius_calibration_covers_the_evaluation_range():
+    r = data.representative_samples("celsius", 50)
+    assert r.shape == (50, 1) and r.min() < -50 and r.max() > 50
