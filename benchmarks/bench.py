@@ -113,12 +113,14 @@ def bench_model(model: str, *, out: Path = Path("artifacts"), device: str = "cpu
                 data_dir: str | None = None, data_npz: str | None = None, peak_n: int = 2048) -> BenchReport:
     """Benchmark every artifact x runtime of a model, each measurement in a fresh process.
 
-    device: cpu, or gpu (ONNX Runtime CUDA/TensorRT, TensorFlow GPU when installed); on a
-        machine without a GPU, gpu prints that it skipped the GPU benchmarks and exits 0
+    model: model name (its directory under --out holds manifest.json and the artifacts)
+    out: artifacts directory; results go to OUT/MODEL/bench.json (bench_gpu.json for --device gpu)
+    device: cpu, or gpu (ONNX Runtime CUDA/TensorRT, TensorFlow GPU); without a GPU it says so, skips and exits 0
     seconds: length of each time-bounded series (batch 1 and batch 32), after warm-up
     threads: thread counts to measure (default: 1 and all cores)
     formats: only these formats (and `keras` for the Keras rows)
     keras_predict: include Keras model.predict, labelled as per-call framework overhead
+    data_dir: data directory of the model's dataset (idx files, digits, image folder)
     data_npz: a .npz with x_test to feed instead of the model's dataset
     peak_n: matrix size of the float32 matmul that measures this machine's peak
     """

@@ -136,6 +136,7 @@ def build_report(models: list[str], *, out: Path = Path("artifacts")) -> Report:
     """Write OUT/report/: report.json, report.csv, report.md and the PNG plots.
 
     models: model names (directories under --out with manifest.json, verify.json, bench.json)
+    out: artifacts directory; the report goes to OUT/report/
     """
     out = Path(out)
     report_dir = out / "report"
@@ -200,7 +201,7 @@ def merge_reports(reports: list[str], *, out: Path = Path("artifacts/report/merg
     rows = [r for m in merged["models"].values() for r in m["rows"]]
     lines = ["# edgeport report: merged", "", f"Devices: {', '.join(merged['devices'])}.", ""]
     for model, sec in merged["models"].items():
-        lines += [f"## {model}", "", md_table(["device", *MD_HEADER], [[r["device"], *_md_row(r)] for r in sec["rows"]]), ""]
+        lines += [f"## {model}", "", md_table(["device", *MD_HEADER], [[r["device"], *_md_row(r)] for r in sec["rows"]], left=3), ""]
     report = Report(out, merged)
     report.files = [write_json_atomic(out / "report.json", merged), write_csv(rows, out / "report.csv"),
                     write_text_atomic(out / "report.md", "\n".join(lines))]

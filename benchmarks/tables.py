@@ -67,11 +67,11 @@ def text_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]],
     return "\n".join(line.rstrip() for line in buf.getvalue().rstrip().splitlines())
 
 
-def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A GitHub-flavoured markdown table."""
+def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]], *, left: int = 2) -> str:
+    """A GitHub-flavoured markdown table; the first ``left`` columns are text, the rest numbers."""
     def cell(v: Any) -> str:
         return str(v).replace("|", "\\|").replace("\n", " ")
     lines = ["| " + " | ".join(map(cell, header)) + " |",
-             "|" + "|".join("---" if i < 2 else "---:" for i in range(len(header))) + "|"]
+             "|" + "|".join("---" if i < left else "---:" for i in range(len(header))) + "|"]
     lines += ["| " + " | ".join(map(cell, r)) + " |" for r in rows]
     return "\n".join(lines)

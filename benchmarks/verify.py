@@ -175,8 +175,10 @@ def verify_model(model: str, *, out: Path = Path("artifacts"), runtimes: list[st
     """Prove every artifact of a model against its Keras outputs on the real test set.
 
     model: model name (its directory under --out holds manifest.json and model.keras)
+    out: artifacts directory; results go to OUT/MODEL/verify.json
     runtimes: only these runtimes (default: every runtime that can load each artifact)
     limit: only the first N test inputs (default: the full test set)
+    data_dir: data directory of the model's dataset (idx files, digits, image folder)
     data_npz: a .npz with x_test and y_test to verify on instead of the model's dataset
     gates: gate overrides: a JSON file, or KEY.FIELD=VALUE pairs, e.g. fp16.max_abs_diff=2e-3
     debug_int8: run TFLite's quantization debugger on a failing int8 artifact
