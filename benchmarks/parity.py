@@ -70,25 +70,25 @@ def figures(ref: np.ndarray, out: np.ndarray, test: TestSet) -> dict[str, Any]:
     return f
 
 
-def keras_file(model_dir: Path, manifest: dict[str, Any]) -> Path:
-    """The exported-from Keras model; refused when it is not the one the manifest records."""
+def keras_file(model_dir: Path, manifest: dict[str, Any]) -> tuple[Path, str]:
+    """The exported-from Keras model and its sha256; refused when it is not the one the manifest records."""
     source = manifest.get("source") or {}
     path = model_dir / Path(source.get("file") or "model.keras").name
     if not path.exists():
         raise IntegrityError(f"{path}: the Keras model the artifacts were exported from is missing")
-    expected = source.get("sha256")
-    if expected and sha256_file(path) != expected:
+    actual, expected = sha256_file(path), source.get("sha256")
+    if expected and actual != expected:
         raise IntegrityError(f"{path}: differs from the model the artifacts were exported from "
                              "(sha256 mismatch with the manifest); re-export before verifying")
-    return path
+    return path, actual
 
 
 def reference_outputs(model_dir: Path, manifest: dict[str, Any], test: TestSet, *,
                       on_batch: Callable[[int], None] | None = None) -> tuple[np.ndarray, bool]:
     """Keras outputs on ``test``, computed once and cached beside the model, keyed by both the
     model's and the data's sha256. Returns (outputs, whether they came from the cache)."""
-    path = keras_file(model_dir, manifest)
-    key = {"model_sha256": sha256_file(path), "data_sha256": test.fingerprint(), "n": len(test)}
+    path, sha256 = keras_file(model_dir, manifest)
+    key = {"model_sha256": sha256, "data_sha256": test.fingerprint(), "n": len(test)}
     cache = model_dir / REFERENCE_FILE
     if cache.exists():
         try:

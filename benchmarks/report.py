@@ -91,7 +91,8 @@ def _grid(model_dir: Path, section: dict[str, Any], dest: Path) -> Path | None:
     if cached is not None and cached[1].get("data_sha256") == data.get("sha256") and len(cached[0]) >= len(test):
         keras_out = cached[0][:len(test)]
     else:
-        keras_out = parity.first_output(load(parity.keras_file(model_dir, manifest), runtime="keras").predict(test.x))
+        keras_path, _ = parity.keras_file(model_dir, manifest)
+        keras_out = parity.first_output(load(keras_path, runtime="keras").predict(test.x))
     int8_out = parity.first_output(load(check_integrity(model_dir, int8)).predict(test.x))
     if keras_out.ndim != 2 or keras_out.shape[1] < 2:
         return None
