@@ -10,7 +10,7 @@ import platform
 import shutil
 import socket
 import subprocess
-from importlib.metadata import PackageNotFoundError, version
+from edgeport.versions import package_versions
 from pathlib import Path
 from typing import Any
 
@@ -89,13 +89,7 @@ def gpus() -> list[dict[str, str]]:
 
 
 def library_versions(packages: tuple[str, ...] = PACKAGES) -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for pkg in packages:
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return out
+    return package_versions(packages)
 
 
 def device_info() -> dict[str, Any]:

@@ -1,15 +1,14 @@
 """Describe an exported artifact for the manifest: its inputs/outputs and the library versions."""
 from __future__ import annotations
 
-import platform
 from functools import lru_cache
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from edgeport.export.context import ExportContext
 from edgeport.export.registry import Format, FormatInfo
 from edgeport.types import TensorSpec
+from edgeport.versions import package_versions
 
 _PACKAGES = {"tensorflow": ("tensorflow", "tensorflow-cpu"), "keras": ("keras",), "tf2onnx": ("tf2onnx",),
              "onnx": ("onnx",), "onnxruntime": ("onnxruntime", "onnxruntime-gpu"),
@@ -18,17 +17,8 @@ _PACKAGES = {"tensorflow": ("tensorflow", "tensorflow-cpu"), "keras": ("keras",)
 
 @lru_cache(maxsize=1)
 def versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for key, dists in _PACKAGES.items():
-        out[key] = None
-        for dist in dists:
-            try:
-                out[key] = metadata.version(dist)
-                break
-            except metadata.PackageNotFoundError:
-                continue
-    out["python"] = platform.python_version()
-    return out
+    found = package_versions(_PACKAGES)
+    return {**{key: found.get(key) for key in _PACKAGES}, "python": found["python"]}
 
 
 def _onnx_io(path: Path) -> dict[str, list[dict]]:

@@ -5,7 +5,6 @@ allocated once, a few kept); the batch-1 path calls set_tensor / invoke / get_te
 """
 from __future__ import annotations
 
-import importlib.metadata
 import math
 from collections import OrderedDict
 from pathlib import Path
@@ -16,6 +15,7 @@ import numpy as np
 from edgeport.errors import DeviceUnavailable, LoadError, UnknownNameError
 from edgeport.runtimes.base import Session, order_inputs, spec_shape
 from edgeport.runtimes.metadata import embedded, input_order
+from edgeport.versions import dist_version
 from edgeport.types import TensorSpec
 
 _F32 = np.dtype(np.float32)
@@ -26,12 +26,7 @@ MAX_BATCH_INTERPRETERS = 4
 
 
 def _version(*dists: str) -> str:
-    for dist in dists:
-        try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return "?"
+    return dist_version(*dists) or "?"
 
 
 def import_engine(name: str | None = None) -> tuple[type, Any, str]:

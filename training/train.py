@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import platform
 import sys
 import time
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from pathlib import Path
 from edgeport.errors import EdgeportError
 from edgeport.files import atomic_path, write_json_atomic, write_text_atomic
 from edgeport.training.models import ModelSpec, get_spec
+from edgeport.versions import package_versions
 
 
 @dataclass(frozen=True)
@@ -58,15 +58,8 @@ def distribution_strategy():
 
 
 def versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for pkg in ("tensorflow-cpu", "tensorflow", "keras", "numpy"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return out
+    return package_versions({"tensorflow": ("tensorflow", "tensorflow-cpu"), "keras": ("keras",),
+                             "numpy": ("numpy",)})
 
 
 def _compile(model, spec: ModelSpec, cfg: TrainConfig, num_outputs: int) -> None:
