@@ -13,6 +13,8 @@ DEFAULT_MODELS := fashion_mlp fashion_cnn
 MODEL ?=
 MODELS := $(if $(MODEL),$(MODEL),$(DEFAULT_MODELS))
 FORMATS ?= all
+GATES ?=
+DEVICE ?= cpu
 PYTEST_ARGS ?=
 
 .PHONY: all venv data export train verify bench report test test-fast pi-emulation clean
@@ -58,10 +60,10 @@ export: $(STAMP) data
 	$(MAKE) --no-print-directory verify MODELS="$(MODELS)" || rc=1; exit $$rc
 
 verify: $(STAMP) data
-	@rc=0; for m in $(MODELS); do $(BIN)/edgeport verify $$m --out $(ARTIFACTS) || rc=1; done; exit $$rc
+	@rc=0; for m in $(MODELS); do $(BIN)/edgeport verify $$m --out $(ARTIFACTS) $(if $(GATES),--gates $(GATES)) || rc=1; done; exit $$rc
 
 bench: $(STAMP)
-	@for m in $(MODELS); do $(BIN)/edgeport bench $$m --out $(ARTIFACTS) || exit 1; done
+	@for m in $(MODELS); do $(BIN)/edgeport bench $$m --out $(ARTIFACTS) --device $(DEVICE) || exit 1; done
 
 report: $(STAMP)
 	$(BIN)/edgeport report $(MODELS) --out $(ARTIFACTS)
