@@ -91,11 +91,8 @@ def test_bad_config_is_rejected(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_real_fashion_mlp_and_celsius_meet_course_targets(tmp_path):
+def test_real_celsius_meets_course_targets(tmp_path):
     rec = train("celsius", out=tmp_path)["test_metrics"]
     assert abs(rec["fahrenheit_at_100c"] - 212) <= 1.0
     assert abs(rec["weight"] - 1.8) <= 0.05 and abs(rec["bias"] - 32) <= 1.0
-    mlp = train("fashion_mlp", out=tmp_path)
-    assert mlp["data_source"] == "/usr/share/datasets/fashion-mnist"
-    assert mlp["test_metrics"]["accuracy"] >= 0.865
-    assert get_spec("fashion_mlp").labels[9] == "Ankle boot"
+    assert get_spec("fashion_mlp").labels[9] == "Ankle boot"  # fashion_mlp itself: test_pipeline.py
