@@ -5,6 +5,8 @@ import io
 import math
 from typing import Any, Sequence
 
+from edgeport.files import human_size
+
 
 def fmt_num(value: Any, spec: str = ".4g", missing: str = "-") -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -22,13 +24,7 @@ def fmt_points(value: float | None) -> str:
     return "-" if value is None else f"{value:+.2f}"
 
 
-def fmt_size(n: int | None) -> str:
-    """Bytes in binary units, as `edgeport export` prints them (1 KB = 1024 B)."""
-    if n is None:
-        return "-"
-    if n < 1024:
-        return f"{n} B"
-    return f"{n / 1024:.1f} KB" if n < 1 << 20 else f"{n / (1 << 20):.2f} MB"
+fmt_size = human_size  # the export's units, so sizes read the same in every table
 
 
 def fmt_us(us: float | None) -> str:

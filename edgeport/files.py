@@ -80,3 +80,10 @@ def write_text_atomic(dest: str | os.PathLike, text: str) -> Path:
 
 def write_json_atomic(dest: str | os.PathLike, obj: Any) -> Path:
     return write_text_atomic(dest, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def human_size(n: int | None) -> str:
+    """Bytes in binary units (1 KB = 1024 B), as every edgeport table prints them."""
+    if n is None:
+        return "-"
+    return f"{n} B" if n < 1024 else f"{n / 1024:.1f} KB" if n < 1 << 20 else f"{n / (1 << 20):.2f} MB"

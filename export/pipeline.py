@@ -23,18 +23,12 @@ from edgeport.export.context import ExportContext, cause_line
 from edgeport.export.describe import describe, versions
 from edgeport.export.registry import INFO, Format, dependency_chain
 from edgeport.export.source import install_source, load_keras, resolve_source
-from edgeport.files import atomic_path, sha256_file, size_bytes, write_text_atomic
+from edgeport.files import atomic_path, human_size, sha256_file, size_bytes, write_text_atomic
 from edgeport.manifest import load_manifest, save_manifest
 from edgeport.registry import resolve
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 LOG_NAME = "export.log"
-
-
-def _size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    return f"{n} B" if n < 1024 else f"{n / 1024:.1f} KB" if n < 1 << 20 else f"{n / (1 << 20):.2f} MB"
 
 
 @dataclass
@@ -47,7 +41,7 @@ class FormatResult:
     error: str | None = None
 
     def line(self) -> str:
-        head = f"{self.format:<15} {self.status:<6} {_size(self.bytes):>10} {self.seconds:>6.1f} s"
+        head = f"{self.format:<15} {self.status:<6} {human_size(self.bytes):>10} {self.seconds:>6.1f} s"
         return f"{head}  {self.file}" if self.status == "ok" else f"{head}  {self.error}"
 
 
