@@ -77,7 +77,7 @@ test-fast: $(STAMP) data
 # Run every .tflite artifact on an emulated Raspberry Pi 4 (qemu cortex-a72, no TensorFlow) and
 # compare with x86. Downloads a Debian arm64 sysroot and wheels once (~400 MB, cached).
 pi-emulation: $(STAMP) data
-	$(BIN)/python -m edgeport.benchmarks.pi_emulation $(MODELS) --out $(ARTIFACTS)
+	$(BIN)/python -m edgeport.benchmarks.devices.pi_emulation $(MODELS) --out $(ARTIFACTS)
 
 clean:
 	rm -rf $(ARTIFACTS) .pytest_cache

@@ -1,14 +1,17 @@
-"""Run one benchmark job in a fresh Python process (see ``worker.py``) and read its JSON result."""
+"""Run one job in a fresh Python process (``edgeport.benchmarks.worker``) and read its JSON result."""
 from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from edgeport import errors
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
                "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -26,26 +29,48 @@ def _last_line(text: str) -> str:
     return lines[-1][:300] if lines else ""
 
 
+def _no_core_dump() -> None:  # a crashing engine must not litter the working directory
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
 def run_job(job: dict[str, Any], *, threads: int | None = None, timeout: float = 600.0) -> dict[str, Any]:
     """Run ``job`` in ``python -m edgeport.benchmarks.worker``; returns its result, or
     ``{"ok": False, "error": ...}`` when the child failed, crashed or timed out."""
-    with tempfile.TemporaryDirectory(prefix="edgeport-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="edgeport-job-") as tmp:
         job_path, result_path = Path(tmp) / "job.json", Path(tmp) / "result.json"
         job_path.write_text(json.dumps(job))
         cmd = [sys.executable, "-m", "edgeport.benchmarks.worker", str(job_path), str(result_path)]
         try:
             proc = subprocess.run(cmd, env=child_env(threads), capture_output=True, text=True,
-                                  timeout=timeout)
+                                  timeout=timeout, stdin=subprocess.DEVNULL, preexec_fn=_no_core_dump)
         except subprocess.TimeoutExpired:
-            return {"ok": False, "error": f"timed out after {timeout:.0f} s"}
+            return {"ok": False, "error": f"timed out after {timeout:.0f} s (hung?); the process was killed",
+                    "error_type": "Timeout"}
         if result_path.exists():
             try:
                 return json.loads(result_path.read_text())
             except ValueError:
                 pass
         if proc.returncode < 0:
-            name = signal.Signals(-proc.returncode).name
-            return {"ok": False, "error": f"the benchmark process was killed by {name} "
-                                          f"(a crash inside the engine): {_last_line(proc.stderr)}"}
-        return {"ok": False, "error": f"the benchmark process exited {proc.returncode}: "
+            try:
+                name = signal.Signals(-proc.returncode).name
+            except ValueError:
+                name = f"signal {-proc.returncode}"
+            return {"ok": False, "error_type": "Crash",
+                    "error": f"the process was killed by {name} (a crash inside the engine): "
+                             f"{_last_line(proc.stderr)}"}
+        return {"ok": False, "error": f"the process exited {proc.returncode}: "
                                       f"{_last_line(proc.stderr) or 'no output'}"}
+
+
+def raise_for(result: dict[str, Any], where: str) -> None:
+    """Raise a failed job's error as an EdgeportError naming ``where`` (the child's own typed
+    error keeps its type: a LoadError stays a LoadError)."""
+    if result.get("ok"):
+        return
+    name, message = result.get("error_type", ""), str(result.get("error", "failed"))
+    cls = getattr(errors, name, None)
+    if isinstance(cls, type) and issubclass(cls, errors.EdgeportError) and cls is not errors.UnknownNameError:
+        message = message.split(": ", 1)[1] if message.startswith(f"{name}: ") else message
+        raise cls(message if where.split()[0] in message else f"{where}: {message}")
+    raise errors.EdgeportError(f"{where}: {message}")

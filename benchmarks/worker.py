@@ -1,110 +1,36 @@
-"""One measurement in a fresh process: ``python -m edgeport.benchmarks.worker JOB.json RESULT.json``.
+"""One job in a fresh process: ``python -m edgeport.benchmarks.worker JOB.json RESULT.json``.
 
-A job is ``{"kind": "runtime" | "keras_predict" | "peak", ...}``. Running each in its own process
-keeps figures honest: load time includes the engine's start-up, peak memory is this measurement's
-alone, and thread settings cannot leak from one measurement into the next.
+A job is ``{"kind": KIND, ...}``; KIND names a function in ``JOBS`` (resolved lazily, so a job
+imports only what it uses). Running each measurement or verification in its own process keeps
+figures honest (load time includes the engine's start-up, peak memory is this job's alone, thread
+settings cannot leak) and keeps a crash inside an engine out of the calling process.
 """
 from __future__ import annotations
 
 import json
 import sys
-import time
 import traceback
 from pathlib import Path
-from typing import Any
 
-import numpy as np
+from edgeport.registry import lookup
 
-from edgeport.benchmarks.timing import matmul_peak, peak_rss_bytes, time_once, time_series
-
-
-def _inputs(job: dict[str, Any], batch: int) -> np.ndarray:
-    with np.load(job["inputs"]) as z:
-        x = z["x"]
-    reps = -(-batch // len(x))
-    return np.concatenate([x] * reps)[:batch]
-
-
-def _series(fn_for_batch, job: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for batch in job.get("batch_sizes", [1, 32]):
-        try:
-            fn = fn_for_batch(batch)
-            stats = time_series(fn, seconds=float(job["seconds"]))
-            stats["images_per_s"] = batch * stats["n"] / stats["total_s"]
-            out[f"batch{batch}"] = stats
-        except Exception as exc:  # noqa: BLE001 - record, keep the other batch size
-            out[f"batch{batch}"] = {"error": f"{type(exc).__name__}: {exc}"}
-    return out
-
-
-def run_runtime(job: dict[str, Any]) -> dict[str, Any]:
-    from edgeport.runtimes import load
-
-    x1 = _inputs(job, 1)
-    baseline = peak_rss_bytes()
-    t0 = time.perf_counter()
-    # probe=False: this process is already the guard (the parent reports a crash here as the row's error)
-    session = load(job["path"], runtime=job["runtime"], threads=job.get("threads"),
-                   device=job.get("device", "cpu"), probe=False, **job.get("options", {}))
-    load_s = time.perf_counter() - t0
-    first_s = time_once(lambda: session.predict(x1))
-
-    def for_batch(batch: int):
-        x = _inputs(job, batch)
-        return lambda: session.predict(x)
-
-    result = {"load_s": load_s, "first_inference_s": first_s, "engine": session.engine,
-              "baseline_rss_bytes": baseline, **_series(for_batch, job)}
-    result["peak_rss_bytes"] = peak_rss_bytes()
-    return result
-
-
-def run_keras_predict(job: dict[str, Any]) -> dict[str, Any]:
-    """``model.predict`` per call: what a naive benchmark times (framework overhead included)."""
-    x1 = _inputs(job, 1).astype(np.float32)
-    baseline = peak_rss_bytes()
-    t0 = time.perf_counter()  # load time includes the engine's import, as in the runtime rows
-    import tensorflow as tf
-
-    from edgeport.runtimes.keras_runtime import set_tf_threads
-
-    set_tf_threads(tf, job.get("threads"))  # the same thread settings as the keras runtime row
-    import keras
-
-    model = keras.models.load_model(job["path"], compile=False)
-    load_s = time.perf_counter() - t0
-    first_s = time_once(lambda: model.predict(x1, verbose=0))
-
-    def for_batch(batch: int):
-        x = _inputs(job, batch).astype(np.float32)
-        return lambda: model.predict(x, verbose=0)
-
-    result = {"load_s": load_s, "first_inference_s": first_s, "engine": f"keras {keras.__version__}",
-              "baseline_rss_bytes": baseline, **_series(for_batch, job)}
-    result["peak_rss_bytes"] = peak_rss_bytes()
-    return result
-
-
-def run_peak(job: dict[str, Any]) -> dict[str, Any]:
-    return matmul_peak(int(job.get("n", 2048)), seconds=float(job.get("seconds", 1.0)), threads=job.get("threads"))
-
-
-def run_macs(job: dict[str, Any]) -> dict[str, Any]:
-    from edgeport.benchmarks.macs import count_macs_file
-
-    return count_macs_file(job["path"])
-
-
-KINDS = {"runtime": run_runtime, "keras_predict": run_keras_predict, "peak": run_peak, "macs": run_macs}
+JOBS: dict[str, str] = {
+    "runtime": "edgeport.benchmarks.bench.jobs:run_runtime",
+    "keras_predict": "edgeport.benchmarks.bench.jobs:run_keras_predict",
+    "peak": "edgeport.benchmarks.bench.jobs:run_peak",
+    "macs": "edgeport.benchmarks.bench.jobs:run_macs",
+    "outputs": "edgeport.benchmarks.verify.jobs:run_outputs",
+    "reference": "edgeport.benchmarks.verify.reference:compute_reference",
+    "quant_debug": "edgeport.benchmarks.verify.quant_debug:run_debug_job",
+}
 
 
 def main(argv: list[str]) -> int:
     job_path, result_path = Path(argv[0]), Path(argv[1])
     job = json.loads(job_path.read_text())
     try:
-        result = {"ok": True, **KINDS[job["kind"]](job)}
-    except Exception as exc:  # noqa: BLE001 - the parent reports it as this row's error
+        result = {"ok": True, **lookup(JOBS, "job kind", job["kind"])(job)}
+    except Exception as exc:  # noqa: BLE001 - the parent reports it as this job's error
         result = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "error_type": type(exc).__name__,
                   "traceback": traceback.format_exc(limit=5)}
     result_path.write_text(json.dumps(result))

@@ -24,10 +24,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "formats": ("edgeport.export.registry:list_formats", "list the export formats"),
     "run": ("edgeport.runtimes.cli:run_artifact", "run an artifact on images, .npy batches or numbers"),
     "runtimes": ("edgeport.runtimes.registry:list_runtimes", "list the runtimes and whether each is installed"),
-    "verify": ("edgeport.benchmarks.verify:verify_model", "prove every artifact against the Keras outputs"),
-    "bench": ("edgeport.benchmarks.bench:bench_model", "measure latency, throughput, size and memory"),
-    "report": ("edgeport.benchmarks.report:build_report", "write artifacts/report/ (json, csv, md, plots)"),
-    "report merge": ("edgeport.benchmarks.report:merge_reports", "join report.json files from several machines"),
+    "verify": ("edgeport.benchmarks.verify.command:verify_model", "prove every artifact against the Keras outputs"),
+    "bench": ("edgeport.benchmarks.bench.command:bench_model", "measure latency, throughput, size and memory"),
+    "report": ("edgeport.benchmarks.report.command:build_report", "write artifacts/report/ (json, csv, md, plots)"),
+    "report merge": ("edgeport.benchmarks.report.command:merge_reports", "join report.json files from several machines"),
 }
 
 

@@ -1,12 +1,22 @@
 """The per-model manifest (``artifacts/MODEL/manifest.json``): pure json, readable on a Pi.
 
-Layout::
+Layout (schema 2)::
 
-    {"schema": 1, "model": "fashion_mlp", "labels": [...], "labels_file": "labels.txt",
-     "input_contract": {...}, "source": {"file", "sha256", "bytes"},
-     "calibration": {"samples", "seed", "source"},
-     "artifacts": {FORMAT: {"format", "file", "sha256", "bytes", "inputs": [TensorSpec...],
-                            "outputs": [...], "versions": {...}, "seconds", "status", ...}}}
+    {"schema": 2, "model": "fashion_mlp", "dataset": ..., "labels": [...], "labels_file": "labels.txt",
+     "input_contract": {...}, "input_names": [...], "output_names": [...],
+     "source": {"file", "kind", "sha256", "bytes"}, "calibration": {...},
+     "artifacts": {FORMAT: {"format", "file", "sha256", "bytes", "files": {PATH: SHA256},
+                            "source_sha256", "inputs", "outputs", "versions", ...}},
+     "pending": {FORMAT: entry}}     # only while an export is replacing FORMAT
+
+An entry's ``files`` lists every file the artifact is made of (the ``.c`` and its ``.h``; every
+file inside a SavedModel directory), each with its sha256: all are checked before use.
+
+Replacing an artifact is a small transaction (:mod:`edgeport.export.commit`): the new entry is
+recorded under ``pending`` first, the old files are kept as backups, the new files are renamed
+into place, and only then does the entry move to ``artifacts``. An interrupted replacement is
+finished or undone by :func:`recover` (export does it under the model's lock); readers that find
+a ``pending`` entry use whichever of the two the files on disk match (:func:`effective_entries`).
 """
 from __future__ import annotations
 
@@ -18,7 +28,12 @@ from edgeport.errors import IntegrityError, ModelFileError
 from edgeport.files import sha256_file, write_json_atomic
 
 MANIFEST_NAME = "manifest.json"
-SCHEMA = 1
+SCHEMA = 2
+BACKUP_PREFIX = ".prev."
+
+
+class StaleArtifactError(IntegrityError):
+    """An artifact exported from another version of the model than the one beside it now."""
 
 
 def manifest_path(model_dir: str | Path) -> Path:
@@ -36,13 +51,18 @@ def load_manifest(model_dir: str | Path, *, missing_ok: bool = False) -> dict[st
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise ModelFileError(f"{path}: unreadable manifest ({exc})") from None
-    if not isinstance(data, dict) or "artifacts" not in data:
-        raise ModelFileError(f"{path}: not an edgeport manifest (no 'artifacts' key)")
+    if not isinstance(data, dict) or not isinstance(data.get("artifacts"), dict):
+        raise ModelFileError(f"{path}: not an edgeport manifest (no 'artifacts' object)")
+    if data.get("schema") != SCHEMA:
+        raise ModelFileError(f"{path}: manifest schema {data.get('schema')!r}, this edgeport reads schema "
+                             f"{SCHEMA}; re-export the model with this edgeport")
     return data
 
 
 def save_manifest(model_dir: str | Path, manifest: dict[str, Any]) -> Path:
     manifest = dict(manifest, schema=SCHEMA)
+    if not manifest.get("pending"):
+        manifest.pop("pending", None)
     return write_json_atomic(manifest_path(model_dir), manifest)
 
 
@@ -50,14 +70,126 @@ def artifact_file(model_dir: str | Path, entry: dict[str, Any]) -> Path:
     return Path(model_dir) / entry["file"]
 
 
+def entry_files(entry: dict[str, Any]) -> dict[str, str]:
+    """{path relative to the model directory: sha256} of every file of an artifact."""
+    files = entry.get("files")
+    if isinstance(files, dict) and files:
+        return dict(files)
+    return {entry["file"]: entry.get("sha256", "")}
+
+
+def hash_files(root: Path, names: list[str]) -> dict[str, str]:
+    """{relative path: sha256} for files and every file under directories among ``names``."""
+    out: dict[str, str] = {}
+    for name in names:
+        path = root / name
+        if path.is_dir():
+            for f in sorted(p for p in path.rglob("*") if p.is_file()):
+                out[f"{name}/{f.relative_to(path).as_posix()}"] = sha256_file(f)
+        else:
+            out[name] = sha256_file(path)
+    return out
+
+
+def _matches(model_dir: Path, entry: dict[str, Any]) -> bool:
+    try:
+        check_integrity(model_dir, entry)
+    except IntegrityError:
+        return False
+    return True
+
+
 def check_integrity(model_dir: str | Path, entry: dict[str, Any]) -> Path:
-    """Return the artifact's path if its sha256 matches the manifest, else raise IntegrityError."""
+    """Return the artifact's path if every file of it matches the manifest, else raise IntegrityError."""
+    model_dir = Path(model_dir)
     path = artifact_file(model_dir, entry)
-    if not path.exists():
-        raise IntegrityError(f"{path}: listed in the manifest but missing")
-    actual = sha256_file(path)
-    if actual != entry.get("sha256"):
-        raise IntegrityError(
-            f"{path}: sha256 {actual[:12]}… differs from the manifest's {str(entry.get('sha256'))[:12]}…; "
-            "the file was changed after export: re-export it, do not trust it")
+    files = entry_files(entry)
+    for name, expected in files.items():
+        f = model_dir / name
+        if not f.is_file():
+            raise IntegrityError(f"{f}: listed in the manifest but missing")
+        actual = sha256_file(f)
+        if actual != expected:
+            raise IntegrityError(
+                f"{f}: sha256 {actual[:12]}… differs from the manifest's {str(expected)[:12]}…; "
+                "the file was changed after export: re-export it, do not trust it")
+    if path.is_dir():
+        extra = sorted(set(hash_files(model_dir, [entry["file"]])) - set(files))
+        if extra:
+            raise IntegrityError(f"{model_dir / extra[0]}: a file the manifest does not list is inside "
+                                 f"{entry['file']}/ ({len(extra)} such); re-export it, do not trust it")
+    if entry.get("sha256") and sha256_file(path) != entry["sha256"]:
+        raise IntegrityError(f"{path}: sha256 differs from the manifest's; re-export it, do not trust it")
     return path
+
+
+def check_fresh(manifest: dict[str, Any], fmt: str, entry: dict[str, Any], source_sha256: str,
+                reexport: str) -> None:
+    """Refuse an artifact exported from another model than the source beside it now."""
+    made_from = entry.get("source_sha256")
+    if made_from != source_sha256:
+        source = (manifest.get("source") or {}).get("file", "the model")
+        raise StaleArtifactError(
+            f"{entry['file']}: stale: exported from a different {source} (sha256 {str(made_from)[:12]}…, "
+            f"the model is now {source_sha256[:12]}…); re-export it: {reexport}")
+
+
+def effective_entries(model_dir: str | Path, manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The artifacts as the files on disk have them: a ``pending`` entry counts when its files are
+    in place (an export stopped after the rename), the old entry otherwise. Read only."""
+    entries = dict(manifest.get("artifacts", {}))
+    for fmt, entry in (manifest.get("pending") or {}).items():
+        if _matches(Path(model_dir), entry):
+            entries[fmt] = entry
+    return entries
+
+
+def recover(model_dir: str | Path, manifest: dict[str, Any]) -> list[str]:
+    """Finish or undo replacements an interrupted export left ``pending`` (call under the model's
+    lock); saves the manifest when it changed. Returns one line per format it settled."""
+    model_dir = Path(model_dir)
+    said = []
+    for fmt, entry in list((manifest.get("pending") or {}).items()):
+        backups = [model_dir / backup_name(name) for name in _top_names(entry)]
+        if _matches(model_dir, entry):
+            manifest["artifacts"][fmt] = entry
+            said.append(f"{fmt}: an interrupted export had put the new files in place: kept them")
+        else:
+            for name, backup in zip(_top_names(entry), backups):
+                if backup.exists():
+                    restore(backup, model_dir / name)
+            said.append(f"{fmt}: an interrupted export was undone: the previous files are back")
+        for backup in backups:
+            remove(backup)
+        del manifest["pending"][fmt]
+    if said:
+        save_manifest(model_dir, manifest)
+    return said
+
+
+def _top_names(entry: dict[str, Any]) -> list[str]:
+    """The names directly inside the model directory that an artifact occupies."""
+    return list(dict.fromkeys(name.split("/", 1)[0] for name in entry_files(entry)))
+
+
+def backup_name(name: str) -> str:
+    return BACKUP_PREFIX + name
+
+
+def restore(backup: Path, dest: Path) -> None:
+    import os
+
+    if dest.is_dir() and not dest.is_symlink():
+        import shutil
+
+        shutil.rmtree(dest)
+    os.replace(backup, dest)
+
+
+def remove(path: Path) -> None:
+    import shutil
+
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink()

@@ -1,7 +1,6 @@
 """What every format module shares in one export run: the model, its contract, labels, samples."""
 from __future__ import annotations
 
-import json
 import tempfile
 from functools import cached_property
 from pathlib import Path
@@ -13,8 +12,9 @@ from edgeport import __version__
 from edgeport.errors import EdgeportError, ExportError
 from edgeport.export.config import ExportConfig
 from edgeport.export.registry import INFO, Format
-from edgeport.export.source import ModelSource, load_keras
+from edgeport.export.source import ModelSource, load_source
 from edgeport.registry import resolve
+from edgeport.training_record import load_training_record
 from edgeport.types import InputContract
 
 #: Range assumed for plain-value inputs of a model edgeport knows nothing about.
@@ -45,15 +45,24 @@ class ExportContext:
 
     def __init__(self, source: ModelSource, config: ExportConfig, *,
                  warn: Callable[[str], None] = print, model: Any = None):
-        self.source, self.config, self.warn = source, config, warn
+        self.source, self.config = source, config
+        said: set[str] = set()
+
+        def warn_once(text: str) -> None:  # a fallback is said once per run, not once per use
+            if text not in said:
+                said.add(text)
+                warn(text)
+
+        self.warn = warn_once
         self.name, self.model_dir = source.name, source.model_dir
-        self.model = model if model is not None else load_keras(source.keras_file,
-                                                                allow_unsafe=config.allow_unsafe)
-        if not getattr(self.model, "inputs", None):
-            raise ExportError(f"{source.keras_file}: the model has no defined inputs (build it first)")
+        self.model = model if model is not None or source.kind == "saved_model" else load_source(
+            source, allow_unsafe=config.allow_unsafe)
+        if self.model is not None and not getattr(self.model, "inputs", None):
+            raise ExportError(f"{source.path}: the model has no defined inputs (build it first)")
         self.produced: dict[Format, Path] = {}  # this run's artifacts (final or temporary)
         self.failed: dict[Format, str] = {}
         self.source_sha256: str | None = None
+        self.source_info: dict[str, Any] = {}  # the manifest's ``source`` block
         self._tmp = tempfile.TemporaryDirectory(prefix=f"edgeport-export-{self.name}-")
         self.calibration: dict[str, Any] | None = None
         self._signature: tuple[dict, dict] | None = None
@@ -64,8 +73,23 @@ class ExportContext:
     # -- the model's interface -------------------------------------------------------------
     @cached_property
     def inputs(self) -> list[tuple[str, tuple]]:
-        """Keras inputs as (name, shape without the batch dimension)."""
+        """Model inputs as (name, shape without the batch dimension): the Keras inputs, or the
+        serving signature's of a SavedModel source."""
+        if self.model is None:
+            sig = self.load_signature(self.source.path)[0]
+            return [(name, tuple(spec.shape.as_list()[1:])) for name, spec in sig.items()]
         return [(t.name, tuple(t.shape[1:])) for t in self.model.inputs]
+
+    @cached_property
+    def output_shapes(self) -> dict[str, tuple]:
+        """Output name (as every artifact names it) -> shape without the batch dimension."""
+        if self.model is None:
+            sig = self.load_signature(self.source.path)[1]
+            return {name: tuple(spec.shape.as_list()[1:]) for name, spec in sorted(sig.items())}
+        from edgeport.runtimes.keras_runtime import output_tensors
+
+        names, tensors = output_tensors(self.model)
+        return {name: tuple(t.shape[1:]) for name, t in zip(names, tensors)}
 
     @cached_property
     def spec(self):
@@ -75,12 +99,8 @@ class ExportContext:
         except ImportError:  # pragma: no cover - training stage not installed
             return None
         names = [self.name]
-        training = self.model_dir / "training.json"
-        if training.is_file():
-            try:
-                names.insert(0, str(json.loads(training.read_text()).get("model", "")))
-            except (OSError, ValueError, AttributeError):
-                pass
+        if self.training.get("model"):
+            names.insert(0, str(self.training["model"]))
         spec = next((MODELS[n] for n in names if n in MODELS), None)
         if spec is None or len(self.inputs) != 1:
             return None
@@ -120,8 +140,8 @@ class ExportContext:
             return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
         if self.spec is not None and self.spec.labels:
             return list(self.spec.labels)
-        outputs = self.model.outputs
-        last = outputs[0].shape[-1] if len(outputs) == 1 and outputs[0].shape else None
+        shapes = list(self.output_shapes.values())
+        last = shapes[0][-1] if len(shapes) == 1 and shapes[0] else None
         return [str(i) for i in range(last)] if isinstance(last, int) and last > 1 else []
 
     def metadata(self, fmt: Format | str) -> dict[str, Any]:
@@ -175,80 +195,30 @@ class ExportContext:
     @cached_property
     def samples(self) -> dict[str, np.ndarray]:
         """Representative raw inputs (float32, keyed by Keras input name), drawn once per run."""
-        n, seed = self.config.calibration_samples, self.config.seed
-        if self.config.calibration_data is not None:
-            arrays, source = self._from_file(self.config.calibration_data, n, seed)
-        elif self.spec is not None:
-            from edgeport.training.data import representative_samples
+        from edgeport.export import calibration
 
-            data_dir = self.config.data_dir or self._training_data_dir()
-            shape = self.inputs[0][1]
-            kwargs = {"image_size": (shape[0], shape[1])} if self.spec.dataset == "image_folder" else {}
-            try:
-                x = representative_samples(self.spec.dataset, n, seed, data_dir, **kwargs)
-            except EdgeportError as exc:
-                raise ExportError(f"calibration data for {self.spec.dataset}: {exc} "
-                                  "(or pass --calibration-data FILE.npy)") from None
-            arrays, source = {self.inputs[0][0]: x}, f"dataset:{self.spec.dataset}"
-        else:
-            rng = np.random.default_rng(seed)
-            arrays = {name: rng.uniform(*self._range(shape), size=(n, *[d or 1 for d in shape]))
-                      for name, shape in self.inputs}
-            source = "random-uniform"
-            self.warn(f"warning: {self.name} is not a known course model and no --calibration-data was "
-                      f"given: calibrating on {n} seeded random-uniform inputs; quantized accuracy may "
-                      "suffer")
-        out = {name: self._fit(arrays[name], name, shape) for name, shape in self.inputs}
-        count = len(next(iter(out.values())))
-        self.calibration = {"samples": count, "seed": seed, "source": source}
-        if self.spec is not None and source.startswith("dataset:"):
-            self.calibration["dataset"] = self.spec.dataset
-        if source == "random-uniform":
-            self.calibration["ranges"] = {name: list(self._range(shape)) for name, shape in self.inputs}
-        return out
+        shape = self.inputs[0][1]
+        dataset = self.spec.dataset if self.spec is not None and self.config.calibration_data is None else None
+        image = dataset == "image_folder"
+        samples, self.calibration = calibration.draw(
+            self.inputs, n=self.config.calibration_samples, seed=self.config.seed, file=self.config.calibration_data,
+            dataset=dataset, data_dir=(self.config.data_dir or self._training_data_dir()) if dataset else None,
+            image_size=(shape[0], shape[1]) if image else None,
+            ranges={name: self._range(s) for name, s in self.inputs})
+        if self.calibration["source"] == "random-uniform":
+            self.warn(f"warning: {self.name} is not a known course model and no --calibration-data was given: "
+                      f"calibrating on {self.calibration['samples']} seeded random-uniform inputs; quantized "
+                      "accuracy may suffer")
+        return samples
+
+    @cached_property
+    def training(self) -> dict[str, Any]:
+        """training.json of this model directory (``{}`` for a model edgeport did not train)."""
+        return load_training_record(self.model_dir)
 
     def _training_data_dir(self) -> str | None:
-        path = self.model_dir / "training.json"
-        try:
-            src = json.loads(path.read_text()).get("data_source")
-        except (OSError, ValueError, AttributeError):
-            return None
+        src = self.training.get("data_source")
         return src if isinstance(src, str) and Path(src).is_dir() else None
-
-    def _from_file(self, path: Path, n: int, seed: int) -> tuple[dict[str, np.ndarray], str]:
-        try:
-            loaded = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise ExportError(f"--calibration-data {path}: unreadable ({exc})") from None
-        if isinstance(loaded, np.ndarray):
-            if len(self.inputs) != 1:
-                raise ExportError(f"--calibration-data {path}: the model has {len(self.inputs)} inputs; "
-                                  f"pass a .npz with arrays named {[n_ for n_, _ in self.inputs]}")
-            arrays = {self.inputs[0][0]: loaded}
-        else:
-            missing = [name for name, _ in self.inputs if name not in loaded.files]
-            if missing:
-                raise ExportError(f"--calibration-data {path}: no array named {missing} "
-                                  f"(it has {loaded.files})")
-            arrays = {name: loaded[name] for name, _ in self.inputs}
-        lengths = {len(a) for a in arrays.values()}
-        if len(lengths) != 1 or 0 in lengths:
-            raise ExportError(f"--calibration-data {path}: arrays must be non-empty and equally long")
-        total = lengths.pop()
-        idx = np.sort(np.random.default_rng(seed).choice(total, size=min(n, total), replace=False))
-        return {k: v[idx] for k, v in arrays.items()}, f"file:{path}"
-
-    def _fit(self, x: np.ndarray, name: str, shape: tuple) -> np.ndarray:
-        want = tuple(d or 1 for d in shape)
-        x = np.asarray(x, dtype=np.float32)
-        if x.shape[1:] != want:
-            if int(np.prod(x.shape[1:])) != int(np.prod(want)):
-                raise ExportError(f"calibration samples for input {name!r} have shape {x.shape[1:]}, "
-                                  f"the model expects {want}")
-            x = x.reshape((len(x), *want))
-        if not np.isfinite(x).all():
-            raise ExportError(f"calibration samples for input {name!r} contain NaN or inf")
-        return x
 
     def representative_feed(self) -> list[dict[str, np.ndarray]]:
         """One dict per sample, keyed by SavedModel signature name, batch of 1 (TFLite converter)."""

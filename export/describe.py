@@ -54,9 +54,9 @@ def describe(ctx: ExportContext, info: FormatInfo, path: Path) -> dict[str, Any]
     if info.kind == "saved_model":
         return _saved_model_io(ctx, path)
     if info.kind == "tflite":
-        return tflite_meta.describe(path.read_bytes())
+        return tflite_meta.describe(path.read_bytes(), ctx.warn)
     if info.kind == "onnx":
         return _onnx_io(path)
     if info.kind == "c_array":
-        return tflite_meta.describe(ctx.dependency(Format.TFLITE_INT8).read_bytes())
+        return tflite_meta.describe(ctx.dependency(Format.TFLITE_INT8).read_bytes(), ctx.warn)
     raise ValueError(f"no describer for {info.kind!r}")

@@ -26,16 +26,6 @@ def set_metadata(model, meta: dict[str, Any]) -> None:
     onnx.helper.set_model_props(model, props)
 
 
-def read_metadata(path: str | Path) -> dict[str, Any] | None:
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    for prop in model.metadata_props:
-        if prop.key == METADATA_KEY:
-            return json.loads(prop.value)
-    return None
-
-
 def _tf2onnx_in_process(saved_model: Path, opset: int):
     import logging
 
@@ -74,7 +64,9 @@ def export_fp32(ctx: ExportContext, dest: Path) -> dict[str, Any]:
         raise ExportError(f"opset {opset} is newer than tf2onnx supports ({newest}); use --opset {newest}")
     try:
         model, how = _tf2onnx_in_process(ctx.saved_model_dir, opset), "in-process"
-    except (ImportError, AttributeError, TypeError):  # tf2onnx's internals moved: use its CLI
+    except (ImportError, AttributeError, TypeError) as exc:  # tf2onnx's internals moved: use its CLI
+        ctx.warn(f"warning: onnx: tf2onnx's in-process converter is unusable ({type(exc).__name__}: {exc}); "
+                 "converting with `python -m tf2onnx.convert` instead")
         model, how = _tf2onnx_subprocess(ctx.saved_model_dir, opset, dest), "subprocess"
     set_metadata(model, ctx.metadata(Format.ONNX))
     onnx.checker.check_model(model)
@@ -119,7 +111,10 @@ def export_int8(ctx: ExportContext, dest: Path) -> dict[str, Any]:
 
         quant_pre_process(str(source), str(pre), skip_symbolic_shape=True)
         preprocessed = True
-    except Exception:  # pre-processing only helps; quantize the plain model when it fails
+    except Exception as exc:  # noqa: BLE001 - pre-processing only helps; said and recorded
+        ctx.warn(f"warning: onnx_int8: ONNX Runtime's quantization pre-processing failed "
+                 f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                 "quantizing the model without it")
         pre, preprocessed = source, False
     names = [i.name for i in onnx.load(str(pre), load_external_data=False).graph.input]
     reader = _reader(ctx, names)

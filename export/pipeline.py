@@ -1,12 +1,13 @@
 """`edgeport export`: every requested format, atomically, with a manifest a device can trust.
 
-Each format is written to a temporary path, described (inputs/outputs read back from the written
-file, which proves it loads), hashed, then renamed into place; the manifest is saved atomically
-after every format. A failing format keeps its previous good file and entry, the others go on.
+Each format is built in a staging directory inside the model directory, described (inputs and
+outputs read back from the written file, which proves it loads) and hashed file by file; then
+:func:`edgeport.export.commit.commit` renames it into place and records its manifest entry, so an
+interruption leaves the previous artifact or the new one, never neither. A failing format keeps
+its previous good files and entry; the others go on. One export per model at a time (a lock).
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import sys
@@ -15,20 +16,21 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from edgeport.errors import ExportError, ModelFileError
+from edgeport.errors import ModelFileError
+from edgeport.export.commit import model_lock, commit
 from edgeport.export.config import ExportConfig
 from edgeport.export.context import ExportContext, cause_line
 from edgeport.export.describe import describe, versions
+from edgeport.export.native_log import LOG_NAME, NativeLog
 from edgeport.export.registry import INFO, Format, dependency_chain
-from edgeport.export.source import install_source, load_keras, resolve_source
-from edgeport.files import atomic_path, human_size, sha256_file, size_bytes, write_text_atomic
-from edgeport.manifest import load_manifest, save_manifest
+from edgeport.export.source import install_source, load_source, resolve_source, source_record
+from edgeport.files import human_size, sha256_file, size_bytes, write_text_atomic
+from edgeport.manifest import hash_files, load_manifest, recover, save_manifest
 from edgeport.registry import resolve
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-LOG_NAME = "export.log"
 
 
 @dataclass
@@ -71,75 +73,38 @@ class ExportReport:
         return "\n".join(lines)
 
 
-class _NativeLog:
-    """Send the converters' native stdout/stderr (TF, absl, tf2onnx) to a log file, not the terminal."""
-
-    def __init__(self) -> None:
-        self._dir = tempfile.TemporaryDirectory(prefix="edgeport-log-")
-        self.path = Path(self._dir.name) / LOG_NAME
-
-    @contextlib.contextmanager
-    def capture(self, title: str) -> Iterator[None]:
-        for stream in (sys.stdout, sys.stderr):
-            stream.flush()
-        saved = [os.dup(1), os.dup(2)]
-        with open(self.path, "ab") as fh:
-            fh.write(f"\n===== {title} =====\n".encode())
-            fh.flush()
-            os.dup2(fh.fileno(), 1)
-            os.dup2(fh.fileno(), 2)
-        try:
-            yield
-        finally:
-            for stream in (sys.stdout, sys.stderr):
-                with contextlib.suppress(Exception):
-                    stream.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            for fd in saved:
-                os.close(fd)
-
-    def keep(self, dest: Path) -> Path:
-        with atomic_path(dest) as tmp:
-            shutil.copyfile(self.path, tmp)
-        return dest
-
-    def close(self) -> None:
-        self._dir.cleanup()
-
-
 def _say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
 def _export_one(ctx: ExportContext, fmt: Format, manifest: dict[str, Any], t0: float) -> dict[str, Any]:
     info = INFO[fmt.value]
-    final = ctx.model_dir / info.file
-    with atomic_path(final, directory=info.directory) as tmp:
-        extra = resolve(info.target)(ctx, tmp)
-        ctx.produced[fmt] = tmp
-        io = describe(ctx, info, tmp)
-        entry = {"format": fmt.value, "file": info.file, "sha256": sha256_file(tmp), "bytes": size_bytes(tmp),
-                 **io, "labels_file": "labels.txt" if ctx.labels else None,
-                 "source_sha256": ctx.source_sha256, "versions": versions(), **extra}
-        # Never let the manifest name a sha256 that the file on disk does not have: drop the old
-        # entry before the renames, add the new one after them.
-        if manifest["artifacts"].pop(fmt.value, None) is not None:
-            save_manifest(ctx.model_dir, manifest)
-        for name in info.extra_files:
-            os.replace(tmp.parent / name, ctx.model_dir / name)
-    ctx.produced[fmt] = final
-    entry.update(seconds=round(time.perf_counter() - t0, 3), status="ok",
-                 exported_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    staging = Path(tempfile.mkdtemp(prefix=f".{fmt.value}.", suffix=".tmp", dir=ctx.model_dir))
+    try:
+        dest = staging / info.file
+        extra = resolve(info.target)(ctx, dest)
+        ctx.produced[fmt] = dest
+        names = [info.file, *info.extra_files]
+        entry = {"format": fmt.value, "file": info.file, "sha256": sha256_file(dest), "bytes": size_bytes(dest),
+                 "files": hash_files(staging, names), "precision": info.precision.value,
+                 **describe(ctx, info, dest), "labels_file": "labels.txt" if ctx.labels else None,
+                 "source_sha256": ctx.source_sha256, "versions": versions(), **extra,
+                 "seconds": round(time.perf_counter() - t0, 3), "status": "ok",
+                 "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        _top_level(ctx, manifest)
+        commit(ctx.model_dir, manifest, fmt.value, entry, staging, names)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    ctx.produced[fmt] = ctx.model_dir / info.file
     return entry
 
 
 def _top_level(ctx: ExportContext, manifest: dict[str, Any]) -> None:
     manifest.update(model=ctx.name, dataset=ctx.spec.dataset if ctx.spec is not None else None,
+                    task=ctx.spec.task if ctx.spec is not None else None,
                     labels=ctx.labels, labels_file="labels.txt" if ctx.labels else None,
                     input_contract=ctx.contract.to_dict(), input_names=[name for name, _ in ctx.inputs],
-                    source={"file": ctx.source.target.name, "sha256": ctx.source_sha256,
-                            "bytes": ctx.source.target.stat().st_size})
+                    output_names=list(ctx.output_shapes), source=ctx.source_info)
     if ctx.calibration is not None:
         manifest["calibration"] = dict(ctx.calibration)
 
@@ -148,9 +113,9 @@ def _open_manifest(model_dir: Path, warnings: list[str]) -> dict[str, Any]:
     try:
         manifest = load_manifest(model_dir, missing_ok=True)
     except ModelFileError as exc:
-        warnings.append(f"warning: {exc}; starting a new manifest")
+        warnings.append(f"warning: {exc}; its artifacts are no longer listed: starting a new manifest")
         return {"artifacts": {}}
-    manifest.setdefault("artifacts", {})
+    warnings += [f"note: {line}" for line in recover(model_dir, manifest)]
     return manifest
 
 
@@ -158,18 +123,18 @@ def export_model(model: str, *, formats: list[str] = ["all"], out: Path = Path("
                  opset: int = 17, calibration_samples: int = 200, seed: int = 0, int8_io: str = "uint8",
                  calibration_data: str | None = None, data_dir: str | None = None,
                  allow_unsafe: bool = False) -> ExportReport:
-    """Export a trained model to every deployable format, with a manifest a device can trust.
+    """Export a model to every deployable format, with a manifest a device can trust.
 
-    model: a course model name (OUT/MODEL/model.keras), a model directory, or a .keras file
+    model: a course model name or model directory under --out, a .keras or .h5 file, or a SavedModel directory
     formats: `all` or format names, space or comma separated (see `edgeport formats`)
-    out: artifacts directory; a .keras file exports to OUT/<file stem>/
+    out: artifacts directory; a file or SavedModel exports to OUT/<its stem>/
     opset: ONNX opset for tf2onnx (13 or newer)
     calibration_samples: representative samples for int8/int16x8/onnx_int8 calibration
     seed: seed that draws the calibration samples
     int8_io: input/output type of tflite_int8: uint8, int8 or float32
     calibration_data: a .npy (or .npz per input name) of raw inputs for models without a known dataset
     data_dir: data directory for the course model's dataset (idx files, digits, image folder)
-    allow_unsafe: load a .keras file that needs unsafe deserialisation (only for files you trust)
+    allow_unsafe: load a model that needs unsafe deserialisation (Lambda code; only for files you trust)
     """
     start = time.perf_counter()
     config = ExportConfig(formats=tuple(formats), opset=opset, calibration_samples=calibration_samples,
@@ -177,17 +142,19 @@ def export_model(model: str, *, formats: list[str] = ["all"], out: Path = Path("
                           data_dir=data_dir, allow_unsafe=allow_unsafe)
     source = resolve_source(model, Path(out))
     report = ExportReport(source.name, source.model_dir)
-    log = _NativeLog()
+    log = NativeLog()
     try:
-        with log.capture(f"load {source.keras_file}"):
-            keras_model = load_keras(source.keras_file, allow_unsafe=config.allow_unsafe)
-        target = install_source(source)
-        ctx = ExportContext(source, config, warn=report.warnings.append, model=keras_model)
-        try:
-            ctx.source_sha256 = sha256_file(target)
-            _run_formats(ctx, config, report, log)
-        finally:
-            ctx.close()
+        with log.capture(f"load {source.path}"):
+            keras_model = load_source(source, allow_unsafe=config.allow_unsafe)
+        with model_lock(source.model_dir):
+            install_source(source)
+            ctx = ExportContext(source, config, warn=report.warnings.append, model=keras_model)
+            try:
+                ctx.source_info = source_record(source)
+                ctx.source_sha256 = ctx.source_info["sha256"]
+                _run_formats(ctx, config, report, log, Path(out))
+            finally:
+                ctx.close()
         if report.failed:
             report.log = log.keep(source.model_dir / LOG_NAME)
     finally:
@@ -196,25 +163,21 @@ def export_model(model: str, *, formats: list[str] = ["all"], out: Path = Path("
     return report
 
 
-def _run_formats(ctx: ExportContext, config: ExportConfig, report: ExportReport, log: _NativeLog) -> None:
+def _run_formats(ctx: ExportContext, config: ExportConfig, report: ExportReport, log: NativeLog,
+                 out: Path) -> None:
     manifest = _open_manifest(ctx.model_dir, report.warnings)
     if ctx.labels and not (ctx.model_dir / "labels.txt").exists():
         write_text_atomic(ctx.model_dir / "labels.txt", "\n".join(ctx.labels) + "\n")
-    said = len(report.warnings)
-    for warning in report.warnings:
-        _say(warning)
+    said = 0
     for fmt in config.formats:
         t0 = time.perf_counter()
         result = FormatResult(fmt.value, "failed", INFO[fmt.value].file)
         blocked = next((d for d in dependency_chain(fmt) if d in ctx.failed), None)
         try:
             if blocked is not None:
-                raise ExportError(f"not attempted: needs {blocked}, which failed: {ctx.failed[blocked]}")
+                raise RuntimeError(f"not attempted: needs {blocked}, which failed: {ctx.failed[blocked]}")
             with log.capture(fmt.value):
                 entry = _export_one(ctx, fmt, manifest, t0)
-            manifest["artifacts"][fmt.value] = entry
-            _top_level(ctx, manifest)
-            save_manifest(ctx.model_dir, manifest)
             result.status, result.bytes = "ok", entry["bytes"]
         except Exception as exc:  # one format's failure is reported, the others go on
             ctx.failed.setdefault(fmt, cause_line(exc))
@@ -225,3 +188,10 @@ def _run_formats(ctx: ExportContext, config: ExportConfig, report: ExportReport,
         said = len(report.warnings)
         report.results.append(result)
         _say(result.line())
+    stale = sorted(f for f, e in manifest["artifacts"].items() if e.get("source_sha256") != ctx.source_sha256)
+    if stale:
+        report.warnings.append(
+            f"warning: {', '.join(stale)} in {ctx.model_dir} came from an earlier version of the model and will "
+            f"be refused by verify; re-export them: edgeport export {ctx.name} --out {out} --formats {' '.join(stale)}")
+        _say(report.warnings[-1])
+    save_manifest(ctx.model_dir, manifest)

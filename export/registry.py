@@ -10,6 +10,17 @@ from enum import Enum
 from edgeport.errors import UnknownNameError
 
 
+class Precision(str, Enum):
+    """What a format's numbers are: the class its parity gate and its plot colour come from."""
+
+    FLOAT32 = "float32"
+    FP16 = "fp16"
+    QUANTIZED = "quantized"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 class Format(str, Enum):
     """Export format names, in dependency order (a format comes after what it needs)."""
 
@@ -34,39 +45,48 @@ class FormatInfo:
     file: str  # file (or directory) name inside the model directory
     kind: str  # how the pipeline describes it: saved_model | tflite | onnx | c_array
     needs: Format | None
-    quantized: bool
+    precision: Precision
     summary: str
     extra_files: tuple[str, ...] = ()  # written beside ``file`` in the same step
     directory: bool = False
 
+    @property
+    def quantized(self) -> bool:
+        return self.precision is Precision.QUANTIZED
+
 
 _P = "edgeport.export."
 _F = Format
+_FP32, _Q = Precision.FLOAT32, Precision.QUANTIZED
 _INFOS = (
-    FormatInfo(_F.SAVED_MODEL, _P + "saved_model:export", "saved_model", "saved_model", None, False,
+    FormatInfo(_F.SAVED_MODEL, _P + "saved_model:export", "saved_model", "saved_model", None, _FP32,
                "TensorFlow SavedModel (Keras model.export), serving signature", directory=True),
     FormatInfo(_F.TFLITE_FP32, _P + "tflite:export_fp32", "model_fp32.tflite", "tflite",
-               _F.SAVED_MODEL, False, "TFLite float32"),
+               _F.SAVED_MODEL, _FP32, "TFLite float32"),
     FormatInfo(_F.TFLITE_FP16, _P + "tflite:export_fp16", "model_fp16.tflite", "tflite",
-               _F.SAVED_MODEL, False, "TFLite float16 weights, float32 compute/IO"),
+               _F.SAVED_MODEL, Precision.FP16, "TFLite float16 weights, float32 compute/IO"),
     FormatInfo(_F.TFLITE_DYNAMIC, _P + "tflite:export_dynamic", "model_dynamic.tflite", "tflite",
-               _F.SAVED_MODEL, True, "TFLite dynamic-range (int8 weights, float IO)"),
+               _F.SAVED_MODEL, _Q, "TFLite dynamic-range (int8 weights, float IO)"),
     FormatInfo(_F.TFLITE_INT8, _P + "tflite:export_int8", "model_int8.tflite", "tflite",
-               _F.SAVED_MODEL, True, "TFLite full integer int8 (uint8 IO by default), calibrated"),
+               _F.SAVED_MODEL, _Q, "TFLite full integer int8 (uint8 IO by default), calibrated"),
     FormatInfo(_F.TFLITE_INT16X8, _P + "tflite:export_int16x8", "model_int16x8.tflite", "tflite",
-               _F.SAVED_MODEL, True, "TFLite int16 activations, int8 weights, calibrated"),
-    FormatInfo(_F.ONNX, _P + "onnx:export_fp32", "model.onnx", "onnx", _F.SAVED_MODEL, False,
+               _F.SAVED_MODEL, _Q, "TFLite int16 activations, int8 weights, calibrated"),
+    FormatInfo(_F.ONNX, _P + "onnx:export_fp32", "model.onnx", "onnx", _F.SAVED_MODEL, _FP32,
                "ONNX float32 (tf2onnx from the SavedModel)"),
-    FormatInfo(_F.ONNX_INT8, _P + "onnx:export_int8", "model_int8.onnx", "onnx", _F.ONNX, True,
+    FormatInfo(_F.ONNX_INT8, _P + "onnx:export_int8", "model_int8.onnx", "onnx", _F.ONNX, _Q,
                "ONNX int8 QDQ, per-channel, static calibration (ONNX Runtime)"),
     FormatInfo(_F.C_ARRAY, _P + "c_array:export", "model_int8_data.c", "c_array", _F.TFLITE_INT8,
-               True, "the int8 TFLite model as a C source/header pair for firmware",
+               _Q, "the int8 TFLite model as a C source/header pair for firmware",
                extra_files=("model_int8_data.h",)),
 )
-FORMATS: dict[str, str] = {i.name.value: i.target for i in _INFOS}
 INFO: dict[str, FormatInfo] = {i.name.value: i for i in _INFOS}
 FILES: dict[str, str] = {i.name.value: i.file for i in _INFOS}
 ALL = "all"
+
+
+def precision_of(name: str | Format) -> Precision:
+    """The precision class of a format: the one fact gates and plots read."""
+    return info(name).precision
 
 
 def info(name: str | Format) -> FormatInfo:

@@ -1,7 +1,9 @@
-"""SavedModel: Keras ``model.export`` (the serving signature every other format converts from)."""
+"""SavedModel: Keras ``model.export`` (the serving signature every other format converts from), or
+a copy of a SavedModel the user brought."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +15,16 @@ METADATA_FILE = "assets.extra/edgeport.json"
 
 
 def export(ctx: ExportContext, dest: Path) -> dict[str, Any]:
-    ctx.model.export(str(dest), format="tf_saved_model", verbose=False)
+    if ctx.model is None:  # the source is a SavedModel already: carry it, with edgeport's metadata
+        shutil.copytree(ctx.source.path, dest)
+        converter = "copy of the source SavedModel"
+    else:
+        ctx.model.export(str(dest), format="tf_saved_model", verbose=False)
+        converter = "keras.Model.export(format='tf_saved_model')"
     meta = dest / METADATA_FILE
     meta.parent.mkdir(parents=True, exist_ok=True)
     meta.write_text(json.dumps(ctx.metadata(Format.SAVED_MODEL), indent=2, sort_keys=True) + "\n")
     if ctx.labels:
         (meta.parent / "labels.txt").write_text("\n".join(ctx.labels) + "\n")
-    return {"converter": "keras.Model.export(format='tf_saved_model')", "signature": "serving_default",
+    return {"converter": converter, "signature": "serving_default",
             "metadata_file": METADATA_FILE}

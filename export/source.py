@@ -1,4 +1,7 @@
-"""Find the model to export and load it: Keras safe mode on unless the user allows unsafe code."""
+"""Find the model to export and load it: a `.keras` file, a legacy `.h5` (tf.keras / Keras 2 or
+Keras 3) or a TensorFlow SavedModel directory. Keras safe mode is on unless the user allows
+unsafe code; a Lambda's Python code or an unknown custom object is refused, naming the file.
+"""
 from __future__ import annotations
 
 import shutil
@@ -7,21 +10,33 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeport.errors import ModelFileError
-from edgeport.files import atomic_path
+from edgeport.files import atomic_path, sha256_file
 
-MODEL_FILE = "model.keras"
 UNSAFE_FLAG = "--allow-unsafe"
+#: Source kind -> the name it is installed under in the model directory.
+TARGETS = {"keras": "model.keras", "h5": "model.h5", "saved_model": "source_saved_model"}
+#: Source kind -> the runtime that computes the reference outputs.
+REFERENCE_RUNTIME = {"keras": "keras", "h5": "keras", "saved_model": "savedmodel"}
+SUFFIX_KIND = {".keras": "keras", ".h5": "h5", ".hdf5": "h5"}
+MODEL_FILE = TARGETS["keras"]
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 @dataclass(frozen=True)
 class ModelSource:
-    name: str  # the model directory's name (a course model name, or the .keras file's stem)
+    name: str  # the model directory's name (a course model name, or the file's stem)
     model_dir: Path  # where the artifacts and the manifest go
-    keras_file: Path  # the file to load (the user's .keras, or model_dir/model.keras)
+    path: Path  # what to load: the user's file or directory, or the installed copy
+    kind: str  # keras | h5 | saved_model
 
     @property
     def target(self) -> Path:
-        return self.model_dir / MODEL_FILE
+        """Where the source is kept beside its artifacts (the reference verify runs)."""
+        return self.model_dir / TARGETS[self.kind]
+
+    @property
+    def keras_file(self) -> Path:  # the name the rest of the code base used for ``path``
+        return self.path
 
 
 def _course_names() -> list[str]:
@@ -32,59 +47,121 @@ def _course_names() -> list[str]:
     return list(MODELS)
 
 
+def is_saved_model(path: Path) -> bool:
+    return path.is_dir() and ((path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file())
+
+
+def installed(model_dir: Path) -> ModelSource | None:
+    """The source already installed in a model directory, if any."""
+    for kind, name in TARGETS.items():
+        p = model_dir / name
+        if (p.is_file() and kind != "saved_model") or (kind == "saved_model" and is_saved_model(p)):
+            return ModelSource(model_dir.resolve().name, model_dir, p, kind)
+    return None
+
+
 def resolve_source(model: str, out: Path) -> ModelSource:
-    """MODEL is a course model name (OUT/MODEL/model.keras), a model directory, or a .keras file."""
+    """MODEL is a course model name or model directory (with model.keras/.h5 or a source SavedModel
+    inside), a .keras/.h5 file, or a SavedModel directory. A file or SavedModel exports to
+    OUT/<its stem>/, unless it already is the source of a model directory under OUT."""
     path, out = Path(model), Path(out)
-    if path.suffix == ".keras":
+    kind = SUFFIX_KIND.get(path.suffix.lower())
+    if kind is not None:
         if not path.is_file():
-            raise ModelFileError(f"{path}: no such .keras file")
-        if path.name == MODEL_FILE:  # already inside a model directory: export beside it
-            return ModelSource(path.resolve().parent.name, path.parent, path)
-        return ModelSource(path.stem, out / path.stem, path)
+            raise ModelFileError(f"{path}: no such file")
+        if path.name == TARGETS[kind] and path.resolve().parent.parent == out.resolve():
+            return ModelSource(path.resolve().parent.name, path.parent, path, kind)
+        return ModelSource(path.stem, out / path.stem, path, kind)
     bare = len(path.parts) == 1
-    if bare and (out / model / MODEL_FILE).is_file():
-        return ModelSource(model, out / model, out / model / MODEL_FILE)
+    if bare and (found := installed(out / model)) is not None:
+        return found
+    if is_saved_model(path):
+        if path.resolve().parent.parent == out.resolve() and path.name == TARGETS["saved_model"]:
+            return ModelSource(path.resolve().parent.name, path.parent, path, "saved_model")
+        return ModelSource(path.resolve().name, out / path.resolve().name, path, "saved_model")
     if path.is_dir():
-        if not (path / MODEL_FILE).is_file():
-            raise ModelFileError(f"{path}: a directory without {MODEL_FILE}; train it first "
-                                 f"(`edgeport train {path.name}`) or pass a .keras file")
-        return ModelSource(path.resolve().name, path, path / MODEL_FILE)
+        if (found := installed(path)) is not None:
+            return found
+        raise ModelFileError(f"{path}: a directory that is neither a SavedModel (no saved_model.pb) nor a "
+                             f"model directory (no {', '.join(TARGETS.values())}); pass a .keras or .h5 file")
     if bare and model in _course_names():
         raise ModelFileError(f"{out / model / MODEL_FILE}: not found; run `edgeport train {model} "
                              f"--out {out}` first")
-    raise ModelFileError(f"{model!r}: not a .keras file, a model directory or a trained course model "
-                         f"under {out}/ (course models: {', '.join(_course_names()) or 'none installed'})")
+    raise ModelFileError(f"{model!r}: not a .keras or .h5 file, a SavedModel or model directory, or a trained "
+                         f"course model under {out}/ (course models: {', '.join(_course_names()) or 'none installed'})")
 
 
-def load_keras(path: Path, *, allow_unsafe: bool = False):
-    """Load a .keras file (safe mode unless ``allow_unsafe``); every failure names the file."""
-    path = Path(path)
+def _check_container(path: Path, kind: str) -> None:
     if not path.is_file():
         raise ModelFileError(f"{path}: no such file")
-    if not zipfile.is_zipfile(path):
+    if kind == "keras" and not zipfile.is_zipfile(path):
         raise ModelFileError(f"{path}: not a Keras .keras archive (truncated or corrupt?); "
                              "re-save it with model.save(...) or re-run `edgeport train`")
+    if kind == "h5":
+        with open(path, "rb") as fh:
+            if fh.read(8) != HDF5_SIGNATURE:
+                raise ModelFileError(f"{path}: not an HDF5 file (no HDF5 signature; truncated or corrupt?)")
+
+
+def load_keras(path: Path, *, allow_unsafe: bool = False, kind: str | None = None):
+    """Load a .keras or .h5 file (safe mode unless ``allow_unsafe``); every failure names the file."""
+    path = Path(path)
+    kind = kind or SUFFIX_KIND.get(path.suffix.lower(), "keras")
+    _check_container(path, kind)
     import keras
 
     try:
         return keras.saving.load_model(path, safe_mode=not allow_unsafe, compile=False)
-    except Exception as exc:  # keras raises ValueError, TypeError, KeyError, zip and OS errors
+    except Exception as exc:  # keras raises ValueError, TypeError, KeyError, zip, h5py and OS errors
         text = str(exc)
-        if not allow_unsafe and ("safe_mode" in text or "unsafe" in text.lower()):
+        if not allow_unsafe and ("safe_mode" in text or "unsafe" in text.lower() or "arbitrary code" in text):
             raise ModelFileError(
                 f"{path}: refused in Keras safe mode: the model needs unsafe deserialisation "
                 f"(for example a Lambda layer's Python code); if you trust this file, pass "
                 f"{UNSAFE_FLAG}") from None
         first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+        hint = (" (a custom layer or function: the model's own code is needed to load it)"
+                if "Unknown" in first or "custom" in first.lower() else "")
         raise ModelFileError(f"{path}: cannot load as a Keras model ({type(exc).__name__}: "
-                             f"{first[:300]})") from None
+                             f"{first[:300]}){hint}") from None
+
+
+def load_source(src: ModelSource, *, allow_unsafe: bool = False):
+    """The Keras model of a .keras/.h5 source; None for a SavedModel (read through its signature)."""
+    if src.kind == "saved_model":
+        from edgeport.runtimes.guard import validate
+        from edgeport.errors import LoadError
+
+        try:
+            validate(src.path, "savedmodel")
+        except LoadError as exc:
+            raise ModelFileError(str(exc)) from None
+        return None
+    return load_keras(src.path, allow_unsafe=allow_unsafe, kind=src.kind)
 
 
 def install_source(src: ModelSource) -> Path:
-    """Copy a user's .keras file to MODEL_DIR/model.keras atomically (no-op if it is already there)."""
+    """Copy the user's model to MODEL_DIR/<target> atomically (no-op if it is already there)."""
     target = src.target
-    if target.exists() and target.resolve() == src.keras_file.resolve():
+    if target.exists() and target.resolve() == src.path.resolve():
         return target
-    with atomic_path(target) as tmp:
-        shutil.copyfile(src.keras_file, tmp)
+    if src.kind == "saved_model":
+        with atomic_path(target, directory=True) as tmp:
+            shutil.copytree(src.path, tmp, dirs_exist_ok=True)
+    else:
+        with atomic_path(target) as tmp:
+            shutil.copyfile(src.path, tmp)
+    for kind, name in TARGETS.items():  # one source per model directory: a replaced one goes
+        other = src.model_dir / name
+        if kind != src.kind and other.exists():
+            shutil.rmtree(other) if other.is_dir() else other.unlink()
     return target
+
+
+def source_record(src: ModelSource) -> dict:
+    """The manifest's ``source`` block: what the artifacts were exported from."""
+    from edgeport.files import size_bytes
+
+    target = src.target
+    return {"file": target.name, "kind": src.kind, "sha256": sha256_file(target), "bytes": size_bytes(target),
+            "reference_runtime": REFERENCE_RUNTIME[src.kind]}

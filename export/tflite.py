@@ -79,12 +79,12 @@ def _integer(ctx: ExportContext, fmt: Format, ops: str, activations: str, io_typ
         c.inference_input_type = c.inference_output_type = getattr(tf, io_type)
     model = _convert(c)
     try:
-        interpreter(model)
+        interpreter(model, ctx.warn)
     except (RuntimeError, ValueError) as exc:
         reason = cause_line(exc)
         model, touched = quantize_with_range_floor(lambda: _calibrated(ctx, ops)[1], activations=activations,
                                                    io_type=io_type)
-        interpreter(model)  # the fallback must load, or the format fails with this error
+        interpreter(model, ctx.warn)  # the fallback must load, or the format fails with this error
         fields["range_floor"] = {"floor": RANGE_FLOOR, "tensors": touched, "reason": reason}
         ctx.warn(f"warning: {fmt}: the converter's model does not load ({reason}); re-quantized with "
                  f"activation ranges of at least {RANGE_FLOOR:g} ({touched} tensors widened)")

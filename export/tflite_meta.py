@@ -7,7 +7,8 @@ When the model is packed again, every buffer's data is 16-byte aligned, as the s
 from __future__ import annotations
 
 import json
-from typing import Any
+import sys
+from typing import Any, Callable
 
 import numpy as np
 
@@ -64,17 +65,6 @@ def add_metadata(model_bytes: bytes, meta: dict[str, Any], name: str = METADATA_
     return bytes(fu.convert_object_to_bytearray(model))
 
 
-def read_metadata(model_bytes: bytes, name: str = METADATA_KEY) -> dict[str, Any] | None:
-    """The JSON metadata entry ``name`` (None when absent). Reads the flatbuffer without TF."""
-    model = _schema().Model.GetRootAsModel(bytearray(model_bytes), 0)
-    for i in range(model.MetadataLength()):
-        entry = model.Metadata(i)
-        if entry.Name() in (name.encode(), name):
-            data = model.Buffers(entry.Buffer()).DataAsNumpy()
-            return json.loads(bytes(data).decode("utf-8"))
-    return None
-
-
 def builtin_ops(model_bytes: bytes) -> list[str]:
     """Sorted names of the TFLite builtin operators the model's subgraphs use (custom ops by name)."""
     fb = _schema()
@@ -106,20 +96,26 @@ def buffer_offsets(model_bytes: bytes) -> list[int]:
     return offsets
 
 
-def interpreter(model_bytes: bytes):
-    """A LiteRT interpreter (ai_edge_litert, else tflite_runtime, else tf.lite), tensors allocated."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:  # pragma: no cover - depends on the install
-        try:
-            from tflite_runtime.interpreter import Interpreter
-        except ImportError:
-            import tensorflow as tf
+def interpreter(model_bytes: bytes, warn: Callable[[str], None] | None = None):
+    """A LiteRT interpreter with tensors allocated (the engine edgeport.runtimes would pick; a
+    fallback to another engine is passed to ``warn``, never silent)."""
+    from edgeport.runtimes.litert import import_engine
 
-            Interpreter = tf.lite.Interpreter
+    Interpreter, _, _, notes = import_engine()
+    for note in notes:
+        (warn or _warn_once)(f"warning: {note}")
     it = Interpreter(model_content=bytes(model_bytes))
     it.allocate_tensors()
     return it
+
+
+_SAID: set[str] = set()
+
+
+def _warn_once(text: str) -> None:
+    if text not in _SAID:
+        _SAID.add(text)
+        print(text, file=sys.stderr)
 
 
 def _spec(detail: dict) -> TensorSpec:
@@ -130,8 +126,8 @@ def _spec(detail: dict) -> TensorSpec:
                       scale=float(scale) if scale else None, zero_point=int(zero) if scale else None)
 
 
-def describe(model_bytes: bytes) -> dict[str, list[dict]]:
+def describe(model_bytes: bytes, warn: Callable[[str], None] | None = None) -> dict[str, list[dict]]:
     """Inputs and outputs as the LiteRT interpreter reports them (loading it proves it loads)."""
-    it = interpreter(model_bytes)
+    it = interpreter(model_bytes, warn)
     return {"inputs": [_spec(d).to_dict() for d in it.get_input_details()],
             "outputs": [_spec(d).to_dict() for d in it.get_output_details()]}

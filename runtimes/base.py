@@ -130,6 +130,8 @@ class Session:
         self.device = device
         self.allow_nonfinite = allow_nonfinite
         self.engine = ""  # e.g. "ai_edge_litert 2.3.0"
+        #: What a caller must be told about how this session runs: an engine fallback, say.
+        self.notes: list[str] = []
         self.inputs: list[TensorSpec] = []
         self.outputs: list[TensorSpec] = []
 

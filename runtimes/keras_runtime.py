@@ -42,6 +42,24 @@ def set_tf_threads(tf: Any, threads: int | None) -> None:
                           "process with another setting", RuntimeWarning, stacklevel=3)
 
 
+def output_tensors(model: Any) -> tuple[list[str], list[Any]]:
+    """(names, symbolic tensors) of the outputs as Keras ``model.export`` names them in the serving
+    signature, which every artifact keeps: the keys of a dict output (sorted), else ``output_0``,
+    ``output_1``, ... (a Sequential model that was never called has no ``model.output``)."""
+    try:
+        out = model.output
+    except (AttributeError, ValueError):
+        out = None
+    if isinstance(out, dict):
+        return sorted(out), [out[k] for k in sorted(out)]
+    tensors = list(model.outputs)
+    return [f"output_{i}" for i in range(len(tensors))], tensors
+
+
+def output_names(model: Any) -> list[str]:
+    return output_tensors(model)[0]
+
+
 class KerasSession(Session):
     """A Keras 3 model file loaded in safe mode, called through a tf.function traced once."""
 
@@ -74,8 +92,9 @@ class KerasSession(Session):
         self.model = model
         self.inputs = [TensorSpec(t.name, spec_shape([-1 if d is None else d for d in t.shape]),
                                   np.dtype(t.dtype).name) for t in model_inputs]
-        self.outputs = [TensorSpec(t.name, spec_shape([-1 if d is None else d for d in t.shape]),
-                                   np.dtype(t.dtype).name) for t in model_outputs]
+        names, model_outputs = output_tensors(model)
+        self.outputs = [TensorSpec(name, spec_shape([-1 if d is None else d for d in t.shape]),
+                                   np.dtype(t.dtype).name) for name, t in zip(names, model_outputs)]
         signature = [tf.TensorSpec((None, *t.shape[1:]), t.dtype, name=t.name) for t in model_inputs]
         single = len(model_inputs) == 1
 

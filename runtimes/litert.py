@@ -29,8 +29,10 @@ def _version(*dists: str) -> str:
     return dist_version(*dists) or "?"
 
 
-def import_engine(name: str | None = None) -> tuple[type, Any, str]:
-    """(Interpreter class, OpResolverType enum, "engine version") of the first engine found."""
+def import_engine(name: str | None = None) -> tuple[type, Any, str, list[str]]:
+    """(Interpreter class, OpResolverType enum, "engine version", fallback notes) of the first
+    engine that imports, ai_edge_litert preferred. Every engine passed over is named in the notes:
+    a fallback is never silent (a broken ai-edge-litert install must not hide behind another)."""
     names = [name] if name else list(ENGINES)
     if name is not None and name not in ENGINES:
         raise UnknownNameError("litert engine", name, ENGINES)
@@ -39,15 +41,18 @@ def import_engine(name: str | None = None) -> tuple[type, Any, str]:
         try:
             if eng == "ai_edge_litert":
                 from ai_edge_litert import interpreter as mod
-                return mod.Interpreter, mod.OpResolverType, f"ai_edge_litert {_version('ai-edge-litert')}"
-            if eng == "tflite_runtime":
+                found = mod.Interpreter, mod.OpResolverType, f"ai_edge_litert {_version('ai-edge-litert')}"
+            elif eng == "tflite_runtime":
                 from tflite_runtime import interpreter as mod
-                return mod.Interpreter, mod.OpResolverType, f"tflite_runtime {_version('tflite-runtime')}"
-            import tensorflow as tf
-            return (tf.lite.Interpreter, tf.lite.experimental.OpResolverType,
-                    f"tf.lite {tf.__version__}")
+                found = mod.Interpreter, mod.OpResolverType, f"tflite_runtime {_version('tflite-runtime')}"
+            else:
+                import tensorflow as tf
+                found = (tf.lite.Interpreter, tf.lite.experimental.OpResolverType, f"tf.lite {tf.__version__}")
         except Exception as exc:  # ImportError, or a wheel built against another NumPy
             errors.append(f"{eng}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            continue
+        notes = [f"litert engine fallback: using {found[2]} because {'; '.join(errors)}"] if errors else []
+        return (*found, notes)
     raise ImportError("no LiteRT engine could be imported (pip install ai-edge-litert); tried "
                       + "; ".join(errors))
 
@@ -71,7 +76,7 @@ class LiteRTSession(Session):
                 f"{self.path}: the litert runtime runs on the CPU only (device={device!r}); "
                 "use device='cpu', or the onnxruntime runtime with onnxruntime-gpu for a GPU")
         try:
-            self._Interpreter, resolvers, self.engine = import_engine(engine)
+            self._Interpreter, resolvers, self.engine, self.notes = import_engine(engine)
         except ImportError as exc:
             raise LoadError(f"{self.path}: {exc}") from None
         self.xnnpack = xnnpack

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from edgeport import cli
-from edgeport.benchmarks import bench as bench_mod
-from edgeport.benchmarks.bench import NO_GPU, bench_model
+from edgeport.benchmarks.bench import command as bench as bench_mod
+from edgeport.benchmarks.bench.command import NO_GPU, bench_model
 from edgeport.benchmarks.children import run_job
 from edgeport.benchmarks.device_info import device_info, device_key, isa_flags
-from edgeport.benchmarks.macs import count_macs
-from edgeport.benchmarks.timing import summarize_ns, time_series
+from edgeport.benchmarks.bench.macs import count_macs
+from edgeport.benchmarks.bench.timing import summarize_ns, time_series
 
 NAME = "tiny_mlp"
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeport.benchmarks import pi_emulation as pe
-from edgeport.benchmarks import pi_sysroot as ps
+from edgeport.benchmarks.devices import pi_emulation as pe
+from edgeport.benchmarks.devices import pi_sysroot as ps
 from edgeport.benchmarks.device_info import _cpuinfo, cpu_model, isa_flags
 from edgeport.errors import EdgeportError
 
@@ -211,7 +211,7 @@ def test_a_tampered_artifact_fails_before_any_engine_runs(tmp_path):
 # -- outputs -----------------------------------------------------------------------------------
 
 def test_report_json_is_mergeable(tmp_path):
-    from edgeport.benchmarks.report import merge_reports
+    from edgeport.benchmarks.report.command import merge_reports
 
     rows = [{"format": "tflite_int8", "precision": "int8", "size_bytes": 100, "status": "pass",
              "agreement": 1.0, "max_abs_diff": 0.0, "accuracy": 0.87, "engine": "ai_edge_litert 2.3.0"}]

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from edgeport import cli
-from edgeport.benchmarks.bench import bench_model
-from edgeport.benchmarks.report import build_report, merge_reports
-from edgeport.benchmarks.report_rows import COLUMNS
-from edgeport.benchmarks.verify import verify_model
+from edgeport.benchmarks.bench.command import bench_model
+from edgeport.benchmarks.report.command import build_report, merge_reports
+from edgeport.benchmarks.report.rows import COLUMNS
+from edgeport.benchmarks.verify.command import verify_model
 from edgeport.errors import EdgeportError
 
 NAME = "tiny_cnn"

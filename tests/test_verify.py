@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from edgeport import cli
-from edgeport.benchmarks.gates import GateFailure
-from edgeport.benchmarks.verify import VERIFY_FILE, embedded_c_bytes, verify_model
+from edgeport.benchmarks.verify.gates import GateFailure
+from edgeport.benchmarks.verify.command import VERIFY_FILE, embedded_c_bytes, verify_model
 from edgeport.errors import GateError, IntegrityError
 from edgeport.files import sha256_file
 from edgeport.manifest import load_manifest, save_manifest

@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from edgeport.benchmarks.gates import (DEFAULT_GATES, PRECISION_OF_FORMAT, Gate, GateFailure, Precision,
+from edgeport.benchmarks.verify.gates import (DEFAULT_GATES, PRECISION_OF_FORMAT, Gate, GateFailure, Precision,
                                        load_gates)
-from edgeport.benchmarks.parity import figures, top1
-from edgeport.benchmarks.testdata import TestSet
+from edgeport.benchmarks.verify.parity import figures, top1
+from edgeport.benchmarks.verify.testdata import TestSet
 from edgeport.errors import EdgeportError, GateError, UnknownNameError
 
 

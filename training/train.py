@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeport.errors import EdgeportError
-from edgeport.files import atomic_path, write_json_atomic, write_text_atomic
+from edgeport.files import atomic_path, write_text_atomic
+from edgeport.training_record import save_training_record
 from edgeport.training.models import ModelSpec, get_spec
 from edgeport.versions import package_versions
 
@@ -165,7 +166,7 @@ def train(model: str, *, epochs: int | None = None, batch_size: int | None = Non
     with atomic_path(model_dir / "model.keras") as tmp:
         net.save(tmp)
     write_text_atomic(model_dir / "labels.txt", "\n".join(labels) + ("\n" if labels else ""))
-    write_json_atomic(model_dir / "training.json", record)
+    save_training_record(model_dir, record)
     print(f"{spec.name}: test {json.dumps({k: round(v, 4) for k, v in test_metrics.items()})} "
           f"in {record['seconds']} s -> {model_dir / 'model.keras'}")
     return record

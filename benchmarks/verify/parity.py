@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from edgeport.benchmarks.testdata import TestSet
+from edgeport.benchmarks.verify.testdata import TestSet
 from edgeport.errors import IntegrityError
 from edgeport.files import sha256_file
 

@@ -17,35 +17,23 @@ from typing import Any
 
 import numpy as np
 
-#: Formats the debugger can explain (full-integer int8 TFLite; c_array holds the same bytes).
-DEBUGGABLE = ("tflite_int8", "c_array")
+from edgeport.errors import EdgeportError
+
 IDEAL_RMSE_PER_SCALE = 1 / math.sqrt(12)  # uniform rounding error of one step
 
 
-def calibration_inputs(manifest: dict[str, Any], test_x: np.ndarray, *, data_dir: str | None = None,
-                       max_samples: int = 200) -> tuple[np.ndarray, str]:
-    """The representative set: the manifest's calibration (dataset, sample count, seed) when it
-    can be rebuilt here, else the first test inputs. Returns (samples, where they came from)."""
-    cal = manifest.get("calibration") or {}
-    dataset = manifest.get("dataset") or cal.get("dataset")
-    if dataset is None and manifest.get("model"):
-        try:
-            from edgeport.training.models import MODELS
+def calibration_inputs(record: dict[str, Any] | None, *, max_samples: int = 200) -> tuple[np.ndarray, str]:
+    """The artifact's own representative set, rebuilt from its manifest record (never another
+    one: a different calibration would diagnose a different model). Returns (samples, where from)."""
+    from edgeport.export.calibration import rebuild
 
-            spec = MODELS.get(manifest["model"])
-            dataset = spec.dataset if spec else None
-        except ImportError:  # pragma: no cover
-            dataset = None
-    if dataset and dataset not in ("image_folder",):
-        try:
-            from edgeport.training.data import representative_samples
-
-            n = min(int(cal.get("samples") or max_samples), max_samples)
-            x = representative_samples(dataset, n, int(cal.get("seed") or 0), data_dir)
-            return x, f"{n} {dataset} training samples (seed {cal.get('seed', 0)})"
-        except Exception:  # noqa: BLE001 - fall back to test inputs, say so
-            pass
-    return np.asarray(test_x[:max_samples], np.float32), f"first {min(len(test_x), max_samples)} test inputs"
+    if not record:
+        raise EdgeportError("the artifact records no calibration; re-export it with this edgeport")
+    arrays = rebuild(record)
+    if len(arrays) != 1:
+        raise EdgeportError("the quantization debugger handles single-input models only")
+    x = next(iter(arrays.values()))[:max_samples]
+    return x, f"{len(x)} samples rebuilt from the recorded calibration ({record.get('source')}, seed {record.get('seed')})"
 
 
 def _rows_from_dump(text: str) -> list[dict[str, Any]]:
@@ -110,3 +98,16 @@ def render_table(result: dict[str, Any], *, top: int = 15) -> str:
     if len(rows) > top:
         lines.append(f"  ... {len(rows) - top} more tensors in verify.json")
     return "\n".join(lines)
+
+
+def run_debug_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Worker side: rebuild the calibration, run the debugger on the SavedModel, return the table."""
+    from edgeport.benchmarks.verify.jobs import load_inputs
+
+    cal, where = calibration_inputs(job["calibration"])
+    x = load_inputs(job["inputs"])
+    if not isinstance(x, np.ndarray):
+        raise EdgeportError("the quantization debugger handles single-input models only")
+    result = debug_int8(job["saved_model"], cal, np.asarray(x[: int(job.get("n", 100))], np.float32))
+    result["calibration"] = where
+    return result

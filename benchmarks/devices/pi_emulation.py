@@ -3,7 +3,7 @@
 The "Pi" is an arm64 Debian bookworm sysroot run by ``qemu-aarch64-static -cpu cortex-a72``
 (``pi_sysroot.py``) with numpy and ai-edge-litert 2.3 and no TensorFlow. For each model, N real
 test images (seeded) go through each .tflite artifact twice, via ``edgeport.runtimes``: under
-emulation (``python3.11 -m edgeport.benchmarks.pi_emulation --guest JOB``, one process per
+emulation (``python3.11 -m edgeport.benchmarks.devices.pi_emulation --guest JOB``, one process per
 artifact, killed after a timeout) and on this x86 host. The outputs must agree within:
 
 - float outputs (fp32, fp16, dynamic-range): max |arm - x86| <= 1e-5 (the engines' float kernels
@@ -91,7 +91,7 @@ def output_step(path: Path) -> float | None:
     final DEQUANTIZE reads (int16x8 models return float). None for a float output."""
     from edgeport.runtimes.litert import import_engine
 
-    Interpreter, resolvers, _ = import_engine()
+    Interpreter, resolvers, _, _ = import_engine()
     interp = Interpreter(model_path=str(path),
                          experimental_op_resolver_type=resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     out = interp.get_output_details()[0]
@@ -132,7 +132,7 @@ def run_guest(root, artifact: Path, inputs: Path, work: Path, timeout: float) ->
     job = {"artifact": str(artifact.resolve()), "inputs": str(inputs), "outputs": str(work / "arm.npy"),
            "result": str(work / "arm.json")}
     (work / "job.json").write_text(json.dumps(job))
-    cmd = root.command("-m", "edgeport.benchmarks.pi_emulation", "--guest", str(work / "job.json"))
+    cmd = root.command("-m", "edgeport.benchmarks.devices.pi_emulation", "--guest", str(work / "job.json"))
     no_core = lambda: resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # noqa: E731
     try:
         proc = subprocess.run(cmd, env=root.env(), cwd=work, capture_output=True, text=True,
@@ -182,7 +182,7 @@ class PiEmulationReport:
 
 
 def _inputs(model_dir: Path, manifest: dict[str, Any], n: int, seed: int):
-    from edgeport.benchmarks.testdata import load_testset
+    from edgeport.benchmarks.verify.testdata import load_testset
 
     test = load_testset(model_dir, manifest)
     idx = np.sort(np.random.default_rng(seed).choice(len(test), size=min(n, len(test)), replace=False))
@@ -261,7 +261,7 @@ def run_pi_emulation(models: list[str], *, out: Path = Path("artifacts"), n: int
     mirror: Debian mirror for debootstrap (default: the one apt is configured with)
     source: the edgeport source tree installed into the sysroot (default: this checkout)
     """
-    from edgeport.benchmarks import pi_sysroot
+    from edgeport.benchmarks.devices import pi_sysroot
     from edgeport.benchmarks.device_info import device_info
     from edgeport.files import write_json_atomic
     from edgeport.manifest import load_manifest
@@ -309,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         return guest(argv[1])
     from edgeport.cli import build_parser
 
-    args = build_parser(run_pi_emulation, "python -m edgeport.benchmarks.pi_emulation").parse_args(argv)
+    args = build_parser(run_pi_emulation, "python -m edgeport.benchmarks.devices.pi_emulation").parse_args(argv)
     try:
         report = run_pi_emulation(**vars(args))
     except EdgeportError as exc:

@@ -1,6 +1,6 @@
 """What the runtime adapter costs: ``session.predict`` vs a bare engine loop, batch 1.
 
-    python -m edgeport.benchmarks.adapter_overhead artifacts/fashion_mlp/model.tflite [...]
+    python -m edgeport.benchmarks.bench.adapter_overhead artifacts/fashion_mlp/model.tflite [...]
 
 For a .tflite the bare loop is ``set_tensor / invoke / get_tensor`` on an interpreter of the same
 engine, threads and delegates; for an .onnx it is ``InferenceSession.run`` with the same options.
@@ -109,7 +109,7 @@ def _sample(session) -> np.ndarray:
 def _litert_bare(session, x: np.ndarray) -> dict[str, Callable[[], object]]:
     from edgeport.runtimes.litert import import_engine
 
-    Interpreter, resolvers, _ = import_engine(session.engine.split()[0])
+    Interpreter, resolvers, _, _ = import_engine(session.engine.split()[0])
     kw = {"model_path": str(session.path)}
     if session.threads is not None:
         kw["num_threads"] = session.threads
@@ -189,7 +189,7 @@ def measure(path: str | Path, *, threads: int | None = 1, seconds: float = 4.0, 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m edgeport.benchmarks.adapter_overhead",
+    parser = argparse.ArgumentParser(prog="python -m edgeport.benchmarks.bench.adapter_overhead",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("artifacts", nargs="+", help=".tflite or .onnx files")
     parser.add_argument("--threads", type=int, default=1)

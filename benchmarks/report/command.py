@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from edgeport.benchmarks import plots
+from edgeport.benchmarks.report import plots
 from edgeport.benchmarks.device_info import device_info, device_key
-from edgeport.benchmarks.report_rows import COLUMNS, model_section, read_json
+from edgeport.benchmarks.report.rows import COLUMNS, model_section, read_json
 from edgeport.benchmarks.tables import fmt_num, fmt_pct, fmt_points, fmt_size, fmt_us, md_table, text_table
 from edgeport.errors import EdgeportError
 from edgeport.files import write_json_atomic, write_text_atomic
@@ -72,8 +72,8 @@ class Report:
 
 def _grid(model_dir: Path, section: dict[str, Any], dest: Path) -> Path | None:
     """Keras and tflite_int8 predictions on the first test images, side by side."""
-    from edgeport.benchmarks import parity
-    from edgeport.benchmarks.testdata import load_testset
+    from edgeport.benchmarks.verify import parity
+    from edgeport.benchmarks.verify.testdata import load_testset
     from edgeport.manifest import check_integrity, load_manifest
     from edgeport.runtimes import load
 

@@ -5,9 +5,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edgeport.benchmarks.bench_report import BENCH_FILES
-from edgeport.benchmarks.verify import VERIFY_FILE
+from edgeport.benchmarks.bench.result import BENCH_FILES
+from edgeport.benchmarks.verify.command import VERIFY_FILE
 from edgeport.manifest import load_manifest
+from edgeport.training_record import load_training_record
 
 #: The report's columns, in order (report.csv and report.json rows).
 COLUMNS = ("device", "model", "format", "runtime", "target", "precision", "size_bytes", "accuracy",
@@ -52,7 +53,7 @@ def model_section(model_dir: Path) -> dict[str, Any]:
     manifest = load_manifest(model_dir)
     verify = read_json(model_dir / VERIFY_FILE)
     benches = {kind: read_json(model_dir / name) for kind, name in BENCH_FILES.items()}
-    training = read_json(model_dir / "training.json") or {}
+    training = load_training_record(model_dir)
     notes = []
     if verify is None:
         notes.append(f"not verified: run `edgeport verify {model_dir.name}`")

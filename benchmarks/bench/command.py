@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from edgeport.benchmarks.bench_report import BenchReport, bench_file
+from edgeport.benchmarks.bench.result import BenchReport, bench_file
 from edgeport.benchmarks.children import run_job
 from edgeport.benchmarks.device_info import device_info, usable_cores
 from edgeport.benchmarks.progress import Steps
-from edgeport.benchmarks.testdata import load_testset
+from edgeport.benchmarks.verify.testdata import load_testset
 from edgeport.errors import EdgeportError, UnknownNameError
 from edgeport.files import size_bytes, write_json_atomic
 from edgeport.manifest import check_integrity, load_manifest

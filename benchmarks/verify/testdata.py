@@ -7,7 +7,6 @@ edgeport does not know). Inputs stay raw (0-255 pixels): scaling is inside every
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,13 +14,14 @@ from typing import Any
 import numpy as np
 
 from edgeport.errors import DataError, EdgeportError
+from edgeport.training_record import load_training_record
 
 
 @dataclass
 class TestSet:
     __test__ = False  # not a pytest class
 
-    x: np.ndarray
+    x: np.ndarray | dict[str, np.ndarray]  # one array, or one per input name
     y: np.ndarray | None
     labels: tuple[str, ...]
     task: str  # "classification" | "regression"
@@ -29,11 +29,12 @@ class TestSet:
     dataset: str
 
     def __len__(self) -> int:
-        return len(self.x)
+        return len(self.x) if isinstance(self.x, np.ndarray) else len(next(iter(self.x.values())))
 
     def fingerprint(self) -> str:
         h = hashlib.sha256()
-        for arr in (self.x, self.y):
+        xs = [self.x] if isinstance(self.x, np.ndarray) else [self.x[k] for k in sorted(self.x)]
+        for arr in (*xs, self.y):
             if arr is not None:
                 h.update(str((arr.shape, arr.dtype.str)).encode())
                 h.update(np.ascontiguousarray(arr).tobytes())
@@ -44,14 +45,6 @@ class TestSet:
                 "sha256": self.fingerprint()}
 
 
-def _training_record(model_dir: Path) -> dict[str, Any]:
-    path = model_dir / "training.json"
-    try:
-        return json.loads(path.read_text()) if path.is_file() else {}
-    except (OSError, ValueError):
-        return {}
-
-
 def _spec(name: str):
     try:
         from edgeport.training.models import MODELS
@@ -60,17 +53,52 @@ def _spec(name: str):
     return MODELS.get(name)
 
 
-def _from_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+def _from_npz(path: Path) -> tuple[np.ndarray | dict[str, np.ndarray], np.ndarray | None]:
+    """``x_test``/``x`` (one input) or ``x_test/NAME``/``x/NAME`` (one array per input name), and
+    ``y_test``/``y`` when the data is labelled."""
     try:
         with np.load(path, allow_pickle=False) as z:
             keys = set(z.files)
-            xk = "x_test" if "x_test" in keys else "x"
             yk = "y_test" if "y_test" in keys else ("y" if "y" in keys else None)
-            if xk not in keys:
-                raise DataError(f"{path}: no x_test (or x) array; has {sorted(keys)}")
-            return z[xk], (z[yk] if yk else None)
+            for prefix in ("x_test", "x"):
+                if prefix in keys:
+                    return z[prefix], (z[yk] if yk else None)
+                named = sorted(k for k in keys if k.startswith(prefix + "/"))
+                if named:
+                    return {k.split("/", 1)[1]: z[k] for k in named}, (z[yk] if yk else None)
+            raise DataError(f"{path}: no x_test (or x, or x_test/INPUT_NAME) array; has {sorted(keys)}")
     except (OSError, ValueError) as exc:
         raise DataError(f"{path}: unreadable .npz ({exc})") from None
+
+
+def _length(x: np.ndarray | dict[str, np.ndarray], source: str) -> int:
+    if isinstance(x, np.ndarray):
+        return len(x)
+    lengths = {len(v) for v in x.values()}
+    if len(lengths) != 1:
+        raise DataError(f"{source}: the input arrays differ in length ({sorted(lengths)})")
+    return lengths.pop()
+
+
+def npz_testset(path: str | Path, *, labels: tuple[str, ...] = (), task: str | None = None,
+                limit: int | None = None) -> TestSet:
+    """A user's .npz as a test set (bare artifacts, bundles, models edgeport does not know)."""
+    x, y = _from_npz(Path(path))
+    return _finish(x, y, labels, task or _task(None, y), str(path), "npz", limit)
+
+
+def _finish(x, y, labels, task: str, source: str, dataset: str, limit: int | None) -> TestSet:
+    if limit is not None and limit < 1:
+        raise EdgeportError(f"--limit must be at least 1, got {limit}")
+    n = _length(x, source)
+    if y is not None and len(y) != n:
+        raise DataError(f"{source}: {n} test inputs but {len(y)} labels")
+    if n == 0:
+        raise DataError(f"{source}: the test set is empty")
+    if limit is not None:
+        x = x[:limit] if isinstance(x, np.ndarray) else {k: v[:limit] for k, v in x.items()}
+        y = y[:limit] if y is not None else None
+    return TestSet(x=x, y=y, labels=tuple(labels), task=task, source=source, dataset=dataset)
 
 
 def _task(spec, y: np.ndarray | None) -> str:
@@ -83,9 +111,7 @@ def load_testset(model_dir: str | Path, manifest: dict[str, Any], *, data_dir: s
                  data_npz: str | None = None, limit: int | None = None) -> TestSet:
     """The model's full test set (or its first ``limit`` samples)."""
     model_dir = Path(model_dir)
-    if limit is not None and limit < 1:
-        raise EdgeportError(f"--limit must be at least 1, got {limit}")
-    record = _training_record(model_dir)
+    record = load_training_record(model_dir)
     name = manifest.get("model") or record.get("model") or model_dir.name
     spec = _spec(name)
     labels = tuple(manifest.get("labels") or record.get("labels") or (spec.labels if spec else ()))
@@ -104,10 +130,4 @@ def load_testset(model_dir: str | Path, manifest: dict[str, Any], *, data_dir: s
         ds = load_dataset(dataset, data_dir)
         x, y, source = ds.x_test, ds.y_test, ds.source
         labels = labels or tuple(ds.labels)
-    if y is not None and len(y) != len(x):
-        raise DataError(f"{source}: {len(x)} test inputs but {len(y)} labels")
-    if len(x) == 0:
-        raise DataError(f"{source}: the test set is empty")
-    if limit is not None:
-        x, y = x[:limit], (y[:limit] if y is not None else None)
-    return TestSet(x=x, y=y, labels=labels, task=_task(spec, y), source=source, dataset=dataset)
+    return _finish(x, y, labels, manifest.get("task") or _task(spec, y), source, dataset, limit)

@@ -1,0 +1,94 @@
+"""Benchmark jobs, each run in a fresh process by ``edgeport.benchmarks.worker``.
+
+``runtime``: one artifact in one runtime (load, first inference, time-bounded series at batch 1
+and 32, peak RSS); ``keras_predict``: Keras ``model.predict`` per call (framework overhead);
+``peak``: this machine's float32 matmul rate; ``macs``: MACs per image of a Keras model.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from edgeport.benchmarks.bench.timing import matmul_peak, peak_rss_bytes, time_once, time_series
+
+
+def _inputs(job: dict[str, Any], batch: int) -> np.ndarray:
+    with np.load(job["inputs"]) as z:
+        x = z["x"]
+    reps = -(-batch // len(x))
+    return np.concatenate([x] * reps)[:batch]
+
+
+def _series(fn_for_batch, job: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for batch in job.get("batch_sizes", [1, 32]):
+        try:
+            fn = fn_for_batch(batch)
+            stats = time_series(fn, seconds=float(job["seconds"]))
+            stats["images_per_s"] = batch * stats["n"] / stats["total_s"]
+            out[f"batch{batch}"] = stats
+        except Exception as exc:  # noqa: BLE001 - record, keep the other batch size
+            out[f"batch{batch}"] = {"error": f"{type(exc).__name__}: {exc}"}
+    return out
+
+
+def run_runtime(job: dict[str, Any]) -> dict[str, Any]:
+    from edgeport.runtimes import load
+
+    x1 = _inputs(job, 1)
+    baseline = peak_rss_bytes()
+    t0 = time.perf_counter()
+    # probe=False: this process is already the guard (the parent reports a crash here as the row's error)
+    session = load(job["path"], runtime=job["runtime"], threads=job.get("threads"),
+                   device=job.get("device", "cpu"), probe=False, **job.get("options", {}))
+    load_s = time.perf_counter() - t0
+    first_s = time_once(lambda: session.predict(x1))
+
+    def for_batch(batch: int):
+        x = _inputs(job, batch)
+        return lambda: session.predict(x)
+
+    result = {"load_s": load_s, "first_inference_s": first_s, "engine": session.engine,
+              "baseline_rss_bytes": baseline, **_series(for_batch, job)}
+    result["peak_rss_bytes"] = peak_rss_bytes()
+    return result
+
+
+def run_keras_predict(job: dict[str, Any]) -> dict[str, Any]:
+    """``model.predict`` per call: what a naive benchmark times (framework overhead included)."""
+    x1 = _inputs(job, 1).astype(np.float32)
+    baseline = peak_rss_bytes()
+    t0 = time.perf_counter()  # load time includes the engine's import, as in the runtime rows
+    import tensorflow as tf
+
+    from edgeport.runtimes.keras_runtime import set_tf_threads
+
+    set_tf_threads(tf, job.get("threads"))  # the same thread settings as the keras runtime row
+    import keras
+
+    model = keras.models.load_model(job["path"], compile=False)
+    load_s = time.perf_counter() - t0
+    first_s = time_once(lambda: model.predict(x1, verbose=0))
+
+    def for_batch(batch: int):
+        x = _inputs(job, batch).astype(np.float32)
+        return lambda: model.predict(x, verbose=0)
+
+    result = {"load_s": load_s, "first_inference_s": first_s, "engine": f"keras {keras.__version__}",
+              "baseline_rss_bytes": baseline, **_series(for_batch, job)}
+    result["peak_rss_bytes"] = peak_rss_bytes()
+    return result
+
+
+def run_peak(job: dict[str, Any]) -> dict[str, Any]:
+    return matmul_peak(int(job.get("n", 2048)), seconds=float(job.get("seconds", 1.0)), threads=job.get("threads"))
+
+
+def run_macs(job: dict[str, Any]) -> dict[str, Any]:
+    from edgeport.benchmarks.bench.macs import count_macs_file
+
+    return count_macs_file(job["path"])
+
+

@@ -1,0 +1,269 @@
+"""`edgeport verify`: every artifact x every runtime that loads it, against its reference.
+
+Integrity first (every file of every artifact against the manifest's sha256, and against the model
+it came from: a stale artifact is refused), then the reference (computed once in a child process
+and cached: float32 outputs, float32 noise, the fp16 reference), then each artifact in a child
+process of its own on the whole test set, every output compared by name and gated by the gate of
+its precision class. Nothing is skipped: a figure a gate needs that was not measured fails the row.
+Results go to ``MODEL_DIR/verify.json`` (``ARTIFACT.verify.json`` for a bare artifact).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeport.benchmarks.device_info import usable_cores
+from edgeport.benchmarks.progress import Steps
+from edgeport.benchmarks.verify import plan as plans
+from edgeport.benchmarks.verify.figures import CLASSIFIER_KINDS, compare, output_kind, top1
+from edgeport.benchmarks.verify.gates import GateFailure, GateTable, load_gates
+from edgeport.benchmarks.verify.jobs import artifact_outputs, save_inputs
+from edgeport.benchmarks.verify.reference import Reference, reference_for
+from edgeport.benchmarks.verify.result import NO_LABELS, Result, VerifyReport, summarize
+from edgeport.errors import EdgeportError, IntegrityError
+from edgeport.export.registry import Precision
+from edgeport.files import size_bytes, write_json_atomic
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+VERIFY_FILE = plans.VERIFY_FILE
+FALLBACK_RELATIVE = 1e-4
+
+
+class OutputMismatchError(EdgeportError):
+    """An artifact's outputs do not match the reference's (names or shapes)."""
+
+
+def verify_model(model: str, *, out: Path = Path("artifacts"), reference: str | None = None,
+                 data_npz: str | None = None, data_dir: str | None = None, formats: list[str] | None = None,
+                 runtimes: list[str] | None = None, limit: int | None = None, gates: str | None = None,
+                 threads: int | None = None, timeout: float = 900.0, debug_int8: bool = True,
+                 debug_all: bool = False) -> VerifyReport:
+    """Prove every artifact of a model (or one bare artifact) against its reference.
+
+    model: model name or directory (its manifest lists the artifacts), or a bare .tflite/.onnx/SavedModel
+    out: artifacts directory the model name is looked up in
+    reference: what a bare artifact is held to: a .keras/.h5 model, a SavedModel or another artifact
+    data_npz: a .npz with x_test (and y_test) to verify on instead of the model's dataset
+    data_dir: data directory of the model's dataset (idx files, digits, image folder)
+    formats: only these formats (default: every artifact in the manifest)
+    runtimes: only these runtimes (default: every runtime that can load each artifact)
+    limit: only the first N test inputs (default: the whole test set)
+    gates: gate overrides: a JSON file, or KEY.FIELD=VALUE pairs, e.g. quantized.min_agreement=0.97
+    threads: engine threads per artifact (default: every usable core)
+    timeout: seconds one artifact may run before it is called hung
+    debug_int8: run TFLite's quantization debugger on a failing int8 artifact
+    debug_all: run the quantization debugger on the int8 artifact even when it passes
+    """
+    table = load_gates(gates)
+    threads = threads or usable_cores()
+    if plans.is_bare(model, Path(out)):
+        plan = plans.bare(Path(model), reference=reference, data_npz=data_npz, limit=limit)
+    else:
+        if reference:
+            raise EdgeportError(f"--reference is for a bare artifact; {model} has a manifest: its source "
+                                "model is the reference")
+        plan = plans.from_model_dir(plans.model_dir_of(model, Path(out)), data_dir=data_dir, data_npz=data_npz,
+                                    limit=limit, formats=formats)
+    return run_plan(plan, table, runtimes=runtimes, threads=threads, timeout=timeout,
+                    debug=(debug_int8, debug_all))
+
+
+def run_plan(plan: plans.Plan, table: GateTable, *, runtimes: list[str] | None, threads: int, timeout: float,
+             debug: tuple[bool, bool] = (True, False), reference: Reference | None = None) -> VerifyReport:
+    """Prove ``plan``'s artifacts; ``reference`` given (a bundle's stored outputs) skips computing it."""
+    from edgeport.runtimes import runtimes_for
+
+    rows = []
+    for item in plan.artifacts:
+        names = ["-"] if item.error is not None else _runtimes(item.path, runtimes_for)
+        rows += [(item, rt) for rt in names if runtimes is None or rt in runtimes or rt == "-"]
+    report = VerifyReport(plan.name, plan.model_dir or plan.dest.parent, plan.test.describe(), {}, table.to_dict(),
+                          notes=list(plan.notes), dest=plan.dest)
+    if plan.test.y is None:
+        report.notes.append(NO_LABELS)
+    with tempfile.TemporaryDirectory(prefix="edgeport-verify-") as tmp, \
+            Steps(len(rows) + 1 + (plan.c_array is not None), f"verify {plan.name}") as steps:
+        inputs = save_inputs(plan.test.x, Path(tmp) / "inputs.npz")
+        steps.step(f"reference on {len(plan.test)} inputs")
+        if reference is None:
+            fp16 = any(i.precision is Precision.FP16 or i.precision is None for i in plan.artifacts)
+            reference = reference_for(plan.reference_source, plan.reference_runtime, inputs, key=plan.reference_key,
+                                      cache=plan.cache, fp16=fp16, saved_model=plan.saved_model, threads=threads,
+                                      timeout=timeout)
+        steps.advance()
+        report.reference = {**reference.describe(), "figures": _reference_figures(reference, plan)}
+        report.notes += [f"reference: {n}" for n in reference.notes]
+        for item, runtime in rows:
+            steps.step(f"{item.format} on {runtime}")
+            report.results.append(_check(item, runtime, reference, plan, table, inputs, Path(tmp), threads, timeout))
+            steps.advance()
+        if plan.c_array is not None:
+            steps.step("c_array bytes")
+            report.results.append(_check_c_array(plan, report.results))
+            steps.advance()
+        _debug(plan, report, inputs, *debug, timeout=timeout)
+    if not report.results:
+        report.notes.append(f"{plan.dest.parent} lists no artifacts: nothing is proved")
+    write_json_atomic(plan.dest, report.to_dict())
+    return report
+
+
+def _runtimes(path: Path, runtimes_for) -> list[str]:
+    try:
+        return runtimes_for(path)
+    except EdgeportError:
+        return ["-"]
+
+
+def _reference_figures(reference: Reference, plan: plans.Plan) -> dict[str, Any]:
+    first = next(iter(reference.outputs))
+    ref = reference.outputs[first]
+    kind = output_kind(ref, plan.test.task)
+    out: dict[str, Any] = {"n": len(ref), "output": first, "kind": kind}
+    if plan.test.y is not None and kind in CLASSIFIER_KINDS:
+        out["accuracy"] = float((top1(ref, kind) == plan.test.y.reshape(-1).astype(np.int64)).mean())
+    return out
+
+
+def _match(reference: Reference, outputs: dict[str, np.ndarray], where: str) -> dict[str, str]:
+    """Reference output name -> artifact output name; every reference output must have one."""
+    ref, art = list(reference.outputs), list(outputs)
+    if set(ref) <= set(art):
+        return {n: n for n in ref}
+    if len(ref) == len(art) == 1:
+        return {ref[0]: art[0]}
+    raise OutputMismatchError(f"{where}: outputs {art} do not include the reference's {ref} (compared by name)")
+
+
+def _figures(name: str, out: np.ndarray, reference: Reference, precision: Precision, plan: plans.Plan,
+             table_gate, labelled_output: bool) -> dict[str, Any]:
+    ref = reference.outputs[name]
+    kind = output_kind(ref, plan.test.task)
+    y = plan.test.y if labelled_output else None
+    f = compare(ref, out, kind=kind, y=y, margin=table_gate.confidence_margin)
+    if not table_gate.tight:
+        return f
+    tight = reference.fp16 if precision is Precision.FP16 else reference.outputs
+    f["tolerance_reference"] = "fp16-weights reference" if precision is Precision.FP16 else "float32 reference"
+    if tight is None or name not in tight:
+        f["tolerance_basis"] = f"no {f['tolerance_reference']} ({reference.fp16_basis or 'not computed'})"
+        return f
+    diff = np.abs(out.astype(np.float64) - tight[name].astype(np.float64))
+    f["tolerance_diff"] = float(diff.max(initial=0.0)) if f["finite"] else float("inf")
+    noise = reference.noise.get(name)
+    scale = float(np.abs(ref).max(initial=0.0))
+    if noise is None and table_gate.max_abs_diff is None:
+        bound = FALLBACK_RELATIVE * max(1.0, scale)
+        f["tolerance"], f["tolerance_basis"] = bound, (f"fixed relative bound {FALLBACK_RELATIVE:g} x max(1, |ref|) "
+                                                       f"({reference.noise_basis})")
+    else:
+        f["tolerance"], f["tolerance_basis"] = table_gate.tolerance(noise, scale)
+    f["noise"] = noise
+    return f
+
+
+def _precision(item: plans.Planned, timing: dict[str, Any]) -> Precision:
+    if item.precision is not None:
+        return item.precision
+    return Precision(timing.get("precision_hint") or "float32")
+
+
+def _check(item: plans.Planned, runtime: str, reference: Reference, plan: plans.Plan, table: GateTable,
+           inputs: Path, tmp: Path, threads: int, timeout: float) -> Result:
+    result = Result(item.format, runtime, item.path.name, item.precision.value if item.precision else "?",
+                    size_bytes=size_bytes(item.path) if item.path.exists() else None)
+    started = time.perf_counter()
+    try:
+        if item.error is not None:
+            raise item.error
+        if runtime == "-":
+            raise EdgeportError(f"{item.path}: no runtime can load this artifact")
+        work = Path(tempfile.mkdtemp(dir=tmp))
+        outputs, timing = artifact_outputs(item.path, runtime, inputs, work, threads=threads, timeout=timeout)
+        result.engine = timing.get("engine", "")
+        result.notes += timing.get("notes", [])
+        for note in timing.get("notes", []):
+            print(f"verify {plan.name}: {item.format}: {note}", flush=True)
+        result.timing = {k: timing.get(k) for k in ("load_s", "predict_s", "images_per_s", "threads", "batch")}
+        precision = _precision(item, timing)
+        result.precision = precision.value
+        gate = table.for_format(item.format) if item.precision is not None else table.by_precision[precision]
+        result.gate = gate.to_dict()
+        names = _match(reference, outputs, f"{item.path.name} on {runtime}")
+        first = next(iter(reference.outputs))
+        for ref_name, art_name in names.items():
+            f = _figures(ref_name, outputs[art_name], reference, precision, plan, gate, ref_name == first)
+            result.outputs[ref_name] = f
+            for failure in gate.failures(f, artifact=item.format, runtime=runtime,
+                                         output=ref_name if len(names) > 1 else "",
+                                         labelled=plan.test.y is not None):
+                result.fail(failure)
+        result.figures = summarize(result.outputs)
+    except IntegrityError as exc:
+        result.fail(exc, "refused")
+    except ValueError as exc:  # a shape that differs from the reference's
+        result.fail(OutputMismatchError(f"{item.path.name} on {runtime}: {exc}"))
+    except EdgeportError as exc:
+        result.fail(exc, "error")
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _check_c_array(plan: plans.Plan, results: list[Result]) -> Result:
+    """c_array passes when its bytes equal the int8 TFLite model, which must pass its own gates."""
+    from edgeport.benchmarks.verify.c_array import embedded_bytes
+
+    item = plan.c_array
+    result = Result("c_array", "bytes == tflite_int8", item.path.name, Precision.QUANTIZED.value,
+                    size_bytes=size_bytes(item.path) if item.path.exists() else None)
+    try:
+        if item.error is not None:
+            raise item.error
+        int8 = next((i for i in plan.artifacts if i.format == "tflite_int8"), None)
+        if int8 is None or int8.error is not None:
+            raise IntegrityError(f"{item.path.name}: no intact tflite_int8 artifact to compare its bytes with"
+                                 + (f" ({int8.error})" if int8 is not None else ""))
+        embedded, reference = embedded_bytes(item.path), int8.path.read_bytes()
+        result.figures = {"embedded_bytes": len(embedded), "equals_tflite_int8": embedded == reference}
+        if embedded != reference:
+            result.fail(GateFailure("c_array", result.runtime, "embedded_bytes", f"{len(embedded)} bytes, different",
+                                    f"== {int8.path.name} ({len(reference)} bytes)"))
+        proved = [r for r in results if r.format == "tflite_int8"]
+        if not proved:
+            result.fail(GateFailure("c_array", result.runtime, "tflite_int8 status", None, "== pass"))
+        elif any(r.status != "pass" for r in proved):
+            result.fail(GateFailure("c_array", result.runtime, "tflite_int8 status", proved[0].status, "== pass"))
+        else:
+            result.figures = {**proved[0].figures, **result.figures}
+    except IntegrityError as exc:
+        result.fail(exc, "refused")
+    except EdgeportError as exc:
+        result.fail(exc, "error")
+    return result
+
+
+def _debug(plan: plans.Plan, report: VerifyReport, inputs: Path, debug_int8: bool, debug_all: bool, *,
+           timeout: float) -> None:
+    from edgeport.benchmarks.children import run_job
+
+    for r in report.results:
+        if r.format != "tflite_int8" or r.quant_debug is not None or not (
+                (r.status == "fail" and debug_int8) or debug_all):
+            continue
+        entry = next((i.entry for i in plan.artifacts if i.format == "tflite_int8"), {})
+        record = entry.get("calibration") or plan.manifest.get("calibration")
+        if plan.saved_model is None:
+            r.quant_debug = {"layers": [], "error": "no intact saved_model artifact to re-quantize"}
+            continue
+        print(f"verify {plan.name}: running the quantization debugger on {r.file} ...", flush=True)
+        result = run_job({"kind": "quant_debug", "saved_model": str(plan.saved_model), "calibration": record,
+                          "inputs": str(inputs)}, timeout=timeout)
+        r.quant_debug = result if result.get("ok") else {
+            "layers": [], "error": f"quantization debugger failed: {result.get('error')}"}
+        if result.get("calibration"):
+            report.notes.append(f"quantization debugger calibrated on {result['calibration']}")

@@ -1,0 +1,113 @@
+"""Run one artifact on the verification inputs in a child process (``edgeport.benchmarks.worker``).
+
+The parent never loads an engine for verification itself: a crash inside TensorFlow, LiteRT or
+ONNX Runtime on one artifact fails that row and nothing else. Inputs and outputs travel as .npz
+files; outputs are keyed by the artifact's output names (``output_0``, ... or the model's own).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeport.benchmarks.children import raise_for, run_job
+
+BATCH = 256
+SINGLE = "x"
+
+
+def save_inputs(x: np.ndarray | dict[str, np.ndarray], path: Path) -> Path:
+    """One array (``x``) or one per input name (``x/NAME``) as an uncompressed .npz."""
+    arrays = {SINGLE: x} if isinstance(x, np.ndarray) else {f"{SINGLE}/{k}": v for k, v in x.items()}
+    np.savez(path, **arrays)
+    return path
+
+
+def load_inputs(path: str | Path) -> np.ndarray | dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as z:
+        if SINGLE in z.files:
+            return z[SINGLE]
+        return {k.split("/", 1)[1]: z[k] for k in z.files}
+
+
+def count(x: np.ndarray | dict[str, np.ndarray]) -> int:
+    return len(x) if isinstance(x, np.ndarray) else len(next(iter(x.values())))
+
+
+def _rows(x: np.ndarray | dict[str, np.ndarray], start: int, stop: int):
+    return x[start:stop] if isinstance(x, np.ndarray) else {k: v[start:stop] for k, v in x.items()}
+
+
+def predict_all(session, x: np.ndarray | dict[str, np.ndarray], *, batch: int = BATCH) -> dict[str, np.ndarray]:
+    """Every output of ``session`` for every input row, by output name."""
+    from edgeport.runtimes.base import tensor_key
+
+    names = [tensor_key(s.name) for s in session.outputs]
+    parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    n = count(x)
+    for start in range(0, n, batch):
+        out = session.predict(_rows(x, start, min(n, start + batch)))
+        out = out if isinstance(out, list) else [out]
+        for name, y in zip(names, out):
+            parts[name].append(np.asarray(y, dtype=np.float32))
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def precision_hint(session) -> str:
+    """The precision class a bare artifact's own tensors show: ``quantized`` when any tensor is
+    integer-quantized, ``fp16`` when weights are float16, else ``float32``."""
+    if session.runtime == "litert":
+        details = session._interp.get_tensor_details()  # public Interpreter API, session's own interpreter
+        if any(d["quantization"][0] for d in details):
+            return "quantized"
+        return "fp16" if any(np.dtype(d["dtype"]) == np.float16 for d in details) else "float32"
+    if session.runtime == "onnxruntime":
+        try:
+            import onnx
+        except ImportError:
+            return "float32"
+        graph = onnx.load(str(session.path), load_external_data=False).graph
+        kinds = {i.data_type for i in graph.initializer}
+        ops = {n.op_type for n in graph.node}
+        if ops & {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "MatMulInteger"} or \
+                kinds & {onnx.TensorProto.INT8, onnx.TensorProto.UINT8}:
+            return "quantized"
+        return "fp16" if onnx.TensorProto.FLOAT16 in kinds else "float32"
+    return "float32"
+
+
+def run_outputs(job: dict[str, Any]) -> dict[str, Any]:
+    """Child side: load the artifact, run every input, save the outputs; time the inference alone."""
+    from edgeport.runtimes import load
+
+    t0 = time.perf_counter()
+    session = load(job["path"], runtime=job["runtime"], threads=job.get("threads"), probe=False,
+                   **job.get("options", {}))
+    load_s = time.perf_counter() - t0
+    x = load_inputs(job["inputs"])
+    t1 = time.perf_counter()
+    outputs = predict_all(session, x, batch=int(job.get("batch", BATCH)))
+    predict_s = time.perf_counter() - t1
+    np.savez(job["outputs"], **outputs)
+    n = count(x)
+    return {"engine": session.engine, "notes": list(session.notes), "precision_hint": precision_hint(session),
+            "load_s": load_s, "predict_s": predict_s,
+            "images_per_s": n / predict_s if predict_s > 0 else None, "n": n,
+            "threads": job.get("threads"), "batch": int(job.get("batch", BATCH))}
+
+
+def artifact_outputs(path: Path, runtime: str, inputs: Path, work: Path, *, threads: int | None,
+                     timeout: float, options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict]:
+    """Parent side: run ``path`` on ``inputs`` in a child; (outputs by name, the child's report).
+    A crash, hang or error in the child is an EdgeportError naming the file."""
+    out = work / "outputs.npz"
+    result = run_job({"kind": "outputs", "path": str(path), "runtime": runtime, "inputs": str(inputs),
+                      "outputs": str(out), "threads": threads, "options": options or {}},
+                     threads=threads, timeout=timeout)
+    raise_for(result, f"{path} on {runtime}")
+    with np.load(out, allow_pickle=False) as z:
+        outputs = {k: z[k] for k in z.files}
+    out.unlink()
+    return outputs, result

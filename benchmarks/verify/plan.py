@@ -1,0 +1,142 @@
+"""What one `edgeport verify` run proves: which artifacts, against which reference, on which data.
+
+Two ways in:
+
+- a model directory (``artifacts/MODEL`` with ``manifest.json``): every artifact the manifest
+  lists, each first checked file by file against its sha256 and against the model it came from
+  (a stale artifact is refused, naming the command that re-exports it), against the source model
+  beside it (``model.keras``, ``model.h5`` or ``source_saved_model/``), on the model's test set;
+- a bare artifact (``x.tflite``, ``x.onnx``, a SavedModel, a ``.keras``) with ``--reference`` (a
+  Keras file, a SavedModel or another artifact) and ``--data-npz`` inputs: no manifest needed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgeport.benchmarks.verify.testdata import TestSet, load_testset, npz_testset
+from edgeport.errors import EdgeportError, IntegrityError, ModelFileError
+from edgeport.export.registry import INFO, Precision
+from edgeport.files import sha256_file
+from edgeport.manifest import check_fresh, check_integrity, effective_entries, load_manifest
+
+VERIFY_FILE = "verify.json"
+BARE_SUFFIXES = (".tflite", ".onnx", ".keras", ".h5")
+
+
+@dataclass
+class Planned:
+    """One artifact to prove (``error``: refused before any engine saw it)."""
+
+    format: str
+    path: Path
+    precision: Precision | None  # None: read from the artifact (a bare file)
+    entry: dict[str, Any] = field(default_factory=dict)
+    error: EdgeportError | None = None
+
+
+@dataclass
+class Plan:
+    name: str
+    dest: Path  # where verify.json goes
+    test: TestSet
+    reference_source: Path
+    reference_runtime: str
+    reference_key: dict[str, Any]
+    cache: Path | None  # the reference cache (a model directory's)
+    saved_model: Path | None  # the SavedModel the fp16 reference is lowered from
+    artifacts: list[Planned] = field(default_factory=list)
+    c_array: Planned | None = None
+    manifest: dict[str, Any] = field(default_factory=dict)
+    model_dir: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def is_bare(model: str, out: Path) -> bool:
+    """Whether MODEL names an artifact file (or SavedModel) rather than a model directory."""
+    p = Path(model)
+    if p.suffix.lower() in BARE_SUFFIXES and p.is_file():
+        return not (p.parent / "manifest.json").is_file() or p.suffix.lower() in (".tflite", ".onnx")
+    return p.is_dir() and (p / "saved_model.pb").is_file()
+
+
+def model_dir_of(model: str, out: Path) -> Path:
+    p = Path(model)
+    if len(p.parts) == 1 and (Path(out) / model).is_dir():
+        return Path(out) / model
+    if p.is_dir():
+        return p
+    raise ModelFileError(f"{model!r}: no model directory {Path(out) / model} (run `edgeport export {model}`), "
+                         "and not an artifact file or directory")
+
+
+def _reexport(manifest: dict[str, Any], model_dir: Path, fmts: list[str]) -> str:
+    return f"edgeport export {model_dir} --formats {' '.join(fmts)}"
+
+
+def from_model_dir(model_dir: Path, *, data_dir: str | None, data_npz: str | None, limit: int | None,
+                   formats: list[str] | None = None) -> Plan:
+    manifest = load_manifest(model_dir)
+    source = manifest.get("source") or {}
+    if not source.get("file"):
+        raise ModelFileError(f"{model_dir / 'manifest.json'}: records no source model; re-export the model")
+    source_path = model_dir / source["file"]
+    if not source_path.exists():
+        raise IntegrityError(f"{source_path}: the model the artifacts were exported from is missing")
+    source_sha = sha256_file(source_path)
+    test = load_testset(model_dir, manifest, data_dir=data_dir, data_npz=data_npz, limit=limit)
+    entries = effective_entries(model_dir, manifest)
+    if formats:
+        unknown = sorted(set(formats) - set(entries))
+        if unknown:
+            raise EdgeportError(f"{model_dir}: no {', '.join(unknown)} artifact in the manifest "
+                                f"(it lists {', '.join(entries) or 'none'})")
+        entries = {k: v for k, v in entries.items() if k in formats}
+    plan = Plan(name=manifest.get("model") or model_dir.name, dest=model_dir / VERIFY_FILE, test=test,
+                reference_source=source_path, reference_runtime=source.get("reference_runtime", "keras"),
+                reference_key={"model_sha256": source_sha, "data_sha256": test.fingerprint(), "n": len(test)},
+                cache=model_dir / "reference_outputs.npz", saved_model=None, manifest=manifest,
+                model_dir=model_dir)
+    for fmt, entry in entries.items():
+        info = INFO.get(fmt)
+        planned = Planned(fmt, model_dir / entry["file"], info.precision if info else None, entry)
+        try:
+            if info is None:
+                raise ModelFileError(f"{model_dir / 'manifest.json'}: unknown format {fmt!r}")
+            check_integrity(model_dir, entry)
+            check_fresh(manifest, fmt, entry, source_sha, _reexport(manifest, model_dir, [fmt]))
+        except EdgeportError as exc:
+            planned.error = exc
+        if fmt == "c_array":
+            plan.c_array = planned
+        else:
+            plan.artifacts.append(planned)
+        if fmt == "saved_model" and planned.error is None:
+            plan.saved_model = planned.path
+    return plan
+
+
+def bare(artifact: Path, *, reference: str | None, data_npz: str | None, limit: int | None,
+         task: str | None = None) -> Plan:
+    if not reference:
+        raise EdgeportError(f"{artifact}: no manifest here: name what to verify it against with --reference "
+                            "(a .keras/.h5 model, a SavedModel or another artifact) and the inputs with --data-npz")
+    if not data_npz:
+        raise EdgeportError(f"{artifact}: --data-npz FILE is needed (x_test, optional y_test) to verify a bare artifact")
+    from edgeport.runtimes import runtimes_for
+    from edgeport.runtimes.metadata import artifact_info
+
+    ref = Path(reference)
+    ref_runtime = runtimes_for(ref)[0]
+    labels = tuple(artifact_info(artifact).labels or artifact_info(ref).labels or ())
+    test = npz_testset(data_npz, labels=labels, task=task, limit=limit)
+    ref_sha = sha256_file(ref)
+    dest = artifact.with_name(artifact.name + ".verify.json")
+    plan = Plan(name=artifact.name, dest=dest, test=test, reference_source=ref, reference_runtime=ref_runtime,
+                reference_key={"model_sha256": ref_sha, "data_sha256": test.fingerprint(), "n": len(test)},
+                cache=None, saved_model=ref if ref_runtime == "savedmodel" else None)
+    plan.artifacts.append(Planned(artifact.suffix.lstrip(".") or "saved_model", artifact, None))
+    plan.notes.append(f"bare artifact: no manifest; its precision class is read from the file; reference "
+                      f"{ref} ({ref_runtime})")
+    return plan

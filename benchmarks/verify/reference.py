@@ -1,0 +1,219 @@
+"""The reference every artifact is held to, computed once in a child process and cached.
+
+- **float32 outputs**: the source model (Keras through a compiled function, or a SavedModel, or
+  an artifact named with ``--reference``) on every verification input, by output name.
+- **float32 noise**: how much float32 arithmetic itself moves each output: the largest
+  |Keras float32 - the same Keras model in float64| over the first ``noise_n`` inputs. The
+  float32 and fp16 gates scale with it, so a 150-layer network gets the slack its depth earns and
+  a one-layer MLP does not. Without a Keras model there is no float64 twin: the noise is unknown
+  and the gate says so (a fixed relative bound applies, recorded as such).
+- **fp16 reference**: the format's own arithmetic: the model's float32 graph as the TFLite
+  converter lowers it (Rescaling and BatchNorm folded into the weights) with every float weight
+  rounded to float16, run in float32. (Rounding the *Keras* weights is not the same arithmetic:
+  the converter rounds the folded weights.)
+
+Cached in ``MODEL_DIR/reference_outputs.npz`` keyed by the model's and the data's sha256.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeport.benchmarks.children import raise_for
+from edgeport.benchmarks.verify.jobs import count, load_inputs, predict_all
+from edgeport.files import atomic_path
+
+REFERENCE_FILE = "reference_outputs.npz"
+SCHEME = 2
+NOISE_N = 512
+NO_NOISE = "no float64 twin of a {runtime} reference: float32 noise unknown"
+
+
+@dataclass
+class Reference:
+    outputs: dict[str, np.ndarray]
+    noise: dict[str, float | None]
+    noise_basis: str
+    runtime: str
+    source: str
+    fp16: dict[str, np.ndarray] | None = None
+    fp16_basis: str = ""
+    engine: str = ""
+    cached: bool = False
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def describe(self) -> dict[str, Any]:
+        return {"source": self.source, "runtime": self.runtime, "engine": self.engine, "cached": self.cached,
+                "outputs": {k: list(v.shape) for k, v in self.outputs.items()},
+                "noise": self.noise, "noise_basis": self.noise_basis,
+                "fp16": self.fp16_basis or None, "seconds": round(self.seconds, 2)}
+
+
+# -- the child side ------------------------------------------------------------------------------
+
+def float64_twin(model: Any) -> Any:
+    """The same Keras model with every layer in float64 and its weights cast exactly."""
+    import keras
+
+    def widen(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {}
+            for key, value in node.items():
+                if key == "dtype" and value == "float32":
+                    value = "float64"
+                elif key == "dtype" and isinstance(value, dict) and value.get("class_name") == "DTypePolicy":
+                    value = {**value, "config": {**value.get("config", {}), "name": "float64"}}
+                else:
+                    value = widen(value)
+                out[key] = value
+            return out
+        return [widen(v) for v in node] if isinstance(node, list) else node
+
+    config = keras.saving.serialize_keras_object(model)
+    twin = keras.saving.deserialize_keras_object(widen(config), safe_mode=True)
+    twin.set_weights([np.asarray(w, np.float64) for w in model.get_weights()])
+    return twin
+
+
+def _noise(session, x, n: int) -> tuple[dict[str, float], str]:
+    import keras
+
+    from edgeport.runtimes.base import tensor_key
+    from edgeport.runtimes.keras_runtime import output_names
+
+    twin = float64_twin(session.model)
+    sub = x[:n] if isinstance(x, np.ndarray) else {k: v[:n] for k, v in x.items()}
+    ref32 = predict_all(session, sub)
+    feed = (np.asarray(sub, np.float64) if isinstance(sub, np.ndarray)
+            else [np.asarray(sub[tensor_key(s.name)], np.float64) for s in session.inputs])
+    y = twin.predict(feed, verbose=0, batch_size=64)
+    if isinstance(y, dict):
+        y = [y[k] for k in sorted(y)]
+    y = y if isinstance(y, (list, tuple)) else [y]
+    names = output_names(session.model)
+    noise = {name: float(np.max(np.abs(ref32[name].astype(np.float64) - np.asarray(v, np.float64)), initial=0.0))
+             for name, v in zip(names, y)}
+    return noise, f"max |Keras float32 - Keras float64| on the first {count(sub)} inputs (keras {keras.__version__})"
+
+
+def round_float_weights(tflite: bytes) -> tuple[bytes, int]:
+    """The model with every float32 constant buffer rounded to float16 (kept as float32)."""
+    from tensorflow.lite.tools import flatbuffer_utils as fu
+
+    model = fu.read_model_from_bytearray(bytearray(tflite))
+    seen, rounded = set(), 0
+    for graph in model.subgraphs:
+        for tensor in graph.tensors:
+            buf = model.buffers[tensor.buffer]
+            if tensor.type != 0 or tensor.buffer in seen or buf.data is None or not len(buf.data):
+                continue
+            seen.add(tensor.buffer)
+            values = np.frombuffer(bytes(bytearray(buf.data)), np.float32)
+            buf.data = np.frombuffer(values.astype(np.float16).astype(np.float32).tobytes(), np.uint8)
+            rounded += 1
+    return bytes(fu.convert_object_to_bytearray(model)), rounded
+
+
+def _fp16(session, runtime: str, source: str, saved_model: str | None, x, work: Path) -> tuple[dict, str]:
+    import warnings
+
+    import tensorflow as tf
+
+    from edgeport.runtimes import load
+
+    if saved_model is None:
+        if runtime == "savedmodel":
+            saved_model = source
+        else:
+            saved_model = str(work / "saved_model")
+            session.model.export(saved_model, format="tf_saved_model", verbose=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lowered = tf.lite.TFLiteConverter.from_saved_model(saved_model).convert()
+    rounded, count_ = round_float_weights(lowered)
+    path = work / "fp16_reference.tflite"
+    path.write_bytes(rounded)
+    outputs = predict_all(load(path, runtime="litert", probe=False), x)
+    return outputs, (f"float32 graph lowered by tf.lite {tf.__version__} from {Path(saved_model).name}, "
+                     f"{count_} float weight tensors rounded to float16")
+
+
+def compute_reference(job: dict[str, Any]) -> dict[str, Any]:
+    """Child side of :func:`reference_for`."""
+    from edgeport.runtimes import load
+
+    t0 = time.perf_counter()
+    session = load(job["path"], runtime=job["runtime"], threads=job.get("threads"), probe=False)
+    x = load_inputs(job["inputs"])
+    arrays = {f"f32/{k}": v for k, v in predict_all(session, x).items()}
+    result: dict[str, Any] = {"engine": session.engine, "notes": list(session.notes)}
+    if job["runtime"] == "keras":
+        result["noise"], result["noise_basis"] = _noise(session, x, int(job.get("noise_n", NOISE_N)))
+    else:
+        result["noise"], result["noise_basis"] = None, NO_NOISE.format(runtime=job["runtime"])
+    if job.get("fp16"):
+        with tempfile.TemporaryDirectory(prefix="edgeport-fp16ref-") as tmp:
+            fp16, result["fp16_basis"] = _fp16(session, job["runtime"], job["path"], job.get("saved_model"),
+                                               x, Path(tmp))
+        arrays.update({f"f16/{k}": v for k, v in fp16.items()})
+    np.savez(job["outputs"], **arrays)
+    result["seconds"] = time.perf_counter() - t0
+    return result
+
+
+# -- the parent side -----------------------------------------------------------------------------
+
+def _from_npz(path: Path, meta: dict[str, Any], *, cached: bool) -> Reference:
+    with np.load(path, allow_pickle=False) as z:
+        f32 = {k[4:]: z[k] for k in z.files if k.startswith("f32/")}
+        f16 = {k[4:]: z[k] for k in z.files if k.startswith("f16/")} or None
+    names = list(f32)
+    noise = meta.get("noise") or {n: None for n in names}
+    return Reference(outputs=f32, noise={n: noise.get(n) for n in names}, noise_basis=meta.get("noise_basis", ""),
+                     runtime=meta["runtime"], source=meta["source"], fp16=f16, fp16_basis=meta.get("fp16_basis", ""),
+                     engine=meta.get("engine", ""), cached=cached, seconds=float(meta.get("seconds", 0.0)),
+                     notes=list(meta.get("notes", [])))
+
+
+def _read_cache(cache: Path, key: dict[str, Any]) -> Reference | None:
+    try:
+        with np.load(cache, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+    except (OSError, ValueError, KeyError):
+        return None  # none yet, unreadable or of an older scheme: recompute
+    if meta.get("key") != key:
+        return None
+    return _from_npz(cache, meta, cached=True)
+
+
+def reference_for(source: Path, runtime: str, inputs: Path, *, key: dict[str, Any], cache: Path | None,
+                  fp16: bool, saved_model: Path | None, threads: int | None, timeout: float) -> Reference:
+    """The reference on the saved ``inputs``: from ``cache`` when its key matches, else computed in
+    a child process (and cached)."""
+    from edgeport.benchmarks.children import run_job
+
+    key = {**key, "scheme": SCHEME, "fp16": fp16, "noise_n": NOISE_N, "runtime": runtime}
+    if cache is not None and (hit := _read_cache(cache, key)) is not None:
+        return hit
+    with tempfile.TemporaryDirectory(prefix="edgeport-reference-") as tmp:
+        out = Path(tmp) / "reference.npz"
+        result = run_job({"kind": "reference", "path": str(source), "runtime": runtime, "inputs": str(inputs),
+                          "outputs": str(out), "fp16": fp16, "noise_n": NOISE_N, "threads": threads,
+                          "saved_model": str(saved_model) if saved_model else None},
+                         threads=threads, timeout=timeout)
+        raise_for(result, f"{source} (the reference, on {runtime})")
+        meta = {"key": key, "runtime": runtime, "source": str(source),
+                **{k: result.get(k) for k in ("noise", "noise_basis", "fp16_basis", "engine", "notes", "seconds")}}
+        if cache is not None:
+            with np.load(out, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+            with atomic_path(cache) as dest, open(dest, "wb") as fh:
+                np.savez_compressed(fh, **arrays, meta=np.array(json.dumps(meta)))
+        return _from_npz(out, meta, cached=False)

@@ -1,0 +1,116 @@
+"""Calibration samples for quantization: drawn once per export, recorded, and rebuildable.
+
+Sources, in order: a user's ``--calibration-data`` file (.npy for one input, .npz by input name),
+the course model's dataset (seeded training samples), or, for a model edgeport knows nothing
+about, seeded uniform values in each input's range (said loudly). The manifest records which,
+with everything needed to draw the very same samples again (:func:`rebuild`): the quantization
+debugger and the quantization fix calibrate on what the artifact was calibrated on, or fail.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeport.errors import EdgeportError, ExportError
+from edgeport.files import sha256_file
+
+Inputs = list[tuple[str, tuple]]
+
+
+def fit(x: np.ndarray, name: str, shape: tuple) -> np.ndarray:
+    """``x`` as float32 of the input's sample shape (a flat layout of the same size is reshaped)."""
+    want = tuple(d or 1 for d in shape)
+    x = np.asarray(x, dtype=np.float32)
+    if x.shape[1:] != want:
+        if int(np.prod(x.shape[1:])) != int(np.prod(want)):
+            raise ExportError(f"calibration samples for input {name!r} have shape {x.shape[1:]}, "
+                              f"the model expects {want}")
+        x = x.reshape((len(x), *want))
+    if not np.isfinite(x).all():
+        raise ExportError(f"calibration samples for input {name!r} contain NaN or inf")
+    return x
+
+
+def from_file(path: Path, inputs: Inputs, n: int, seed: int) -> dict[str, np.ndarray]:
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ExportError(f"--calibration-data {path}: unreadable ({exc})") from None
+    if isinstance(loaded, np.ndarray):
+        if len(inputs) != 1:
+            raise ExportError(f"--calibration-data {path}: the model has {len(inputs)} inputs; "
+                              f"pass a .npz with arrays named {[name for name, _ in inputs]}")
+        arrays = {inputs[0][0]: loaded}
+    else:
+        missing = [name for name, _ in inputs if name not in loaded.files]
+        if missing:
+            raise ExportError(f"--calibration-data {path}: no array named {missing} (it has {loaded.files})")
+        arrays = {name: loaded[name] for name, _ in inputs}
+    lengths = {len(a) for a in arrays.values()}
+    if len(lengths) != 1 or 0 in lengths:
+        raise ExportError(f"--calibration-data {path}: arrays must be non-empty and equally long")
+    total = lengths.pop()
+    idx = np.sort(np.random.default_rng(seed).choice(total, size=min(n, total), replace=False))
+    return {k: v[idx] for k, v in arrays.items()}
+
+
+def _dataset(record: dict[str, Any], inputs: Inputs) -> dict[str, np.ndarray]:
+    from edgeport.training.data import representative_samples
+
+    kwargs = {"image_size": tuple(record["image_size"])} if record.get("image_size") else {}
+    try:
+        x = representative_samples(record["dataset"], record["requested"], record["seed"], record.get("data_dir"),
+                                   **kwargs)
+    except EdgeportError as exc:
+        raise ExportError(f"calibration data for {record['dataset']}: {exc} "
+                          "(or pass --calibration-data FILE.npy)") from None
+    return {inputs[0][0]: x}
+
+
+def _uniform(record: dict[str, Any], inputs: Inputs) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(record["seed"])
+    return {name: rng.uniform(*record["ranges"][name], size=(record["requested"], *[d or 1 for d in shape]))
+            for name, shape in inputs}
+
+
+def rebuild(record: dict[str, Any], inputs: Inputs | None = None) -> dict[str, np.ndarray]:
+    """The exact samples a recorded calibration used; ExportError when they cannot be had here."""
+    if inputs is None:
+        inputs = [(name, tuple(shape)) for name, shape in record.get("inputs", [])]
+        if not inputs:
+            raise ExportError("the manifest's calibration record names no inputs (exported by an older edgeport)")
+    source = str(record.get("source", ""))
+    if source.startswith("dataset:"):
+        arrays = _dataset(record, inputs)
+    elif source.startswith("file:"):
+        path = Path(source[5:])
+        if not path.is_file():
+            raise ExportError(f"the calibration file {path} recorded in the manifest is gone")
+        if record.get("file_sha256") and sha256_file(path) != record["file_sha256"]:
+            raise ExportError(f"the calibration file {path} changed since export (sha256 differs)")
+        arrays = from_file(path, inputs, record["requested"], record["seed"])
+    elif source == "random-uniform":
+        arrays = _uniform(record, inputs)
+    else:
+        raise ExportError(f"unknown calibration source {source!r} in the manifest")
+    return {name: fit(arrays[name], name, shape) for name, shape in inputs}
+
+
+def draw(inputs: Inputs, *, n: int, seed: int, file: Path | None, dataset: str | None, data_dir: str | None,
+         image_size: tuple[int, int] | None, ranges: dict[str, tuple[float, float]]
+         ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """(samples by input name, the record that rebuilds them)."""
+    record: dict[str, Any] = {"requested": n, "seed": seed,
+                              "inputs": [[name, [d or 1 for d in shape]] for name, shape in inputs]}
+    if file is not None:
+        record.update(source=f"file:{Path(file).resolve()}", file_sha256=sha256_file(file))
+    elif dataset is not None:
+        record.update(source=f"dataset:{dataset}", dataset=dataset, data_dir=data_dir,
+                      image_size=list(image_size) if image_size else None)
+    else:
+        record.update(source="random-uniform", ranges={k: list(v) for k, v in ranges.items()})
+    samples = rebuild(record, inputs)
+    record["samples"] = len(next(iter(samples.values())))
+    return samples, record

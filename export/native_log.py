@@ -1,0 +1,51 @@
+"""Send the converters' native stdout/stderr (TensorFlow, absl, tf2onnx) to a log file, not the terminal."""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from edgeport.files import atomic_path
+
+LOG_NAME = "export.log"
+
+
+class NativeLog:
+    """Send the converters' native stdout/stderr (TF, absl, tf2onnx) to a log file, not the terminal."""
+
+    def __init__(self) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="edgeport-log-")
+        self.path = Path(self._dir.name) / LOG_NAME
+
+    @contextlib.contextmanager
+    def capture(self, title: str) -> Iterator[None]:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        saved = [os.dup(1), os.dup(2)]
+        with open(self.path, "ab") as fh:
+            fh.write(f"\n===== {title} =====\n".encode())
+            fh.flush()
+            os.dup2(fh.fileno(), 1)
+            os.dup2(fh.fileno(), 2)
+        try:
+            yield
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+
+    def keep(self, dest: Path) -> Path:
+        with atomic_path(dest) as tmp:
+            shutil.copyfile(self.path, tmp)
+        return dest
+
+    def close(self) -> None:
+        self._dir.cleanup()
