@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from edgeport.errors import ModelFileError
+from edgeport.errors import ExportError, ModelFileError
 from edgeport.export.commit import model_lock, commit
 from edgeport.export.config import ExportConfig
 from edgeport.export.context import ExportContext, cause_line
@@ -85,10 +85,10 @@ def _export_one(ctx: ExportContext, fmt: Format, manifest: dict[str, Any], t0: f
         extra = resolve(info.target)(ctx, dest)
         ctx.produced[fmt] = dest
         names = [info.file, *info.extra_files]
-        entry = {"format": fmt.value, "file": info.file, "sha256": sha256_file(dest), "bytes": size_bytes(dest),
-                 "files": hash_files(staging, names), "precision": info.precision.value,
+        entry = {**extra, "format": fmt.value, "file": info.file, "sha256": sha256_file(dest),
+                 "bytes": size_bytes(dest), "files": hash_files(staging, names), "precision": info.precision.value,
                  **describe(ctx, info, dest), "labels_file": "labels.txt" if ctx.labels else None,
-                 "source_sha256": ctx.source_sha256, "versions": versions(), **extra,
+                 "source_sha256": ctx.source_sha256, "versions": versions(),
                  "seconds": round(time.perf_counter() - t0, 3), "status": "ok",
                  "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         _top_level(ctx, manifest)
@@ -175,7 +175,7 @@ def _run_formats(ctx: ExportContext, config: ExportConfig, report: ExportReport,
         blocked = next((d for d in dependency_chain(fmt) if d in ctx.failed), None)
         try:
             if blocked is not None:
-                raise RuntimeError(f"not attempted: needs {blocked}, which failed: {ctx.failed[blocked]}")
+                raise ExportError(f"not attempted: needs {blocked}, which failed: {ctx.failed[blocked]}")
             with log.capture(fmt.value):
                 entry = _export_one(ctx, fmt, manifest, t0)
             result.status, result.bytes = "ok", entry["bytes"]

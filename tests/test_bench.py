@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edgeport import cli
-from edgeport.benchmarks.bench import command as bench as bench_mod
+from edgeport.benchmarks.bench import command as bench_mod
 from edgeport.benchmarks.bench.command import NO_GPU, bench_model
 from edgeport.benchmarks.children import run_job
 from edgeport.benchmarks.device_info import device_info, device_key, isa_flags

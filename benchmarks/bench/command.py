@@ -22,7 +22,7 @@ from edgeport.benchmarks.progress import Steps
 from edgeport.benchmarks.verify.testdata import load_testset
 from edgeport.errors import EdgeportError, UnknownNameError
 from edgeport.files import size_bytes, write_json_atomic
-from edgeport.manifest import check_integrity, load_manifest
+from edgeport.manifest import check_integrity, effective_entries, load_manifest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 KERAS_REFERENCE = "keras (compiled function, reference)"
@@ -53,7 +53,8 @@ def _plan(model_dir: Path, manifest: dict[str, Any], formats: list[str] | None, 
     """(format, runtime, path, load options) per row; tampered or unrunnable artifacts are noted."""
     from edgeport.runtimes import runtimes_for
 
-    entries = manifest.get("artifacts", {})
+    entries = effective_entries(model_dir, manifest)
+    source_sha = (manifest.get("source") or {}).get("sha256")
     if formats:
         unknown = [f for f in formats if f not in entries and f != "keras"]
         if unknown:
@@ -70,6 +71,8 @@ def _plan(model_dir: Path, manifest: dict[str, Any], formats: list[str] | None, 
         except EdgeportError as exc:
             report.rows.append({"format": fmt, "runtime": "-", "error": str(exc)})
             continue
+        if entry.get("source_sha256") != source_sha:
+            report.notes.append(f"{fmt}: stale: exported from an earlier version of the model (verify refuses it)")
         for rt in runtimes_for(path):
             if device == "gpu" and rt == "litert":
                 report.notes.append(f"{fmt}: no GPU path for TFLite in Python (LiteRT GPU delegates are mobile-only)")
@@ -90,6 +93,12 @@ def _row(fmt: str, runtime: str, label: str, threads: int | None, path: str, res
         return {**row, key: result.get("error", "unknown failure")}
     row.update({k: v for k, v in result.items() if k not in ("ok",)})
     row["rss_delta_bytes"] = row["peak_rss_bytes"] - row["baseline_rss_bytes"]
+    failed = [f"{k}: {v['error']}" for k, v in row.items() if k.startswith("batch") and isinstance(v, dict)
+              and "error" in v]
+    if failed:  # a series that could not be measured fails its row (and the command)
+        row["error"] = "; ".join(failed)
+    for note in row.get("notes") or []:
+        print(f"bench: {fmt} on {label}: {note}", flush=True)
     return row
 
 
@@ -113,8 +122,8 @@ def bench_model(model: str, *, out: Path = Path("artifacts"), device: str = "cpu
                 data_dir: str | None = None, data_npz: str | None = None, peak_n: int = 2048) -> BenchReport:
     """Benchmark every artifact x runtime of a model, each measurement in a fresh process.
 
-    model: model name (its directory under --out holds manifest.json and the artifacts)
-    out: artifacts directory; results go to OUT/MODEL/bench.json (bench_gpu.json for --device gpu)
+    model: model name or directory (its manifest lists the artifacts), or a bare .tflite/.onnx file
+    out: artifacts directory; results go to OUT/MODEL/bench.json (bench_gpu.json for --device gpu), or ARTIFACT.bench.json
     device: cpu, or gpu (ONNX Runtime CUDA/TensorRT, TensorFlow GPU); without a GPU it says so, skips and exits 0
     seconds: length of each time-bounded series (batch 1 and batch 32), after warm-up
     threads: thread counts to measure (default: 1 and all cores)
@@ -128,23 +137,34 @@ def bench_model(model: str, *, out: Path = Path("artifacts"), device: str = "cpu
         raise EdgeportError(f"--device must be cpu or gpu, got {device!r}")
     if seconds <= 0:
         raise EdgeportError(f"--seconds must be positive, got {seconds}")
-    model_dir = Path(out) / model
-    manifest = load_manifest(model_dir)
+    from edgeport.benchmarks.verify.plan import is_bare, model_dir_of
+
+    bare = is_bare(model, Path(out))
+    if bare:
+        artifact = Path(model)
+        model_dir, manifest, dest = artifact.parent, {}, artifact.with_name(f"{artifact.name}.{bench_file(Path(), device).name}")
+    else:
+        model_dir = model_dir_of(model, Path(out))
+        manifest, dest = load_manifest(model_dir), bench_file(model_dir, device)
     info = device_info()
-    report = BenchReport(model, model_dir, device, info, seconds)
+    report = BenchReport(artifact.name if bare else model_dir.name, model_dir, device, info, seconds)
     if device == "gpu" and not info["gpus"]:
         report.notes.append(NO_GPU)
         report.skipped = NO_GPU
         print(NO_GPU)
-        write_json_atomic(bench_file(model_dir, device), report.to_dict())
+        write_json_atomic(dest, report.to_dict())
         return report
     cores = usable_cores()
     counts = sorted(set(threads or [1, cores])) if device == "cpu" else [None]
     if any(t is not None and t < 1 for t in counts):
         raise EdgeportError(f"--threads must be positive, got {counts}")
-    plan = _plan(model_dir, manifest, formats, device, report)
-    keras_path = str(model_dir / (manifest.get("source") or {}).get("file", "model.keras"))
-    has_keras = Path(keras_path).exists()
+    plan = _bare_plan(artifact, device, report) if bare else _plan(model_dir, manifest, formats, device, report)
+    source = manifest.get("source") or {}
+    keras_path = str(model_dir / source.get("file", "model.keras"))
+    has_keras = not bare and source.get("reference_runtime", "keras") == "keras" and Path(keras_path).exists()
+    if not bare and not has_keras:
+        report.notes.append(f"no Keras rows and no MAC count: the source is {source.get('file', 'missing')} "
+                            f"({source.get('kind', '?')}), not a Keras model")
     want_keras = (not formats or "keras" in formats) and has_keras
     jobs = [(fmt, rt, rt, path, opts) for fmt, rt, path, opts in plan]
     if want_keras:
@@ -153,9 +173,13 @@ def bench_model(model: str, *, out: Path = Path("artifacts"), device: str = "cpu
             jobs.insert(1, ("keras", "keras.predict", KERAS_PREDICT, keras_path, {}))
     with tempfile.TemporaryDirectory(prefix="edgeport-bench-") as tmp:
         inputs = str(Path(tmp) / "inputs.npz")
-        report.inputs = _inputs(model_dir, manifest, Path(inputs), data_dir, data_npz)
+        if bare and not data_npz:
+            inputs, report.inputs = None, "32 seeded random inputs in the artifact's contract (no --data-npz given)"
+            print(f"bench: {report.inputs}", flush=True)
+        else:
+            report.inputs = _inputs(model_dir, manifest, Path(inputs), data_dir, data_npz)
         total = len(jobs) * len(counts) + (len(counts) if device == "cpu" else 0) + int(has_keras)
-        with Steps(total, f"bench {model}") as steps:
+        with Steps(total, f"bench {report.model}") as steps:
             if has_keras:
                 steps.step("MACs from the Keras model")
                 macs = run_job({"kind": "macs", "path": keras_path}, timeout=300)
@@ -177,5 +201,16 @@ def bench_model(model: str, *, out: Path = Path("artifacts"), device: str = "cpu
                     _efficiency(row, report.macs.get("total"), report.peak)
                     report.rows.append(row)
                     steps.advance()
-    write_json_atomic(bench_file(model_dir, device), report.to_dict())
+    write_json_atomic(dest, report.to_dict())
     return report
+
+
+def _bare_plan(artifact: Path, device: str, report: BenchReport) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """The rows of an artifact that came without a manifest: its file, on every runtime that loads it."""
+    from edgeport.runtimes import runtimes_for
+
+    report.notes.append(f"{artifact.name}: a bare artifact (no manifest): integrity and parity are not checked "
+                        "here; `edgeport verify ARTIFACT --reference ...` proves it")
+    fmt = artifact.suffix.lstrip(".") or "saved_model"
+    return [(fmt, rt, str(artifact), {}) for rt in runtimes_for(artifact)
+            if not (device == "gpu" and rt == "litert")]

@@ -71,11 +71,14 @@ class Report:
 
 
 def _grid(model_dir: Path, section: dict[str, Any], dest: Path) -> Path | None:
-    """Keras and tflite_int8 predictions on the first test images, side by side."""
-    from edgeport.benchmarks.verify import parity
+    """Keras and tflite_int8 predictions on the first test images, side by side (the int8 model runs
+    in a child process; the Keras outputs come from verify's reference cache when it matches)."""
+    import tempfile
+
+    from edgeport.benchmarks.verify.jobs import artifact_outputs, save_inputs
+    from edgeport.benchmarks.verify.reference import cached_outputs
     from edgeport.benchmarks.verify.testdata import load_testset
     from edgeport.manifest import check_integrity, load_manifest
-    from edgeport.runtimes import load
 
     data, manifest = section.get("data") or {}, load_manifest(model_dir)
     int8 = manifest.get("artifacts", {}).get("tflite_int8")
@@ -85,15 +88,17 @@ def _grid(model_dir: Path, section: dict[str, Any], dest: Path) -> Path | None:
     npz = source if data.get("dataset") == "npz" else None
     data_dir = source if npz is None and Path(source).exists() else None
     test = load_testset(model_dir, manifest, data_dir=data_dir, data_npz=npz, limit=GRID_IMAGES)
-    if test.x.ndim != 4 or test.y is None:
+    if not isinstance(test.x, np.ndarray) or test.x.ndim != 4 or test.y is None:
         return None
-    cached = parity.load_reference(model_dir)
-    if cached is not None and cached[1].get("data_sha256") == data.get("sha256") and len(cached[0]) >= len(test):
-        keras_out = cached[0][:len(test)]
-    else:
-        keras_path, _ = parity.keras_file(model_dir, manifest)
-        keras_out = parity.first_output(load(keras_path, runtime="keras").predict(test.x))
-    int8_out = parity.first_output(load(check_integrity(model_dir, int8)).predict(test.x))
+    keras_out = cached_outputs(model_dir, data.get("sha256"))
+    if keras_out is None or len(keras_out) < len(test):
+        raise EdgeportError(f"no Keras reference outputs cached for {model_dir.name}: run `edgeport verify` first")
+    with tempfile.TemporaryDirectory(prefix="edgeport-grid-") as tmp:
+        inputs = save_inputs(test.x, Path(tmp) / "inputs.npz")
+        outs, _ = artifact_outputs(check_integrity(model_dir, int8), "litert", inputs, Path(tmp), threads=None,
+                                   timeout=300)
+    int8_out = next(iter(outs.values()))
+    keras_out = keras_out[:len(test)]
     if keras_out.ndim != 2 or keras_out.shape[1] < 2:
         return None
     return plots.prediction_grid(model_dir.name, test.x, test.y.reshape(-1),

@@ -6,10 +6,26 @@ from typing import Any, Sequence
 
 import numpy as np
 
-COLORS = {"keras (reference)": "black", "keras predict (per-call overhead)": "tab:olive", "saved_model": "tab:gray", "tflite_fp32": "tab:blue", "tflite_fp16": "tab:cyan",
-          "tflite_dynamic": "tab:green", "tflite_int8": "tab:red", "tflite_int16x8": "tab:orange",
-          "onnx": "tab:purple", "onnx_int8": "tab:pink", "c_array": "tab:brown"}
+#: Colour families per precision class (from the export registry); formats of a class take its shades.
+FAMILIES = {"float32": "Blues", "fp16": "Greens", "quantized": "Reds"}
+KERAS_COLORS = {"keras (reference)": "black", "keras predict (per-call overhead)": "tab:olive"}
 MARKERS = ("o", "s", "^", "D", "v", "P")
+MIN_SPAN_POINTS = 1.0
+
+
+def format_colors() -> dict[str, Any]:
+    """A colour per export format: the shade of its precision class (registry order within a class)."""
+    import matplotlib
+
+    from edgeport.export.registry import INFO
+
+    colors: dict[str, Any] = {}
+    for precision, family in FAMILIES.items():
+        names = [n for n, i in INFO.items() if i.precision.value == precision]
+        cmap = matplotlib.colormaps[family]
+        for k, name in enumerate(names):
+            colors[name] = cmap(0.45 + 0.5 * k / max(1, len(names) - 1))
+    return colors
 
 
 def _plt():
@@ -26,38 +42,46 @@ def _series(r: dict[str, Any]) -> str:
 
 
 def accuracy_vs_latency(rows: Sequence[dict[str, Any]], dest: Path) -> Path | None:
-    """Accuracy (y) against batch-1 p50 latency (x, log) per artifact x runtime: colour = format and
-    runtime, marker = model."""
-    pts = [r for r in rows if r.get("accuracy") is not None and r.get("p50_us")]
+    """Accuracy change against Keras (points, y) against batch-1 p50 latency (x, log) per artifact x
+    runtime: colour = format (shaded by precision class), marker = model. The y axis spans at least
+    MIN_SPAN_POINTS so that a 0.02-point wobble does not fill the plot."""
+    pts = [r for r in rows if r.get("accuracy_delta_points") is not None and r.get("p50_us")]
     if not pts:
         return None
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(10, 5.5))
+    fig, ax = plt.subplots(figsize=(11, 5.5))
     models = list(dict.fromkeys(r["model"] for r in pts))
-    series = list(dict.fromkeys(f"{_series(r)} / {r['runtime']}" if r["format"] != "keras" else _series(r)
-                                for r in pts))
-    cmap = plt.get_cmap("tab20")
-    colors = {s: COLORS.get(s.split(" / ")[0], cmap(i % 20)) for i, s in enumerate(series)}
+    colors = {**format_colors(), **KERAS_COLORS}
+    series = list(dict.fromkeys(_label(r) for r in pts))
     for r in pts:
-        key = f"{_series(r)} / {r['runtime']}" if r["format"] != "keras" else _series(r)
-        ax.scatter(r["p50_us"], 100 * r["accuracy"], color=colors[key], s=55, edgecolor="black", linewidth=0.4,
-                   marker=MARKERS[models.index(r["model"]) % len(MARKERS)])
-    handles = [plt.Line2D([], [], ls="", marker="o", color=colors[s], label=s) for s in series]
+        ax.scatter(r["p50_us"], r["accuracy_delta_points"], color=colors.get(_series(r), "gray"), s=60,
+                   edgecolor="black", linewidth=0.4, marker=MARKERS[models.index(r["model"]) % len(MARKERS)],
+                   zorder=3)
+    ax.axhline(0.0, color="black", lw=0.8, ls="--", zorder=1)
+    ys = [r["accuracy_delta_points"] for r in pts]
+    lo, hi = min(ys + [0.0]), max(ys + [0.0])
+    pad = max(0.0, MIN_SPAN_POINTS - (hi - lo)) / 2 + 0.05 * max(hi - lo, MIN_SPAN_POINTS)
+    ax.set_ylim(lo - pad, hi + pad)
+    handles = [plt.Line2D([], [], ls="", marker="o", markeredgecolor="black", markeredgewidth=0.4,
+                          color=colors.get(s.split(" / ")[0], "gray"), label=s) for s in series]
     first = ax.legend(handles=handles, fontsize=7, title="format / runtime", loc="upper left",
-                      bbox_to_anchor=(1.01, 1.0))
+                      bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     ax.add_artist(first)
-    ax.legend(handles=[plt.Line2D([], [], ls="", marker=MARKERS[i % len(MARKERS)], color="gray", label=m)
-                       for i, m in enumerate(models)], fontsize=8, title="model", loc="lower left",
-              bbox_to_anchor=(1.01, 0.0))
+    second = ax.legend(handles=[plt.Line2D([], [], ls="", marker=MARKERS[i % len(MARKERS)], color="gray", label=m)
+                                for i, m in enumerate(models)], fontsize=8, title="model", loc="lower left",
+                       bbox_to_anchor=(1.01, 0.0), borderaxespad=0)
     ax.set_xscale("log")
     ax.set_xlabel("batch-1 latency p50, 1 thread (µs, log scale)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title("accuracy vs latency per artifact x runtime")
+    ax.set_ylabel("accuracy change against Keras (points)")
+    ax.set_title("accuracy change vs latency per artifact x runtime (0 = Keras)")
     ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(dest, dpi=110, bbox_inches="tight")
+    fig.savefig(dest, dpi=110, bbox_inches="tight", bbox_extra_artists=[first, second])
     plt.close(fig)
     return dest
+
+
+def _label(r: dict[str, Any]) -> str:
+    return f"{_series(r)} / {r['runtime']}" if r["format"] != "keras" else _series(r)
 
 
 def size_per_format(sizes: dict[str, dict[str, int]], dest: Path) -> Path | None:

@@ -78,12 +78,18 @@ def run_plan(plan: plans.Plan, table: GateTable, *, runtimes: list[str] | None, 
     """Prove ``plan``'s artifacts; ``reference`` given (a bundle's stored outputs) skips computing it."""
     from edgeport.runtimes import runtimes_for
 
-    rows = []
+    rows, skipped = [], []
     for item in plan.artifacts:
         names = ["-"] if item.error is not None else _runtimes(item.path, runtimes_for)
         rows += [(item, rt) for rt in names if runtimes is None or rt in runtimes or rt == "-"]
+        skipped += [f"{item.format} on {rt}" for rt in names if not (runtimes is None or rt in runtimes or rt == "-")]
     report = VerifyReport(plan.name, plan.model_dir or plan.dest.parent, plan.test.describe(), {}, table.to_dict(),
                           notes=list(plan.notes), dest=plan.dest)
+    if plan.c_array is not None and not any(item.format == "tflite_int8" for item, _ in rows):
+        skipped.append("c_array (its bytes are the tflite_int8 model, which does not run here)")
+        plan.c_array = None
+    if skipped:
+        report.notes.append(f"not run (--runtimes {' '.join(runtimes or [])}): {', '.join(skipped)}")
     if plan.test.y is None:
         report.notes.append(NO_LABELS)
     with tempfile.TemporaryDirectory(prefix="edgeport-verify-") as tmp, \
@@ -204,6 +210,9 @@ def _check(item: plans.Planned, runtime: str, reference: Reference, plan: plans.
                                          labelled=plan.test.y is not None):
                 result.fail(failure)
         result.figures = summarize(result.outputs)
+        fixed = {f.get("tolerance_basis") for f in result.outputs.values()
+                 if str(f.get("tolerance_basis", "")).startswith("fixed relative bound")}
+        result.notes += [f"{item.format}: tolerance from a {basis}" for basis in sorted(fixed)]
     except IntegrityError as exc:
         result.fail(exc, "refused")
     except ValueError as exc:  # a shape that differs from the reference's

@@ -5,7 +5,7 @@ class has one :class:`Gate`. The gates mean the same on a one-layer MLP and a 15
 
 - **float32**: every output within ``tolerance_factor`` x the reference's own float32 noise (the
   largest |Keras float32 - Keras float64| on the noise inputs), never below 4 float32 ulps of the
-  output's scale; top-1 agreement on confident inputs 100%.
+  output's scale; top-1 agreement 99.9% (a flip can only be a near tie when the bound holds).
 - **fp16**: the same tight bound against the fp16 reference (the float32 graph with its weights
   rounded to float16: the format's own arithmetic); agreement, confident agreement, accuracy and
   KL divergence against the float model.
@@ -154,7 +154,7 @@ class GateFailure(GateError):
 
 
 DEFAULT_GATES: dict[Precision, Gate] = {
-    Precision.FLOAT32: Gate(tolerance_factor=10.0, min_agreement=0.999, min_confident_agreement=1.0),
+    Precision.FLOAT32: Gate(tolerance_factor=10.0, min_agreement=0.999),
     Precision.FP16: Gate(tolerance_factor=10.0, min_agreement=0.99, min_confident_agreement=0.999,
                          max_accuracy_drop_points=0.5, max_kl_divergence=0.01, max_relative_error=1e-3),
     Precision.QUANTIZED: Gate(min_agreement=0.95, min_confident_agreement=0.99, max_accuracy_drop_points=1.0,

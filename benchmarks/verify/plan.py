@@ -87,6 +87,13 @@ def from_model_dir(model_dir: Path, *, data_dir: str | None, data_npz: str | Non
     source_sha = sha256_file(source_path)
     test = load_testset(model_dir, manifest, data_dir=data_dir, data_npz=data_npz, limit=limit)
     entries = effective_entries(model_dir, manifest)
+    saved = entries.get("saved_model")
+    saved_model = None
+    if saved is not None and saved.get("source_sha256") == source_sha:
+        try:
+            saved_model = check_integrity(model_dir, saved)
+        except IntegrityError:
+            saved_model = None
     if formats:
         unknown = sorted(set(formats) - set(entries))
         if unknown:
@@ -96,7 +103,7 @@ def from_model_dir(model_dir: Path, *, data_dir: str | None, data_npz: str | Non
     plan = Plan(name=manifest.get("model") or model_dir.name, dest=model_dir / VERIFY_FILE, test=test,
                 reference_source=source_path, reference_runtime=source.get("reference_runtime", "keras"),
                 reference_key={"model_sha256": source_sha, "data_sha256": test.fingerprint(), "n": len(test)},
-                cache=model_dir / "reference_outputs.npz", saved_model=None, manifest=manifest,
+                cache=model_dir / "reference_outputs.npz", saved_model=saved_model, manifest=manifest,
                 model_dir=model_dir)
     for fmt, entry in entries.items():
         info = INFO.get(fmt)
@@ -112,8 +119,6 @@ def from_model_dir(model_dir: Path, *, data_dir: str | None, data_npz: str | Non
             plan.c_array = planned
         else:
             plan.artifacts.append(planned)
-        if fmt == "saved_model" and planned.error is None:
-            plan.saved_model = planned.path
     return plan
 
 

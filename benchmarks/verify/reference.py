@@ -158,7 +158,9 @@ def compute_reference(job: dict[str, Any]) -> dict[str, Any]:
         result["noise"], result["noise_basis"] = _noise(session, x, int(job.get("noise_n", NOISE_N)))
     else:
         result["noise"], result["noise_basis"] = None, NO_NOISE.format(runtime=job["runtime"])
-    if job.get("fp16"):
+    if job.get("fp16") and job["runtime"] not in ("keras", "savedmodel"):
+        result["fp16_basis"] = f"none: a {job['runtime']} reference has no float32 graph to lower"
+    elif job.get("fp16"):
         with tempfile.TemporaryDirectory(prefix="edgeport-fp16ref-") as tmp:
             fp16, result["fp16_basis"] = _fp16(session, job["runtime"], job["path"], job.get("saved_model"),
                                                x, Path(tmp))
@@ -217,3 +219,17 @@ def reference_for(source: Path, runtime: str, inputs: Path, *, key: dict[str, An
             with atomic_path(cache) as dest, open(dest, "wb") as fh:
                 np.savez_compressed(fh, **arrays, meta=np.array(json.dumps(meta)))
         return _from_npz(out, meta, cached=False)
+
+
+def cached_outputs(model_dir: Path, data_sha256: str | None) -> np.ndarray | None:
+    """The cached float32 reference's first output on the data with ``data_sha256`` (report plots)."""
+    cache = Path(model_dir) / REFERENCE_FILE
+    try:
+        with np.load(cache, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            if data_sha256 is None or meta.get("key", {}).get("data_sha256") != data_sha256:
+                return None
+            first = next(k for k in z.files if k.startswith("f32/"))
+            return z[first]
+    except (OSError, ValueError, KeyError, StopIteration):
+        return None
