@@ -17,7 +17,7 @@ GATES ?=
 DEVICE ?= cpu
 PYTEST_ARGS ?=
 
-.PHONY: all venv data export train verify bench report test test-fast pi-emulation clean
+.PHONY: all venv data schemas export train verify bench report test test-fast pi-emulation clean
 
 all: export
 
@@ -48,11 +48,15 @@ data:
 	  fi; \
 	fi
 
+# The official TFLite Metadata schema code, taken out of the mediapipe wheel (PyPI) once.
+schemas: $(STAMP)
+	@$(BIN)/python -m edgeport.runtimes.tflite_metadata fetch >/dev/null
+
 train: $(STAMP) data
 	@for m in $(MODELS); do $(BIN)/edgeport train $$m --out $(ARTIFACTS) || exit 1; done
 
 # Train what is missing, export every format, then prove every artifact.
-export: $(STAMP) data
+export: $(STAMP) data schemas
 	@rc=0; for m in $(MODELS); do \
 	  [ -s $(ARTIFACTS)/$$m/model.keras ] || $(BIN)/edgeport train $$m --out $(ARTIFACTS) || exit 1; \
 	  $(BIN)/edgeport export $$m --formats $(FORMATS) --out $(ARTIFACTS) || rc=1; \
@@ -68,10 +72,10 @@ bench: $(STAMP)
 report: $(STAMP)
 	$(BIN)/edgeport report $(MODELS) --out $(ARTIFACTS)
 
-test: $(STAMP) data
+test: $(STAMP) data schemas
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-fast: $(STAMP) data
+test-fast: $(STAMP) data schemas
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # Run every .tflite artifact on an emulated Raspberry Pi 4 (qemu cortex-a72, no TensorFlow) and

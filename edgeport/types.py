@@ -45,12 +45,18 @@ class InputContract:
     layout: str = "NHWC"
     pixel_range: tuple[float, float] = (0.0, 255.0)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Per-channel normalization the model expects of image pixels: (pixel - mean) / std (a
+    #: third-party model's NormalizationOptions). Empty for edgeport's models (scaling is inside).
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in ("image", "values"):
             raise ValueError(f"InputContract.kind must be 'image' or 'values', not {self.kind!r}")
         if self.kind == "image" and not (self.height and self.width and self.channels):
             raise ValueError("an image contract needs height, width and channels")
+        if len(self.mean) != len(self.std) or any(s == 0 for s in self.std):
+            raise ValueError(f"normalization mean {self.mean} and std {self.std} must pair up, std non-zero")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,6 +66,7 @@ class InputContract:
         d = dict(d)
         d["shape"] = tuple(d.get("shape", ()))
         d["pixel_range"] = tuple(d.get("pixel_range", (0.0, 255.0)))
+        d["mean"], d["std"] = tuple(d.get("mean", ())), tuple(d.get("std", ()))
         return cls(**d)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json as _json
 import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,8 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 
 
 def run_artifact(artifact: str, inputs: list[str], *, runtime: str | None = None, top_k: int = 3,
-                 json: bool = False, threads: int | None = None, device: str = "cpu") -> int:
+                 json: bool = False, threads: int | None = None, device: str = "cpu",
+                 ignore_metadata: bool = False) -> int:
     """Run an artifact on images, .npy batches or numbers and print what it predicts.
 
     artifact: a .tflite, .onnx or .keras file, or a SavedModel directory
@@ -29,6 +31,7 @@ def run_artifact(artifact: str, inputs: list[str], *, runtime: str | None = None
     json: print one JSON document instead of text
     threads: engine threads
     device: cpu or gpu
+    ignore_metadata: run a model whose standard TFLite Metadata cannot be read here on raw inputs anyway
     """
     path = Path(artifact)
     session = load(path, runtime=runtime, threads=threads, device=device)
@@ -36,19 +39,29 @@ def run_artifact(artifact: str, inputs: list[str], *, runtime: str | None = None
         raise InputError(f"{path.name}: `edgeport run` feeds single-input models; this one takes "
                          f"{[tensor_key(s.name) for s in session.inputs]} (use the Python API)")
     info = artifact_info(path)
+    if info.unreadable and not ignore_metadata:
+        raise InputError(f"{info.unreadable}; its normalization and labels would be lost (pass "
+                         "--ignore-metadata to feed it raw inputs anyway)")
     contract = info.contract or _contract_from_spec(session)
+    if info.normalization and contract.kind == "image":
+        mean, std = info.normalization
+        contract = replace(contract, mean=tuple(mean), std=tuple(std))
+    for note in [*session.notes, *info.notes]:
+        print(f"note: {note}", file=sys.stderr)
     items = _read_inputs(inputs, contract, session)
+    names = [tensor_key(s.name) for s in session.outputs]
     results = []
     for name, batch in items:
-        y = session.predict(batch)
-        y = y[0] if isinstance(y, list) else y
-        for row_index, row in enumerate(np.asarray(y).reshape(len(batch), -1)):
+        ys = session.predict(batch)
+        ys = ys if isinstance(ys, list) else [ys]
+        for row_index in range(len(batch)):
             label = name if len(batch) == 1 else f"{name}[{row_index}]"
-            results.append(_describe(label, row, contract, info, top_k,
+            results.append(_describe(label, [np.asarray(y)[row_index] for y in ys], names, contract, info, top_k,
                                      batch[row_index] if contract.kind == "values" else None))
     if json:
-        doc = {"artifact": str(path), "runtime": session.runtime, "engine": session.engine,
-               "model": info.model, "labels_from": info.source, "results": results}
+        doc = {"artifact": str(path), "runtime": session.runtime, "engine": session.engine, "notes": session.notes,
+               "model": info.model, "labels_from": info.source, "normalization": info.normalization,
+               "results": results}
         print(_json.dumps(doc, indent=2))
     else:
         print(f"# {path.name} · {session.runtime} [{session.engine}]"
@@ -136,25 +149,40 @@ def load_image(path: Path, contract: InputContract) -> np.ndarray:
     lo, hi = contract.pixel_range
     if (lo, hi) != (0.0, 255.0):
         arr = lo + arr * ((hi - lo) / 255.0)
+    if contract.mean:  # the model's own NormalizationOptions (standard TFLite Metadata)
+        arr = (arr - np.asarray(contract.mean, np.float32)) / np.asarray(contract.std, np.float32)
     if contract.layout.upper() == "NCHW":
         arr = arr.transpose(2, 0, 1)
     return arr[None]
 
 
-def _describe(name: str, row: np.ndarray, contract: InputContract, info: ArtifactInfo, top_k: int,
-              given: np.ndarray | None) -> dict[str, Any]:
+def is_distribution(row: np.ndarray) -> bool:
+    """Whether a row is a probability distribution (softmax: non-negative, sums to 1)."""
+    # 2%: a uint8 output of N classes rounds each probability by up to half a step of 1/256
+    return (row.size > 1 and bool(np.isfinite(row).all()) and row.min() >= -1e-6 and row.max() <= 1 + 1e-6
+            and abs(row.sum() - 1.0) <= 0.02)
+
+
+def _describe(name: str, rows: list[np.ndarray], names: list[str], contract: InputContract, info: ArtifactInfo,
+              top_k: int, given: np.ndarray | None) -> dict[str, Any]:
+    """A classifier's top-k labels when its one output is a probability distribution (or one sigmoid
+    of a two-label model); every output's values with their shape otherwise."""
     labels = info.labels
-    row = row.astype(np.float64)
-    if contract.kind == "values" or (row.size == 1 and not (labels and len(labels) == 2)):
-        out: dict[str, Any] = {"input": name, "values": [_num(v) for v in row]}
-        if given is not None:
-            out["given"] = [_num(v) for v in np.asarray(given).ravel()]
-        return out
-    probs = np.array([1.0 - row[0], row[0]]) if row.size == 1 else row
-    order = np.argsort(-probs, kind="stable")[:max(1, top_k)]
-    top = [{"index": int(i), "label": labels[i] if labels and i < len(labels) else str(int(i)),
-            "probability": _num(probs[i])} for i in order]
-    return {"input": name, "top_k": top}
+    out: dict[str, Any] = {"input": name}
+    if given is not None:
+        out["given"] = [_num(v) for v in np.asarray(given).ravel()]
+    row = rows[0].astype(np.float64).ravel() if len(rows) == 1 else None
+    if row is not None and (contract.kind == "image" or labels):
+        sigmoid = row.size == 1 and labels is not None and len(labels) == 2 and 0.0 <= row[0] <= 1.0
+        if is_distribution(row) or sigmoid:
+            probs = np.array([1.0 - row[0], row[0]]) if sigmoid else row
+            order = np.argsort(-probs, kind="stable")[:max(1, top_k)]
+            out["top_k"] = [{"index": int(i), "label": labels[i] if labels and i < len(labels) else str(int(i)),
+                             "probability": _num(probs[i])} for i in order]
+            return out
+    out["outputs"] = [{"name": n, "shape": list(r.shape), "values": [_num(v) for v in np.asarray(r).ravel()]}
+                      for n, r in zip(names, rows)]
+    return out
 
 
 def _num(v: float) -> float | None:
@@ -162,11 +190,17 @@ def _num(v: float) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def _text(r: dict[str, Any]) -> str:
+def _text(r: dict[str, Any], shown: int = 8) -> str:
     if "top_k" in r:
         return f"{r['input']}: " + ", ".join(f"{t['label']} {t['probability']:.3f}" for t in r["top_k"])
     given = f" {', '.join(f'{g:g}' for g in r['given'])} ->" if r.get("given") else ""
-    return f"{r['input']}:{given} " + ", ".join(f"{v:.6g}" for v in r["values"])
+    parts = []
+    for o in r["outputs"]:
+        values = ", ".join("nan" if v is None else f"{v:.6g}" for v in o["values"][:shown])
+        more = f", ... ({len(o['values'])} values; --json for all)" if len(o["values"]) > shown else ""
+        shape = "" if o["shape"] in ([1], []) and len(r["outputs"]) == 1 else f"{o['name']} shape {tuple(o['shape'])}: "
+        parts.append(f"{shape}{values}{more}")
+    return f"{r['input']}:{given} " + "; ".join(parts)
 
 
 if __name__ == "__main__":  # pragma: no cover

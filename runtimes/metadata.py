@@ -23,8 +23,12 @@ class ArtifactInfo:
     labels: list[str] | None = None
     contract: InputContract | None = None
     inputs: list[Any] | None = None  # input names in the model's (Keras) order, if recorded
-    source: str = "none"  # where labels/contract came from: manifest, embedded, labels.txt, none
+    source: str = "none"  # where labels/contract came from: manifest, embedded, tflite-metadata, labels.txt
     notes: list[str] = field(default_factory=list)
+    #: NormalizationOptions of standard TFLite Metadata: the model wants (pixel - mean) / std.
+    normalization: tuple[list[float], list[float]] | None = None
+    standard: Any = None  # the StandardMetadata read from a third-party .tflite
+    unreadable: str | None = None  # standard metadata is there but could not be read: why
 
 
 def input_order(meta: dict[str, Any] | None) -> list[str] | None:
@@ -101,7 +105,7 @@ def artifact_info(path: str | Path) -> ArtifactInfo:
         except (OSError, ValueError) as exc:
             info.notes.append(f"{mf}: unreadable ({exc})")
             continue
-        if not isinstance(m, dict):
+        if not isinstance(m, dict) or not _lists(m, p):
             continue
         info.model = m.get("model")
         info.labels = m.get("labels") or (
@@ -118,6 +122,8 @@ def artifact_info(path: str | Path) -> ArtifactInfo:
         info.inputs = info.inputs or input_order(meta)
         if info.source == "none":
             info.source = "embedded"
+    if p.suffix.lower() == ".tflite" and p.is_file() and info.contract is None:
+        _standard(p, info)
     if info.labels is None:
         for d in _manifest_dirs(p):
             labels = _read_labels(d / LABELS_FILE)
@@ -126,3 +132,35 @@ def artifact_info(path: str | Path) -> ArtifactInfo:
                 info.source = info.source if info.source != "none" else "labels.txt"
                 break
     return info
+
+
+def _lists(manifest: dict[str, Any], p: Path) -> bool:
+    """Whether a manifest describes ``p`` (a manifest beside an unrelated file says nothing of it)."""
+    root = p.parent if p.name == "saved_model.pb" else p
+    names = {str(e.get("file")) for e in (manifest.get("artifacts") or {}).values() if isinstance(e, dict)}
+    source = (manifest.get("source") or {}).get("file") if isinstance(manifest.get("source"), dict) else None
+    return root.name in names or root.name == source
+
+
+def _standard(p: Path, info: ArtifactInfo) -> None:
+    """Labels and normalization from standard TFLite Metadata (a third-party model)."""
+    from edgeport.errors import EdgeportError
+    from edgeport.runtimes import tflite_metadata
+
+    try:
+        standard = tflite_metadata.read(p.read_bytes())
+    except (OSError, EdgeportError) as exc:
+        info.unreadable = f"{p}: carries TFLite Metadata that could not be read: {exc}"
+        info.notes.append(info.unreadable)
+        return
+    if standard is None:
+        return
+    info.standard = standard
+    info.model = info.model or standard.name or None
+    if standard.labels and not info.labels:
+        info.labels = standard.labels
+    first = standard.inputs[0] if standard.inputs else None
+    if first is not None and first.mean and first.std:
+        info.normalization = (first.mean, first.std)
+    if info.source == "none":
+        info.source = "tflite-metadata"

@@ -467,7 +467,7 @@ def test_cli_numbers_for_a_values_model(artifacts, capsys):
     assert main(["run", str(path), "0", "100", "-40", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     expected = load(path).predict(np.array([[0.0], [100.0], [-40.0]], np.float32))
-    got = [r["values"][0] for r in doc["results"]]
+    got = [r["outputs"][0]["values"][0] for r in doc["results"]]
     np.testing.assert_allclose(got, expected[:, 0], rtol=1e-6)
     assert doc["results"][1]["given"] == [100.0]
     assert main(["run", str(path), "37.5"]) == 0
