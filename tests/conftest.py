@@ -7,6 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgeport.files import sha256_file
+from edgeport.manifest import hash_files, load_manifest, save_manifest
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -126,3 +129,37 @@ def shape_folder(tmp_path) -> Path:
 def make_images():
     """The image-folder generator itself, for tests that need several folders."""
     return make_shape_folder
+
+
+# -- editing exported artifacts the way a converter bug would (tests of the gates) -----------------
+def rehash(model_dir: Path, fmt: str) -> None:
+    """Record an artifact's current bytes in the manifest: only a gate can catch what changed."""
+    manifest = load_manifest(model_dir)
+    entry = manifest["artifacts"][fmt]
+    entry["files"] = hash_files(model_dir, list(entry["files"]))
+    entry["sha256"] = sha256_file(model_dir / entry["file"])
+    save_manifest(model_dir, manifest)
+
+
+def scale_weights(path: Path, factor: float, *, pick=max) -> str:
+    """Multiply one float32 weight tensor of a .tflite by ``factor`` (the largest by default)."""
+    from tensorflow.lite.tools import flatbuffer_utils as fu
+
+    model = fu.read_model_from_bytearray(bytearray(path.read_bytes()))
+    graph = model.subgraphs[0]
+    weights = [t for t in graph.tensors if t.type == 0 and model.buffers[t.buffer].data is not None
+               and len(model.buffers[t.buffer].data) > 64]
+    tensor = pick(weights, key=lambda t: len(model.buffers[t.buffer].data))
+    buf = model.buffers[tensor.buffer]
+    values = np.frombuffer(bytes(bytearray(buf.data)), np.float32) * np.float32(factor)
+    buf.data = np.frombuffer(values.astype(np.float32).tobytes(), np.uint8)
+    path.write_bytes(bytes(fu.convert_object_to_bytearray(model)))
+    return tensor.name.decode()
+
+
+@pytest.fixture
+def edits():
+    """``edits.scale_weights(path, factor)`` and ``edits.rehash(model_dir, fmt)``."""
+    import types
+
+    return types.SimpleNamespace(scale_weights=scale_weights, rehash=rehash)

@@ -20,8 +20,7 @@ from edgeport.benchmarks.verify.command import VERIFY_FILE, verify_model
 from edgeport.benchmarks.verify.gates import GateFailure
 from edgeport.benchmarks.verify.result import NO_LABELS
 from edgeport.errors import GateError, IntegrityError
-from edgeport.files import sha256_file
-from edgeport.manifest import StaleArtifactError, hash_files, load_manifest, save_manifest
+from edgeport.manifest import StaleArtifactError, load_manifest
 
 NAME = "bands_mlp"
 
@@ -82,31 +81,6 @@ def copy_export(exported, tmp_path: Path) -> Path:
     return dest
 
 
-def rehash(model_dir: Path, fmt: str) -> None:
-    """Record an artifact's current bytes in the manifest: only a gate can catch what changed."""
-    manifest = load_manifest(model_dir)
-    entry = manifest["artifacts"][fmt]
-    entry["files"] = hash_files(model_dir, list(entry["files"]))
-    entry["sha256"] = sha256_file(model_dir / entry["file"])
-    save_manifest(model_dir, manifest)
-
-
-def scale_weights(path: Path, factor: float, *, pick=max) -> str:
-    """Multiply one float32 weight tensor of a .tflite by ``factor`` (the largest by default)."""
-    from tensorflow.lite.tools import flatbuffer_utils as fu
-
-    model = fu.read_model_from_bytearray(bytearray(path.read_bytes()))
-    graph = model.subgraphs[0]
-    weights = [t for t in graph.tensors if t.type == 0 and model.buffers[t.buffer].data is not None
-               and len(model.buffers[t.buffer].data) > 64]
-    tensor = pick(weights, key=lambda t: len(model.buffers[t.buffer].data))
-    buf = model.buffers[tensor.buffer]
-    values = np.frombuffer(bytes(bytearray(buf.data)), np.float32) * np.float32(factor)
-    buf.data = np.frombuffer(values.astype(np.float32).tobytes(), np.uint8)
-    path.write_bytes(bytes(fu.convert_object_to_bytearray(model)))
-    return tensor.name.decode()
-
-
 def test_intact_export_passes_every_gate(exported):
     report = verify_model(NAME, out=exported["dir"].parent, data_npz=str(exported["npz"]))
     assert report.ok, report.render()
@@ -138,11 +112,11 @@ def test_reference_is_cached_and_limit_applies(exported):
     assert any(n.startswith("not run (--runtimes onnxruntime)") and "c_array" in n for n in again.notes)
 
 
-def test_another_models_weights_fail_the_float32_gate_and_the_cli_exits_nonzero(exported, tmp_path):
+def test_another_models_weights_fail_the_float32_gate_and_the_cli_exits_nonzero(exported, tmp_path, edits):
     model_dir = copy_export(exported, tmp_path)
     other = export_tiny(mlp(seed=7), tmp_path / "other", ["tflite_fp32"], np.zeros((4, 28, 28, 1)))
     shutil.copyfile(other / "model_fp32.tflite", model_dir / "model_fp32.tflite")
-    rehash(model_dir, "tflite_fp32")
+    edits.rehash(model_dir, "tflite_fp32")
     report = verify_model(NAME, out=model_dir.parent, data_npz=str(exported["npz"]), runtimes=["litert"],
                           debug_int8=False)
     assert not report.ok
@@ -158,10 +132,10 @@ def test_another_models_weights_fail_the_float32_gate_and_the_cli_exits_nonzero(
 
 
 @pytest.mark.parametrize("pick", [max, min], ids=["largest", "smallest"])
-def test_one_weight_tensor_one_percent_off_fails_the_float32_gate(exported, tmp_path, pick):
+def test_one_weight_tensor_one_percent_off_fails_the_float32_gate(exported, tmp_path, pick, edits):
     model_dir = copy_export(exported, tmp_path)
-    tensor = scale_weights(model_dir / "model_fp32.tflite", 1.01, pick=pick)
-    rehash(model_dir, "tflite_fp32")
+    tensor = edits.scale_weights(model_dir / "model_fp32.tflite", 1.01, pick=pick)
+    edits.rehash(model_dir, "tflite_fp32")
     report = verify_model(NAME, out=model_dir.parent, data_npz=str(exported["npz"]), formats=["tflite_fp32"])
     row = report.results[0]
     assert row.status == "fail", (tensor, report.render())
@@ -198,11 +172,11 @@ def test_tampered_header_is_refused(exported, tmp_path):
     assert c_array.status == "refused" and "model_int8_data.h" in str(c_array.failures[0])
 
 
-def test_c_array_with_different_bytes_fails(exported, tmp_path):
+def test_c_array_with_different_bytes_fails(exported, tmp_path, edits):
     model_dir = copy_export(exported, tmp_path)
     c_file = model_dir / "model_int8_data.c"
     c_file.write_text(c_file.read_text().replace("[] = {\n", "[] = {\n  0xff,\n", 1))
-    rehash(model_dir, "c_array")
+    edits.rehash(model_dir, "c_array")
     assert embedded_bytes(c_file)[0] == 0xFF
     report = verify_model(NAME, out=model_dir.parent, data_npz=str(exported["npz"]),
                           formats=["c_array", "tflite_int8"])
@@ -272,7 +246,7 @@ def two_output_model():
     return keras.Model(inp, [classes, box])
 
 
-def test_every_output_of_a_multi_output_model_is_compared_by_name(tmp_path):
+def test_every_output_of_a_multi_output_model_is_compared_by_name(tmp_path, edits):
     x, y = band_data(120, 2)
     model_dir = export_tiny(two_output_model(), tmp_path, ["tflite_fp32", "onnx"], x[:20], name="two_out")
     np.savez(tmp_path / "test.npz", x_test=x, y_test=y)
@@ -283,8 +257,8 @@ def test_every_output_of_a_multi_output_model_is_compared_by_name(tmp_path):
         assert set(r.outputs) == {"output_0", "output_1"}
         assert all(f["tolerance_diff"] <= f["tolerance"] for f in r.outputs.values())
     box_head = lambda ts, key: next(t for t in ts if "box" in t.name.decode())  # noqa: E731
-    scale_weights(model_dir / "model_fp32.tflite", 1.05, pick=box_head)
-    rehash(model_dir, "tflite_fp32")
+    edits.scale_weights(model_dir / "model_fp32.tflite", 1.05, pick=box_head)
+    edits.rehash(model_dir, "tflite_fp32")
     report = verify_model("two_out", out=model_dir.parent, data_npz=str(tmp_path / "test.npz"),
                           formats=["tflite_fp32"], gates="float32.min_agreement=0")
     failures = report.results[0].failures
