@@ -13,8 +13,7 @@ _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(
            0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 
 
-def read_idx(path: str | Path, *, expect_ndim: int | None = None,
-             expect_count: int | None = None) -> np.ndarray:
+def read_idx(path: str | Path, *, expect_ndim: int | None = None) -> np.ndarray:
     """Read an idx file, checking the magic number, dimensions and that the payload is complete."""
     path = Path(path)
     try:
@@ -44,8 +43,6 @@ def read_idx(path: str | Path, *, expect_ndim: int | None = None,
     if have != need:
         what = "truncated" if have < need else "has trailing bytes"
         raise DataError(f"{path}: idx payload is {have} bytes but dims {dims} need {need}; file {what}")
-    if expect_count is not None and dims[0] != expect_count:
-        raise DataError(f"{path}: {dims[0]} records, expected {expect_count}")
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
 
 
