@@ -17,7 +17,7 @@ GATES ?=
 DEVICE ?= cpu
 PYTEST_ARGS ?=
 
-.PHONY: all venv data schemas export train verify bench report test test-fast pi-emulation clean
+.PHONY: all venv data data-py export train verify bench report test test-fast pi-emulation clean
 
 all: export
 
@@ -48,15 +48,18 @@ data:
 	  fi; \
 	fi
 
-# The official TFLite Metadata schema code, taken out of the mediapipe wheel (PyPI) once.
-schemas: $(STAMP)
+# Data that needs the virtualenv, each fetched once from PyPI: the official TFLite Metadata schema
+# code (out of the mediapipe wheel) and the real face / non-face images of the scikit-image wheel,
+# materialised as an image folder for the image models.
+data-py: $(STAMP)
 	@$(BIN)/python -m edgeport.runtimes.tflite_metadata fetch >/dev/null
+	@$(BIN)/python -m edgeport.training.faces >/dev/null
 
-train: $(STAMP) data
+train: $(STAMP) data data-py
 	@for m in $(MODELS); do $(BIN)/edgeport train $$m --out $(ARTIFACTS) || exit 1; done
 
 # Train what is missing, export every format, then prove every artifact.
-export: $(STAMP) data schemas
+export: $(STAMP) data data-py
 	@rc=0; for m in $(MODELS); do \
 	  [ -s $(ARTIFACTS)/$$m/model.keras ] || $(BIN)/edgeport train $$m --out $(ARTIFACTS) || exit 1; \
 	  $(BIN)/edgeport export $$m --formats $(FORMATS) --out $(ARTIFACTS) || rc=1; \
@@ -72,10 +75,10 @@ bench: $(STAMP)
 report: $(STAMP)
 	$(BIN)/edgeport report $(MODELS) --out $(ARTIFACTS)
 
-test: $(STAMP) data schemas
+test: $(STAMP) data data-py
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-fast: $(STAMP) data schemas
+test-fast: $(STAMP) data data-py
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # Run every .tflite artifact on an emulated Raspberry Pi 4 (qemu cortex-a72, no TensorFlow) and
