@@ -22,6 +22,7 @@ JOBS: dict[str, str] = {
     "outputs": "edgeport.benchmarks.verify.jobs:run_outputs",
     "reference": "edgeport.benchmarks.verify.reference:compute_reference",
     "quant_debug": "edgeport.benchmarks.verify.quant_debug:run_debug_job",
+    "fix_search": "edgeport.benchmarks.verify.fix_search:search",
 }
 
 

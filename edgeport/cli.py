@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("edgeport.runtimes.cli:run_artifact", "run an artifact on images, .npy batches or numbers"),
     "runtimes": ("edgeport.runtimes.registry:list_runtimes", "list the runtimes and whether each is installed"),
     "verify": ("edgeport.benchmarks.verify.command:verify_model", "prove every artifact against the Keras outputs"),
+    "fix": ("edgeport.benchmarks.verify.fix:fix_model", "find the cheapest quantized artifact that passes its gate"),
     "bench": ("edgeport.benchmarks.bench.command:bench_model", "measure latency, throughput, size and memory"),
     "report": ("edgeport.benchmarks.report.command:build_report", "write artifacts/report/ (json, csv, md, plots)"),
     "report merge": ("edgeport.benchmarks.report.command:merge_reports", "join report.json files from several machines"),

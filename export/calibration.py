@@ -43,6 +43,9 @@ def from_file(path: Path, inputs: Inputs, n: int, seed: int) -> dict[str, np.nda
             raise ExportError(f"--calibration-data {path}: the model has {len(inputs)} inputs; "
                               f"pass a .npz with arrays named {[name for name, _ in inputs]}")
         arrays = {inputs[0][0]: loaded}
+    elif len(inputs) == 1 and inputs[0][0] not in loaded.files and (
+            single := next((k for k in ("x_calibration", "x_train", "x_test", "x") if k in loaded.files), None)):
+        arrays = {inputs[0][0]: loaded[single]}  # a one-input model's data under a generic name
     else:
         missing = [name for name, _ in inputs if name not in loaded.files]
         if missing:

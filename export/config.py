@@ -15,6 +15,18 @@ class ExportConfigError(EdgeportError):
     """An export option out of range (opset, sample count, int8 IO type, calibration file)."""
 
 
+class OnnxCalibration(str, Enum):
+    """ONNX Runtime's static calibration methods (how activation ranges are picked)."""
+
+    MINMAX = "minmax"
+    ENTROPY = "entropy"
+    PERCENTILE = "percentile"
+    DISTRIBUTION = "distribution"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 class Int8IO(str, Enum):
     """Input/output tensor type of the full-integer TFLite model."""
 
@@ -36,6 +48,9 @@ class ExportConfig:
     calibration_data: Path | None = None
     data_dir: str | None = None
     allow_unsafe: bool = False
+    keep_float: tuple[str, ...] = ()  # tflite_int8: op outputs (tensor names) left in float
+    onnx_keep_float: tuple[str, ...] = ()  # onnx_int8: node names left unquantized
+    onnx_calibration: OnnxCalibration = OnnxCalibration.MINMAX
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -53,6 +68,14 @@ class ExportConfig:
         except ValueError:
             valid = ", ".join(m.value for m in Int8IO)
             raise ExportConfigError(f"--int8-io must be one of {valid}, got {self.int8_io!r}") from None
+        try:
+            set_(self, "onnx_calibration", OnnxCalibration(str(self.onnx_calibration)))
+        except ValueError:
+            valid = ", ".join(m.value for m in OnnxCalibration)
+            raise ExportConfigError(f"--onnx-calibration must be one of {valid}, got {self.onnx_calibration!r}") from None
+        for name in ("keep_float", "onnx_keep_float"):
+            names = tuple(n.strip() for item in getattr(self, name) for n in str(item).split(",") if n.strip())
+            set_(self, name, names)
         if self.calibration_data is not None:
             path = Path(self.calibration_data)
             if path.suffix not in (".npy", ".npz"):

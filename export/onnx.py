@@ -75,18 +75,23 @@ def export_fp32(ctx: ExportContext, dest: Path) -> dict[str, Any]:
             "metadata_key": METADATA_KEY}
 
 
-def _reader(ctx: ExportContext, names: list[str]):
+def _reader(ctx: ExportContext, names: list[str], batch: int = CALIBRATION_BATCH):
     """An ONNX Runtime CalibrationDataReader over the run's representative samples."""
-    from onnxruntime.quantization import CalibrationDataReader
-
     by_sig = {ctx.signature_name(k): v for k, v in ctx.samples.items()}
     if set(by_sig) != set(names):
         if len(names) != 1 or len(by_sig) != 1:
             raise ExportError(f"ONNX inputs {names} do not match the model inputs {sorted(by_sig)}")
         by_sig = {names[0]: next(iter(by_sig.values()))}
-    count = len(next(iter(by_sig.values())))
-    batches = [{k: np.ascontiguousarray(v[i:i + CALIBRATION_BATCH]) for k, v in by_sig.items()}
-               for i in range(0, count, CALIBRATION_BATCH)]
+    return reader(by_sig, batch)
+
+
+def reader(samples: dict[str, np.ndarray], batch: int = CALIBRATION_BATCH):
+    """A CalibrationDataReader over ``samples`` (by ONNX input name), ``batch`` rows at a time."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    count = len(next(iter(samples.values())))
+    batches = [{k: np.ascontiguousarray(v[i:i + batch]) for k, v in samples.items()}
+               for i in range(0, count, batch)]
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -98,36 +103,59 @@ def _reader(ctx: ExportContext, names: list[str]):
     return Reader()
 
 
-def export_int8(ctx: ExportContext, dest: Path) -> dict[str, Any]:
-    import onnx
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile", "distribution")
 
-    source = ctx.dependency(Format.ONNX)
-    work = dest.parent / "onnx_int8_work"
-    work.mkdir(exist_ok=True)
+
+def preprocess(source: Path, work: Path, warn) -> tuple[Path, bool]:
+    """ONNX Runtime's quantization pre-processing (shape inference, folding); the plain model when it fails."""
     pre = work / "preprocessed.onnx"
     try:
         from onnxruntime.quantization.shape_inference import quant_pre_process
 
         quant_pre_process(str(source), str(pre), skip_symbolic_shape=True)
-        preprocessed = True
+        return pre, True
     except Exception as exc:  # noqa: BLE001 - pre-processing only helps; said and recorded
-        ctx.warn(f"warning: onnx_int8: ONNX Runtime's quantization pre-processing failed "
-                 f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
-                 "quantizing the model without it")
-        pre, preprocessed = source, False
+        warn(f"warning: onnx_int8: ONNX Runtime's quantization pre-processing failed "
+             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); quantizing the model without it")
+        return source, False
+
+
+def quantize(pre: Path, dest: Path, reader, *, method: str = "minmax", exclude: list[str] | None = None) -> Path:
+    """Static QDQ int8 quantization (per-channel weights) of ``pre`` into ``dest``."""
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    known = {n.name for n in onnx.load(str(pre), load_external_data=False).graph.node}
+    if unknown := [n for n in exclude or [] if n not in known]:
+        raise ExportError(f"--onnx-keep-float: no node named {unknown[0]!r} in the ONNX graph")
+    methods = dict(zip(CALIBRATION_METHODS, (CalibrationMethod.MinMax, CalibrationMethod.Entropy,
+                                             CalibrationMethod.Percentile, CalibrationMethod.Distribution)))
+    quantize_static(str(pre), str(dest), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=methods[method],
+                    nodes_to_exclude=list(exclude or []) or None)
+    return dest
+
+
+def export_int8(ctx: ExportContext, dest: Path) -> dict[str, Any]:
+    import onnx
+
+    source = ctx.dependency(Format.ONNX)
+    work = dest.parent / "onnx_int8_work"
+    work.mkdir(exist_ok=True)
+    pre, preprocessed = preprocess(source, work, ctx.warn)
     names = [i.name for i in onnx.load(str(pre), load_external_data=False).graph.input]
-    reader = _reader(ctx, names)
-    quantized = work / "quantized.onnx"
-    quantize_static(str(pre), str(quantized), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+    method, exclude = str(ctx.config.onnx_calibration), list(ctx.config.onnx_keep_float)
+    # histogram methods stack per-batch outputs: equal batches (of one) keep them homogeneous
+    batch = CALIBRATION_BATCH if method == "minmax" else 1
+    quantized = quantize(pre, work / "quantized.onnx", _reader(ctx, names, batch), method=method, exclude=exclude)
     model = onnx.load(str(quantized))
     set_metadata(model, ctx.metadata(Format.ONNX_INT8))
     onnx.save(model, str(dest))
     for f in work.iterdir():
         f.unlink()
     work.rmdir()
-    return {"converter": "onnxruntime.quantization.quantize_static (QDQ, per-channel, MinMax)",
+    return {"converter": f"onnxruntime.quantization.quantize_static (QDQ, per-channel, {method})",
             "quant_format": "QDQ", "per_channel": True, "activation_type": "int8", "weight_type": "int8",
+            "calibration_method": method, "keep_float": exclude,
             "preprocessed": preprocessed, "calibration": dict(ctx.calibration or {}),
             "metadata_key": METADATA_KEY}

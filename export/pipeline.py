@@ -122,7 +122,8 @@ def _open_manifest(model_dir: Path, warnings: list[str]) -> dict[str, Any]:
 def export_model(model: str, *, formats: list[str] = ["all"], out: Path = Path("artifacts"),  # noqa: B006
                  opset: int = 17, calibration_samples: int = 200, seed: int = 0, int8_io: str = "uint8",
                  calibration_data: str | None = None, data_dir: str | None = None,
-                 allow_unsafe: bool = False) -> ExportReport:
+                 allow_unsafe: bool = False, keep_float: list[str] | None = None,
+                 onnx_keep_float: list[str] | None = None, onnx_calibration: str = "minmax") -> ExportReport:
     """Export a model to every deployable format, with a manifest a device can trust.
 
     model: a course model name or model directory under --out, a .keras or .h5 file, or a SavedModel directory
@@ -135,11 +136,15 @@ def export_model(model: str, *, formats: list[str] = ["all"], out: Path = Path("
     calibration_data: a .npy (or .npz per input name) of raw inputs for models without a known dataset
     data_dir: data directory for the course model's dataset (idx files, digits, image folder)
     allow_unsafe: load a model that needs unsafe deserialisation (Lambda code; only for files you trust)
+    keep_float: tflite_int8: op outputs (TFLite tensor names) to keep in float (what `edgeport fix` chose)
+    onnx_keep_float: onnx_int8: node names to leave unquantized (what `edgeport fix` chose)
+    onnx_calibration: onnx_int8 calibration method: minmax, entropy, percentile or distribution
     """
     start = time.perf_counter()
     config = ExportConfig(formats=tuple(formats), opset=opset, calibration_samples=calibration_samples,
                           seed=seed, int8_io=int8_io, calibration_data=calibration_data,
-                          data_dir=data_dir, allow_unsafe=allow_unsafe)
+                          data_dir=data_dir, allow_unsafe=allow_unsafe, keep_float=tuple(keep_float or ()),
+                          onnx_keep_float=tuple(onnx_keep_float or ()), onnx_calibration=onnx_calibration)
     source = resolve_source(model, Path(out))
     report = ExportReport(source.name, source.model_dir)
     log = NativeLog()

@@ -47,55 +47,109 @@ def _write(ctx: ExportContext, fmt: Format, converter, dest: Path, *, model: byt
 
 def export_fp32(ctx: ExportContext, dest: Path) -> dict[str, Any]:
     _, c = _converter(ctx)
-    return _write(ctx, Format.TFLITE_FP32, c, dest, precision="float32")
+    return _write(ctx, Format.TFLITE_FP32, c, dest, arithmetic="float32")
 
 
 def export_fp16(ctx: ExportContext, dest: Path) -> dict[str, Any]:
     tf, c = _converter(ctx)
     c.optimizations = [tf.lite.Optimize.DEFAULT]
     c.target_spec.supported_types = [tf.float16]
-    return _write(ctx, Format.TFLITE_FP16, c, dest, precision="float16 weights")
+    return _write(ctx, Format.TFLITE_FP16, c, dest, arithmetic="float16 weights")
 
 
 def export_dynamic(ctx: ExportContext, dest: Path) -> dict[str, Any]:
     tf, c = _converter(ctx)
     c.optimizations = [tf.lite.Optimize.DEFAULT]
-    return _write(ctx, Format.TFLITE_DYNAMIC, c, dest, precision="dynamic-range int8 weights")
+    return _write(ctx, Format.TFLITE_DYNAMIC, c, dest, arithmetic="dynamic-range int8 weights")
 
 
-def _calibrated(ctx: ExportContext, ops: str):
+def _calibrated(ctx: ExportContext, ops: str | None):
     tf, c = _converter(ctx)
     c.optimizations = [tf.lite.Optimize.DEFAULT]
     c.representative_dataset = _representative(ctx)
-    c.target_spec.supported_ops = [getattr(tf.lite.OpsSet, ops)]
+    if ops is not None:
+        c.target_spec.supported_ops = [getattr(tf.lite.OpsSet, ops)]
     return tf, c
+
+
+def _selective(ctx: ExportContext, keep: list[str]) -> bytes:
+    """The int8 model with ``keep`` op outputs in float (TFLite's public QuantizationDebugger)."""
+    from edgeport.export.tflite_selective import SelectiveQuantizer
+
+    return SelectiveQuantizer(_calibrated(ctx, None)[1]).model(keep)
+
+
+MAX_FLOAT_TO_LOAD = 8
+
+
+def _load_int8(ctx: ExportContext, model: bytes, keep: list[str], fields: dict[str, Any]) -> bytes:
+    """An int8 model that LiteRT refuses to prepare (a collapsed activation range overflows a
+    kernel's rescale) gets the failing op kept in float, op by op, with the public API."""
+    from edgeport.export.tflite_selective import failing_node
+
+    kept: list[str] = []
+    for _ in range(MAX_FLOAT_TO_LOAD):
+        try:
+            interpreter(model, ctx.warn)
+            break
+        except (RuntimeError, ValueError) as exc:
+            reason = cause_line(exc)
+            node = failing_node(model, str(exc))
+            if node is None or node in keep + kept:
+                raise
+            kept.append(node)
+            ctx.warn(f"warning: tflite_int8: LiteRT refuses the int8 model ({reason}); keeping {node} in float")
+            model = _selective(ctx, keep + kept)
+    else:
+        interpreter(model, ctx.warn)  # still refused: the format fails with this error
+    if kept:
+        fields["kept_float_to_load"] = kept
+        fields["io_type"] = "float32"
+    return model
 
 
 def _integer(ctx: ExportContext, fmt: Format, ops: str, activations: str, io_type: str,
              dest: Path, **fields: Any) -> dict[str, Any]:
-    """Convert; if the result does not load in LiteRT, re-quantize with floored ranges (tflite_floor)."""
-    tf, c = _calibrated(ctx, ops)
-    if io_type != "float32":
-        c.inference_input_type = c.inference_output_type = getattr(tf, io_type)
-    model = _convert(c)
+    """Convert (selectively, when layers are to stay float); make sure LiteRT loads the result."""
+    keep = list(ctx.config.keep_float) if fmt is Format.TFLITE_INT8 else []
+    if keep:
+        model, io_type = _selective(ctx, keep), "float32"
+        fields.update(keep_float=keep, selective="tf.lite.experimental.QuantizationDebugger, denylisted_nodes")
+        ctx.warn(f"note: tflite_int8: {len(keep)} layer(s) kept in float (selective quantization); float32 I/O")
+    else:
+        tf, c = _calibrated(ctx, ops)
+        if io_type != "float32":
+            c.inference_input_type = c.inference_output_type = getattr(tf, io_type)
+        model = _convert(c)
+    fields["io_type"] = io_type
+    if fmt is Format.TFLITE_INT8:
+        model = _load_int8(ctx, model, keep, fields)
+    else:
+        model = _load_int16x8(ctx, model, ops, fields)
+    return _write(ctx, fmt, None, dest, model=model, calibrated=True, **fields)
+
+
+def _load_int16x8(ctx: ExportContext, model: bytes, ops: str, fields: dict[str, Any]) -> bytes:
+    """int16x8 has no public way to keep an op in float (TFLite's selective quantization is int8
+    only): a model LiteRT refuses is re-quantized with floored ranges (private API, tflite_floor)."""
     try:
         interpreter(model, ctx.warn)
+        return model
     except (RuntimeError, ValueError) as exc:
         reason = cause_line(exc)
-        model, touched = quantize_with_range_floor(lambda: _calibrated(ctx, ops)[1], activations=activations,
-                                                   io_type=io_type)
-        interpreter(model, ctx.warn)  # the fallback must load, or the format fails with this error
-        fields["range_floor"] = {"floor": RANGE_FLOOR, "tensors": touched, "reason": reason}
-        ctx.warn(f"warning: {fmt}: the converter's model does not load ({reason}); re-quantized with "
-                 f"activation ranges of at least {RANGE_FLOOR:g} ({touched} tensors widened)")
-    return _write(ctx, fmt, c, dest, model=model, io_type=io_type, calibrated=True, **fields)
+    model, touched = quantize_with_range_floor(lambda: _calibrated(ctx, ops)[1])
+    interpreter(model, ctx.warn)  # the fallback must load, or the format fails with this error
+    fields["range_floor"] = {"floor": RANGE_FLOOR, "tensors": touched, "reason": reason}
+    ctx.warn(f"warning: tflite_int16x8: the converter's model does not load ({reason}); re-quantized with "
+             f"activation ranges of at least {RANGE_FLOOR:g} ({touched} tensors widened)")
+    return model
 
 
 def export_int8(ctx: ExportContext, dest: Path) -> dict[str, Any]:
     return _integer(ctx, Format.TFLITE_INT8, "TFLITE_BUILTINS_INT8", "int8", str(ctx.config.int8_io),
-                    dest, precision="int8")
+                    dest, arithmetic="int8")
 
 
 def export_int16x8(ctx: ExportContext, dest: Path) -> dict[str, Any]:
     return _integer(ctx, Format.TFLITE_INT16X8, "EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8",
-                    "int16", "float32", dest, precision="int16 activations, int8 weights")
+                    "int16", "float32", dest, arithmetic="int16 activations, int8 weights")

@@ -1,4 +1,5 @@
-"""A fallback for integer TFLite models that convert but do not load.
+"""A fallback for int16x8 TFLite models that convert but do not load (int8 models use the public
+selective-quantization API instead: see ``tflite_selective``).
 
 When a calibrated activation range is nearly zero (a frozen, untrained MobileNetV2 base shrinks its
 activations layer by layer), the quantized scale becomes so small that LiteRT's kernels refuse to
@@ -6,7 +7,9 @@ prepare (``no_integer_overflow_from_quantization`` when quantizing a fused ReLU6
 converter offers no option for it, so this module calibrates only, widens every activation range
 narrower than ``floor`` to ``floor``, and quantizes the calibrated model with TensorFlow's own
 calibration quantizer. The manifest records that it happened and how many tensors it touched.
-Uses private TensorFlow Lite APIs (pinned TF 2.21); only ever runs when the normal path failed.
+Uses private TensorFlow Lite APIs (pinned TF 2.21) because no public one exists for int16x8: the
+QuantizationDebugger's denylist quantizes to int8 only, and no converter option widens a range.
+Only ever runs when the normal path failed; tests/test_export_behaviour.py fails loudly if it moves.
 """
 from __future__ import annotations
 
@@ -37,14 +40,9 @@ def floor_ranges(model, floor: float = RANGE_FLOOR) -> int:
     return count
 
 
-def quantize_with_range_floor(make_converter: Callable, *, activations: str, io_type: str = "float32",
-                              floor: float = RANGE_FLOOR) -> tuple[bytes, int]:
-    """Calibrate with ``make_converter()``, floor the ranges, quantize. Returns (model, tensors floored).
-
-    ``activations``: "int8" or "int16"; ``io_type``: "float32", "int8" or "uint8".
-    """
-    import tensorflow as tf
-    from tensorflow.lite.python import lite as tf_lite
+def quantize_with_range_floor(make_converter: Callable, floor: float = RANGE_FLOOR) -> tuple[bytes, int]:
+    """Calibrate with ``make_converter()``, floor the ranges, quantize to int16 activations and int8
+    weights with float32 I/O. Returns (model, tensors floored)."""
     from tensorflow.lite.python.optimize import calibrator
     from tensorflow.lite.tools import flatbuffer_utils as fu
 
@@ -55,12 +53,7 @@ def quantize_with_range_floor(make_converter: Callable, *, activations: str, io_
         model = fu.read_model_from_bytearray(bytearray(converter.convert()))
     touched = floor_ranges(model, floor)
     calibrated = bytes(fu.convert_object_to_bytearray(model))
-    io, act = np.dtype(io_type), np.dtype(activations)
-    bias = np.dtype(np.int64 if activations == "int16" else np.int32)
+    io, act, bias = np.dtype(np.float32), np.dtype(np.int16), np.dtype(np.int64)
     quantized = calibrator.Calibrator(calibrated)._calibrator.QuantizeModel(  # noqa: SLF001
         io.num, io.num, False, act.num, bias.num, False, False)
-    quantized = bytes(quantized)
-    if io_type != "float32":
-        tf_type = tf.as_dtype(io)
-        quantized = bytes(tf_lite._modify_model_io_type(quantized, tf_type, tf_type))  # noqa: SLF001
-    return quantized, touched
+    return bytes(quantized), touched

@@ -74,12 +74,19 @@ def image_cnn(num_classes: int = 2, input_size: int = 150, blocks: int = 4, augm
     return keras.Sequential(layers, name="image_cnn")
 
 
+SCRATCH = "trained from scratch, whole network trainable"
+
+
 def mobilenet_v2_transfer(num_classes: int = 2, input_size: int = 160, weights: str = "auto",
-                          alpha: float = 1.0, dropout: float = 0.2, **_):
-    """Frozen MobileNetV2 base, global pooling, dropout, a new head.
+                          alpha: float = 1.0, dropout: float = 0.2, scratch_bn_momentum: float = 0.9, **_):
+    """MobileNetV2, global pooling, dropout, a new head.
 
     ``weights``: "imagenet" (download, online), a local ``.h5``/``.weights.h5`` file, "none", or
-    "auto" (ImageNet if it can be had, else none). ``model.weights_source`` says which was used."""
+    "auto" (ImageNet if it can be had, else none). With pretrained weights the base is frozen (the
+    course's transfer learning). Without them a frozen random base would learn nothing, so the whole
+    network trains from scratch, its BatchNorm layers in training mode with momentum
+    ``scratch_bn_momentum`` (Keras' 0.999 leaves the moving statistics near their initial values
+    after a short run). ``model.weights_source`` and ``model.base_trainable`` say which was done."""
     keras = _keras()
     source, base_weights = "none", None
     if weights not in ("none", "auto", "imagenet"):
@@ -99,15 +106,26 @@ def mobilenet_v2_transfer(num_classes: int = 2, input_size: int = 160, weights: 
 
                 raise DataError(f"ImageNet weights for MobileNetV2 could not be downloaded "
                                 f"({type(exc).__name__}); pass --weights FILE or --weights none") from None
-            source = "none (ImageNet weights unavailable offline: base is randomly initialised)"
+            source = "none (ImageNet weights unavailable offline)"
     base = keras.applications.MobileNetV2(input_shape=(input_size, input_size, 3), alpha=alpha,
                                           include_top=False, weights=base_weights)
-    base.trainable = False
+    scratch = base_weights is None
     inp = keras.Input((input_size, input_size, 3), name="image")
     x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inp)  # MobileNetV2 wants [-1, 1]
-    x = base(x, training=False)
+    if scratch:
+        base.trainable = True
+        for layer in base.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = scratch_bn_momentum
+        x = base(x)  # BatchNorm learns its statistics: training mode during fit
+        source += f": {SCRATCH} (BatchNorm momentum {scratch_bn_momentum})"
+    else:
+        base.trainable = False
+        x = base(x, training=False)  # frozen pretrained base: BatchNorm stays in inference mode
+        source += ": frozen base, new head trained"
     x = keras.layers.GlobalAveragePooling2D()(x)
     x = keras.layers.Dropout(dropout)(x)
     model = keras.Model(inp, _head(keras, num_classes)(x), name="mobilenet_v2_transfer")
     model.weights_source = source
+    model.base_trainable = scratch
     return model

@@ -52,6 +52,10 @@ class FacesFileError(DataError):
     """lfw_subset.npy (or the wheel holding it) is unreadable or not the expected 200 images."""
 
 
+class FacesFolderMissing(DataError):
+    """The default faces folder has not been written (or is incomplete)."""
+
+
 def default_dest() -> Path:
     """The default faces folder: ``$EDGEPORT_DATA_HOME/faces``."""
     return data_home() / "faces"
@@ -205,6 +209,19 @@ def materialize_faces(dest: Path | None = None, *, seed: int = 0) -> Path:
     images, source = load_lfw_subset()
     with atomic_path(dest, directory=True) as tmp:
         _write_folder(tmp, images, seed, source)
+    return dest
+
+
+def default_folder() -> Path:
+    """The default faces folder when it is complete; FacesFolderMissing saying how to make it."""
+    dest = default_dest()
+    if not dest.exists():
+        raise FacesFolderMissing(f"no --data-dir given and the default image folder {dest} does not exist: "
+                                 "run `make data` (or python -m edgeport.training.faces), or pass --data-dir DIR")
+    if not is_complete(dest):
+        raise FacesFolderMissing(f"no --data-dir given and the default image folder {dest} is incomplete or "
+                                 "changed: run `make data` (or python -m edgeport.training.faces) to rebuild it, "
+                                 "or pass --data-dir DIR")
     return dest
 
 

@@ -76,18 +76,29 @@ def _compile(model, spec: ModelSpec, cfg: TrainConfig, num_outputs: int) -> None
         model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"], **common)
 
 
+def image_source(spec: ModelSpec, data_dir: str | None) -> str:
+    """The image folder (or ``tfds:NAME``) an image model trains on: ``data_dir``, else the default
+    faces folder that `make data` writes (printed, so that the choice is never silent)."""
+    if data_dir is not None:
+        return str(data_dir)
+    from edgeport.training import faces
+
+    folder = faces.default_folder()
+    print(f"{spec.name}: no --data-dir given: training on the default image folder {faces.describe(folder)}; "
+          "pass --data-dir DIR (or tfds:NAME) for other images")
+    return str(folder)
+
+
 def _data(spec: ModelSpec, cfg: TrainConfig, data_dir: str | None):
     """Return (fit inputs, validation data, test data, labels, source) for ``spec``."""
     if spec.dataset == "image_folder":
-        if data_dir is None:
-            raise EdgeportError(f"{spec.name} trains on an image folder: pass --data-dir DIR "
-                                "(one sub-folder of images per class)")
         from edgeport.training.images import image_datasets
 
+        source = image_source(spec, data_dir)
         size = cfg.input_size or spec.input_size
-        train, val, classes = image_datasets(data_dir, image_size=(size, size), batch_size=cfg.batch_size,
+        train, val, classes = image_datasets(source, image_size=(size, size), batch_size=cfg.batch_size,
                                              seed=cfg.seed)
-        return {"x": train}, val, val, tuple(classes), str(data_dir)
+        return {"x": train}, val, val, tuple(classes), source
     from edgeport.training.data import load_dataset
 
     ds = load_dataset(spec.dataset, data_dir)
@@ -119,7 +130,7 @@ def train(model: str, *, epochs: int | None = None, batch_size: int | None = Non
     """Train a course model; write OUT/MODEL/model.keras, labels.txt and training.json.
 
     model: course model name (see `edgeport models`)
-    data_dir: data directory (idx files, MNIST digits, or an image folder with one sub-folder per class)
+    data_dir: data directory (idx files, MNIST digits, an image folder with one sub-folder per class, or tfds:NAME); image models default to the faces folder of `make data`
     target_accuracy: stop once training accuracy reaches this (mnist_mlp default 0.99)
     weights: mobilenet_v2_transfer base weights: auto, imagenet, none, or a local weights file
     fine_tune_at: mobilenet_v2_transfer: unfreeze base layers from this index after the first phase
@@ -145,6 +156,9 @@ def train(model: str, *, epochs: int | None = None, batch_size: int | None = Non
         _compile(net, spec, cfg, net.output_shape[-1])
     if getattr(net, "weights_source", None):
         print(f"{spec.name}: MobileNetV2 base weights: {net.weights_source}")
+    if fine_tune_at is not None and getattr(net, "base_trainable", False):
+        print(f"{spec.name}: note: the base already trains from scratch; --fine-tune-at {fine_tune_at} "
+              f"adds {fine_tune_epochs} epochs at a tenth of the rate with base layers below {fine_tune_at} frozen")
     callbacks = [accuracy_stop(cfg.target_accuracy)] if cfg.target_accuracy else []
     verbose = verbose if verbose is not None else (1 if sys.stdout.isatty() else 2)
     if spec.task == "regression":
@@ -160,7 +174,9 @@ def train(model: str, *, epochs: int | None = None, batch_size: int | None = Non
               "config": cfg.__dict__, "epochs_run": len(next(iter(history.values()), [])),
               "history": {k: [float(v) for v in vs] for k, vs in history.items()},
               "test_metrics": test_metrics, "labels": list(labels), "strategy": strategy.__class__.__name__,
-              "weights_source": getattr(net, "weights_source", None), "versions": versions(),
+              "data_default": data_dir is None and spec.dataset == "image_folder",
+              "weights_source": getattr(net, "weights_source", None),
+              "base_trainable": getattr(net, "base_trainable", None), "versions": versions(),
               "seconds": round(time.perf_counter() - started, 2)}
     model_dir = Path(out) / spec.name
     with atomic_path(model_dir / "model.keras") as tmp:

@@ -1,0 +1,164 @@
+"""`edgeport fix MODEL`: when a quantized artifact fails its gate, find the cheapest one that passes.
+
+For each fixable format (tflite_int8, onnx_int8) the search (:mod:`fix_search`, in a child process)
+scores candidates on the verification inputs against the reference with the format's own gate:
+more calibration samples, ONNX Runtime's calibration methods, then selective quantization (the
+worst layers kept in float, grown until the gate passes, then pruned). The cheapest passing
+candidate is exported through `edgeport export` with the same settings (so it is reproducible:
+``--keep-float``, ``--onnx-keep-float``, ``--onnx-calibration``, ``--calibration-samples``), its
+manifest entry records the whole trade table, and it is verified again like every artifact.
+"""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeport.benchmarks.children import raise_for, run_job
+from edgeport.benchmarks.device_info import usable_cores
+from edgeport.benchmarks.tables import fmt_num, fmt_pct, fmt_points, fmt_size, fmt_us, text_table
+from edgeport.benchmarks.verify import plan as plans
+from edgeport.benchmarks.verify.command import run_plan
+from edgeport.benchmarks.verify.gates import load_gates
+from edgeport.benchmarks.verify.jobs import save_inputs
+from edgeport.benchmarks.verify.reference import reference_for
+from edgeport.errors import EdgeportError
+
+FIXABLE = ("tflite_int8", "onnx_int8")
+
+
+@dataclass
+class FixReport:
+    model: str
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)  # format -> search result
+    notes: list[str] = field(default_factory=list)
+    verified: Any = None
+    ok: bool = True
+
+    def render(self) -> str:
+        out = []
+        for fmt, result in self.tables.items():
+            rows, styles = [], []
+            chosen = (result.get("chosen") or {}).get("label")
+            for i, c in enumerate(result["candidates"]):
+                f = c["figures"]
+                rows.append([("-> " if i == result.get("chosen_index") else "   ") + c["label"], str(len(c["kept_float"])),
+                             fmt_size(c["size_bytes"]), fmt_us(c["p50_us"]), fmt_pct(f.get("accuracy")),
+                             fmt_points(f.get("accuracy_delta_points")), fmt_pct(f.get("agreement")),
+                             fmt_pct(f.get("confident_agreement")), fmt_num(f.get("kl_divergence"), ".3g"),
+                             "PASS" if c["passes"] else ("ERROR" if c["error"] else "fail")])
+                styles.append(None if c["passes"] else "red")
+            out.append(text_table(f"fix {self.model} {fmt}: candidates, cheapest first ({result['seconds']:.0f} s)",
+                                  ["candidate", "float layers", "size", "p50 b1", "accuracy", "Δ pts", "agree",
+                                   "confident", "KL", "gate"], rows, styles))
+            out.append(f"{fmt}: " + (f"chose {chosen!r}" if chosen else "no candidate passes its gate"))
+        out += [f"note: {n}" for n in self.notes]
+        if self.verified is not None:
+            out.append(self.verified.render())
+        out.append(f"{self.model}: {'fixed artifacts pass their gates' if self.ok else 'FIX FAILED'}")
+        return "\n".join(out)
+
+
+def _export_settings(manifest: dict[str, Any], fmt: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """export_model keyword arguments that rebuild the chosen candidate from the recorded calibration."""
+    entry = manifest["artifacts"][fmt]
+    record = entry.get("calibration") or manifest.get("calibration") or {}
+    source = str(record.get("source", ""))
+    kwargs: dict[str, Any] = {"formats": [fmt], "seed": int(record.get("seed", 0)),
+                              "calibration_samples": int(settings["calibration_samples"])}
+    if source.startswith("file:"):
+        kwargs["calibration_data"] = source[5:]
+    elif source.startswith("dataset:") and record.get("data_dir"):
+        kwargs["data_dir"] = record["data_dir"]
+    if fmt == "tflite_int8":
+        kwargs["keep_float"] = list(settings.get("keep_float") or [])
+        io = (entry.get("io_type") or "uint8")
+        kwargs["int8_io"] = io if not kwargs["keep_float"] else "uint8"
+    else:
+        kwargs["onnx_keep_float"] = list(settings.get("onnx_keep_float") or [])
+        kwargs["onnx_calibration"] = settings.get("onnx_calibration", "minmax")
+    return kwargs
+
+
+def fix_model(model: str, *, out: Path = Path("artifacts"), formats: list[str] | None = None,
+              data_npz: str | None = None, data_dir: str | None = None, gates: str | None = None,
+              max_float: int = 64, timeout: float = 3600.0) -> FixReport:
+    """Find the cheapest quantized artifact that passes its gate, export it, and prove it.
+
+    model: model name or directory (its manifest lists the artifacts)
+    out: artifacts directory the model name is looked up in
+    formats: quantized formats to fix (default: every fixable one the manifest lists: tflite_int8, onnx_int8)
+    data_npz: a .npz with x_test (and y_test) to score candidates on instead of the model's test set
+    data_dir: data directory of the model's dataset
+    gates: gate overrides, as for `edgeport verify`
+    max_float: the most layers the search may keep in float
+    timeout: seconds the search of one format may take
+    """
+    from edgeport.export.pipeline import export_model
+    from edgeport.export.commit import model_lock
+    from edgeport.manifest import load_manifest, save_manifest
+
+    model_dir = plans.model_dir_of(model, Path(out))
+    table = load_gates(gates)
+    listed = load_manifest(model_dir)["artifacts"]
+    wanted = formats or [f for f in FIXABLE if f in listed]
+    report = FixReport(model_dir.name)
+    if unfixable := [f for f in wanted if f not in FIXABLE]:
+        raise EdgeportError(f"edgeport fix searches {', '.join(FIXABLE)} only, not {', '.join(unfixable)} "
+                            "(TFLite's selective quantization is int8 only)")
+    if "onnx_int8" in wanted and "onnx" not in listed:
+        raise EdgeportError(f"{model_dir}: fixing onnx_int8 starts from the float onnx artifact; export it first "
+                            f"(edgeport export {model_dir} --formats onnx)")
+    plan = plans.from_model_dir(model_dir, data_dir=data_dir, data_npz=data_npz, limit=None, formats=wanted)
+    if plan.saved_model is None:
+        raise EdgeportError(f"{model_dir}: fix needs an intact saved_model artifact; export it first")
+    with tempfile.TemporaryDirectory(prefix="edgeport-fix-") as tmp:
+        inputs = save_inputs(plan.test.x, Path(tmp) / "inputs.npz")
+        reference = reference_for(plan.reference_source, plan.reference_runtime, inputs, key=plan.reference_key,
+                                  cache=plan.cache, fp16=False, saved_model=plan.saved_model, threads=None,
+                                  timeout=timeout)
+        np.savez(Path(tmp) / "reference.npz", **reference.outputs)
+        labels = None
+        if plan.test.y is not None:
+            labels = Path(tmp) / "labels.npy"
+            np.save(labels, plan.test.y)
+        manifest = load_manifest(model_dir)
+        for fmt in wanted:
+            entry = manifest["artifacts"][fmt]
+            job = {"kind": "fix_search", "format": fmt, "inputs": str(inputs), "task": plan.test.task,
+                   "reference": str(Path(tmp) / "reference.npz"), "labels": str(labels) if labels else None,
+                   "gate": table.for_format(fmt).to_dict(), "max_float": max_float,
+                   "calibration": entry.get("calibration") or manifest.get("calibration"),
+                   "saved_model": str(plan.saved_model), "io_type": entry.get("io_type", "uint8"),
+                   "onnx": str(model_dir / listed["onnx"]["file"]) if "onnx" in listed else None}
+            print(f"fix {report.model}: searching {fmt} candidates ...", flush=True)
+            result = run_job(job, timeout=timeout)
+            raise_for(result, f"{model_dir} ({fmt} search)")
+            report.tables[fmt] = result
+            chosen = result.get("chosen")
+            if chosen is None:
+                report.ok = False
+                continue
+            if result.get("chosen_index") == 0:
+                report.notes.append(f"{fmt}: already passes its gate as exported; nothing to change")
+                continue
+            exported = export_model(str(model_dir), out=model_dir.parent, **_export_settings(manifest, fmt,
+                                                                                              chosen["settings"]))
+            if not exported.ok:
+                raise EdgeportError(f"re-exporting {fmt} with the chosen settings failed: {exported.render()}")
+            with model_lock(model_dir, "fix"):
+                manifest = load_manifest(model_dir)
+                manifest["artifacts"][fmt]["fix"] = {
+                    "chosen": chosen["label"], "settings": chosen["settings"], "candidates": result["candidates"],
+                    "scored_on": plan.test.describe(), "gate": job["gate"]}
+                save_manifest(model_dir, manifest)
+    fixed = [f for f, r in report.tables.items() if r.get("chosen")]
+    if fixed:
+        final = plans.from_model_dir(model_dir, data_dir=data_dir, data_npz=data_npz, limit=None, formats=fixed)
+        report.verified = run_plan(final, table, runtimes=None, threads=usable_cores(), timeout=timeout,
+                                   debug=(False, False))
+        report.ok = report.ok and report.verified.ok
+    return report

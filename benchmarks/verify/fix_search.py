@@ -1,0 +1,157 @@
+"""The search `edgeport fix` runs in a child process: quantized candidates, cheapest first, each
+scored against the reference with the format's own gate, until one passes.
+
+Candidates, in order of cost:
+
+1. the calibration as exported, then with more samples (``fix_builders.MORE_SAMPLES``);
+2. ONNX Runtime only: the other calibration methods (entropy, percentile, distribution);
+3. selective quantization: the worst layers kept in float (TFLite: the QuantizationDebugger's
+   RMSE-in-steps ranking and its public denylist; ONNX: ``quantize_static(nodes_to_exclude=...)``
+   ranked by ONNX Runtime's QDQ debugging SQNR), growing 1, 2, 4, 8, ... layers until the gate
+   passes, then each kept layer dropped again if the gate still passes without it.
+
+Each candidate is written to a scratch file, loaded through ``edgeport.runtimes`` and run on the
+verification inputs; its figures come from the same code as `edgeport verify`.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from edgeport.benchmarks.verify.figures import compare, output_kind
+from edgeport.benchmarks.verify.gates import Gate
+from edgeport.benchmarks.verify.jobs import load_inputs, predict_all
+
+
+@dataclass
+class Candidate:
+    label: str
+    settings: dict[str, Any]  # calibration_samples, keep_float / onnx_keep_float, onnx_calibration
+    kept_float: list[str] = field(default_factory=list)
+    size_bytes: int = 0
+    p50_us: float | None = None
+    figures: dict[str, Any] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def passes(self) -> bool:
+        return self.error is None and not self.failures
+
+    def to_dict(self) -> dict[str, Any]:
+        keys = ("accuracy", "accuracy_delta_points", "agreement", "confident_agreement", "kl_divergence",
+                "max_abs_diff", "relative_error")
+        return {"label": self.label, "settings": self.settings, "kept_float": self.kept_float,
+                "size_bytes": self.size_bytes, "p50_us": self.p50_us, "passes": self.passes,
+                "figures": {k: self.figures.get(k) for k in keys if k in self.figures},
+                "failures": self.failures, "error": self.error}
+
+
+class Scorer:
+    """Runs a candidate model on the inputs and gates it like `edgeport verify` would."""
+
+    def __init__(self, job: dict[str, Any]):
+        self.x = load_inputs(job["inputs"])
+        with np.load(job["reference"], allow_pickle=False) as z:
+            self.ref = {k: z[k] for k in z.files}
+        self.y = np.load(job["labels"]) if job.get("labels") else None
+        self.task, self.gate = job["task"], Gate(**job["gate"])
+        self.work = Path(tempfile.mkdtemp(prefix="edgeport-fix-"))
+
+    def __call__(self, cand: Candidate, model: bytes, suffix: str) -> Candidate:
+        from edgeport.benchmarks.bench.timing import time_series
+        from edgeport.runtimes import load
+
+        path = self.work / f"candidate{suffix}"
+        path.write_bytes(model)
+        cand.size_bytes = len(model)
+        try:
+            session = load(path, probe=False)
+            out = predict_all(session, self.x)
+            one = self.x[:1] if isinstance(self.x, np.ndarray) else {k: v[:1] for k, v in self.x.items()}
+            session.predict(one)
+            cand.p50_us = time_series(lambda: session.predict(one), seconds=0.3)["p50_us"]
+        except Exception as exc:  # noqa: BLE001 - a candidate that does not run is recorded, not fatal
+            cand.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            return cand
+        names = list(self.ref)
+        arts = list(out)
+        for i, name in enumerate(names):
+            got = out[name] if name in out else out[arts[i]]
+            kind = output_kind(self.ref[name], self.task)
+            f = compare(self.ref[name], got, kind=kind, y=self.y if i == 0 else None,
+                        margin=self.gate.confidence_margin)
+            cand.figures = f if i == 0 else cand.figures
+            cand.failures += [f"{e.figure} = {e.value} ({e.gate})"
+                              for e in self.gate.failures(f, artifact="", runtime="", labelled=self.y is not None)]
+        return cand
+
+
+def _grow(score: Callable[[list[str], str], Candidate], ranking: list[str], limit: int,
+          tried: list[Candidate]) -> Candidate | None:
+    """Keep the worst 1, 2, 4, ... layers in float until a candidate passes; then drop every kept
+    layer that the gate does not need."""
+    cap, k, ks = min(limit, len(ranking)), 1, []
+    while k < cap:
+        ks.append(k)
+        k *= 2
+    ks += [cap] if cap else []
+    passing = None
+    for k in ks:
+        cand = score(ranking[:k], f"the worst {k} layer(s) in float")
+        tried.append(cand)
+        if cand.passes:
+            passing = cand
+            break
+    if passing is None:
+        return None
+    kept = list(passing.kept_float)
+    for name in reversed(list(kept)):
+        if len(kept) == 1:
+            break
+        trial = score([n for n in kept if n != name], f"{len(kept) - 1} layer(s) in float (without {_short(name)})")
+        tried.append(trial)
+        if trial.passes:
+            kept.remove(name)
+            passing = trial
+    return passing
+
+
+def _short(name: str, width: int = 40) -> str:
+    return name if len(name) <= width else "…" + name[-(width - 1):]
+
+
+def search(job: dict[str, Any]) -> dict[str, Any]:
+    """Child side of `edgeport fix` for one format; returns the candidates and the chosen one."""
+    from edgeport.benchmarks.verify import fix_builders
+
+    t0 = time.perf_counter()
+    scorer = Scorer(job)
+    builder = fix_builders.builder(job)
+    tried: list[Candidate] = []
+    chosen: Candidate | None = None
+    for label, settings in builder.calibrations():
+        cand = scorer(Candidate(label, settings), *builder.build(settings))
+        tried.append(cand)
+        if cand.passes:
+            chosen = cand
+            break
+    if chosen is None:
+        base = tried[-1].settings if job["format"] == "tflite_int8" else min(
+            tried, key=lambda c: c.figures.get("kl_divergence", float("inf"))).settings
+        ranking = builder.ranking(base)
+
+        def score(kept: list[str], label: str) -> Candidate:
+            settings = {**base, builder.keep_key: builder.expand(kept)}
+            return scorer(Candidate(label, settings, kept_float=kept), *builder.build(settings))
+
+        chosen = _grow(score, ranking, int(job.get("max_float", 64)), tried)
+    index = next((i for i, c in enumerate(tried) if c is chosen), None)
+    return {"candidates": [c.to_dict() for c in tried], "chosen": chosen.to_dict() if chosen else None,
+            "chosen_index": index, "ranking": getattr(builder, "ranked", [])[:32],
+            "ranking_size": len(getattr(builder, "ranked", [])), "seconds": time.perf_counter() - t0}
