@@ -181,7 +181,30 @@ def test_random_calibration_is_warned_about(tiny_models, tmp_path):
     assert "random-uniform" in report.render()
 
 
-def test_unloadable_integer_model_is_requantized_with_a_range_floor(tiny_models, tmp_path, monkeypatch):
+def test_an_int8_model_litert_refuses_keeps_the_failing_op_in_float(tiny_models, tmp_path, monkeypatch):
+    import edgeport.export.tflite as tflite
+
+    real, calls = tflite.interpreter, []
+
+    def first_fails(model, *args):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("kernel_util.cc: no_integer_overflow_from_quantization was not true."
+                               "Node number 1 (CONV_2D) failed to prepare.")
+        return real(model, *args)
+
+    monkeypatch.setattr(tflite, "interpreter", first_fails)
+    report = export_model(str(tiny_models["cnn"]), formats=["tflite_int8"], out=tmp_path, calibration_samples=8)
+    assert report.ok, report.render()
+    entry = load_manifest(tmp_path / "tiny_cnn")["artifacts"]["tflite_int8"]
+    assert len(entry["kept_float_to_load"]) == 1 and entry["io_type"] == "float32"
+    assert "range_floor" not in entry  # the public selective-quantization API, not the private floor
+    assert any("keeping" in w and "in float" in w for w in report.warnings)
+
+
+def test_an_int16x8_model_litert_refuses_is_requantized_with_a_range_floor(tiny_models, tmp_path, monkeypatch):
+    """int16x8 has no public way to keep an op float: the private range floor (tflite_floor) stays;
+    this test fails loudly if the private TensorFlow APIs it uses move."""
     import edgeport.export.tflite as tflite
 
     real, calls = tflite.interpreter, []
@@ -193,11 +216,11 @@ def test_unloadable_integer_model_is_requantized_with_a_range_floor(tiny_models,
         return real(model, *args)
 
     monkeypatch.setattr(tflite, "interpreter", first_fails)
-    report = export_model(str(tiny_models["cnn"]), formats=["tflite_int8"], out=tmp_path, calibration_samples=8)
+    report = export_model(str(tiny_models["cnn"]), formats=["tflite_int16x8"], out=tmp_path, calibration_samples=8)
     assert report.ok, report.render()
-    entry = load_manifest(tmp_path / "tiny_cnn")["artifacts"]["tflite_int8"]
+    entry = load_manifest(tmp_path / "tiny_cnn")["artifacts"]["tflite_int16x8"]
     assert entry["range_floor"]["reason"].startswith("RuntimeError: kernel_util.cc")
-    assert entry["inputs"][0]["dtype"] == "uint8" and entry["outputs"][0]["dtype"] == "uint8"
+    assert entry["inputs"][0]["dtype"] == "float32"
     assert any("re-quantized" in w for w in report.warnings)
 
 

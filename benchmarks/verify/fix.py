@@ -62,6 +62,22 @@ class FixReport:
         return "\n".join(out)
 
 
+def _failing(model_dir: Path, fixable: list[str], report: FixReport) -> list[str]:
+    """The fixable formats that failed the last `edgeport verify` (all of them when it has not run)."""
+    import json
+
+    try:
+        last = json.loads((model_dir / plans.VERIFY_FILE).read_text())
+    except (OSError, ValueError):
+        return fixable
+    failing = [f for f in fixable if any(r.get("format") == f and r.get("status") == "fail"
+                                         for r in last.get("results", []))]
+    if not failing:
+        report.notes.append(f"nothing to fix: {', '.join(fixable) or 'no fixable format'} passed the last verify "
+                            f"({model_dir / plans.VERIFY_FILE}); name --formats to search anyway")
+    return failing
+
+
 def _export_settings(manifest: dict[str, Any], fmt: str, settings: dict[str, Any]) -> dict[str, Any]:
     """export_model keyword arguments that rebuild the chosen candidate from the recorded calibration."""
     entry = manifest["artifacts"][fmt]
@@ -90,7 +106,7 @@ def fix_model(model: str, *, out: Path = Path("artifacts"), formats: list[str] |
 
     model: model name or directory (its manifest lists the artifacts)
     out: artifacts directory the model name is looked up in
-    formats: quantized formats to fix (default: every fixable one the manifest lists: tflite_int8, onnx_int8)
+    formats: quantized formats to fix (default: tflite_int8 / onnx_int8 that failed the last verify)
     data_npz: a .npz with x_test (and y_test) to score candidates on instead of the model's test set
     data_dir: data directory of the model's dataset
     gates: gate overrides, as for `edgeport verify`
@@ -104,8 +120,10 @@ def fix_model(model: str, *, out: Path = Path("artifacts"), formats: list[str] |
     model_dir = plans.model_dir_of(model, Path(out))
     table = load_gates(gates)
     listed = load_manifest(model_dir)["artifacts"]
-    wanted = formats or [f for f in FIXABLE if f in listed]
     report = FixReport(model_dir.name)
+    wanted = formats or _failing(model_dir, [f for f in FIXABLE if f in listed], report)
+    if not wanted:
+        return report
     if unfixable := [f for f in wanted if f not in FIXABLE]:
         raise EdgeportError(f"edgeport fix searches {', '.join(FIXABLE)} only, not {', '.join(unfixable)} "
                             "(TFLite's selective quantization is int8 only)")

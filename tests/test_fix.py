@@ -1,0 +1,97 @@
+"""`edgeport fix`: a model with an outlier layer (one channel 300x the others, compensated downstream:
+the same function in float, ruined by per-tensor int8 ranges) fails int8; the fix finds the
+cheapest artifact that passes, exports it reproducibly and records what it kept in float."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgeport.benchmarks.verify.command import verify_model
+from edgeport.benchmarks.verify.fix import fix_model
+from edgeport.cli import main
+from edgeport.export.pipeline import export_model
+from edgeport.manifest import load_manifest
+
+NAME = "outlier_mlp"
+
+
+def outlier_model(x: np.ndarray, y: np.ndarray):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((28, 28, 1), name="image")
+    h = keras.layers.Dense(32, activation="relu", name="hidden")(
+        keras.layers.Flatten()(keras.layers.Rescaling(1 / 255.0)(inp)))
+    h = keras.layers.Dense(32, activation="relu", name="outlier")(h)
+    model = keras.Model(inp, keras.layers.Dense(10, activation="softmax", name="head")(h))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, epochs=2, batch_size=64, verbose=0)
+    k, b = model.get_layer("outlier").get_weights()
+    hk, hb = model.get_layer("head").get_weights()
+    k[:, 0] *= 300
+    b[0] *= 300
+    hk[0, :] /= 300
+    model.get_layer("outlier").set_weights([k, b])
+    model.get_layer("head").set_weights([hk, hb])
+    return model
+
+
+@pytest.fixture(scope="module")
+def broken(tmp_path_factory):
+    from edgeport.training.data import load_dataset
+
+    ds = load_dataset("fashion_mnist")
+    tmp = tmp_path_factory.mktemp("fix")
+    outlier_model(ds.x_train[:6000], ds.y_train[:6000]).save(tmp / f"{NAME}.keras")
+    np.save(tmp / "cal.npy", ds.x_train[6000:7000])
+    np.savez(tmp / "test.npz", x_test=ds.x_test[:1000], y_test=ds.y_test[:1000])
+    report = export_model(str(tmp / f"{NAME}.keras"), formats=["saved_model", "tflite_int8", "onnx", "onnx_int8"],
+                          out=tmp / "out", calibration_data=str(tmp / "cal.npy"))
+    assert report.ok, report.render()
+    return tmp
+
+
+def test_the_outlier_layer_breaks_int8(broken):
+    report = verify_model(NAME, out=broken / "out", data_npz=str(broken / "test.npz"), formats=["tflite_int8",
+                                                                                               "onnx_int8"],
+                          debug_int8=False)
+    assert not report.ok and {r.format for r in report.results if r.status == "fail"} == {"tflite_int8", "onnx_int8"}
+    assert all(r.figures["agreement"] < 0.9 for r in report.results)
+
+
+def test_fix_finds_a_passing_artifact_and_records_what_it_kept_in_float(broken, tmp_path):
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(broken / "out", out)
+    report = fix_model(NAME, out=out, data_npz=str(broken / "test.npz"))
+    assert report.ok, report.render()
+    assert report.verified.ok and {r.format for r in report.verified.results} == {"tflite_int8", "onnx_int8"}
+    manifest = load_manifest(out / NAME)
+    for fmt, key in (("tflite_int8", "keep_float"), ("onnx_int8", "onnx_keep_float")):
+        entry = manifest["artifacts"][fmt]
+        fix = entry["fix"]
+        kept = fix["settings"][key]
+        assert kept and len(fix["candidates"]) >= 3 and fix["candidates"][0]["passes"] is False
+        assert entry["keep_float"] == kept  # the artifact is what the chosen settings export
+        chosen = fix["candidates"][next(i for i, c in enumerate(fix["candidates"]) if c["label"] == fix["chosen"])]
+        assert chosen["passes"] and chosen["figures"]["agreement"] >= 0.95
+    text = report.render()
+    assert "candidates, cheapest first" in text and "-> " in text and "float layers" in text
+    # reproducible: the recorded settings export the same bytes again
+    tflite = manifest["artifacts"]["tflite_int8"]
+    again = export_model(str(out / NAME), out=out, formats=["tflite_int8"], keep_float=tflite["keep_float"],
+                         calibration_data=str(broken / "cal.npy"),
+                         calibration_samples=tflite["fix"]["settings"]["calibration_samples"])
+    assert again.ok and load_manifest(out / NAME)["artifacts"]["tflite_int8"]["sha256"] == tflite["sha256"]
+
+
+def test_an_unknown_keep_float_name_is_an_error_not_ignored(broken, tmp_path):
+    report = export_model(str(broken / f"{NAME}.keras"), formats=["tflite_int8"], out=tmp_path,
+                          calibration_data=str(broken / "cal.npy"), keep_float=["no/such/tensor"])
+    assert not report.ok and "no tensor named 'no/such/tensor'" in report.results[0].error
+
+
+def test_fix_refuses_what_it_cannot_search(broken, capsys):
+    assert main(["fix", NAME, "--out", str(broken / "out"), "--formats", "tflite_int16x8"]) == 2
+    assert "int8 only" in capsys.readouterr().err
