@@ -13,6 +13,9 @@ from typing import Any
 
 from edgeport import errors
 
+#: A command prefix for child processes, for an interpreter that cannot start itself: inside a
+#: qemu-user emulated board (no binfmt_misc), ``qemu-aarch64-static -cpu cortex-a72 -L ROOTFS``.
+LAUNCHER_VAR = "EDGEPORT_CHILD_LAUNCHER"
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
                "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 
@@ -33,13 +36,20 @@ def _no_core_dump() -> None:  # a crashing engine must not litter the working di
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
+def launcher() -> list[str]:
+    """The command prefix child processes are started through (empty: run directly)."""
+    import shlex
+
+    return shlex.split(os.environ.get(LAUNCHER_VAR, ""))
+
+
 def run_job(job: dict[str, Any], *, threads: int | None = None, timeout: float = 600.0) -> dict[str, Any]:
     """Run ``job`` in ``python -m edgeport.benchmarks.worker``; returns its result, or
     ``{"ok": False, "error": ...}`` when the child failed, crashed or timed out."""
     with tempfile.TemporaryDirectory(prefix="edgeport-job-") as tmp:
         job_path, result_path = Path(tmp) / "job.json", Path(tmp) / "result.json"
         job_path.write_text(json.dumps(job))
-        cmd = [sys.executable, "-m", "edgeport.benchmarks.worker", str(job_path), str(result_path)]
+        cmd = [*launcher(), sys.executable, "-m", "edgeport.benchmarks.worker", str(job_path), str(result_path)]
         try:
             proc = subprocess.run(cmd, env=child_env(threads), capture_output=True, text=True,
                                   timeout=timeout, stdin=subprocess.DEVNULL, preexec_fn=_no_core_dump)

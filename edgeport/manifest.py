@@ -36,6 +36,17 @@ class StaleArtifactError(IntegrityError):
     """An artifact exported from another version of the model than the one beside it now."""
 
 
+def find_model_dir(model: str, out: str | Path) -> Path:
+    """MODEL as a model directory: a name under ``out``, or a directory path."""
+    p = Path(model)
+    if len(p.parts) == 1 and (Path(out) / model).is_dir():
+        return Path(out) / model
+    if p.is_dir():
+        return p
+    raise ModelFileError(f"{model!r}: no model directory {Path(out) / model} (run `edgeport export {model}`), "
+                         "and not an artifact file or directory")
+
+
 def manifest_path(model_dir: str | Path) -> Path:
     return Path(model_dir) / MANIFEST_NAME
 

@@ -19,7 +19,7 @@ from edgeport.benchmarks.bench.result import BenchReport, bench_file
 from edgeport.benchmarks.children import run_job
 from edgeport.benchmarks.device_info import device_info, usable_cores
 from edgeport.benchmarks.progress import Steps
-from edgeport.benchmarks.verify.testdata import load_testset
+from edgeport.training.testset import load_testset
 from edgeport.errors import EdgeportError, UnknownNameError
 from edgeport.files import size_bytes, write_json_atomic
 from edgeport.manifest import check_integrity, effective_entries, load_manifest
@@ -117,12 +117,14 @@ def _efficiency(row: dict[str, Any], macs: int | None, peak: dict[str, Any]) -> 
             row["efficiency"] = row["gmac_s_batch32"] / ref["gmac_s"]
 
 
-def bench_model(model: str, *, out: Path = Path("artifacts"), device: str = "cpu", seconds: float = 2.0,
-                threads: list[int] | None = None, formats: list[str] | None = None, keras_predict: bool = True,
-                data_dir: str | None = None, data_npz: str | None = None, peak_n: int = 2048) -> BenchReport:
+def bench_model(model: str | None = None, *, bundle: str | None = None, out: Path = Path("artifacts"),
+                device: str = "cpu", seconds: float = 2.0, threads: list[int] | None = None,
+                formats: list[str] | None = None, keras_predict: bool = True, data_dir: str | None = None,
+                data_npz: str | None = None, peak_n: int = 2048) -> BenchReport:
     """Benchmark every artifact x runtime of a model, each measurement in a fresh process.
 
     model: model name or directory (its manifest lists the artifacts), or a bare .tflite/.onnx file
+    bundle: a bundle (dist/MODEL-rpi.tar.gz or its folder) to benchmark on this device; writes a report.json `edgeport report merge` joins
     out: artifacts directory; results go to OUT/MODEL/bench.json (bench_gpu.json for --device gpu), or ARTIFACT.bench.json
     device: cpu, or gpu (ONNX Runtime CUDA/TensorRT, TensorFlow GPU); without a GPU it says so, skips and exits 0
     seconds: length of each time-bounded series (batch 1 and batch 32), after warm-up
@@ -137,6 +139,13 @@ def bench_model(model: str, *, out: Path = Path("artifacts"), device: str = "cpu
         raise EdgeportError(f"--device must be cpu or gpu, got {device!r}")
     if seconds <= 0:
         raise EdgeportError(f"--seconds must be positive, got {seconds}")
+    if bundle is not None:
+        from edgeport.benchmarks.bench.bundle import bench_bundle
+
+        return bench_bundle(Path(bundle), device=device, seconds=seconds, threads=threads, formats=formats,
+                            peak_n=peak_n)
+    if model is None:
+        raise EdgeportError("name a model, an artifact or --bundle FILE")
     from edgeport.benchmarks.verify.plan import is_bare, model_dir_of
 
     bare = is_bare(model, Path(out))
@@ -146,18 +155,10 @@ def bench_model(model: str, *, out: Path = Path("artifacts"), device: str = "cpu
     else:
         model_dir = model_dir_of(model, Path(out))
         manifest, dest = load_manifest(model_dir), bench_file(model_dir, device)
-    info = device_info()
-    report = BenchReport(artifact.name if bare else model_dir.name, model_dir, device, info, seconds)
-    if device == "gpu" and not info["gpus"]:
-        report.notes.append(NO_GPU)
-        report.skipped = NO_GPU
-        print(NO_GPU)
-        write_json_atomic(dest, report.to_dict())
-        return report
-    cores = usable_cores()
-    counts = sorted(set(threads or [1, cores])) if device == "cpu" else [None]
-    if any(t is not None and t < 1 for t in counts):
-        raise EdgeportError(f"--threads must be positive, got {counts}")
+    report = BenchReport(artifact.name if bare else model_dir.name, model_dir, device, device_info(), seconds)
+    counts = thread_counts(threads, device)
+    if device == "gpu" and not report.device["gpus"]:
+        return skip_gpu(report, dest)
     plan = _bare_plan(artifact, device, report) if bare else _plan(model_dir, manifest, formats, device, report)
     source = manifest.get("source") or {}
     keras_path = str(model_dir / source.get("file", "model.keras"))
@@ -172,37 +173,60 @@ def bench_model(model: str, *, out: Path = Path("artifacts"), device: str = "cpu
         if keras_predict and device == "cpu":
             jobs.insert(1, ("keras", "keras.predict", KERAS_PREDICT, keras_path, {}))
     with tempfile.TemporaryDirectory(prefix="edgeport-bench-") as tmp:
-        inputs = str(Path(tmp) / "inputs.npz")
+        inputs: str | None = str(Path(tmp) / "inputs.npz")
         if bare and not data_npz:
             inputs, report.inputs = None, "32 seeded random inputs in the artifact's contract (no --data-npz given)"
             print(f"bench: {report.inputs}", flush=True)
         else:
             report.inputs = _inputs(model_dir, manifest, Path(inputs), data_dir, data_npz)
-        total = len(jobs) * len(counts) + (len(counts) if device == "cpu" else 0) + int(has_keras)
-        with Steps(total, f"bench {report.model}") as steps:
-            if has_keras:
-                steps.step("MACs from the Keras model")
-                macs = run_job({"kind": "macs", "path": keras_path}, timeout=300)
-                report.macs = macs if macs.get("ok") else {"error": macs.get("error")}
-                steps.advance()
-            for t in counts if device == "cpu" else []:
-                steps.step(f"float32 matmul peak, {t} thread(s)")
-                peak = run_job({"kind": "peak", "n": peak_n, "seconds": min(seconds, 2.0), "threads": t}, threads=t)
-                report.peak[str(t)] = peak
-                steps.advance()
-            for fmt, rt, label, path, opts in jobs:
-                for t in counts:
-                    steps.step(f"{label} on {fmt}, {t or 'default'} thread(s)")
-                    kind = "keras_predict" if rt == "keras.predict" else "runtime"
-                    job = {"kind": kind, "path": path, "runtime": "onnxruntime" if rt.startswith("onnxruntime") else rt,
-                           "threads": t, "device": device, "seconds": seconds, "inputs": inputs,
-                           "batch_sizes": list(BATCH_SIZES), "options": opts}
-                    row = _row(fmt, rt, label, t, path, run_job(job, threads=t, timeout=120 + 20 * seconds))
-                    _efficiency(row, report.macs.get("total"), report.peak)
-                    report.rows.append(row)
-                    steps.advance()
+        measure(report, jobs, counts, inputs, peak_n=peak_n, keras_path=keras_path if has_keras else None)
     write_json_atomic(dest, report.to_dict())
     return report
+
+
+def thread_counts(threads: list[int] | None, device: str) -> list[int | None]:
+    counts = sorted(set(threads or [1, usable_cores()])) if device == "cpu" else [None]
+    if any(t is not None and t < 1 for t in counts):
+        raise EdgeportError(f"--threads must be positive, got {counts}")
+    return counts
+
+
+def skip_gpu(report: BenchReport, dest: Path) -> BenchReport:
+    report.notes.append(NO_GPU)
+    report.skipped = NO_GPU
+    print(NO_GPU)
+    write_json_atomic(dest, report.to_dict())
+    return report
+
+
+def measure(report: BenchReport, jobs: list[tuple[str, str, str, str, dict[str, Any]]], counts: list[int | None],
+            inputs: str | None, *, peak_n: int, keras_path: str | None = None) -> None:
+    """MACs (from the Keras model, when there is one), the matmul peak per thread count, then every
+    job x thread count, each in a fresh process; rows go into ``report``."""
+    device, seconds = report.device_kind, report.seconds
+    total = len(jobs) * len(counts) + (len(counts) if device == "cpu" else 0) + int(keras_path is not None)
+    with Steps(total, f"bench {report.model}") as steps:
+        if keras_path is not None:
+            steps.step("MACs from the Keras model")
+            macs = run_job({"kind": "macs", "path": keras_path}, timeout=300)
+            report.macs = macs if macs.get("ok") else {"error": macs.get("error")}
+            steps.advance()
+        for t in counts if device == "cpu" else []:
+            steps.step(f"float32 matmul peak, {t} thread(s)")
+            report.peak[str(t)] = run_job({"kind": "peak", "n": peak_n, "seconds": min(seconds, 2.0), "threads": t},
+                                          threads=t)
+            steps.advance()
+        for fmt, rt, label, path, opts in jobs:
+            for t in counts:
+                steps.step(f"{label} on {fmt}, {t or 'default'} thread(s)")
+                kind = "keras_predict" if rt == "keras.predict" else "runtime"
+                job = {"kind": kind, "path": path, "runtime": "onnxruntime" if rt.startswith("onnxruntime") else rt,
+                       "threads": t, "device": device, "seconds": seconds, "inputs": inputs,
+                       "batch_sizes": list(BATCH_SIZES), "options": opts}
+                row = _row(fmt, rt, label, t, path, run_job(job, threads=t, timeout=120 + 20 * seconds))
+                _efficiency(row, report.macs.get("total"), report.peak)
+                report.rows.append(row)
+                steps.advance()
 
 
 def _bare_plan(artifact: Path, device: str, report: BenchReport) -> list[tuple[str, str, str, dict[str, Any]]]:

@@ -182,7 +182,7 @@ class PiEmulationReport:
 
 
 def _inputs(model_dir: Path, manifest: dict[str, Any], n: int, seed: int):
-    from edgeport.benchmarks.verify.testdata import load_testset
+    from edgeport.training.testset import load_testset
 
     test = load_testset(model_dir, manifest)
     idx = np.sort(np.random.default_rng(seed).choice(len(test), size=min(n, len(test)), replace=False))

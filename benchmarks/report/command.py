@@ -77,7 +77,7 @@ def _grid(model_dir: Path, section: dict[str, Any], dest: Path) -> Path | None:
 
     from edgeport.benchmarks.verify.jobs import artifact_outputs, save_inputs
     from edgeport.benchmarks.verify.reference import cached_outputs
-    from edgeport.benchmarks.verify.testdata import load_testset
+    from edgeport.training.testset import load_testset
     from edgeport.manifest import check_integrity, load_manifest
 
     data, manifest = section.get("data") or {}, load_manifest(model_dir)

@@ -24,7 +24,7 @@ def read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def _bench_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def bench_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Latency at the fewest threads (batch 1), throughput at the best thread count (batch 32)."""
     ok = [r for r in rows if "batch1" in r]
     if not ok:
@@ -41,7 +41,7 @@ def _bench_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "size_bytes": lat.get("size_bytes")}
 
 
-def _group(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+def group_rows(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault((r["format"], r["runtime"]), []).append(r)
@@ -60,7 +60,7 @@ def model_section(model_dir: Path) -> dict[str, Any]:
     if benches["cpu"] is None:
         notes.append(f"not benchmarked: run `edgeport bench {model_dir.name}`")
     keras = (verify or {}).get("keras", {})
-    cpu = _group((benches["cpu"] or {}).get("rows", []))
+    cpu = group_rows((benches["cpu"] or {}).get("rows", []))
     rows: list[dict[str, Any]] = []
     for name, label in (("keras", "keras (reference)"), ("keras.predict", "keras predict (per-call overhead)")):
         if ("keras", name) in cpu:
@@ -68,7 +68,7 @@ def model_section(model_dir: Path) -> dict[str, Any]:
                          "accuracy": keras.get("accuracy"), "keras_accuracy": keras.get("accuracy"),
                          "accuracy_delta_points": 0.0 if keras.get("accuracy") is not None else None,
                          "agreement": 1.0 if keras.get("accuracy") is not None else None,
-                         "gate": "reference", **_bench_figures(cpu[("keras", name)])})
+                         "gate": "reference", **bench_figures(cpu[("keras", name)])})
     for res in (verify or {}).get("results", []):
         f = res.get("figures", {})
         row = {"format": res["format"], "runtime": res["runtime"], "precision": res.get("precision"),
@@ -76,16 +76,16 @@ def model_section(model_dir: Path) -> dict[str, Any]:
                **{k: f.get(k) for k in ("accuracy", "keras_accuracy", "accuracy_delta_points", "agreement",
                                         "max_abs_diff", "mean_abs_diff", "mae")}}
         bench = cpu.get((res["format"], res["runtime"]))
-        rows.append({**row, **(_bench_figures(bench) if bench else {}), "size_bytes": res.get("size_bytes")})
+        rows.append({**row, **(bench_figures(bench) if bench else {}), "size_bytes": res.get("size_bytes")})
     verified = {(r["format"], r["runtime"]) for r in rows}
     for (fmt, rt), group in cpu.items():  # benchmarked but not verified (say so)
         if fmt != "keras" and (fmt, rt) not in verified:
-            rows.append({"format": fmt, "runtime": rt, "gate": "not verified", **_bench_figures(group)})
+            rows.append({"format": fmt, "runtime": rt, "gate": "not verified", **bench_figures(group)})
     gates = {(r["format"], r["runtime"]): r["gate"] for r in rows}
-    for (fmt, rt), group in _group((benches["gpu"] or {}).get("rows", [])).items():
+    for (fmt, rt), group in group_rows((benches["gpu"] or {}).get("rows", [])).items():
         base = "onnxruntime" if rt.startswith("onnxruntime") else rt
         rows.append({"format": fmt, "runtime": rt, "target": "gpu",
-                     "gate": gates.get((fmt, base), "not verified"), **_bench_figures(group)})
+                     "gate": gates.get((fmt, base), "not verified"), **bench_figures(group)})
     for r in rows:
         r.setdefault("target", "cpu")
         r["model"] = model_dir.name

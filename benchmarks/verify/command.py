@@ -38,7 +38,8 @@ class OutputMismatchError(EdgeportError):
     """An artifact's outputs do not match the reference's (names or shapes)."""
 
 
-def verify_model(model: str, *, out: Path = Path("artifacts"), reference: str | None = None,
+def verify_model(model: str | None = None, *, bundle: str | None = None, out: Path = Path("artifacts"),
+                 reference: str | None = None,
                  data_npz: str | None = None, data_dir: str | None = None, formats: list[str] | None = None,
                  runtimes: list[str] | None = None, limit: int | None = None, gates: str | None = None,
                  threads: int | None = None, timeout: float = 900.0, debug_int8: bool = True,
@@ -46,6 +47,7 @@ def verify_model(model: str, *, out: Path = Path("artifacts"), reference: str | 
     """Prove every artifact of a model (or one bare artifact) against its reference.
 
     model: model name or directory (its manifest lists the artifacts), or a bare .tflite/.onnx/SavedModel
+    bundle: a bundle (dist/MODEL-rpi.tar.gz or its folder) to prove on this device instead of a model
     out: artifacts directory the model name is looked up in
     reference: what a bare artifact is held to: a .keras/.h5 model, a SavedModel or another artifact
     data_npz: a .npz with x_test (and y_test) to verify on instead of the model's dataset
@@ -61,6 +63,11 @@ def verify_model(model: str, *, out: Path = Path("artifacts"), reference: str | 
     """
     table = load_gates(gates)
     threads = threads or usable_cores()
+    if bundle is not None:
+        return _verify_bundle(Path(bundle), table, formats=formats, runtimes=runtimes, threads=threads,
+                              timeout=timeout)
+    if model is None:
+        raise EdgeportError("name a model, an artifact or --bundle FILE")
     if plans.is_bare(model, Path(out)):
         plan = plans.bare(Path(model), reference=reference, data_npz=data_npz, limit=limit)
     else:
@@ -71,6 +78,17 @@ def verify_model(model: str, *, out: Path = Path("artifacts"), reference: str | 
                                     limit=limit, formats=formats)
     return run_plan(plan, table, runtimes=runtimes, threads=threads, timeout=timeout,
                     debug=(debug_int8, debug_all))
+
+
+def _verify_bundle(source: Path, table: GateTable, *, formats: list[str] | None, runtimes: list[str] | None,
+                   threads: int, timeout: float) -> VerifyReport:
+    from edgeport.benchmarks.verify.bundle import plan_bundle, results_path
+    from edgeport.bundle import open_bundle
+
+    with open_bundle(source) as opened:
+        plan, reference = plan_bundle(opened, results_path(source, "verify.json"), formats)
+        return run_plan(plan, table, runtimes=runtimes, threads=threads, timeout=timeout, debug=(False, False),
+                        reference=reference)
 
 
 def run_plan(plan: plans.Plan, table: GateTable, *, runtimes: list[str] | None, threads: int, timeout: float,

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeport.benchmarks.verify.testdata import TestSet, load_testset, npz_testset
+from edgeport.training.testset import TestSet, load_testset, npz_testset
 from edgeport.errors import EdgeportError, IntegrityError, ModelFileError
 from edgeport.export.registry import INFO, Precision
 from edgeport.files import sha256_file
-from edgeport.manifest import check_fresh, check_integrity, effective_entries, load_manifest
+from edgeport.manifest import check_fresh, check_integrity, effective_entries, find_model_dir, load_manifest
 
 VERIFY_FILE = "verify.json"
 BARE_SUFFIXES = (".tflite", ".onnx", ".keras", ".h5")
@@ -62,13 +62,7 @@ def is_bare(model: str, out: Path) -> bool:
 
 
 def model_dir_of(model: str, out: Path) -> Path:
-    p = Path(model)
-    if len(p.parts) == 1 and (Path(out) / model).is_dir():
-        return Path(out) / model
-    if p.is_dir():
-        return p
-    raise ModelFileError(f"{model!r}: no model directory {Path(out) / model} (run `edgeport export {model}`), "
-                         "and not an artifact file or directory")
+    return find_model_dir(model, out)
 
 
 def _reexport(manifest: dict[str, Any], model_dir: Path, fmts: list[str]) -> str:

@@ -27,9 +27,9 @@ import numpy as np
 
 from edgeport.benchmarks.children import raise_for
 from edgeport.benchmarks.verify.jobs import count, load_inputs, predict_all
-from edgeport.files import atomic_path
+from edgeport import reference_set
 
-REFERENCE_FILE = "reference_outputs.npz"
+REFERENCE_FILE = reference_set.REFERENCE_FILE
 SCHEME = 2
 NOISE_N = 512
 NO_NOISE = "no float64 twin of a {runtime} reference: float32 noise unknown"
@@ -172,27 +172,23 @@ def compute_reference(job: dict[str, Any]) -> dict[str, Any]:
 
 # -- the parent side -----------------------------------------------------------------------------
 
-def _from_npz(path: Path, meta: dict[str, Any], *, cached: bool) -> Reference:
-    with np.load(path, allow_pickle=False) as z:
-        f32 = {k[4:]: z[k] for k in z.files if k.startswith("f32/")}
-        f16 = {k[4:]: z[k] for k in z.files if k.startswith("f16/")} or None
-    names = list(f32)
-    noise = meta.get("noise") or {n: None for n in names}
-    return Reference(outputs=f32, noise={n: noise.get(n) for n in names}, noise_basis=meta.get("noise_basis", ""),
-                     runtime=meta["runtime"], source=meta["source"], fp16=f16, fp16_basis=meta.get("fp16_basis", ""),
-                     engine=meta.get("engine", ""), cached=cached, seconds=float(meta.get("seconds", 0.0)),
-                     notes=list(meta.get("notes", [])))
+def _reference(data: dict[str, Any], *, cached: bool) -> Reference:
+    meta, f32 = data["meta"], data["f32"]
+    noise = meta.get("noise") or {n: None for n in f32}
+    return Reference(outputs=f32, noise={n: noise.get(n) for n in f32}, noise_basis=meta.get("noise_basis", ""),
+                     runtime=meta["runtime"], source=meta["source"], fp16=data["f16"],
+                     fp16_basis=meta.get("fp16_basis", ""), engine=meta.get("engine", ""), cached=cached,
+                     seconds=float(meta.get("seconds", 0.0)), notes=list(meta.get("notes", [])))
 
 
 def _read_cache(cache: Path, key: dict[str, Any]) -> Reference | None:
     try:
-        with np.load(cache, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
+        data = reference_set.read(cache)
     except (OSError, ValueError, KeyError):
         return None  # none yet, unreadable or of an older scheme: recompute
-    if meta.get("key") != key:
+    if data["meta"].get("key") != key:
         return None
-    return _from_npz(cache, meta, cached=True)
+    return _reference(data, cached=True)
 
 
 def reference_for(source: Path, runtime: str, inputs: Path, *, key: dict[str, Any], cache: Path | None,
@@ -213,23 +209,25 @@ def reference_for(source: Path, runtime: str, inputs: Path, *, key: dict[str, An
         raise_for(result, f"{source} (the reference, on {runtime})")
         meta = {"key": key, "runtime": runtime, "source": str(source),
                 **{k: result.get(k) for k in ("noise", "noise_basis", "fp16_basis", "engine", "notes", "seconds")}}
+        with np.load(out, allow_pickle=False) as z:
+            f32 = {k[4:]: z[k] for k in z.files if k.startswith("f32/")}
+            f16 = {k[4:]: z[k] for k in z.files if k.startswith("f16/")} or None
         if cache is not None:
-            with np.load(out, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-            with atomic_path(cache) as dest, open(dest, "wb") as fh:
-                np.savez_compressed(fh, **arrays, meta=np.array(json.dumps(meta)))
-        return _from_npz(out, meta, cached=False)
+            reference_set.write(cache, f32=f32, f16=f16, meta=meta)
+        return _reference({"f32": f32, "f16": f16, "meta": meta}, cached=False)
 
 
 def cached_outputs(model_dir: Path, data_sha256: str | None) -> np.ndarray | None:
     """The cached float32 reference's first output on the data with ``data_sha256`` (report plots)."""
-    cache = Path(model_dir) / REFERENCE_FILE
     try:
-        with np.load(cache, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
-            if data_sha256 is None or meta.get("key", {}).get("data_sha256") != data_sha256:
-                return None
-            first = next(k for k in z.files if k.startswith("f32/"))
-            return z[first]
-    except (OSError, ValueError, KeyError, StopIteration):
+        data = reference_set.read(Path(model_dir) / REFERENCE_FILE)
+    except (OSError, ValueError, KeyError):
         return None
+    if data_sha256 is None or data["meta"].get("key", {}).get("data_sha256") != data_sha256:
+        return None
+    return next(iter(data["f32"].values()))
+
+
+def from_reference_set(data: dict[str, Any]) -> Reference:
+    """A Reference from a reference set a bundle carries (outputs computed where TensorFlow was)."""
+    return _reference(data, cached=True)

@@ -1,0 +1,124 @@
+"""Write a deployment bundle: ``dist/MODEL-TARGET/`` and ``dist/MODEL-TARGET.tar.gz``, atomically.
+
+Files are staged in a temporary folder beside the destination; ``bundle.json`` lists each with its
+sha256 (the format: :mod:`edgeport.bundle`); then the folder replaces the previous one and the
+archive (reproducible: sorted members, fixed times and owners) is written under a temporary name
+and renamed. A failed build leaves the previous bundle as it was.
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from edgeport import __version__
+from edgeport.bundle import BUNDLE_FILE, SCHEMA, TARGETS, describe_files
+from edgeport.errors import EdgeportError
+from edgeport.files import atomic_path, human_size
+
+
+@dataclass
+class BundleResult:
+    model: str
+    target: str
+    folder: Path
+    archive: Path
+    files: dict[str, dict[str, Any]]
+    notes: list[str] = field(default_factory=list)
+    tables: list[str] = field(default_factory=list)
+    ok: bool = True
+
+    def render(self) -> str:
+        lines = [f"bundle {self.model} for {self.target}: {self.archive} ({human_size(self.archive.stat().st_size)}), "
+                 f"folder {self.folder}"]
+        lines += [f"  {name:<40} {human_size(info['bytes']):>10}  sha256 {info['sha256'][:12]}…"
+                  for name, info in self.files.items()]
+        lines += self.tables
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+class BundleBuilder:
+    """Collect a bundle's files in a staging folder; :meth:`finish` puts it in place."""
+
+    def __init__(self, model: str, target: str, dist: Path):
+        if target not in TARGETS:
+            raise EdgeportError(f"unknown bundle target {target!r}; targets: {', '.join(TARGETS)}")
+        self.model, self.target, self.dist = model, target, Path(dist)
+        self.name = f"{model}-{target}"
+        self.dist.mkdir(parents=True, exist_ok=True)
+        self.stage = Path(tempfile.mkdtemp(prefix=f".{self.name}.", suffix=".tmp", dir=self.dist))
+        self.meta: dict[str, Any] = {}
+        self.notes: list[str] = []
+        self.tables: list[str] = []
+
+    def path(self, rel: str) -> Path:
+        dest = self.stage / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        return dest
+
+    def add_file(self, rel: str, src: Path) -> Path:
+        dest = self.path(rel)
+        shutil.copyfile(src, dest)
+        return dest
+
+    def add_bytes(self, rel: str, data: bytes) -> Path:
+        dest = self.path(rel)
+        dest.write_bytes(data)
+        return dest
+
+    def add_text(self, rel: str, text: str) -> Path:
+        return self.add_bytes(rel, text.encode("utf-8"))
+
+    def add_json(self, rel: str, obj: Any) -> Path:
+        return self.add_text(rel, json.dumps(obj, indent=2, default=str) + "\n")
+
+    def finish(self) -> BundleResult:
+        files = describe_files(self.stage)
+        meta = {"schema": SCHEMA, "model": self.model, "target": self.target, "edgeport": __version__,
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **self.meta,
+                "notes": self.notes, "files": files}
+        (self.stage / BUNDLE_FILE).write_text(json.dumps(meta, indent=2, default=str) + "\n")
+        folder, archive = self.dist / self.name, self.dist / f"{self.name}.tar.gz"
+        with atomic_path(archive) as tmp:
+            tmp.write_bytes(_tar_gz(self.stage, self.name))
+        old = self.dist / f".{self.name}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if folder.exists():
+            os.replace(folder, old)
+        os.chmod(self.stage, 0o755)
+        os.replace(self.stage, folder)
+        shutil.rmtree(old, ignore_errors=True)
+        return BundleResult(self.model, self.target, folder, archive, files, list(self.notes), list(self.tables))
+
+    def abort(self) -> None:
+        shutil.rmtree(self.stage, ignore_errors=True)
+
+
+def _tar_gz(root: Path, top: str) -> bytes:
+    """A reproducible .tar.gz of ``root`` under the folder name ``top``."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for p in [root, *sorted(root.rglob("*"))]:
+            rel = p.relative_to(root).as_posix()
+            info = tarfile.TarInfo(top if rel == "." else f"{top}/{rel}")
+            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+            if p.is_dir():
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            else:
+                info.size, info.mode = p.stat().st_size, 0o644
+                with open(p, "rb") as fh:
+                    tar.addfile(info, fh)
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as gz:
+        gz.write(raw.getvalue())
+    return out.getvalue()

@@ -1,0 +1,115 @@
+"""Raspberry Pi bundle: the float32 and int8 artifacts, labels, the manifest and a reference set.
+
+The reference set (``reference.npz``) is a seeded sample of real test inputs with the Keras outputs
+on them and each output's float32 noise, taken from what `edgeport verify` computed on this
+machine: the Pi proves parity with the same gates and no TensorFlow (``edgeport verify --bundle``).
+Only verified artifacts ship: the model must have passed `edgeport verify` as it is now.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeport import reference_set
+from edgeport.errors import EdgeportError
+from edgeport.export.targets.bundle import BundleBuilder
+from edgeport.manifest import check_fresh, check_integrity, effective_entries, load_manifest
+from edgeport.training.testset import load_testset, npz_testset
+
+FORMATS = ("tflite_fp32", "tflite_int8", "onnx", "onnx_int8")
+REQUIRED = ("tflite_fp32", "tflite_int8")
+VERIFY_FILE = "verify.json"
+TOP_LEVEL = ("model", "dataset", "task", "labels", "labels_file", "input_contract", "input_names", "output_names",
+             "source", "calibration")
+
+USAGE = """# {model} on a Raspberry Pi
+
+Proved on the Pi itself, with the same gates as on the workstation and no TensorFlow:
+
+```bash
+python3 -m venv ~/edgeport && . ~/edgeport/bin/activate
+pip install 'edgeport[pi]'            # 64-bit Pi OS: numpy, ai-edge-litert (+ onnxruntime)
+# 32-bit Pi OS (armv7l): python3 -m venv --system-site-packages ...; sudo apt install python3-numpy;
+#                        pip install 'edgeport[pi32]'   (tflite-runtime 2.14, Debian's NumPy 1.x)
+edgeport verify --bundle {name}.tar.gz   # every artifact against the Keras outputs in reference.npz
+edgeport bench --bundle {name}.tar.gz    # latency on this Pi -> {name}.bench.json (edgeport report merge)
+edgeport run model_int8.tflite photo.png # after tar xzf {name}.tar.gz
+```
+
+Files: {files}. Every file's sha256 is in bundle.json and is checked before anything is loaded.
+The reference set: {n} real test inputs from {source} with the Keras outputs on them.
+"""
+
+
+def _verified(model_dir: Path, formats: list[str]) -> dict[str, Any]:
+    path = model_dir / VERIFY_FILE
+    try:
+        verify = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise EdgeportError(f"{model_dir.name}: not verified; run `edgeport verify {model_dir}` first "
+                            "(only proved artifacts ship)") from None
+    passed = {r["format"] for r in verify.get("results", []) if r.get("status") == "pass"}
+    failed = {r["format"] for r in verify.get("results", []) if r.get("status") != "pass"}
+    if bad := [f for f in formats if f in failed or f not in passed]:
+        raise EdgeportError(f"{model_dir.name}: {', '.join(bad)} did not pass the last verify ({path}); "
+                            "fix or re-export and verify before bundling")
+    return verify
+
+
+def _reference(model_dir: Path, verify: dict[str, Any], samples: int, seed: int, data_dir: str | None,
+               manifest: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    data = verify.get("data") or {}
+    try:
+        cached = reference_set.read(model_dir / reference_set.REFERENCE_FILE)
+    except (OSError, ValueError, KeyError):
+        raise EdgeportError(f"{model_dir.name}: no reference outputs cached; run `edgeport verify {model_dir}`") from None
+    key = cached["meta"].get("key", {})
+    source_sha = (manifest.get("source") or {}).get("sha256")
+    if key.get("data_sha256") != data.get("sha256") or key.get("model_sha256") != source_sha:
+        raise EdgeportError(f"{model_dir.name}: the cached reference is not the last verify's; run `edgeport verify "
+                            f"{model_dir}` again")
+    if data.get("dataset") == "npz":
+        test = npz_testset(data["source"], labels=tuple(manifest.get("labels") or ()), task=manifest.get("task"))
+    else:
+        test = load_testset(model_dir, manifest, data_dir=data_dir)
+    if test.fingerprint() != data.get("sha256"):
+        raise EdgeportError(f"{model_dir.name}: the test data changed since the last verify; verify again")
+    n = len(test)
+    idx = np.sort(np.random.default_rng(seed).choice(n, size=min(samples, n), replace=False))
+    return {"idx": idx, "f32": {k: v[idx] for k, v in cached["f32"].items()}, "meta": cached["meta"],
+            "data": data}, test
+
+
+def build(model_dir: Path, builder: BundleBuilder, *, samples: int, seed: int, data_dir: str | None) -> None:
+    manifest = load_manifest(model_dir)
+    entries = effective_entries(model_dir, manifest)
+    if missing := [f for f in REQUIRED if f not in entries]:
+        raise EdgeportError(f"{model_dir.name}: a Pi bundle needs {', '.join(missing)}; export them first")
+    formats = [f for f in FORMATS if f in entries]
+    verify = _verified(model_dir, formats)
+    source_sha = (manifest.get("source") or {}).get("sha256", "")
+    for fmt in formats:
+        check_integrity(model_dir, entries[fmt])
+        check_fresh(manifest, fmt, entries[fmt], source_sha, f"edgeport export {model_dir} --formats {fmt}")
+        builder.add_file(entries[fmt]["file"], model_dir / entries[fmt]["file"])
+    if (model_dir / "labels.txt").is_file():
+        builder.add_file("labels.txt", model_dir / "labels.txt")
+    sub = {k: manifest[k] for k in TOP_LEVEL if k in manifest}
+    builder.add_json("manifest.json", {**sub, "schema": manifest["schema"],
+                                       "artifacts": {f: entries[f] for f in formats}})
+    ref, test = _reference(model_dir, verify, samples, seed, data_dir, manifest)
+    idx = ref["idx"]
+    x = test.x[idx] if isinstance(test.x, np.ndarray) else {k: v[idx] for k, v in test.x.items()}
+    meta = {**{k: v for k, v in ref["meta"].items() if k != "key"}, "model_sha256": source_sha,
+            "data": {**ref["data"], "n": int(len(idx)), "seed": seed, "indices_of": "the verify test set"},
+            "task": test.task, "labels": list(test.labels)}
+    reference_set.write(builder.path("reference.npz"), f32=ref["f32"], meta=meta, x=x,
+                        y=test.y[idx] if test.y is not None else None)
+    files = ", ".join(entries[f]["file"] for f in formats) + ", labels.txt, manifest.json, reference.npz"
+    builder.add_text("README.md", USAGE.format(model=model_dir.name, name=builder.name, files=files, n=len(idx),
+                                               source=ref["data"].get("source")))
+    builder.meta.update(artifacts=formats, reference={"file": "reference.npz", "n": int(len(idx))},
+                        source_sha256=source_sha, verified=verify.get("reference", {}).get("runtime"))
