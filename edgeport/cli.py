@@ -56,6 +56,8 @@ def _add_param(parser: argparse.ArgumentParser, p: inspect.Parameter, hint: Any,
         kw["type"] = _conv(hint)
     if p.default is inspect.Parameter.empty and p.kind is not p.KEYWORD_ONLY:
         parser.add_argument(p.name, **kw)
+    elif p.kind is p.POSITIONAL_OR_KEYWORD:  # an optional positional: `edgeport verify [MODEL] [--bundle F]`
+        parser.add_argument(p.name, nargs="?", default=p.default, **kw)
     else:
         kw["default"] = p.default
         if kw.get("help") and p.default not in (None, inspect.Parameter.empty) and hint is not bool:
