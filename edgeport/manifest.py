@@ -26,6 +26,7 @@ from typing import Any
 
 from edgeport.errors import IntegrityError, ModelFileError
 from edgeport.files import sha256_file, write_json_atomic
+from edgeport.manifest_schema import validate
 
 MANIFEST_NAME = "manifest.json"
 SCHEMA = 2
@@ -67,7 +68,7 @@ def load_manifest(model_dir: str | Path, *, missing_ok: bool = False) -> dict[st
     if data.get("schema") != SCHEMA:
         raise ModelFileError(f"{path}: manifest schema {data.get('schema')!r}, this edgeport reads schema "
                              f"{SCHEMA}; re-export the model with this edgeport")
-    return data
+    return validate(data, str(path))
 
 
 def save_manifest(model_dir: str | Path, manifest: dict[str, Any]) -> Path:

@@ -19,6 +19,7 @@ from edgeport.bundle import Bundle, BundleError
 from edgeport.errors import EdgeportError
 from edgeport.export.registry import INFO
 from edgeport.manifest import StaleArtifactError, check_integrity
+from edgeport.manifest_schema import validate
 from edgeport.training.testset import TestSet
 
 
@@ -27,7 +28,11 @@ def bundle_manifest(bundle: Bundle) -> dict[str, Any]:
         manifest = json.loads(bundle.path("manifest.json").read_text())
     except (OSError, ValueError) as exc:
         raise BundleError(f"{bundle.source}: unreadable manifest.json ({exc})") from None
-    if not isinstance(manifest.get("artifacts"), dict) or not manifest["artifacts"]:
+    try:
+        validate(manifest, f"{bundle.source}:manifest.json")
+    except EdgeportError as exc:
+        raise BundleError(str(exc)) from None
+    if not manifest["artifacts"]:
         raise BundleError(f"{bundle.source}: its manifest.json lists no artifacts")
     return manifest
 

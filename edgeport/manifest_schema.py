@@ -1,0 +1,90 @@
+"""The manifest's schema, checked strictly: a missing or unknown field, a wrong type or an unsafe
+file name is an error naming the field, never a silent default. Pure Python (a Pi reads it)."""
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+from typing import Any
+
+from edgeport.errors import ModelFileError
+
+_STR, _INT, _NUM, _BOOL, _LIST, _DICT = str, int, (int, float), bool, list, dict
+_OPT = type(None)
+
+TOP_REQUIRED = {"schema": _INT, "artifacts": _DICT}
+TOP_OPTIONAL = {"model": _STR, "dataset": (_STR, _OPT), "task": (_STR, _OPT), "labels": _LIST,
+                "labels_file": (_STR, _OPT), "input_contract": _DICT, "input_names": _LIST, "output_names": _LIST,
+                "source": _DICT, "calibration": _DICT, "pending": _DICT}
+SOURCE = {"file": _STR, "kind": _STR, "sha256": _STR, "bytes": _INT, "reference_runtime": _STR}
+ENTRY_REQUIRED = {"format": _STR, "file": _STR, "sha256": _STR, "bytes": _INT, "files": _DICT,
+                  "source_sha256": (_STR, _OPT), "inputs": _LIST, "outputs": _LIST, "status": _STR,
+                  "precision": _STR, "versions": _DICT}
+#: Format-specific fields the exporters write (one list, so a new one is added on purpose).
+ENTRY_OPTIONAL = {
+    "converter": _STR, "exported_at": _STR, "seconds": _NUM, "labels_file": (_STR, _OPT),
+    "metadata_file": _STR, "metadata_key": _STR, "signature": _STR, "calibrated": _BOOL, "calibration": _DICT,
+    "io_type": _STR, "arithmetic": _STR, "keep_float": _LIST, "kept_float_to_load": _LIST, "selective": _STR,
+    "range_floor": _DICT, "opset": _INT, "activation_type": _STR, "weight_type": _STR, "per_channel": _BOOL,
+    "preprocessed": _BOOL, "quant_format": _STR, "calibration_method": _STR, "header": _STR, "array": _STR,
+    "array_bytes": _INT, "alignment": _INT, "tflite_sha256": _STR, "builtin_ops": _LIST, "fix": _DICT}
+TENSOR = {"name": _STR, "shape": _LIST, "dtype": _STR, "scale": (_NUM, _OPT), "zero_point": (_INT, _OPT)}
+
+
+def _type_name(kind: Any) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true/false", list: "a list",
+             dict: "an object", type(None): "null"}
+    return " or ".join(dict.fromkeys(names.get(k, k.__name__) for k in kinds))
+
+
+def _fields(obj: Any, required: dict, optional: dict, where: str, path: str) -> None:
+    if not isinstance(obj, dict):
+        raise ModelFileError(f"{where}: manifest field {path or 'root'}: expected an object")
+    for key, kind in required.items():
+        if key not in obj:
+            raise ModelFileError(f"{where}: manifest field {path}{key} is missing")
+    for key, value in obj.items():
+        kind = required.get(key, optional.get(key))
+        if kind is None:
+            raise ModelFileError(f"{where}: unknown manifest field {path}{key} (written by another tool or edited "
+                                 "by hand?); re-export the model")
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        bad_bool = isinstance(value, bool) and bool not in kinds
+        if not isinstance(value, kinds) or bad_bool:
+            raise ModelFileError(f"{where}: manifest field {path}{key}: expected {_type_name(kind)}, "
+                                 f"got {type(value).__name__} {str(value)[:40]!r}")
+
+
+def safe_relative(name: str, where: str, field: str) -> None:
+    p = PurePosixPath(name)
+    if not name or p.is_absolute() or ".." in p.parts or "\\" in name or name.startswith("~"):
+        raise ModelFileError(f"{where}: manifest field {field}: {name!r} is not a file inside the model directory")
+
+
+def _entry(fmt: str, entry: Any, where: str, path: str) -> None:
+    _fields(entry, ENTRY_REQUIRED, ENTRY_OPTIONAL, where, path)
+    if entry["format"] != fmt:
+        raise ModelFileError(f"{where}: manifest field {path}format is {entry['format']!r} under {fmt!r}")
+    safe_relative(entry["file"], where, f"{path}file")
+    if not entry["files"]:
+        raise ModelFileError(f"{where}: manifest field {path}files is empty")
+    for name, sha in entry["files"].items():
+        safe_relative(name, where, f"{path}files")
+        if not isinstance(sha, str) or len(sha) != 64:
+            raise ModelFileError(f"{where}: manifest field {path}files[{name!r}]: not a sha256")
+    for side in ("inputs", "outputs"):
+        for i, spec in enumerate(entry[side]):
+            _fields(spec, {k: TENSOR[k] for k in ("name", "shape", "dtype")}, TENSOR, where, f"{path}{side}[{i}].")
+
+
+def validate(manifest: Any, where: str) -> dict[str, Any]:
+    """``manifest`` if it is a well-formed edgeport manifest; ModelFileError naming the field if not."""
+    _fields(manifest, TOP_REQUIRED, TOP_OPTIONAL, where, "")
+    if "source" in manifest:
+        _fields(manifest["source"], {k: SOURCE[k] for k in ("file", "kind", "sha256")}, SOURCE, where, "source.")
+        safe_relative(manifest["source"]["file"], where, "source.file")
+    if manifest.get("labels_file"):
+        safe_relative(manifest["labels_file"], where, "labels_file")
+    for table in ("artifacts", "pending"):
+        for fmt, entry in (manifest.get(table) or {}).items():
+            _entry(fmt, entry, where, f"{table}.{fmt}.")
+    return manifest
