@@ -15,8 +15,9 @@ file inside a SavedModel directory), each with its sha256: all are checked befor
 Replacing an artifact is a small transaction (:mod:`edgeport.export.commit`): the new entry is
 recorded under ``pending`` first, the old files are kept as backups, the new files are renamed
 into place, and only then does the entry move to ``artifacts``. An interrupted replacement is
-finished or undone by :func:`recover` (export does it under the model's lock); readers that find
-a ``pending`` entry use whichever of the two the files on disk match (:func:`effective_entries`).
+undone by :func:`recover` (the next export does it under the model's lock): the previous files and
+entry come back. Readers that find a ``pending`` entry meanwhile use whichever of the two the files
+on disk match (:func:`effective_entries`), so every sha256 they check holds.
 """
 from __future__ import annotations
 
@@ -150,30 +151,38 @@ def effective_entries(model_dir: str | Path, manifest: dict[str, Any]) -> dict[s
     """The artifacts as the files on disk have them: a ``pending`` entry counts when its files are
     in place (an export stopped after the rename), the old entry otherwise. Read only."""
     entries = dict(manifest.get("artifacts", {}))
-    for fmt, entry in (manifest.get("pending") or {}).items():
+    for fmt, pending in (manifest.get("pending") or {}).items():
+        entry = {k: v for k, v in pending.items() if not k.startswith("commit_")}
         if _matches(Path(model_dir), entry):
             entries[fmt] = entry
     return entries
 
 
 def recover(model_dir: str | Path, manifest: dict[str, Any]) -> list[str]:
-    """Finish or undo replacements an interrupted export left ``pending`` (call under the model's
-    lock); saves the manifest when it changed. Returns one line per format it settled."""
+    """Undo replacements an interrupted export left ``pending`` (call under the model's lock): the
+    previous files come back from their backups and the previous entry stays; a format that had no
+    previous artifact keeps the new one only if its files are whole. Leftover backups of finished
+    replacements are removed. Saves the manifest when it changed; returns one line per format."""
     model_dir = Path(model_dir)
     said = []
-    for fmt, entry in list((manifest.get("pending") or {}).items()):
-        backups = [model_dir / backup_name(name) for name in _top_names(entry)]
-        if _matches(model_dir, entry):
-            manifest["artifacts"][fmt] = entry
-            said.append(f"{fmt}: an interrupted export had put the new files in place: kept them")
-        else:
-            for name, backup in zip(_top_names(entry), backups):
+    for fmt, pending in list((manifest.get("pending") or {}).items()):
+        entry = {k: v for k, v in pending.items() if not k.startswith("commit_")}
+        names = pending.get("commit_files") or _top_names(entry)
+        backups = [(model_dir / backup_name(n), model_dir / n) for n in names]
+        if any(b.exists() or b.is_symlink() for b, _ in backups):
+            for backup, final in backups:
                 if backup.exists():
-                    restore(backup, model_dir / name)
+                    restore(backup, final)
             said.append(f"{fmt}: an interrupted export was undone: the previous files are back")
-        for backup in backups:
-            remove(backup)
+        elif fmt not in manifest["artifacts"] and _matches(model_dir, entry):
+            manifest.update(pending.get("commit_top") or {})
+            manifest["artifacts"][fmt] = entry
+            said.append(f"{fmt}: an interrupted first export had put whole files in place: kept them")
+        else:
+            said.append(f"{fmt}: an interrupted export left nothing usable; the previous entry stands")
         del manifest["pending"][fmt]
+    for stray in sorted(model_dir.glob(BACKUP_PREFIX + "*")):  # a finished replacement's backups
+        remove(stray)
     if said:
         save_manifest(model_dir, manifest)
     return said

@@ -26,6 +26,8 @@ ENTRY_OPTIONAL = {
     "range_floor": _DICT, "opset": _INT, "activation_type": _STR, "weight_type": _STR, "per_channel": _BOOL,
     "preprocessed": _BOOL, "quant_format": _STR, "calibration_method": _STR, "header": _STR, "array": _STR,
     "array_bytes": _INT, "alignment": _INT, "tflite_sha256": _STR, "builtin_ops": _LIST, "fix": _DICT}
+#: Only in a ``pending`` entry: what the interrupted replacement moves and changes (for recovery).
+PENDING_ONLY = {"commit_files": _LIST, "commit_top": _DICT}
 TENSOR = {"name": _STR, "shape": _LIST, "dtype": _STR, "scale": (_NUM, _OPT), "zero_point": (_INT, _OPT)}
 
 
@@ -60,8 +62,10 @@ def safe_relative(name: str, where: str, field: str) -> None:
         raise ModelFileError(f"{where}: manifest field {field}: {name!r} is not a file inside the model directory")
 
 
-def _entry(fmt: str, entry: Any, where: str, path: str) -> None:
-    _fields(entry, ENTRY_REQUIRED, ENTRY_OPTIONAL, where, path)
+def _entry(fmt: str, entry: Any, where: str, path: str, pending: bool = False) -> None:
+    _fields(entry, ENTRY_REQUIRED, {**ENTRY_OPTIONAL, **(PENDING_ONLY if pending else {})}, where, path)
+    for name in entry.get("commit_files", []):
+        safe_relative(str(name), where, f"{path}commit_files")
     if entry["format"] != fmt:
         raise ModelFileError(f"{where}: manifest field {path}format is {entry['format']!r} under {fmt!r}")
     safe_relative(entry["file"], where, f"{path}file")
@@ -86,5 +90,5 @@ def validate(manifest: Any, where: str) -> dict[str, Any]:
         safe_relative(manifest["labels_file"], where, "labels_file")
     for table in ("artifacts", "pending"):
         for fmt, entry in (manifest.get(table) or {}).items():
-            _entry(fmt, entry, where, f"{table}.{fmt}.")
+            _entry(fmt, entry, where, f"{table}.{fmt}.", pending=table == "pending")
     return manifest

@@ -2,7 +2,8 @@
 
 :func:`commit` is a small transaction over the model directory (see :mod:`edgeport.manifest`):
 
-1. the new entry is saved under the manifest's ``pending`` (the old entry stays in ``artifacts``);
+1. the new entry is saved under the manifest's ``pending`` with the files it moves and the top-level
+   fields it changes (the old entry and fields stay as they are);
 2. the old files are kept as ``.prev.NAME`` backups (a hard link; a directory is renamed);
 3. the staged files are renamed into place;
 4. the entry moves to ``artifacts`` and the manifest is saved; the backups are removed.
@@ -68,11 +69,12 @@ def _keep_backup(final: Path, backup: Path) -> None:
 
 
 def commit(model_dir: Path, manifest: dict[str, Any], fmt: str, entry: dict[str, Any], staging: Path,
-           names: list[str]) -> None:
-    """Move ``names`` from ``staging`` into ``model_dir`` and record ``entry`` as ``fmt``'s."""
+           names: list[str], top: dict[str, Any] | None = None) -> None:
+    """Move ``names`` from ``staging`` into ``model_dir`` and record ``entry`` as ``fmt``'s; the
+    manifest's top-level fields ``top`` (the source model, labels, ...) change in the same step."""
     for name in names:
         _fsync_tree(staging / name)
-    manifest.setdefault("pending", {})[fmt] = entry
+    manifest.setdefault("pending", {})[fmt] = {**entry, "commit_files": list(names), "commit_top": dict(top or {})}
     save_manifest(model_dir, manifest)
     backups = []
     for name in names:
@@ -86,6 +88,7 @@ def commit(model_dir: Path, manifest: dict[str, Any], fmt: str, entry: dict[str,
         if final.is_dir() and not final.is_symlink():
             shutil.rmtree(final)
         os.replace(staging / name, final)
+    manifest.update(top or {})
     manifest["artifacts"][fmt] = entry
     del manifest["pending"][fmt]
     save_manifest(model_dir, manifest)

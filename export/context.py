@@ -63,6 +63,7 @@ class ExportContext:
         self.failed: dict[Format, str] = {}
         self.source_sha256: str | None = None
         self.source_info: dict[str, Any] = {}  # the manifest's ``source`` block
+        self.source_installed = False  # whether MODEL_DIR holds the source (else it lands with an artifact)
         self._tmp = tempfile.TemporaryDirectory(prefix=f"edgeport-export-{self.name}-")
         self.calibration: dict[str, Any] | None = None
         self._signature: tuple[dict, dict] | None = None

@@ -25,7 +25,8 @@ from edgeport.export.context import ExportContext, cause_line
 from edgeport.export.describe import describe, versions
 from edgeport.export.native_log import LOG_NAME, NativeLog
 from edgeport.export.registry import INFO, Format, dependency_chain
-from edgeport.export.source import install_source, load_source, resolve_source, source_record
+from edgeport.export.source import (installed_already, load_source, refuse_other_sources, resolve_source,
+                                     source_record, stage_source)
 from edgeport.files import human_size, sha256_file, size_bytes, write_text_atomic
 from edgeport.manifest import hash_files, load_manifest, recover, save_manifest
 from edgeport.registry import resolve
@@ -91,22 +92,26 @@ def _export_one(ctx: ExportContext, fmt: Format, manifest: dict[str, Any], t0: f
                  "source_sha256": ctx.source_sha256, "versions": versions(),
                  "seconds": round(time.perf_counter() - t0, 3), "status": "ok",
                  "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        _top_level(ctx, manifest)
-        commit(ctx.model_dir, manifest, fmt.value, entry, staging, names)
+        if not ctx.source_installed:  # the new source model lands with the first new artifact, atomically
+            names += stage_source(ctx.source, staging)
+        commit(ctx.model_dir, manifest, fmt.value, entry, staging, names, top=_top_level(ctx))
+        ctx.source_installed = True
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     ctx.produced[fmt] = ctx.model_dir / info.file
     return entry
 
 
-def _top_level(ctx: ExportContext, manifest: dict[str, Any]) -> None:
-    manifest.update(model=ctx.name, dataset=ctx.spec.dataset if ctx.spec is not None else None,
-                    task=ctx.spec.task if ctx.spec is not None else None,
-                    labels=ctx.labels, labels_file="labels.txt" if ctx.labels else None,
-                    input_contract=ctx.contract.to_dict(), input_names=[name for name, _ in ctx.inputs],
-                    output_names=list(ctx.output_shapes), source=ctx.source_info)
+def _top_level(ctx: ExportContext) -> dict[str, Any]:
+    """The manifest's top-level fields this export sets (committed with each artifact)."""
+    top = dict(model=ctx.name, dataset=ctx.spec.dataset if ctx.spec is not None else None,
+               task=ctx.spec.task if ctx.spec is not None else None,
+               labels=ctx.labels, labels_file="labels.txt" if ctx.labels else None,
+               input_contract=ctx.contract.to_dict(), input_names=[name for name, _ in ctx.inputs],
+               output_names=list(ctx.output_shapes), source=ctx.source_info)
     if ctx.calibration is not None:
-        manifest["calibration"] = dict(ctx.calibration)
+        top["calibration"] = dict(ctx.calibration)
+    return top
 
 
 def _open_manifest(model_dir: Path, warnings: list[str]) -> dict[str, Any]:
@@ -116,6 +121,9 @@ def _open_manifest(model_dir: Path, warnings: list[str]) -> dict[str, Any]:
         warnings.append(f"warning: {exc}; its artifacts are no longer listed: starting a new manifest")
         return {"artifacts": {}}
     warnings += [f"note: {line}" for line in recover(model_dir, manifest)]
+    for fmt in INFO:  # staging folders an export killed mid-format left (no other export runs: the lock)
+        for stale in model_dir.glob(f".{fmt}.*.tmp"):
+            shutil.rmtree(stale, ignore_errors=True)
     return manifest
 
 
@@ -152,11 +160,12 @@ def export_model(model: str, *, formats: list[str] = ["all"], out: Path = Path("
         with log.capture(f"load {source.path}"):
             keras_model = load_source(source, allow_unsafe=config.allow_unsafe)
         with model_lock(source.model_dir):
-            install_source(source)
+            refuse_other_sources(source)
             ctx = ExportContext(source, config, warn=report.warnings.append, model=keras_model)
             try:
                 ctx.source_info = source_record(source)
                 ctx.source_sha256 = ctx.source_info["sha256"]
+                ctx.source_installed = installed_already(source, ctx.source_sha256)
                 _run_formats(ctx, config, report, log, Path(out))
             finally:
                 ctx.close()

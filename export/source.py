@@ -140,28 +140,33 @@ def load_source(src: ModelSource, *, allow_unsafe: bool = False):
     return load_keras(src.path, allow_unsafe=allow_unsafe, kind=src.kind)
 
 
-def install_source(src: ModelSource) -> Path:
-    """Copy the user's model to MODEL_DIR/<target> atomically (no-op if it is already there)."""
-    target = src.target
-    if target.exists() and target.resolve() == src.path.resolve():
-        return target
-    if src.kind == "saved_model":
-        with atomic_path(target, directory=True) as tmp:
-            shutil.copytree(src.path, tmp, dirs_exist_ok=True)
-    else:
-        with atomic_path(target) as tmp:
-            shutil.copyfile(src.path, tmp)
-    for kind, name in TARGETS.items():  # one source per model directory: a replaced one goes
+def refuse_other_sources(src: ModelSource) -> None:
+    """One source model per model directory: exporting a model.h5 where a model.keras is refused."""
+    for kind, name in TARGETS.items():
         other = src.model_dir / name
         if kind != src.kind and other.exists():
-            shutil.rmtree(other) if other.is_dir() else other.unlink()
-    return target
+            raise ModelFileError(f"{src.model_dir}: already holds {name}, the source of its artifacts; export "
+                                 f"{src.path} into another --out directory (or remove {other} first)")
 
 
 def source_record(src: ModelSource) -> dict:
-    """The manifest's ``source`` block: what the artifacts were exported from."""
+    """The manifest's ``source`` block: what the artifacts were exported from (once installed)."""
     from edgeport.files import size_bytes
 
-    target = src.target
-    return {"file": target.name, "kind": src.kind, "sha256": sha256_file(target), "bytes": size_bytes(target),
+    return {"file": src.target.name, "kind": src.kind, "sha256": sha256_file(src.path), "bytes": size_bytes(src.path),
             "reference_runtime": REFERENCE_RUNTIME[src.kind]}
+
+
+def installed_already(src: ModelSource, sha256: str) -> bool:
+    """Whether the model directory holds this very source already."""
+    return src.target.exists() and sha256_file(src.target) == sha256
+
+
+def stage_source(src: ModelSource, staging: Path) -> list[str]:
+    """Copy the source into ``staging`` under its installed name, to be committed with an artifact;
+    returns the names to move (a replaced source of another kind is moved aside with it)."""
+    if src.kind == "saved_model":
+        shutil.copytree(src.path, staging / src.target.name)
+    else:
+        shutil.copyfile(src.path, staging / src.target.name)
+    return [src.target.name]

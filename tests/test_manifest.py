@@ -81,12 +81,14 @@ def test_pending_entries_are_settled_by_the_files_on_disk(tmp_path):
     # killed before the rename: the old file is in place, so the old entry counts; recovery drops pending
     assert effective_entries(tmp_path, load_manifest(tmp_path))["tflite_fp32"]["sha256"] == old_sha
     said = recover(tmp_path, load_manifest(tmp_path))
-    assert said and "undone" in said[0] and "pending" not in load_manifest(tmp_path)
+    assert said and "previous entry stands" in said[0] and "pending" not in load_manifest(tmp_path)
     # killed after the rename: the new file is in place, so the new entry counts and is committed
     real_sha = _write(tmp_path, "model_fp32.tflite", b"new")
     new = {**entry(), "sha256": real_sha, "files": {"model_fp32.tflite": real_sha}}
     (tmp_path / ".prev.model_fp32.tflite").write_bytes(b"old")
     save_manifest(tmp_path, {**good(), "artifacts": {"tflite_fp32": old}, "pending": {"tflite_fp32": new}})
-    said = recover(tmp_path, load_manifest(tmp_path))
-    assert "kept them" in said[0] and load_manifest(tmp_path)["artifacts"]["tflite_fp32"]["sha256"] == real_sha
+    assert effective_entries(tmp_path, load_manifest(tmp_path))["tflite_fp32"]["sha256"] == real_sha  # readers
+    said = recover(tmp_path, load_manifest(tmp_path))  # the export did not finish: it is undone
+    assert "undone" in said[0] and load_manifest(tmp_path)["artifacts"]["tflite_fp32"]["sha256"] == old_sha
+    assert (tmp_path / "model_fp32.tflite").read_bytes() == b"old"
     assert not (tmp_path / ".prev.model_fp32.tflite").exists()

@@ -1,18 +1,23 @@
-"""An emulated Raspberry Pi: an arm64 Debian sysroot run by qemu-user, with edgeport's Pi stack.
+"""Emulated Raspberry Pi boards: a Debian sysroot per Arm architecture, a copy per board, qemu-user.
 
-Built once and cached (``$EDGEPORT_DATA_HOME/pi-sysroot``, else ``~/.cache/edgeport/pi-sysroot``):
+Built once and cached under ``$EDGEPORT_DATA_HOME/arm-boards`` (default ``~/.cache/edgeport``):
 
-- ``rootfs/``: ``debootstrap --arch=arm64 --foreign --variant=minbase --include=python3`` of
-  bookworm from the Debian mirror apt already uses, its packages unpacked with ``dpkg -x`` (the
-  foreign first stage only downloads them), and ``proc/`` a directory whose ``cpuinfo`` describes
-  the board: qemu's ``-L`` serves it, and ai-edge-litert 2.x segfaults under qemu-user without it.
-- ``site-packages/``: aarch64 wheels of numpy and ai-edge-litert 2.3 (no TensorFlow).
-- ``edgeport/``: a wheel of this source tree unpacked (edgeport is pure Python).
+- ``debian-arm64/``, ``debian-armhf/``: ``debootstrap --foreign --variant=minbase`` of bookworm
+  (Raspberry Pi OS 12) from the Debian mirror apt already uses, with the board's Debian packages
+  (``python3``; 32-bit also ``python3-numpy python3-pil``: PyPI has no armv7l NumPy). The foreign
+  first stage only downloads them: they are unpacked with ``dpkg -x``; no maintainer script runs,
+  so the links ``update-alternatives`` would make (BLAS, LAPACK) are made here, and ``proc``
+  (a link to the host's /proc) becomes a directory. The .debs, docs, man pages and locales go.
+- ``BOARD/rootfs/``: a hard-link copy (``cp -al``: no extra disk) of its architecture's sysroot
+  with the board's ``proc/cpuinfo``, which qemu serves for ``-L``.
 
-Each step is skipped when its stamp says it is done, so a second run takes seconds.
+Every step writes a stamp (``NAME.stamp`` beside it, never inside: the copies share inodes) naming
+what it was built from; a step whose stamp matches is skipped, one whose stamp is missing or
+different is rebuilt from scratch. One run at a time per cache (``.lock``).
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -20,57 +25,24 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
+from edgeport.benchmarks.devices.boards import Board, cpuinfo_text
 from edgeport.errors import EdgeportError
 
-SUITE = "bookworm"  # Raspberry Pi OS 12 is bookworm: python3.11, glibc 2.36
+SUITE = "bookworm"  # Raspberry Pi OS 12: python3.11, glibc 2.36
 PYTHON = "python3.11"
-GLIBC_MINOR = 36
-QEMU = "qemu-aarch64-static"
-HOST_TOOLS = {QEMU: "qemu-user-static", "debootstrap": "debootstrap"}
-LITERT = "ai-edge-litert==2.3.*"
-STAMP = ".edgeport-done"
+HOST_PACKAGES = {"qemu-aarch64-static": "qemu-user-static", "qemu-arm-static": "qemu-user-static",
+                 "debootstrap": "debootstrap"}
+#: Unpacked but never used by Python: pruned to keep the cache small.
+PRUNE = ("var/cache/apt/archives", "usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale",
+         "usr/share/lintian")
 
 
 class SetupError(EdgeportError):
-    """The emulated device could not be prepared (tools, mirror, download)."""
-
-
-@dataclass(frozen=True)
-class Board:
-    name: str
-    qemu_cpu: str
-    cpu_part: str
-    cpu_revision: int
-    hardware: str
-    model: str
-    cores: int
-    features: str  # /proc/cpuinfo "Features": what the CPU really has (no dotprod on an A72)
-
-
-PI4 = Board("Raspberry Pi 4", "cortex-a72", "0xd08", 3, "BCM2711", "Raspberry Pi 4 Model B Rev 1.5",
-            4, "fp asimd evtstrm crc32 cpuid")
-
-
-def cpuinfo_text(board: Board = PI4) -> str:
-    """/proc/cpuinfo as an arm64 Raspberry Pi OS kernel writes it for ``board``."""
-    block = ("processor\t: {i}\nBogoMIPS\t: 108.00\nFeatures\t: {f}\nCPU implementer\t: 0x41\n"
-             "CPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: {p}\nCPU revision\t: {r}\n\n")
-    cores = "".join(block.format(i=i, f=board.features, p=board.cpu_part, r=board.cpu_revision)
-                    for i in range(board.cores))
-    return cores + f"Hardware\t: {board.hardware}\nRevision\t: c03115\nModel\t\t: {board.model}\n"
-
-
-def wheel_platforms(glibc_minor: int = GLIBC_MINOR) -> list[str]:
-    """pip ``--platform`` tags an aarch64 glibc 2.``glibc_minor`` system accepts, newest last.
-
-    Every manylinux_2_N tag must be listed: pip matches them literally, and without _2_27 it
-    silently picks ai-edge-litert 1.4.0 instead of 2.x."""
-    return ["manylinux2014_aarch64"] + [f"manylinux_2_{n}_aarch64" for n in range(17, glibc_minor + 1)]
+    """The emulated board could not be prepared (tools, mirror, download, install)."""
 
 
 # -- the Debian mirror apt uses -------------------------------------------------------------------
@@ -142,170 +114,185 @@ def debian_mirror(sources: list[AptSource], suite: str = SUITE, arch: str = "arm
                      "or pass --mirror URL (a Debian mirror)")
 
 
-# -- building it -----------------------------------------------------------------------------
+# -- host tools, commands, stamps, the lock ---------------------------------------------------------
 
-def ensure_host_tools() -> None:
-    """Install qemu-user-static and debootstrap with apt-get when root; otherwise say how."""
-    missing = sorted({pkg for tool, pkg in HOST_TOOLS.items() if shutil.which(tool) is None})
-    if not missing:
-        return
-    command = "apt-get update && apt-get install -y " + " ".join(missing)
-    if os.geteuid() != 0:
-        raise SetupError(f"{', '.join(missing)} missing; run: sudo {command}")
-    print(f"pi-emulation: installing {' '.join(missing)}", flush=True)
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for args in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *missing]):
-        _run(args, f"apt-get failed; run: {command}", env=env, timeout=900)
+def ensure_host_tools(tools: list[str]) -> dict[str, str]:
+    """{tool: absolute path}; installs what is missing with apt-get when root, otherwise says how."""
+    missing = sorted({HOST_PACKAGES[t] for t in tools if shutil.which(t) is None})
+    if missing:
+        command = "apt-get update && apt-get install -y " + " ".join(missing)
+        if os.geteuid() != 0:
+            raise SetupError(f"{', '.join(missing)} missing; run: sudo {command}")
+        print(f"arm-check: installing {' '.join(missing)}", flush=True)
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        for args in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *missing]):
+            run(args, f"apt-get failed; run: {command}", timeout=900, env=env)
+    return {t: shutil.which(t) or t for t in tools}
 
 
-def _run(args: list[str], failure: str, timeout: float, **kw) -> None:
+def run(args: list[str], failure: str, *, timeout: float, **kw) -> subprocess.CompletedProcess:
+    """Run a setup command; a failure or timeout is a SetupError with the command's last lines."""
     try:
-        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, **kw)
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, **kw)
     except subprocess.TimeoutExpired:
         raise SetupError(f"{failure} (no answer after {timeout:.0f} s)") from None
     if proc.returncode != 0:
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-8:])
-        raise SetupError(f"{failure}:\n{tail}")
+        tail = "\n".join((proc.stderr.strip() or proc.stdout.strip()).splitlines()[-12:])
+        raise SetupError(f"{failure} (exit {proc.returncode}):\n{tail}")
+    return proc
 
 
-def _fresh(path: Path) -> Path:
+def stamp_of(path: Path) -> str | None:
+    try:
+        return path.with_name(path.name + ".stamp").read_text()
+    except OSError:
+        return None
+
+
+def set_stamp(path: Path, stamp: str | None) -> None:
+    """Record (or with None, clear) what ``path`` was built from; written last, after the step."""
+    f = path.with_name(path.name + ".stamp")
+    if stamp is None:
+        f.unlink(missing_ok=True)
+    else:
+        f.write_text(stamp)
+
+
+def key(*parts: object) -> str:
+    return hashlib.sha256("\0".join(map(str, parts)).encode()).hexdigest()[:16]
+
+
+def fresh(path: Path) -> Path:
+    """An empty directory at ``path`` (a half-built previous attempt is removed first)."""
+    set_stamp(path, None)
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
     return path
 
 
-def _publish(partial: Path, final: Path, stamp: str) -> None:
-    (partial / STAMP).write_text(stamp)
-    shutil.rmtree(final, ignore_errors=True)
-    partial.rename(final)
-
-
-def _stamp(path: Path) -> str | None:
-    try:
-        return (path / STAMP).read_text()
-    except OSError:
-        return None
-
-
-def source_fingerprint(source: Path) -> str:
-    """sha256 of pyproject.toml and every .py file of the packages it maps."""
-    config = tomllib.loads((source / "pyproject.toml").read_text())
-    dirs = sorted(set(config.get("tool", {}).get("setuptools", {}).get("package-dir", {}).values()))
-    h = hashlib.sha256((source / "pyproject.toml").read_bytes())
-    for d in dirs or ["."]:
-        for f in sorted((source / d).glob("*.py")):
-            h.update(f"{d}/{f.name}\0".encode() + f.read_bytes())
-    return h.hexdigest()
-
-
-@dataclass(frozen=True)
-class Sysroot:
-    cache: Path
-    board: Board = PI4
-
-    @property
-    def rootfs(self) -> Path:
-        return self.cache / "rootfs"
-
-    @property
-    def site(self) -> Path:
-        return self.cache / "site-packages"
-
-    @property
-    def app(self) -> Path:
-        return self.cache / "edgeport"
-
-    def command(self, *args: str) -> list[str]:
-        """Run the sysroot's python3.11 under qemu-aarch64 with this board's CPU."""
-        return [QEMU, "-cpu", self.board.qemu_cpu, "-L", str(self.rootfs),
-                str(self.rootfs / "usr/bin" / PYTHON), *args]
-
-    def env(self) -> dict[str, str]:
-        return {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONNOUSERSITE": "1",
-                "PYTHONPATH": f"{self.app}:{self.site}", "HOME": str(self.cache)}
-
-    def build_rootfs(self, mirror: str) -> None:
-        if _stamp(self.rootfs) is not None:
-            return
-        if os.geteuid() != 0:
-            raise SetupError(f"building {self.rootfs} needs root (debootstrap); run it once as root, "
-                             "e.g. sudo make pi-emulation: later runs only read the cache")
-        part = _fresh(self.cache / "rootfs.partial")
-        print(f"pi-emulation: debootstrap arm64 {SUITE} from {mirror}", flush=True)
-        _run(["debootstrap", "--arch=arm64", "--foreign", "--variant=minbase", "--include=python3",
-              SUITE, str(part), mirror], "debootstrap failed", timeout=1800)
-        for deb in sorted((part / "var/cache/apt/archives").glob("*.deb")):
-            _run(["dpkg", "-x", str(deb), str(part)], f"dpkg -x {deb.name} failed", timeout=300)
-        if not (part / "usr/bin" / PYTHON).exists():
-            raise SetupError(f"{part}: no usr/bin/{PYTHON} after unpacking {SUITE}")
-        _publish(part, self.rootfs, mirror)
-
-    def write_cpuinfo(self) -> None:
-        """Replace debootstrap's ``proc -> /proc`` symlink with a directory holding our cpuinfo."""
-        proc = self.rootfs / "proc"
-        if proc.is_symlink() or proc.is_file():
-            proc.unlink()
-        proc.mkdir(exist_ok=True)
-        text = cpuinfo_text(self.board)
-        if not (proc / "cpuinfo").exists() or (proc / "cpuinfo").read_text() != text:
-            (proc / "cpuinfo").write_text(text)
-
-    def install_wheels(self, numpy_req: str) -> None:
-        reqs = [numpy_req, LITERT]
-        stamp = " ".join(reqs + wheel_platforms())
-        if _stamp(self.site) == stamp:
-            return
-        part = _fresh(self.cache / "site-packages.partial")
-        print(f"pi-emulation: downloading aarch64 wheels ({', '.join(reqs)})", flush=True)
-        platforms = [a for p in wheel_platforms() for a in ("--platform", p)]
-        _run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check",
-              "--only-binary=:all:", "--python-version", PYTHON.removeprefix("python"),
-              "--implementation", "cp", *platforms, "--target", str(part), *reqs],
-             "pip could not fetch the aarch64 wheels", timeout=1800)
-        found = sorted(p.name for p in part.glob("ai_edge_litert-*.dist-info"))
-        if not any(n.startswith("ai_edge_litert-2.3.") for n in found):
-            raise SetupError(f"pip picked {found or 'no ai-edge-litert'}, not {LITERT}")
-        _publish(part, self.site, stamp)
-
-    def install_edgeport(self, source: Path) -> None:
-        """Unpack a wheel of ``source`` (pure Python, no dependencies) when the source changed."""
-        fingerprint = source_fingerprint(source)
-        if _stamp(self.app) == fingerprint:
-            return
-        wheels = _fresh(self.cache / "wheel.partial")
-        _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--disable-pip-version-check",
-              "-w", str(wheels), str(source)], f"pip wheel {source} failed", timeout=600)
-        part = _fresh(self.cache / "edgeport.partial")
-        for whl in wheels.glob("edgeport-*.whl"):
-            with zipfile.ZipFile(whl) as z:
-                z.extractall(part)
-        shutil.rmtree(wheels, ignore_errors=True)
-        if not (part / "edgeport/runtimes/__init__.py").exists():
-            raise SetupError(f"the wheel of {source} has no edgeport.runtimes")
-        _publish(part, self.app, fingerprint)
-
-
 def default_cache() -> Path:
     home = os.environ.get("EDGEPORT_DATA_HOME")
-    return (Path(home) if home else Path.home() / ".cache" / "edgeport") / "pi-sysroot"
+    return (Path(home) if home else Path.home() / ".cache" / "edgeport") / "arm-boards"
 
 
-def prepare(cache: Path | None = None, *, mirror: str | None = None, source: Path | None = None,
-            numpy_req: str | None = None) -> Sysroot:
-    """Build (or reuse) the emulated Pi; returns it ready to run ``edgeport.runtimes``."""
-    import numpy as np
+@contextlib.contextmanager
+def locked(cache: Path) -> Iterator[None]:
+    """One arm-check per cache at a time: a second one waits, saying so."""
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / ".lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"arm-check: another run holds {cache / '.lock'}; waiting for it", file=sys.stderr, flush=True)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
-    ensure_host_tools()
-    root = Sysroot(Path(cache) if cache else default_cache())
-    source = Path(source) if source else Path(__file__).resolve().parents[1]
-    if not (source / "pyproject.toml").exists():
-        raise SetupError(f"{source}: not an edgeport source tree (no pyproject.toml); pass --source")
-    root.cache.mkdir(parents=True, exist_ok=True)
-    with open(root.cache / ".lock", "w") as lock:  # one builder at a time per cache
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if _stamp(root.rootfs) is None:
-            root.build_rootfs(mirror or debian_mirror(read_apt_sources()))
-        root.write_cpuinfo()
-        root.install_wheels(numpy_req or f"numpy=={np.__version__}")
-        root.install_edgeport(source)
-    return root
+
+# -- the Debian sysroot of an architecture ---------------------------------------------------------
+
+def link_alternatives(rootfs: Path) -> list[str]:
+    """The links ``update-alternatives`` would make for BLAS and LAPACK (NumPy loads libblas.so.3 and
+    liblapack.so.3), relative, as ``usr/lib/TRIPLET/libblas.so.3 -> blas/libblas.so.3``."""
+    made = []
+    for lib in sorted((rootfs / "usr/lib").glob("*/*/lib*.so.3")):
+        if lib.parent.name not in ("blas", "lapack"):
+            continue
+        link = lib.parent.parent / lib.name
+        if not link.exists() and not link.is_symlink():
+            link.symlink_to(f"{lib.parent.name}/{lib.name}")
+            made.append(str(link.relative_to(rootfs)))
+    return made
+
+
+def prune(rootfs: Path) -> None:
+    for rel in PRUNE:
+        shutil.rmtree(rootfs / rel, ignore_errors=True)
+
+
+def debian_sysroot(cache: Path, arch: str, packages: tuple[str, ...], mirror: str) -> tuple[Path, str]:
+    """``cache/debian-ARCH``: bookworm for ``arch`` with ``packages`` unpacked; (path, its stamp)."""
+    dest = cache / f"debian-{arch}"
+    stamp = key(SUITE, arch, sorted(packages), mirror)
+    if stamp_of(dest) == stamp and (dest / "usr/bin" / PYTHON).exists():
+        return dest, stamp
+    if os.geteuid() != 0:
+        raise SetupError(f"building {dest} needs root (debootstrap); run it once as root, e.g. "
+                         "sudo make arm-check: later runs only read the cache")
+    fresh(dest)
+    print(f"arm-check: debootstrap {arch} {SUITE} ({', '.join(packages)}) from {mirror}", flush=True)
+    run(["debootstrap", f"--arch={arch}", "--foreign", "--variant=minbase", f"--include={','.join(packages)}",
+         SUITE, str(dest), mirror], f"debootstrap {arch} failed", timeout=1800)
+    for deb in sorted((dest / "var/cache/apt/archives").glob("*.deb")):
+        run(["dpkg", "-x", str(deb), str(dest)], f"dpkg -x {deb.name} failed", timeout=300)
+    if not (dest / "usr/bin" / PYTHON).exists():
+        raise SetupError(f"{dest}: no usr/bin/{PYTHON} after unpacking {SUITE}")
+    proc = dest / "proc"
+    if proc.is_symlink() or proc.is_file():  # debootstrap links it to the host's /proc
+        proc.unlink()
+    proc.mkdir(exist_ok=True)
+    link_alternatives(dest)
+    prune(dest)
+    set_stamp(dest, stamp)
+    return dest, stamp
+
+
+# -- a board ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BoardImage:
+    """A board's root filesystem and the qemu that runs it."""
+
+    board: Board
+    rootfs: Path
+    qemu: str  # absolute path of qemu-aarch64-static / qemu-arm-static
+    stamp: str = ""
+
+    @property
+    def home(self) -> Path:
+        return self.rootfs.parent
+
+    @property
+    def python(self) -> Path:
+        return self.rootfs / "usr/bin" / PYTHON
+
+    def launcher(self) -> list[str]:
+        """qemu with this board's CPU and sysroot: the prefix that runs one of its programs."""
+        return [self.qemu, "-cpu", self.board.qemu_cpu, "-L", str(self.rootfs)]
+
+    def command(self, program: str | Path, *args: str) -> list[str]:
+        return [*self.launcher(), str(program), *args]
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """A clean environment (``env -i``): no host PYTHONPATH, pip config or virtualenv leaks in.
+        qemu's ``-L`` falls back to host files the sysroot lacks (/etc/pip.conf): pip is told to
+        read no configuration at all."""
+        return {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(self.home / "home"),
+                "PYTHONNOUSERSITE": "1", "PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+                "PIP_NO_INPUT": "1", "TMPDIR": "/tmp", **extra}
+
+
+def board_image(cache: Path, board: Board, base: Path, base_stamp: str, qemu: str) -> BoardImage:
+    """``cache/BOARD/rootfs``: a hard-link copy of ``base`` with the board's /proc/cpuinfo."""
+    rootfs = cache / board.key / "rootfs"
+    text = cpuinfo_text(board)
+    stamp = key(base_stamp, text)
+    if stamp_of(rootfs) != stamp or not (rootfs / "proc/cpuinfo").is_file():
+        set_stamp(rootfs, None)
+        shutil.rmtree(rootfs, ignore_errors=True)
+        rootfs.parent.mkdir(parents=True, exist_ok=True)
+        run(["cp", "-al", str(base), str(rootfs)], f"cp -al {base} {rootfs} failed", timeout=600)
+        (rootfs / "proc/cpuinfo").write_text(text)  # a new file: base/proc is empty
+        set_stamp(rootfs, stamp)
+    (rootfs.parent / "home").mkdir(exist_ok=True)
+    return BoardImage(board, rootfs, qemu, stamp)
+
+
+def prepare_board(cache: Path, board: Board, *, mirror: str | None = None) -> BoardImage:
+    """Build (or reuse) ``board``'s root filesystem; the caller holds :func:`locked`."""
+    tools = ensure_host_tools([board.qemu, "debootstrap"])
+    mirror = mirror or debian_mirror(read_apt_sources(), arch=board.debian_arch)
+    base, base_stamp = debian_sysroot(cache, board.debian_arch, board.debian_packages, mirror)
+    return board_image(cache, board, base, base_stamp, tools[board.qemu])

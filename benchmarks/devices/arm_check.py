@@ -1,0 +1,431 @@
+"""`make arm-check`: the Raspberry Pi user's path, on emulated boards, for every model.
+
+For each board (:mod:`boards`: Pi 4 and Pi 5 on 64-bit Pi OS, a 32-bit Pi OS Pi): a Debian
+bookworm userland under qemu-user with the board's CPU (:mod:`pi_sysroot`); ``pip install
+'edgeport[pi]'`` by the board's own pip from the board's own wheels, the edgeport wheel built
+from this checkout (:mod:`pi_venv`); a check that the engines are the expected ones and that
+TensorFlow is not there; then, for each model, the ``rpi`` bundle built here and
+``edgeport verify --bundle`` run *inside* the board by the installed console script, with the
+gates of the workstation (every artifact against the Keras outputs in the bundle's reference set).
+verify's child processes are started through ``EDGEPORT_CHILD_LAUNCHER`` (the board's qemu
+command): an emulated process cannot start an Arm program itself (no binfmt_misc).
+
+Prints one parity table (model x format x board x runtime) and writes ``OUT/arm-check/arm_check.json``
+and, per board, ``OUT/report/emulated-BOARD/report.json`` (the shape `edgeport report merge` joins).
+Times under qemu are an x86 host translating Arm code: setup and wall times of the check, never a
+Pi's latency. Exit status 1 when any gate fails or anything could not run.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from edgeport.benchmarks.devices.boards import BOARDS, FORBIDDEN, Board, board as board_named
+from edgeport.errors import EdgeportError
+
+TIMING_NOTE = ("times are wall times under qemu-user on an x86 host (setup, and verify including engine "
+               "start-up): not a Raspberry Pi's speed, never reported as latency")
+RESULT_FILE = "arm_check.json"
+REFERENCE = "Keras outputs in the bundle's reference set"
+RUNTIME_OF_SUFFIX = {".tflite": "litert", ".onnx": "onnxruntime"}
+
+
+@dataclass
+class Row:
+    model: str
+    format: str
+    board: str
+    runtime: str
+    status: str  # pass | fail | refused | error | not run | skipped
+    engine: str = ""
+    figures: dict[str, Any] = field(default_factory=dict)
+    precision: str | None = None
+    size_bytes: int | None = None
+    reason: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.status not in ("pass", "skipped")
+
+
+@dataclass
+class BoardRun:
+    board: Board
+    setup_s: float = 0.0
+    error: str | None = None
+    problems: list[str] = field(default_factory=list)
+    install: dict[str, Any] = field(default_factory=dict)
+    inventory: dict[str, Any] = field(default_factory=dict)
+    verify_s: dict[str, float] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.problems
+
+
+@dataclass
+class ArmCheckReport:
+    models: list[str]
+    boards: list[BoardRun] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
+    bundles: dict[str, str] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    host_s: float = 0.0
+    total_s: float = 0.0
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return (not self.errors and all(b.ok for b in self.boards) and bool(self.rows)
+                and not any(r.failed for r in self.rows))
+
+    def render(self) -> str:
+        return render(self)
+
+
+# -- checking what the board has ---------------------------------------------------------------
+
+def inventory_problems(b: Board, inv: dict[str, Any], venv: Path | None = None) -> list[str]:
+    """Everything about an installed board that is not what a user of ``b`` must get."""
+    from packaging.specifiers import SpecifierSet
+
+    dists = {k: v["version"] for k, v in inv.get("distributions", {}).items()}
+    out = []
+    if inv.get("machine") != b.machine:
+        out.append(f"platform.machine() is {inv.get('machine')!r}, not {b.machine!r}")
+    part = inv.get("cpuinfo", {}).get("CPU part")
+    if part != b.cpu.part:
+        out.append(f"/proc/cpuinfo shows CPU part {part}, not the board's {b.cpu.part} (the sysroot's proc/cpuinfo)")
+    for name, spec in b.expect.items():
+        have = dists.get(name)
+        if have is None:
+            out.append(f"{name} is not installed (expected {name}{spec})")
+        elif not SpecifierSet(spec).contains(have, prereleases=True):
+            out.append(f"{name} {have} installed, expected {name}{spec}")
+    out += [f"{name} {dists[name]} is installed; edgeport[pi] must not bring it here" for name in b.absent if name in dists]
+    out += [f"TensorFlow is installed ({name} {dists[name]})" for name in FORBIDDEN if name in dists]
+    if inv.get("tensorflow_importable"):
+        out.append("tensorflow is importable")
+    if "edgeport" not in dists:
+        out.append("edgeport is not installed")
+    origin = inv.get("edgeport_file") or ""
+    if venv is not None and not origin.startswith(str(venv) + "/"):
+        out.append(f"edgeport is imported from {origin or 'nowhere'}, not from the venv {venv}")
+    return out
+
+
+def engines_installed(b: Board, inv: dict[str, Any]) -> str:
+    dists = inv.get("distributions", {})
+    names = [n for n in (*b.expect, *FORBIDDEN) if n in dists]
+    parts = []
+    for n in names:
+        where = " (Debian)" if "/usr/lib/python3/dist-packages" in dists[n].get("location", "") else ""
+        parts.append(f"{n} {dists[n]['version']}{where}")
+    return ", ".join(parts)
+
+
+# -- rows from a verify.json -------------------------------------------------------------------
+
+def expected_pairs(bundle_folder: Path) -> list[tuple[str, str, str]]:
+    """(format, runtime, file) of every artifact in a bundle, on the runtime that runs its kind."""
+    meta = json.loads((bundle_folder / "bundle.json").read_text())
+    manifest = json.loads((bundle_folder / "manifest.json").read_text())
+    out = []
+    for fmt in meta.get("artifacts") or manifest["artifacts"]:
+        file = manifest["artifacts"][fmt]["file"]
+        out.append((fmt, RUNTIME_OF_SUFFIX.get(Path(file).suffix, "?"), file))
+    return out
+
+
+def rows_from_verify(model: str, b: Board, pairs: list[tuple[str, str, str]], verify: dict[str, Any] | None,
+                     why_missing: str) -> list[Row]:
+    """One row per expected (format, runtime): its verify result, or why there is none; a result
+    whose engine is not the board's expected one fails (a fallback is not the user's install)."""
+    results = {(r.get("format"), r.get("runtime")): r for r in (verify or {}).get("results", [])}
+    rows = []
+    for fmt, runtime, _ in pairs:
+        if runtime not in b.engines:
+            rows.append(Row(model, fmt, b.key, runtime, "skipped", reason=b.not_here))
+            continue
+        r = results.pop((fmt, runtime), None)
+        if r is None:
+            rows.append(Row(model, fmt, b.key, runtime, "not run", reason=why_missing))
+            continue
+        rows.append(_row(model, b, r))
+    rows += [_row(model, b, r) for r in results.values()]  # refused artifacts ("-") and the like
+    return rows
+
+
+def _row(model: str, b: Board, r: dict[str, Any]) -> Row:
+    failures = [f.get("message", str(f)) if isinstance(f, dict) else str(f) for f in r.get("failures", [])]
+    row = Row(model, r.get("format", "?"), b.key, r.get("runtime", "-"), r.get("status", "error"),
+              engine=r.get("engine") or "", figures=r.get("figures") or {}, precision=r.get("precision"),
+              size_bytes=r.get("size_bytes"), reason="; ".join(failures))
+    want = b.engines.get(row.runtime)
+    if want and row.status == "pass" and not row.engine.startswith(want):
+        row.status, row.reason = "fail", f"engine {row.engine or '?'}, expected {want}*"
+    return row
+
+
+# -- running it --------------------------------------------------------------------------------
+
+def verify_command(b: Board, venv_python: Path, console_script: Path, archive: Path) -> list[str]:
+    """The guest command line: the installed console script, run by the venv's Python."""
+    return [str(venv_python), str(console_script), "verify", "--bundle", str(archive), "--runtimes", *b.runtimes]
+
+
+def _guest_inventory(image, venv) -> dict[str, Any]:
+    from edgeport.benchmarks.devices.pi_sysroot import run
+
+    proc = run(image.command(venv.python, "-m", "edgeport.benchmarks.devices.pi_venv", "inventory"),
+               f"{image.board.key}: the inventory of the installed board failed", timeout=600,
+               env=image.env(), cwd=image.home)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _verify_on_board(image, venv, model: str, bundle: Path, dest: Path, timeout: float
+                     ) -> tuple[dict[str, Any] | None, str, float]:
+    """Copy the bundle to ``dest`` and run ``edgeport verify --bundle`` inside the board; returns
+    (verify.json or None, why there is none, wall seconds)."""
+    from edgeport.benchmarks.children import LAUNCHER_VAR
+    from edgeport.benchmarks.verify.bundle import results_path
+
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = dest / bundle.name
+    shutil.copyfile(bundle, archive)
+    result, log = results_path(archive, "verify.json"), results_path(archive, "verify.log")
+    result.unlink(missing_ok=True)
+    cmd = image.command(*verify_command(image.board, venv.python, venv.path / "bin" / "edgeport", archive))
+    env = image.env(**{LAUNCHER_VAR: shlex.join(image.launcher())})
+    print(f"arm-check: {image.board.key}: edgeport verify --bundle {archive.name} (emulated)", flush=True)
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, env=env, cwd=dest, capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as exc:
+        log.write_text(f"$ {shlex.join(cmd)}\n{exc.stdout or ''}{exc.stderr or ''}")
+        return None, f"verify did not finish in {timeout:g} s (killed); see {log}", time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    log.write_text(f"$ {shlex.join(cmd)}\n# exit {proc.returncode}\n{proc.stdout}{proc.stderr}")
+    tail = " | ".join((proc.stderr.strip() or proc.stdout.strip()).splitlines()[-3:])
+    try:
+        return json.loads(result.read_text()), "", seconds
+    except (OSError, ValueError):
+        return None, f"verify exited {proc.returncode} without {result.name}: {tail} (log {log})", seconds
+
+
+def _default_source() -> Path:
+    return Path(__file__).resolve().parents[2]
+
+
+def run_arm_check(models: list[str], *, out: Path = Path("artifacts"), boards: list[str] | None = None,
+                  samples: int = 300, seed: int = 0, timeout: float = 3600.0, cache: Path | None = None,
+                  mirror: str | None = None, source: Path | None = None) -> ArmCheckReport:
+    """Install edgeport[pi] on emulated Raspberry Pis and prove each model's rpi bundle there.
+
+    models: model names under --out (exported and verified)
+    out: artifacts directory; results go to OUT/arm-check and OUT/report/emulated-BOARD
+    boards: boards to emulate (pi4, pi5, pi32; default all)
+    samples: real test inputs in each bundle's reference set
+    seed: seed that picks those inputs
+    timeout: seconds one emulated verify may take before it is killed
+    cache: where sysroots, wheels and venvs live (default $EDGEPORT_DATA_HOME/arm-boards)
+    mirror: Debian mirror for debootstrap (default: the one apt is configured with)
+    source: the edgeport source tree whose wheel is installed on the boards (default: this checkout)
+    """
+    from edgeport.benchmarks.devices import pi_sysroot, pi_venv
+    from edgeport.export.targets import bundle_model
+
+    chosen = [board_named(k) for k in dict.fromkeys(boards or BOARDS)]
+    source = Path(source) if source else _default_source()
+    if not (source / "pyproject.toml").is_file():
+        raise EdgeportError(f"{source}: not an edgeport source tree (no pyproject.toml); pass --source")
+    if samples < 1 or timeout <= 0:
+        raise EdgeportError(f"--samples and --timeout must be positive (got {samples}, {timeout})")
+    out, t0 = Path(out).resolve(), time.perf_counter()  # absolute: the guest runs elsewhere
+    work = out / "arm-check"
+    cache = Path(cache) if cache else pi_sysroot.default_cache()
+    report = ArmCheckReport(list(dict.fromkeys(models)))
+    bundles: dict[str, tuple[Path, list[tuple[str, str, str]]]] = {}
+    for model in report.models:
+        try:
+            made = bundle_model(model, target="rpi", out=out, dist=work / "dist", samples=samples, seed=seed)
+            bundles[model] = (made.archive, expected_pairs(made.folder))
+            report.bundles[model] = str(made.archive)
+        except EdgeportError as exc:
+            report.errors.append(f"{model}: no rpi bundle: {exc}")
+    with pi_sysroot.locked(cache):
+        try:
+            wheel, fingerprint = pi_venv.edgeport_wheel(source, cache)
+        except EdgeportError as exc:
+            report.errors.append(f"edgeport wheel: {exc}")
+            wheel = fingerprint = None
+        report.host_s = time.perf_counter() - t0
+        for b in chosen:
+            br = BoardRun(b)
+            report.boards.append(br)
+            t1 = time.perf_counter()
+            try:
+                if wheel is None:
+                    raise EdgeportError("no edgeport wheel to install")
+                image = pi_sysroot.prepare_board(cache, b, mirror=mirror)
+                venv, br.install = pi_venv.install_pi(image, cache, wheel, fingerprint)
+                br.inventory = _guest_inventory(image, venv)
+                br.problems = inventory_problems(b, br.inventory, venv.path)
+            except EdgeportError as exc:
+                br.error = str(exc)
+            br.setup_s = time.perf_counter() - t1
+            for model, (archive, pairs) in bundles.items():
+                if br.error is not None:
+                    report.rows += rows_from_verify(model, b, pairs, None, f"board not set up: {br.error.splitlines()[0]}")
+                    continue
+                verify, why, seconds = _verify_on_board(image, venv, model, archive, work / b.key, timeout)
+                br.verify_s[model] = seconds
+                br.files[model] = str(work / b.key / archive.name)
+                report.rows += rows_from_verify(model, b, pairs, verify, why)
+    report.total_s = time.perf_counter() - t0
+    report.files = write_results(report, out)
+    return report
+
+
+# -- output ------------------------------------------------------------------------------------
+
+def _gate(r: Row) -> str:
+    return {"pass": "PASS", "skipped": "n/a"}.get(r.status, r.status.upper())
+
+
+def _diff(r: Row) -> str:
+    from edgeport.benchmarks.tables import fmt_num
+
+    f = r.figures
+    if f.get("max_abs_diff") is None:
+        return "-"
+    if f.get("tolerance") is not None:  # float: every output within 10 x the float32 noise
+        return f"{fmt_num(f.get('tolerance_diff', f['max_abs_diff']), '.2e')} <= {fmt_num(f['tolerance'], '.2e')}"
+    return fmt_num(f["max_abs_diff"], ".2e")
+
+
+def table_rows(rows: list[Row]) -> list[list[str]]:
+    from edgeport.benchmarks.tables import fmt_num, fmt_pct, fmt_points
+
+    out = []
+    for r in rows:
+        f = r.figures
+        out.append([r.model, r.format, r.board, f"{r.runtime} ({r.engine})" if r.engine else r.runtime, _diff(r),
+                    fmt_pct(f.get("agreement")), fmt_pct(f.get("confident_agreement")),
+                    fmt_num(f.get("kl_divergence"), ".2g"), fmt_points(f.get("accuracy_delta_points")), _gate(r)])
+    return out
+
+
+HEADER = ["model", "format", "board", "runtime (engine)", "max|diff| <= tol (float)", "agree", "confident", "KL",
+          "Δ acc pts", "gate"]
+
+
+def render(report: ArmCheckReport) -> str:
+    from edgeport.benchmarks.tables import text_table
+
+    order = {b.board.key: i for i, b in enumerate(report.boards)}
+    rows = sorted(report.rows, key=lambda r: (report.models.index(r.model) if r.model in report.models else 99,
+                                              r.format, order.get(r.board, 99), r.runtime))
+    styles = ["red" if r.failed else None for r in rows]
+    lines = [text_table("arm-check: edgeport verify --bundle on emulated Raspberry Pis (against Keras, "
+                        "workstation gates)", HEADER, table_rows(rows), styles, left=4)]
+    reasons: dict[str, list[str]] = {}  # one line per reason, naming the rows it explains
+    for r in rows:
+        if r.reason and r.status != "pass":
+            reasons.setdefault(f"{_gate(r)}: {r.reason}", []).append(f"{r.model}/{r.format}/{r.board}/{r.runtime}")
+    lines += [f"  {', '.join(where)}: {why}" for why, where in reasons.items()]
+    board_rows = []
+    for b in report.boards:
+        status = "ok" if b.ok else "FAIL: " + (b.error.splitlines()[0] if b.error else "; ".join(b.problems))
+        board_rows.append([b.board.key, b.board.device_name, engines_installed(b.board, b.inventory) or "-",
+                           f"{b.setup_s:.1f}", " + ".join(f"{s:.1f}" for s in b.verify_s.values()) or "-", status])
+    lines.append(text_table("boards (edgeport[pi] installed by the board's pip; TensorFlow must be absent)",
+                            ["board", "emulated as", "installed", "setup s", "verify s (per model)", "status"],
+                            board_rows, left=3))
+    for b in report.boards:
+        if b.error:
+            lines.append(f"{b.board.key}: setup failed: {b.error}")
+    lines += [f"error: {e}" for e in report.errors]
+    lines.append(f"host (bundles, edgeport wheel) {report.host_s:.1f} s, total {report.total_s:.1f} s. "
+                 f"Note: {TIMING_NOTE}.")
+    failed = sum(r.failed for r in report.rows)
+    verdict = "all rows pass" if report.ok else f"{failed} of {len(report.rows)} rows failed or did not run"
+    lines.append(f"arm-check: {verdict}" + ("" if all(b.ok for b in report.boards) else "; a board failed its setup or checks"))
+    return "\n".join(lines + [f"wrote {p}" for p in report.files])
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _device(b: BoardRun) -> dict[str, Any]:
+    inv = b.inventory
+    return {"name": b.board.device_name, "board": b.board.model, "machine": inv.get("machine", b.board.machine),
+            "cpu": f"{b.board.qemu_cpu} (qemu-user)", "cores": b.board.cores, "logical_cpus": b.board.cores,
+            "emulated": True, "emulator": f"{b.board.qemu} -cpu {b.board.qemu_cpu}", "python": inv.get("python"),
+            "engines": engines_installed(b.board, inv), "hostname": platform.node() + " (emulating)",
+            "note": TIMING_NOTE}
+
+
+def merge_rows(report: ArmCheckReport, b: BoardRun) -> dict[str, Any]:
+    """Per model, the rows of ``b`` in the report.json shape `edgeport report merge` reads."""
+    models: dict[str, Any] = {}
+    for r in report.rows:
+        if r.board != b.board.key or r.status == "skipped":
+            continue
+        f = r.figures
+        models.setdefault(r.model, {"rows": []})["rows"].append({
+            "model": r.model, "format": r.format, "runtime": r.runtime, "target": "cpu", "precision": r.precision,
+            "size_bytes": r.size_bytes, "accuracy": f.get("accuracy"), "accuracy_delta_points": f.get("accuracy_delta_points"),
+            "agreement": f.get("agreement"), "max_abs_diff": f.get("max_abs_diff"), "gate": r.status,
+            "engine": r.engine, "reference": REFERENCE})
+    return models
+
+
+def write_results(report: ArmCheckReport, out: Path) -> list[Path]:
+    from dataclasses import asdict
+
+    from edgeport.files import write_json_atomic
+
+    files = []
+    for b in report.boards:
+        files.append(write_json_atomic(out / "report" / f"emulated-{b.board.key}" / "report.json", {
+            "schema": 1, "generated": _now(), "device_name": b.board.device_name, "device": _device(b),
+            "models": merge_rows(report, b)}))
+    boards = [{"key": b.board.key, "device": _device(b), "ok": b.ok, "error": b.error, "problems": b.problems,
+               "setup_s": round(b.setup_s, 1), "verify_s": {m: round(s, 1) for m, s in b.verify_s.items()},
+               "bundles_verified": b.files, "install": b.install, "inventory": b.inventory} for b in report.boards]
+    files.insert(0, write_json_atomic(out / "arm-check" / RESULT_FILE, {
+        "schema": 1, "generated": _now(), "ok": report.ok, "models": report.models, "bundles": report.bundles,
+        "reference": REFERENCE, "timing_note": TIMING_NOTE, "host_s": round(report.host_s, 1),
+        "total_s": round(report.total_s, 1), "errors": report.errors, "boards": boards,
+        "rows": [asdict(r) for r in report.rows]}))
+    return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    from edgeport.cli import build_parser
+
+    args = build_parser(run_arm_check, "python -m edgeport.benchmarks.devices.arm_check").parse_args(argv)
+    try:
+        report = run_arm_check(**vars(args))
+    except EdgeportError as exc:
+        print(f"arm-check: error: {exc}", file=sys.stderr)
+        return 2
+    print(report.render())
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,399 @@
+"""`make mobile-check`: prove the android bundle inside a real app engine, MediaPipe Tasks.
+
+For each model:
+
+1. its android bundle (``dist/MODEL-android/``) is used when it was made from the model as it is
+   now, else built (``edgeport bundle MODEL --target android``, which proves it through LiteRT);
+2. N seeded real test images (drawn as the bundle proof draws them: the same images for the same
+   ``--samples`` and ``--seed``) are written as RGB PNG files (a grayscale image's value in R, G
+   and B), as a phone's gallery or camera would hand them over;
+3. MediaPipe's ``vision.ImageClassifier`` (``mediapipe==1.2.2``, from its own virtualenv
+   ``.venv-mediapipe``: it pulls OpenCV and matplotlib, ~250 MB, and never touches edgeport's
+   environment) classifies every PNG with each bundle model, one child process per model, killed
+   after ``timeout`` seconds; the child imports mediapipe and numpy only;
+4. ``edgeport run``'s own code (:func:`edgeport.runtimes.cli.run_artifact`: Pillow reads the PNG,
+   LiteRT runs the model) classifies the same PNGs with the same bundle file, and with the verified
+   artifact it was made from (``model_fp32.tflite`` / ``model_int8.tflite``, which read the PNG as
+   Pillow's "L" for a grayscale model).
+
+Gates, per model and variant: MediaPipe's top-1 category equals edgeport's on every image, for the
+bundle file and for the original artifact, and MediaPipe names it with the same label. A check that
+cannot run (no virtualenv, a crash, a timeout, a bundle that cannot be built) is a failure.
+Writes ``OUT/MODEL/mediapipe_check.json``; exit status 1 unless every model passes.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeport.errors import EdgeportError
+
+MEDIAPIPE = "mediapipe==1.2.2"
+VENV = Path(".venv-mediapipe")
+RESULT_FILE = "mediapipe_check.json"
+TARGET = "android"
+PIP_TIMEOUT = 1800.0
+
+#: Runs inside .venv-mediapipe: `python -c MP_SCRIPT JOB.json`. Imports mediapipe and numpy only.
+MP_SCRIPT = r'''
+import json, sys, time
+import numpy as np
+import mediapipe as mp
+from mediapipe.tasks import python as mp_tasks
+from mediapipe.tasks.python import vision
+
+job = json.load(open(sys.argv[1]))
+start = time.perf_counter()
+options = vision.ImageClassifierOptions(
+    base_options=mp_tasks.BaseOptions(model_asset_path=job["model"]), max_results=-1)
+classifier = vision.ImageClassifier.create_from_options(options)
+create_s = time.perf_counter() - start
+rows, seconds, formats = [], [], set()
+try:
+    for path in job["images"]:
+        image = mp.Image.create_from_file(path)
+        formats.add(str(image.image_format))
+        t = time.perf_counter()
+        result = classifier.classify(image)
+        seconds.append(time.perf_counter() - t)
+        categories = result.classifications[0].categories
+        scores = np.full(job["classes"], np.nan)
+        for c in categories:
+            scores[c.index] = c.score
+        rows.append({"index": int(categories[0].index), "name": categories[0].category_name,
+                     "categories": len(categories), "scores": [float(s) for s in scores]})
+finally:
+    classifier.close()  # an open classifier can hang the next one in this process
+with open(job["result"], "w") as fh:
+    json.dump({"mediapipe": mp.__version__, "numpy": np.__version__, "create_s": create_s,
+               "classify_s": seconds, "image_formats": sorted(formats), "rows": rows}, fh)
+'''
+
+
+class CheckError(EdgeportError):
+    """A check that could not run: counted as a failure, with why."""
+
+
+# -- the MediaPipe side ------------------------------------------------------------------------------
+
+def venv_python(venv: Path) -> Path:
+    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def _mediapipe_version(python: Path) -> str | None:
+    if not python.is_file():
+        return None
+    try:
+        run = subprocess.run([str(python), "-c", "import importlib.metadata as m; print(m.version('mediapipe'))"],
+                             capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return run.stdout.strip() if run.returncode == 0 else None
+
+
+def ensure_venv(venv: Path = VENV, *, say=print) -> tuple[Path, bool]:
+    """(python of a virtualenv holding mediapipe==1.2.2, whether it was installed now)."""
+    python = venv_python(venv)
+    wanted = MEDIAPIPE.split("==")[1]
+    if _mediapipe_version(python) == wanted:
+        return python, False
+    if not python.is_file():
+        say(f"mediapipe-check: creating {venv} (a virtualenv of its own: MediaPipe pulls OpenCV and matplotlib)")
+        made = subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True, text=True)
+        if made.returncode != 0:
+            raise CheckError(f"could not create {venv}: {_tail(made)} (apt-get install -y python3-venv)")
+    say(f"mediapipe-check: pip install {MEDIAPIPE} into {venv} (downloads ~130 MB from PyPI: mediapipe 43 MB, "
+        "opencv-contrib-python, matplotlib, numpy, absl-py, flatbuffers, sounddevice; ~250 MB installed)")
+    cmd = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", MEDIAPIPE]
+    try:
+        pip = subprocess.run(cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise CheckError(f"pip install {MEDIAPIPE} into {venv} took over {PIP_TIMEOUT:g} s; killed") from None
+    if pip.returncode != 0:
+        raise CheckError(f"pip install {MEDIAPIPE} into {venv} failed: {_tail(pip)}")
+    if (got := _mediapipe_version(python)) != wanted:
+        raise CheckError(f"{venv} has mediapipe {got} after installing {MEDIAPIPE}")
+    return python, True
+
+
+def _tail(proc: subprocess.CompletedProcess, lines: int = 6) -> str:
+    text = ((proc.stderr or "") + (proc.stdout or "")).strip().splitlines()
+    return " | ".join(text[-lines:]) or f"exit {proc.returncode}"
+
+
+def run_mediapipe(python: Path, model: Path, images: list[Path], classes: int, work: Path,
+                  timeout: float) -> dict[str, Any]:
+    """MediaPipe's ImageClassifier on every image, in a child process of its own."""
+    job = {"model": str(model.resolve()), "images": [str(p) for p in images], "classes": classes,
+           "result": str(work / "mediapipe.json")}
+    (work / "job.json").write_text(json.dumps(job))
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run([str(python), "-c", MP_SCRIPT, str(work / "job.json")], capture_output=True,
+                              text=True, timeout=timeout, cwd=work, env={**os.environ, "GLOG_minloglevel": "2"})
+    except subprocess.TimeoutExpired:
+        raise CheckError(f"{model.name}: MediaPipe did not finish {len(images)} images in {timeout:g} s (killed); "
+                         "raise --timeout if this machine is busy") from None
+    if proc.returncode != 0 or not (work / "mediapipe.json").is_file():
+        how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit {proc.returncode}"
+        raise CheckError(f"{model.name}: MediaPipe failed ({how}): {_tail(proc)}")
+    out = json.loads((work / "mediapipe.json").read_text())
+    out["process_s"] = time.perf_counter() - start
+    return out
+
+
+# -- the edgeport side -------------------------------------------------------------------------------
+
+def run_edgeport(artifact: Path, images: list[Path], classes: int) -> dict[str, Any]:
+    """`edgeport run ARTIFACT IMAGES... --json --top-k N` in this process, its JSON document."""
+    from edgeport.runtimes.cli import run_artifact
+
+    buf = io.StringIO()
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(buf):
+        run_artifact(str(artifact), [str(p) for p in images], top_k=classes, json=True)
+    doc = json.loads(buf.getvalue())
+    doc["seconds"] = time.perf_counter() - start
+    return doc
+
+
+def write_pngs(x: np.ndarray, folder: Path) -> list[Path]:
+    """uint8 images (N, H, W, 1 or 3) as RGB PNG files."""
+    from PIL import Image
+
+    from edgeport.export.targets.mobile import camera_form
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, img in enumerate(camera_form(x)):
+        path = folder / f"{i:05d}.png"
+        Image.fromarray(img, "RGB").save(path)
+        paths.append(path)
+    return paths
+
+
+def compare(mp_out: dict[str, Any], bundle_doc: dict[str, Any], original_doc: dict[str, Any],
+            labels: list[str], y: np.ndarray | None) -> dict[str, Any]:
+    """MediaPipe's answers against edgeport's on the same files (bundle model, original artifact)."""
+    rows = mp_out["rows"]
+    n = len(rows)
+    mp_top = np.array([r["index"] for r in rows])
+    mp_scores = np.array([r["scores"] for r in rows], np.float64)
+
+    def top(doc: dict[str, Any]) -> tuple[np.ndarray, list[str], np.ndarray]:
+        res = doc["results"]
+        probs = np.full((len(res), len(labels)), np.nan)
+        for i, r in enumerate(res):
+            for t in r["top_k"]:
+                probs[i, t["index"]] = t["probability"]
+        return np.array([r["top_k"][0]["index"] for r in res]), [r["top_k"][0]["label"] for r in res], probs
+
+    ep_top, ep_names, ep_probs = top(bundle_doc)
+    or_top, or_names, _ = top(original_doc)
+    mp_names = [r["name"] for r in rows]
+    ms = np.asarray(mp_out["classify_s"]) * 1e3
+    f: dict[str, Any] = {
+        "n": n, "mediapipe_categories": sorted({r["categories"] for r in rows}),
+        "agreement_bundle": float((mp_top == ep_top).mean()), "disagreements_bundle": int((mp_top != ep_top).sum()),
+        "agreement_original": float((mp_top == or_top).mean()),
+        "disagreements_original": int((mp_top != or_top).sum()),
+        "labels_equal": mp_names == ep_names == or_names and all(labels[i] == nm for i, nm in zip(mp_top, mp_names)),
+        "label_mismatches": int(sum(a != b for a, b in zip(mp_names, ep_names))),
+        "max_abs_score_diff": float(np.nanmax(np.abs(mp_scores - ep_probs))) if n else None,
+        "mediapipe_ties": int(sum(np.sum(s == np.nanmax(s)) > 1 for s in mp_scores)),
+        "time": {"mediapipe_create_s": round(mp_out["create_s"], 3),
+                 "mediapipe_classify_ms_p50": round(float(np.median(ms)), 4) if n else None,
+                 "mediapipe_classify_ms_mean": round(float(ms.mean()), 4) if n else None,
+                 "mediapipe_process_s": round(mp_out["process_s"], 2),
+                 "edgeport_run_bundle_s": round(bundle_doc["seconds"], 2),
+                 "edgeport_run_original_s": round(original_doc["seconds"], 2)},
+        "engines": {"mediapipe": mp_out["mediapipe"], "edgeport_bundle": bundle_doc.get("engine"),
+                    "edgeport_original": original_doc.get("engine")},
+        "image_formats": mp_out.get("image_formats"),
+    }
+    if y is not None:
+        f["mediapipe_accuracy"] = float((mp_top == y).mean())
+    f["status"] = "pass" if (n and f["disagreements_bundle"] == 0 and f["disagreements_original"] == 0
+                             and f["labels_equal"] and f["mediapipe_categories"] == [len(labels)]) else "fail"
+    return f
+
+
+# -- one model ---------------------------------------------------------------------------------------
+
+def _bundle(model: str, out: Path, dist: Path, samples: int, seed: int, rebuild: bool,
+            data_dir: str | None) -> tuple[Path, dict[str, Any], bool]:
+    """(bundle folder, its bundle.json, whether it was built now): reused when it is this model's."""
+    from edgeport.bundle import BundleError, open_bundle
+    from edgeport.export.targets import bundle_model
+    from edgeport.manifest import find_model_dir, load_manifest
+
+    model_dir = find_model_dir(model, out)
+    sha = (load_manifest(model_dir).get("source") or {}).get("sha256")
+    folder = dist / f"{model_dir.name}-{TARGET}"
+    if not rebuild and folder.is_dir():
+        try:
+            with open_bundle(folder) as bundle:
+                meta = bundle.meta
+            proof = (meta.get("proof") or {}).get("data") or {}
+            if meta.get("source_sha256") == sha and proof.get("n", 0) >= samples and proof.get("seed") == seed:
+                return folder, meta, False
+        except BundleError:
+            pass  # changed or unreadable: build it again
+    result = bundle_model(model, target=TARGET, out=out, dist=dist, samples=max(samples, 200), seed=seed,
+                          data_dir=data_dir)
+    return result.folder, json.loads((result.folder / "bundle.json").read_text()), True
+
+
+def check_model(model: str, python: Path, *, out: Path, dist: Path, samples: int, seed: int, timeout: float,
+                rebuild: bool, data_dir: str | None, work: Path) -> dict[str, Any]:
+    from edgeport.export.targets.mobile import VARIANTS, proof_images
+    from edgeport.export.targets.rpi import _verified
+    from edgeport.manifest import find_model_dir, load_manifest
+
+    start = time.perf_counter()
+    folder, meta, built = _bundle(model, out, dist, samples, seed, rebuild, data_dir)
+    model_dir = find_model_dir(model, out)
+    manifest = load_manifest(model_dir)
+    labels = list(meta["mobile"]["labels"])
+    x, y, data = proof_images(model_dir, manifest, _verified(model_dir, ["tflite_fp32", "tflite_int8"]), samples,
+                              seed, data_dir)
+    pngs = write_pngs(x, work / "images")
+    results = []
+    for v in VARIANTS:
+        info = meta["mobile"]["variants"][v.name]
+        bundle_file = folder / info["file"]
+        original = model_dir / manifest["artifacts"][v.artifact]["file"]
+        row: dict[str, Any] = {"variant": v.name, "file": info["file"], "original": original.name}
+        print(f"mediapipe-check: {model} {info['file']} ({len(pngs)} images)", flush=True)
+        try:
+            vwork = work / v.name
+            vwork.mkdir()
+            mp_out = run_mediapipe(python, bundle_file, pngs, len(labels), vwork, timeout)
+            row.update(compare(mp_out, run_edgeport(bundle_file, pngs, len(labels)),
+                               run_edgeport(original, pngs, len(labels)), labels, y))
+        except EdgeportError as exc:
+            row.update(status="fail", error=str(exc))
+        results.append(row)
+    return {"schema": 1, "model": model_dir.name, "generated": _now(), "bundle": str(folder), "bundle_built": built,
+            "images": {**data, "format": "PNG, RGB 8-bit"}, "labels": labels, "results": results,
+            "seconds": round(time.perf_counter() - start, 1), "ok": all(r["status"] == "pass" for r in results)}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# -- the command -------------------------------------------------------------------------------------
+
+@dataclass
+class MediaPipeReport:
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+    setup: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and bool(self.models) and all(m["ok"] for m in self.models.values())
+
+    def render(self) -> str:
+        from edgeport.benchmarks.tables import fmt_num, fmt_pct, text_table
+
+        def status(r: dict[str, Any]) -> str:
+            return r["status"].upper() + (": " + r["error"].splitlines()[0] if r.get("error") else "")
+
+        rows = []
+        for name, sec in self.models.items():
+            for r in sec.get("results", []):
+                t = r.get("time", {})
+                rows.append([name, r["file"], str(r.get("n", "-")), fmt_pct(r.get("agreement_bundle")),
+                             fmt_pct(r.get("agreement_original")) + f" ({r['original']})",
+                             "-" if "labels_equal" not in r else ("yes" if r["labels_equal"] else "NO"),
+                             fmt_num(r.get("max_abs_score_diff"), ".1e"),
+                             fmt_num(t.get("mediapipe_classify_ms_p50"), ".3f"), fmt_num(t.get("mediapipe_process_s"), ".1f"),
+                             fmt_num(t.get("edgeport_run_bundle_s"), ".1f"), status(r)])
+            if sec.get("error"):
+                rows.append([name, "-", "-", "-", "-", "-", "-", "-", "-", "-", "FAIL: " + sec["error"].splitlines()[0]])
+        header = ["model", "bundle file", "images", "MediaPipe = edgeport run", "= edgeport run (original)",
+                  "labels equal", "max |score diff|", "MP ms/img p50", "MP process s", "edgeport run s", "gate"]
+        out = [text_table(f"MediaPipe Tasks {self.setup.get('mediapipe', MEDIAPIPE)} ImageClassifier vs edgeport run "
+                          "(top-1 on the same PNG files)", header, rows, left=2)]
+        if self.setup:
+            out.append(f"virtualenv {self.setup.get('venv')} ({'installed now' if self.setup.get('installed') else 'reused'}"
+                       f", {self.setup.get('seconds', 0):.1f} s)")
+        out += [f"error: {e}" for e in self.errors]
+        return "\n".join(out + [f"wrote {p}" for p in self.files])
+
+
+def run_mediapipe_check(models: list[str], *, out: Path = Path("artifacts"), dist: Path = Path("dist"),
+                        samples: int = 200, seed: int = 0, venv: Path = VENV, timeout: float = 600.0,
+                        rebuild: bool = False, data_dir: str | None = None) -> MediaPipeReport:
+    """Run each model's android bundle in MediaPipe Tasks and in edgeport run on the same PNG files.
+
+    models: model names or directories under --out (exported and verified)
+    out: artifacts directory
+    dist: where the android bundles are (built there when missing or made from another model)
+    samples: real test images per model (at least 200)
+    seed: seed that picks the images (the bundle proof's draw)
+    venv: the virtualenv that holds mediapipe (created with pip install mediapipe==1.2.2 when missing)
+    timeout: seconds one MediaPipe child process may take before it is killed
+    rebuild: build the bundles again even when they are current
+    data_dir: data directory of the models' dataset
+    """
+    from edgeport.files import write_json_atomic
+
+    report = MediaPipeReport()
+    if samples < 200 or timeout <= 0:
+        raise EdgeportError(f"--samples must be at least 200 and --timeout positive (got {samples}, {timeout})")
+    start = time.perf_counter()
+    try:
+        python, installed = ensure_venv(Path(venv))
+    except EdgeportError as exc:
+        report.errors.append(f"MediaPipe cannot run: {exc}")
+        return report
+    report.setup = {"venv": str(venv), "python": str(python), "mediapipe": MEDIAPIPE, "installed": installed,
+                    "seconds": time.perf_counter() - start}
+    for model in dict.fromkeys(models):
+        with tempfile.TemporaryDirectory(prefix="edgeport-mediapipe-") as tmp:
+            try:
+                sec = check_model(model, python, out=Path(out), dist=Path(dist), samples=samples, seed=seed,
+                                  timeout=timeout, rebuild=rebuild, data_dir=data_dir, work=Path(tmp))
+            except EdgeportError as exc:
+                report.models[model] = {"model": model, "ok": False, "error": str(exc), "results": []}
+                continue
+        sec["setup"] = report.setup
+        report.models[model] = sec
+        report.files.append(write_json_atomic(Path(out) / sec["model"] / RESULT_FILE, sec))
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    from edgeport.cli import build_parser
+
+    args = build_parser(run_mediapipe_check, "python -m edgeport.benchmarks.devices.mediapipe_check").parse_args(
+        sys.argv[1:] if argv is None else argv)
+    try:
+        report = run_mediapipe_check(**vars(args))
+    except EdgeportError as exc:
+        print(f"mediapipe-check: error: {exc}", file=sys.stderr)
+        return 1
+    print(report.render())
+    if not report.ok:
+        print("mediapipe-check: FAIL" + ("" if report.models or report.errors else ": no model checked"), file=sys.stderr)
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
