@@ -131,7 +131,8 @@ def export_model(model: str, *, formats: list[str] = ["all"], out: Path = Path("
                  opset: int = 17, calibration_samples: int = 200, seed: int = 0, int8_io: str = "uint8",
                  calibration_data: str | None = None, data_dir: str | None = None,
                  allow_unsafe: bool = False, keep_float: list[str] | None = None,
-                 onnx_keep_float: list[str] | None = None, onnx_calibration: str = "minmax") -> ExportReport:
+                 onnx_keep_float: list[str] | None = None, onnx_calibration: str = "minmax",
+                 isolate: bool = True) -> ExportReport:
     """Export a model to every deployable format, with a manifest a device can trust.
 
     model: a course model name or model directory under --out, a .keras or .h5 file, or a SavedModel directory
@@ -147,6 +148,8 @@ def export_model(model: str, *, formats: list[str] = ["all"], out: Path = Path("
     keep_float: tflite_int8: op outputs (TFLite tensor names) to keep in float (what `edgeport fix` chose)
     onnx_keep_float: onnx_int8: node names to leave unquantized (what `edgeport fix` chose)
     onnx_calibration: onnx_int8 calibration method: minmax, entropy, percentile or distribution
+    isolate: run the conversions in a child process, so that a crash inside TensorFlow or a converter
+        fails the export with an error instead of killing this process
     """
     start = time.perf_counter()
     config = ExportConfig(formats=tuple(formats), opset=opset, calibration_samples=calibration_samples,
@@ -154,6 +157,13 @@ def export_model(model: str, *, formats: list[str] = ["all"], out: Path = Path("
                           data_dir=data_dir, allow_unsafe=allow_unsafe, keep_float=tuple(keep_float or ()),
                           onnx_keep_float=tuple(onnx_keep_float or ()), onnx_calibration=onnx_calibration)
     source = resolve_source(model, Path(out))
+    if isolate:
+        args = dict(model=model, formats=list(formats), out=str(out), opset=opset,
+                    calibration_samples=calibration_samples, seed=seed, int8_io=str(int8_io),
+                    calibration_data=str(calibration_data) if calibration_data else None, data_dir=data_dir,
+                    allow_unsafe=allow_unsafe, keep_float=list(keep_float or ()),
+                    onnx_keep_float=list(onnx_keep_float or ()), onnx_calibration=str(onnx_calibration))
+        return _isolated(args, source)
     report = ExportReport(source.name, source.model_dir)
     log = NativeLog()
     try:
@@ -175,6 +185,36 @@ def export_model(model: str, *, formats: list[str] = ["all"], out: Path = Path("
         log.close()
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _isolated(args: dict[str, Any], source) -> ExportReport:
+    from edgeport.children import run_job
+    from edgeport.errors import EdgeportError
+
+    result = run_job({"kind": "export", "args": args}, timeout=6 * 3600, stream=True)
+    if not result.get("ok"):
+        if result.get("error_type") in ("Crash", "Timeout"):
+            raise ExportError(f"{source.path}: the export process died ({result['error']}); a crash inside "
+                              "TensorFlow or a converter on this model. Artifacts already exported and their "
+                              "manifest entries are intact; the next export undoes the interrupted one")
+        from edgeport.children import raise_for
+
+        raise_for(result, str(source.path))
+        raise EdgeportError(f"{source.path}: {result.get('error')}")
+    report = ExportReport(result["model"], Path(result["model_dir"]), warnings=result["warnings"],
+                          seconds=result["seconds"], log=Path(result["log"]) if result.get("log") else None)
+    report.results = [FormatResult(**r) for r in result["results"]]
+    return report
+
+
+def export_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Worker side of an isolated export (``edgeport.worker`` kind ``export``)."""
+    from dataclasses import asdict
+
+    report = export_model(**job["args"], isolate=False)
+    return {"model": report.model, "model_dir": str(report.model_dir), "warnings": report.warnings,
+            "seconds": report.seconds, "log": str(report.log) if report.log else None,
+            "results": [asdict(r) for r in report.results]}
 
 
 def _run_formats(ctx: ExportContext, config: ExportConfig, report: ExportReport, log: NativeLog,

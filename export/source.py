@@ -129,8 +129,8 @@ def load_keras(path: Path, *, allow_unsafe: bool = False, kind: str | None = Non
 def load_source(src: ModelSource, *, allow_unsafe: bool = False):
     """The Keras model of a .keras/.h5 source; None for a SavedModel (read through its signature)."""
     if src.kind == "saved_model":
-        from edgeport.runtimes.guard import validate
         from edgeport.errors import LoadError
+        from edgeport.runtimes.guard import validate
 
         try:
             validate(src.path, "savedmodel")

@@ -20,6 +20,22 @@ from edgeport.types import TensorSpec
 QUANT_RANGES: dict[str, tuple[int, int]] = {
     "uint8": (0, 255), "int8": (-128, 127), "int16": (-32768, 32767)}
 
+#: The largest batch one engine call is given (bigger ones run in chunks of it).
+MAX_BATCH = 4096
+
+
+def available_memory() -> int:
+    """Bytes of memory available to this process (MemAvailable; 1 GiB when it cannot be read)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 1 << 30
+
+
 _NAME_NOISE = re.compile(r"^(serving_default_)|(:\d+)$")
 
 
@@ -149,9 +165,31 @@ class Session:
 
     # -- the public call ----------------------------------------------------------------------
     def predict(self, x: Any, *, allow_nonfinite: bool | None = None) -> Any:
-        """Run a batch; returns float32 outputs (one array, or a list for several outputs)."""
+        """Run a batch; returns float32 outputs (one array, or a list for several outputs). A batch
+        larger than the memory budget allows (``max_batch``) runs in chunks: whole output, bounded memory."""
         feeds = self.prepare(x, allow_nonfinite=allow_nonfinite)
-        return self.finish(self._run(feeds))
+        n = feeds[0].shape[0]
+        limit = self.max_batch
+        if n <= limit:
+            return self.finish(self._run(feeds))
+        parts = [self._run([f[i:i + limit] for f in feeds]) for i in range(0, n, limit)]
+        return self.finish([np.concatenate([p[k] for p in parts]) for k in range(len(parts[0]))])
+
+    @property
+    def max_batch(self) -> int:
+        """The largest batch one engine call gets: a quarter of the available memory over an estimate
+        of one sample's footprint (``sample_bytes``: every tensor when the engine says, else 64 x the
+        input), at most MAX_BATCH."""
+        cached = getattr(self, "_max_batch", None)
+        if cached is None:
+            per = max(1, self.sample_bytes())
+            cached = self._max_batch = int(max(1, min(MAX_BATCH, available_memory() // 4 // per)))
+        return cached
+
+    def sample_bytes(self) -> int:
+        """Bytes one sample needs in the engine (an estimate; engines that know say better)."""
+        return 64 * sum(int(np.prod([d or 1 for d in s.shape[1:]])) * np.dtype(s.dtype).itemsize
+                        for s in self.inputs)
 
     def _run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:  # pragma: no cover - abstract
         """Feed the engine (arrays already checked and quantized); return its raw outputs."""
@@ -248,7 +286,11 @@ class Session:
                              f"(raw values per the model's contract), given dtype {arr.dtype}")
         sample = self._sample_shapes[i]
         if arr.shape[1:] != sample or arr.ndim != len(spec.shape):
-            if not _matches(arr.shape, spec.shape):
+            if _matches((*arr.shape, 1), spec.shape) and spec.shape[-1] == 1:
+                arr = arr[..., None]  # (N, 28, 28) for a model of (N, 28, 28, 1): obviously meant; said once
+                self._say(f"input {key!r}: given {tuple(arr.shape[:-1])}, fed as {tuple(arr.shape)} "
+                          "(the model's one channel axis added)")
+            elif not _matches(arr.shape, spec.shape):
                 raise InputError(self._shape_message(where, expected, arr.shape, spec))
         if arr.shape[0] == 0:
             raise InputError(f"{where}: empty batch: given shape {tuple(arr.shape)}, "
@@ -258,6 +300,14 @@ class Session:
             raise InputError(f"{where}: {bad} NaN/inf value(s) in a float input; expected finite "
                              "values (pass allow_nonfinite=True to feed them anyway)")
         return arr
+
+    def _say(self, note: str) -> None:
+        """Record (and warn once about) something done to the caller's input."""
+        if note not in self.notes:
+            import warnings
+
+            self.notes.append(note)
+            warnings.warn(f"{self.path.name}: {note}", UserWarning, stacklevel=4)
 
     @staticmethod
     def _shape_message(where: str, expected: str, given: tuple[int, ...], spec: TensorSpec) -> str:

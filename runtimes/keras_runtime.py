@@ -64,10 +64,10 @@ class KerasSession(Session):
     """A Keras 3 model file loaded in safe mode, called through a tf.function traced once."""
 
     runtime = "keras"
-    probe_by_default = False  # static checks (zip, config.json, CRCs) guard it; probing costs a TF start
+    probe_by_default = True  # a crash inside TensorFlow while loading must not take the caller down
 
     def __init__(self, path: str | Path, *, threads: int | None = None, device: str = "cpu",
-                 allow_nonfinite: bool = False):
+                 allow_nonfinite: bool = False, safe_mode: bool = True):
         super().__init__(path, threads=threads, device=device, allow_nonfinite=allow_nonfinite)
         try:
             import keras
@@ -80,7 +80,7 @@ class KerasSession(Session):
         self._device = tf_device(tf, device, self.path)
         try:
             with tf.device(self._device):
-                model = keras.saving.load_model(str(self.path), compile=False, safe_mode=True)
+                model = keras.saving.load_model(str(self.path), compile=False, safe_mode=safe_mode)
         except Exception as exc:  # keras raises ValueError, TypeError, OSError, ...
             raise LoadError(f"{self.path}: keras could not load it: {type(exc).__name__}: "
                             f"{str(exc).splitlines()[0] if str(exc) else ''}") from None

@@ -116,6 +116,13 @@ class LiteRTSession(Session):
         self._fast_deq = self._out_quant[0] or (
             None if out_dtype == np.float32 else lambda y: y.astype(np.float32))
 
+    def sample_bytes(self) -> int:
+        """Every tensor of the interpreter at its allocated (batch-1) shape: activations and weights."""
+        total = 0
+        for d in self._interp.get_tensor_details():
+            total += int(np.prod(d["shape"])) * np.dtype(d["dtype"]).itemsize if len(d["shape"]) else 0
+        return total
+
     def _new_interpreter(self):
         try:
             interp = self._Interpreter(**self._kwargs)

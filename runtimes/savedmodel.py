@@ -23,7 +23,7 @@ class SavedModelSession(Session):
     """``tf.saved_model.load`` + the serving signature; inputs in the exported model's order."""
 
     runtime = "savedmodel"
-    probe_by_default = False  # static checks of saved_model.pb guard it; probing costs a TF start
+    probe_by_default = True  # a crash inside TensorFlow while loading must not take the caller down
 
     def __init__(self, path: str | Path, *, threads: int | None = None, device: str = "cpu",
                  signature: str = SIGNATURE, allow_nonfinite: bool = False):

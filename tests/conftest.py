@@ -84,6 +84,15 @@ def save_tiny(kind: str, directory: Path) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def _export_in_process(monkeypatch):
+    """Exports run in the test process (TensorFlow is loaded here already); the tests of the
+    crash isolation (a child process per export) ask for it with isolate=True."""
+    from edgeport.export import pipeline
+
+    monkeypatch.setitem(pipeline.export_model.__kwdefaults__, "isolate", False)
+
+
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> dict[str, Path]:
     """Every tiny model saved once per test session: {kind: path to .keras}."""

@@ -10,7 +10,7 @@ import pytest
 from edgeport import cli
 from edgeport.benchmarks.bench import command as bench_mod
 from edgeport.benchmarks.bench.command import NO_GPU, bench_model
-from edgeport.benchmarks.children import run_job
+from edgeport.children import run_job
 from edgeport.benchmarks.device_info import device_info, device_key, isa_flags
 from edgeport.benchmarks.bench.macs import count_macs
 from edgeport.benchmarks.bench.timing import summarize_ns, time_series

@@ -55,13 +55,13 @@ def test_course_model_that_is_not_trained_says_how_to_train_it(tmp_path):
 
 # -- failures and atomicity --------------------------------------------------------------------
 def test_a_failing_format_keeps_the_previous_artifact_and_the_others_succeed(tiny_models, tmp_path, monkeypatch):
-    first = export_model(str(tiny_models["mlp"]), formats=FAST, out=tmp_path)
+    first = export_model(str(tiny_models["mlp"]), formats=FAST, out=tmp_path, isolate=False)
     assert first.ok, first.render()
     model_dir = tmp_path / "tiny_mlp"
     before, entry = _snapshot(model_dir), load_manifest(model_dir)["artifacts"]["tflite_fp16"]
 
     monkeypatch.setattr("edgeport.export.tflite.export_fp16", _boom)
-    again = export_model(str(tiny_models["mlp"]), formats=FAST, out=tmp_path)
+    again = export_model(str(tiny_models["mlp"]), formats=FAST, out=tmp_path, isolate=False)
     assert not again.ok and again.failed == ["tflite_fp16"]
     failed = next(r for r in again.results if r.format == "tflite_fp16")
     assert failed.error == "tflite_fp16: ValueError: converter exploded"
@@ -73,25 +73,25 @@ def test_a_failing_format_keeps_the_previous_artifact_and_the_others_succeed(tin
         check_integrity(model_dir, after["artifacts"][fmt])
     assert after["artifacts"]["onnx"]["exported_at"] >= entry["exported_at"]
 
-    code = main(["export", str(tiny_models["mlp"]), "--formats", "tflite_fp16", "tflite_fp32",
+    code = main(["export", "--no-isolate", str(tiny_models["mlp"]), "--formats", "tflite_fp16", "tflite_fp32",
                  "--out", str(tmp_path)])
     assert code != 0
 
 
 def test_a_failed_dependency_is_reported_for_the_formats_that_need_it(tiny_models, tmp_path, monkeypatch):
     monkeypatch.setattr("edgeport.export.saved_model.export", _boom)
-    report = export_model(str(tiny_models["celsius"]), formats=["tflite_fp32", "onnx"], out=tmp_path)
+    report = export_model(str(tiny_models["celsius"]), formats=["tflite_fp32", "onnx"], out=tmp_path, isolate=False)
     assert report.failed == ["tflite_fp32", "onnx"]
     assert report.results[0].error == ("tflite_fp32: needs saved_model first, which failed: "
                                        "ValueError: converter exploded")
     assert report.results[1].error == ("onnx: not attempted: needs saved_model, which failed: "
                                        "ValueError: converter exploded")
-    report = export_model(str(tiny_models["celsius"]), formats=["saved_model", "tflite_fp32"], out=tmp_path)
+    report = export_model(str(tiny_models["celsius"]), formats=["saved_model", "tflite_fp32"], out=tmp_path, isolate=False)
     assert report.results[1].error.startswith("tflite_fp32: not attempted: needs saved_model, which failed")
 
 
 def test_an_interrupted_export_leaves_the_last_good_state(tiny_models, tmp_path, monkeypatch):
-    assert export_model(str(tiny_models["mlp"]), formats=FAST, out=tmp_path).ok
+    assert export_model(str(tiny_models["mlp"]), formats=FAST, out=tmp_path, isolate=False).ok
     model_dir = tmp_path / "tiny_mlp"
     before = _snapshot(model_dir)
 
@@ -101,7 +101,7 @@ def test_an_interrupted_export_leaves_the_last_good_state(tiny_models, tmp_path,
 
     monkeypatch.setattr("edgeport.export.onnx.export_fp32", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        export_model(str(tiny_models["mlp"]), formats=FAST, out=tmp_path)
+        export_model(str(tiny_models["mlp"]), formats=FAST, out=tmp_path, isolate=False)
     after = _snapshot(model_dir)
     assert after["model.onnx"] == before["model.onnx"]
     manifest = json.loads(after["manifest.json"])
@@ -194,7 +194,7 @@ def test_an_int8_model_litert_refuses_keeps_the_failing_op_in_float(tiny_models,
         return real(model, *args)
 
     monkeypatch.setattr(tflite, "interpreter", first_fails)
-    report = export_model(str(tiny_models["cnn"]), formats=["tflite_int8"], out=tmp_path, calibration_samples=8)
+    report = export_model(str(tiny_models["cnn"]), formats=["tflite_int8"], out=tmp_path, calibration_samples=8, isolate=False)
     assert report.ok, report.render()
     entry = load_manifest(tmp_path / "tiny_cnn")["artifacts"]["tflite_int8"]
     assert len(entry["kept_float_to_load"]) == 1 and entry["io_type"] == "float32"
@@ -216,7 +216,7 @@ def test_an_int16x8_model_litert_refuses_is_requantized_with_a_range_floor(tiny_
         return real(model, *args)
 
     monkeypatch.setattr(tflite, "interpreter", first_fails)
-    report = export_model(str(tiny_models["cnn"]), formats=["tflite_int16x8"], out=tmp_path, calibration_samples=8)
+    report = export_model(str(tiny_models["cnn"]), formats=["tflite_int16x8"], out=tmp_path, calibration_samples=8, isolate=False)
     assert report.ok, report.render()
     entry = load_manifest(tmp_path / "tiny_cnn")["artifacts"]["tflite_int16x8"]
     assert entry["range_floor"]["reason"].startswith("RuntimeError: kernel_util.cc")

@@ -55,10 +55,10 @@ def built(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("mcu")
     model = _tiny_cnn()
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    model.fit(ds.x_train[:3000].astype(np.float32), ds.y_train[:3000], epochs=2, batch_size=64, verbose=0)
+    model.fit(ds.x_train[:3000].astype(np.float32), ds.y_train[:3000], epochs=1, batch_size=64, verbose=0)
     model.save(tmp / f"{NAME}.keras")
     np.save(tmp / "cal.npy", ds.x_train[3000:3100].astype(np.float32))
-    np.savez(tmp / "test.npz", x_test=ds.x_test[:400], y_test=ds.y_test[:400])
+    np.savez(tmp / "test.npz", x_test=ds.x_test[:300], y_test=ds.y_test[:300])
     out = tmp / "out"
     assert export_model(str(tmp / f"{NAME}.keras"), formats=["tflite_int8"], out=out,
                         calibration_data=str(tmp / "cal.npy")).ok

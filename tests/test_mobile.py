@@ -64,7 +64,8 @@ def test_android_bundle_layout_contract_and_metadata(fashion):
     result = fashion["android"]
     assert set(result.files) == {"assets/model.tflite", "assets/model_int8.tflite", "assets/labels.txt", "USAGE.md"}
     assert (result.folder / "assets/labels.txt").read_text().splitlines() == fashion["labels"]
-    assert "ImageClassifier" in (result.folder / "USAGE.md").read_text() and "kotlin" in (result.folder / "USAGE.md").read_text()
+    usage = (result.folder / "USAGE.md").read_text()
+    assert "```kotlin" in usage and "ImageClassifier" in usage and "setModelAssetPath" in usage
     for name in ("model.tflite", "model_int8.tflite"):
         path = result.folder / "assets" / name
         inp, out = _io(path)
@@ -202,7 +203,8 @@ def test_a_model_that_takes_values_is_refused(tmp_path):
 
 
 @pytest.mark.skipif(not (MEDIAPIPE_VENV / "bin" / "python").is_file(),
-                    reason=f"{MEDIAPIPE_VENV} does not exist: `make mobile-check` creates it (pip install mediapipe==1.2.2)")
+                    reason=f"{MEDIAPIPE_VENV} does not exist: `make mobile-check` creates it "
+                           "(pip install mediapipe==1.2.2 into its own virtualenv)")
 def test_mediapipe_runs_the_android_bundle_as_edgeport_does(fashion):
     from edgeport.benchmarks.devices.mediapipe_check import run_mediapipe_check
 
@@ -215,3 +217,22 @@ def test_mediapipe_runs_the_android_bundle_as_edgeport_does(fashion):
         assert row["agreement_bundle"] == row["agreement_original"] == 1.0 and row["labels_equal"]
         assert row["max_abs_score_diff"] < 1e-6
     assert json.loads((fashion["out"] / "fashion_mlp" / "mediapipe_check.json").read_text())["ok"]
+
+
+def test_one_different_answer_fails_the_mediapipe_check():
+    from edgeport.benchmarks.devices.mediapipe_check import compare
+
+    labels = ["a", "b"]
+    mp_out = {"rows": [{"index": 0, "name": "a", "categories": 2, "scores": [0.9, 0.1]},
+                       {"index": 1, "name": "b", "categories": 2, "scores": [0.4, 0.6]}],
+              "classify_s": [0.001, 0.001], "create_s": 0.1, "process_s": 1.0, "mediapipe": "1.2.2"}
+
+    def doc(tops):
+        return {"seconds": 0.5, "engine": "litert", "results": [
+            {"top_k": [{"index": t, "label": labels[t], "probability": 0.9},
+                       {"index": 1 - t, "label": labels[1 - t], "probability": 0.1}]} for t in tops]}
+
+    same = compare(mp_out, doc([0, 1]), doc([0, 1]), labels, np.array([0, 1]))
+    assert same["status"] == "pass" and same["agreement_bundle"] == 1.0 and same["labels_equal"]
+    differ = compare(mp_out, doc([0, 1]), doc([0, 0]), labels, None)
+    assert differ["status"] == "fail" and differ["agreement_original"] == 0.5 and differ["disagreements_original"] == 1

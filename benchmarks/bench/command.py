@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from edgeport.benchmarks.bench.result import BenchReport, bench_file
-from edgeport.benchmarks.children import run_job
+from edgeport.children import run_job
 from edgeport.benchmarks.device_info import device_info, usable_cores
 from edgeport.benchmarks.progress import Steps
 from edgeport.training.testset import load_testset

@@ -1,4 +1,4 @@
-"""Benchmark jobs, each run in a fresh process by ``edgeport.benchmarks.worker``.
+"""Benchmark jobs, each run in a fresh process by ``edgeport.worker``.
 
 ``runtime``: one artifact in one runtime (load, first inference, time-bounded series at batch 1
 and 32, peak RSS); ``keras_predict``: Keras ``model.predict`` per call (framework overhead);

@@ -197,7 +197,7 @@ def _verify_on_board(image, venv, model: str, bundle: Path, dest: Path, timeout:
                      ) -> tuple[dict[str, Any] | None, str, float]:
     """Copy the bundle to ``dest`` and run ``edgeport verify --bundle`` inside the board; returns
     (verify.json or None, why there is none, wall seconds)."""
-    from edgeport.benchmarks.children import LAUNCHER_VAR
+    from edgeport.children import LAUNCHER_VAR
     from edgeport.benchmarks.verify.bundle import results_path
 
     dest.mkdir(parents=True, exist_ok=True)

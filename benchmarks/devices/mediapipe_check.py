@@ -8,9 +8,9 @@ For each model:
    ``--samples`` and ``--seed``) are written as RGB PNG files (a grayscale image's value in R, G
    and B), as a phone's gallery or camera would hand them over;
 3. MediaPipe's ``vision.ImageClassifier`` (``mediapipe==1.2.2``, from its own virtualenv
-   ``.venv-mediapipe``: it pulls OpenCV and matplotlib, ~250 MB, and never touches edgeport's
-   environment) classifies every PNG with each bundle model, one child process per model, killed
-   after ``timeout`` seconds; the child imports mediapipe and numpy only;
+   ``.venv-mediapipe``: it pulls OpenCV and matplotlib, ~170 MB of wheels, ~540 MB installed, and
+   never touches edgeport's environment) classifies every PNG with each bundle model, one child
+   process per model, killed after ``timeout`` seconds; the child imports mediapipe and numpy only;
 4. ``edgeport run``'s own code (:func:`edgeport.runtimes.cli.run_artifact`: Pillow reads the PNG,
    LiteRT runs the model) classifies the same PNGs with the same bundle file, and with the verified
    artifact it was made from (``model_fp32.tflite`` / ``model_int8.tflite``, which read the PNG as
@@ -64,7 +64,7 @@ rows, seconds, formats = [], [], set()
 try:
     for path in job["images"]:
         image = mp.Image.create_from_file(path)
-        formats.add(str(image.image_format))
+        formats.add(getattr(image.image_format, "name", str(image.image_format)))
         t = time.perf_counter()
         result = classifier.classify(image)
         seconds.append(time.perf_counter() - t)
@@ -105,6 +105,7 @@ def _mediapipe_version(python: Path) -> str | None:
 
 def ensure_venv(venv: Path = VENV, *, say=print) -> tuple[Path, bool]:
     """(python of a virtualenv holding mediapipe==1.2.2, whether it was installed now)."""
+    venv = Path(venv).absolute()  # the children run in other folders
     python = venv_python(venv)
     wanted = MEDIAPIPE.split("==")[1]
     if _mediapipe_version(python) == wanted:
@@ -114,8 +115,9 @@ def ensure_venv(venv: Path = VENV, *, say=print) -> tuple[Path, bool]:
         made = subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True, text=True)
         if made.returncode != 0:
             raise CheckError(f"could not create {venv}: {_tail(made)} (apt-get install -y python3-venv)")
-    say(f"mediapipe-check: pip install {MEDIAPIPE} into {venv} (downloads ~130 MB from PyPI: mediapipe 43 MB, "
-        "opencv-contrib-python, matplotlib, numpy, absl-py, flatbuffers, sounddevice; ~250 MB installed)")
+    say(f"mediapipe-check: pip install {MEDIAPIPE} into {venv} (downloads ~170 MB of wheels from PyPI: "
+        "opencv-contrib-python 82 MB, mediapipe 43 MB, numpy 17 MB, matplotlib 10 MB, pillow, fonttools, "
+        "absl-py, flatbuffers, sounddevice; ~540 MB installed)")
     cmd = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", MEDIAPIPE]
     try:
         pip = subprocess.run(cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT)
@@ -146,6 +148,8 @@ def run_mediapipe(python: Path, model: Path, images: list[Path], classes: int, w
     except subprocess.TimeoutExpired:
         raise CheckError(f"{model.name}: MediaPipe did not finish {len(images)} images in {timeout:g} s (killed); "
                          "raise --timeout if this machine is busy") from None
+    except OSError as exc:
+        raise CheckError(f"{model.name}: cannot start {python}: {exc}") from None
     if proc.returncode != 0 or not (work / "mediapipe.json").is_file():
         how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit {proc.returncode}"
         raise CheckError(f"{model.name}: MediaPipe failed ({how}): {_tail(proc)}")
@@ -311,10 +315,7 @@ class MediaPipeReport:
     def render(self) -> str:
         from edgeport.benchmarks.tables import fmt_num, fmt_pct, text_table
 
-        def status(r: dict[str, Any]) -> str:
-            return r["status"].upper() + (": " + r["error"].splitlines()[0] if r.get("error") else "")
-
-        rows = []
+        rows, errors = [], list(self.errors)
         for name, sec in self.models.items():
             for r in sec.get("results", []):
                 t = r.get("time", {})
@@ -322,18 +323,21 @@ class MediaPipeReport:
                              fmt_pct(r.get("agreement_original")) + f" ({r['original']})",
                              "-" if "labels_equal" not in r else ("yes" if r["labels_equal"] else "NO"),
                              fmt_num(r.get("max_abs_score_diff"), ".1e"),
-                             fmt_num(t.get("mediapipe_classify_ms_p50"), ".3f"), fmt_num(t.get("mediapipe_process_s"), ".1f"),
-                             fmt_num(t.get("edgeport_run_bundle_s"), ".1f"), status(r)])
+                             fmt_num(t.get("mediapipe_classify_ms_p50"), ".3f"),
+                             fmt_num(t.get("mediapipe_process_s"), ".1f"),
+                             fmt_num(t.get("edgeport_run_bundle_s"), ".1f"), r["status"].upper()])
+                errors += [f"{name} {r['file']}: {r['error']}"] if r.get("error") else []
             if sec.get("error"):
-                rows.append([name, "-", "-", "-", "-", "-", "-", "-", "-", "-", "FAIL: " + sec["error"].splitlines()[0]])
+                rows.append([name, "-", "-", "-", "-", "-", "-", "-", "-", "-", "FAIL"])
+                errors.append(f"{name}: {sec['error']}")
         header = ["model", "bundle file", "images", "MediaPipe = edgeport run", "= edgeport run (original)",
                   "labels equal", "max |score diff|", "MP ms/img p50", "MP process s", "edgeport run s", "gate"]
         out = [text_table(f"MediaPipe Tasks {self.setup.get('mediapipe', MEDIAPIPE)} ImageClassifier vs edgeport run "
                           "(top-1 on the same PNG files)", header, rows, left=2)]
         if self.setup:
-            out.append(f"virtualenv {self.setup.get('venv')} ({'installed now' if self.setup.get('installed') else 'reused'}"
-                       f", {self.setup.get('seconds', 0):.1f} s)")
-        out += [f"error: {e}" for e in self.errors]
+            how = "installed now" if self.setup.get("installed") else "reused"
+            out.append(f"virtualenv {self.setup.get('venv')} ({how}, {self.setup.get('seconds', 0):.1f} s)")
+        out += [f"error: {e}" for e in errors]
         return "\n".join(out + [f"wrote {p}" for p in self.files])
 
 
@@ -391,7 +395,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(report.render())
     if not report.ok:
-        print("mediapipe-check: FAIL" + ("" if report.models or report.errors else ": no model checked"), file=sys.stderr)
+        print("mediapipe-check: FAIL" + ("" if report.models or report.errors else ": no model checked"),
+              file=sys.stderr)
     return 0 if report.ok else 1
 
 

@@ -276,7 +276,7 @@ def _check_c_array(plan: plans.Plan, results: list[Result]) -> Result:
 
 def _debug(plan: plans.Plan, report: VerifyReport, inputs: Path, debug_int8: bool, debug_all: bool, *,
            timeout: float) -> None:
-    from edgeport.benchmarks.children import run_job
+    from edgeport.children import run_job
 
     for r in report.results:
         if r.format != "tflite_int8" or r.quant_debug is not None or not (

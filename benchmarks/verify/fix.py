@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeport.benchmarks.children import raise_for, run_job
+from edgeport.children import raise_for, run_job
 from edgeport.benchmarks.device_info import usable_cores
 from edgeport.benchmarks.tables import fmt_num, fmt_pct, fmt_points, fmt_size, fmt_us, text_table
 from edgeport.benchmarks.verify import plan as plans

@@ -1,4 +1,4 @@
-"""Run one artifact on the verification inputs in a child process (``edgeport.benchmarks.worker``).
+"""Run one artifact on the verification inputs in a child process (``edgeport.worker``).
 
 The parent never loads an engine for verification itself: a crash inside TensorFlow, LiteRT or
 ONNX Runtime on one artifact fails that row and nothing else. Inputs and outputs travel as .npz
@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeport.benchmarks.children import raise_for, run_job
+from edgeport.children import raise_for, run_job
 
 BATCH = 32  # the batch `edgeport bench` measures throughput at: verification runs at that rate
 SINGLE = "x"

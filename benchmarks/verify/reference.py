@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeport.benchmarks.children import raise_for
+from edgeport.children import raise_for
 from edgeport.benchmarks.verify.jobs import count, load_inputs, predict_all
 from edgeport import reference_set
 
@@ -195,7 +195,7 @@ def reference_for(source: Path, runtime: str, inputs: Path, *, key: dict[str, An
                   fp16: bool, saved_model: Path | None, threads: int | None, timeout: float) -> Reference:
     """The reference on the saved ``inputs``: from ``cache`` when its key matches, else computed in
     a child process (and cached)."""
-    from edgeport.benchmarks.children import run_job
+    from edgeport.children import run_job
 
     key = {**key, "scheme": SCHEME, "fp16": fp16, "noise_n": NOISE_N, "runtime": runtime}
     if cache is not None and (hit := _read_cache(cache, key)) is not None:

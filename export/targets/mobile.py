@@ -52,7 +52,8 @@ LABELS_FILE = "labels.txt"
 LUMA_WEIGHTS = (19595.0, 38470.0, 7471.0)
 LUMA_ROUND, LUMA_SHIFT = 32768.0, 65536.0
 #: Names of the wrapper's layers; those in FLOAT_LAYERS stay float32 in the int8 model.
-PIXELS, GRAY, TWO_CLASSES, SOFTMAX = "edgeport_pixels", "edgeport_rgb_to_gray", "edgeport_two_classes", "edgeport_softmax"
+PIXELS, GRAY = "edgeport_pixels", "edgeport_rgb_to_gray"
+TWO_CLASSES, SOFTMAX = "edgeport_two_classes", "edgeport_softmax"
 FLOAT_LAYERS = (GRAY, TWO_CLASSES, SOFTMAX)
 HEADS = {"softmax": "the model's softmax", "sigmoid": "[1 - p, p] from the model's sigmoid (2 labels)",
          "logits": "softmax added on the model's logits"}
@@ -384,7 +385,8 @@ def prove(files: dict[str, Path], model, model_dir: Path, entries: dict[str, dic
         vs_keras, vs_artifact = _compare(p, keras_p), _compare(p, art_p)
         row: dict[str, Any] = {
             "file": files[v.name].name, "artifact": v.artifact, "artifact_file": artifact, "engine": session.engine,
-            "n": int(len(x)), "agreement_keras": vs_keras["agreement"], "disagreements_keras": vs_keras["disagreements"],
+            "n": int(len(x)), "agreement_keras": vs_keras["agreement"],
+            "disagreements_keras": vs_keras["disagreements"],
             "max_abs_diff_keras": vs_keras["max_abs_diff"], "agreement_artifact": vs_artifact["agreement"],
             "disagreements_artifact": vs_artifact["disagreements"],
             "max_abs_diff_artifact": vs_artifact["max_abs_diff"], "identical_to_artifact": vs_artifact["identical"]}
@@ -418,114 +420,163 @@ def proof_table(model: str, proof: dict[str, dict[str, Any]]) -> str:
 
 # -- the bundle --------------------------------------------------------------------------------------
 
-def _build(model_dir: Path, builder: BundleBuilder, layout: Layout, *, samples: int, seed: int,
-           data_dir: str | None) -> None:
-    from edgeport import __version__
-    from edgeport.export.calibration import rebuild
-    from edgeport.export.native_log import NativeLog
-    from edgeport.export.targets.tflite_metadata import write_image_classifier
-    from edgeport.files import human_size
+@dataclass
+class Source:
+    """A verified image model, checked and ready to wrap."""
 
-    name = model_dir.name
-    manifest = load_manifest(model_dir)
+    dir: Path
+    manifest: dict[str, Any]
+    contract: InputContract
+    entries: dict[str, dict[str, Any]]
+    verify: dict[str, Any]
+    labels: list[str]
+    calibration: dict[str, Any]  # the recorded calibration of tflite_int8
+
+    @property
+    def name(self) -> str:
+        return self.dir.name
+
+    @property
+    def sha256(self) -> str:
+        return (self.manifest.get("source") or {}).get("sha256", "")
+
+
+def checked_source(model_dir: Path, samples: int) -> Source:
+    """The model if it may go to a phone: an image classifier, verified, its artifacts intact and fresh."""
+    name, manifest = model_dir.name, load_manifest(model_dir)
     contract = image_contract(name, manifest)
     entries = effective_entries(model_dir, manifest)
     if missing := [f for f in REQUIRED if f not in entries]:
         raise EdgeportError(f"{name}: a mobile bundle is proved against {', '.join(REQUIRED)}; export "
                             f"{', '.join(missing)} first (edgeport export {model_dir} --formats {' '.join(missing)})")
     if samples < MIN_SAMPLES:
-        raise EdgeportError(f"--samples {samples}: a mobile bundle is proved on at least {MIN_SAMPLES} real test images")
+        raise EdgeportError(f"--samples {samples}: a mobile bundle is proved on at least {MIN_SAMPLES} real test "
+                            "images")
     verify = _verified(model_dir, list(REQUIRED))
-    source_sha = (manifest.get("source") or {}).get("sha256", "")
+    source = Source(model_dir, manifest, contract, entries, verify, [str(s) for s in manifest.get("labels") or []],
+                    manifest.get("calibration") or entries["tflite_int8"].get("calibration") or {})
     for fmt in REQUIRED:
         check_integrity(model_dir, entries[fmt])
-        check_fresh(manifest, fmt, entries[fmt], source_sha, f"edgeport export {model_dir} --formats {fmt}")
-    labels = [str(s) for s in manifest.get("labels") or []]
-    if not labels:
+        check_fresh(manifest, fmt, entries[fmt], source.sha256, f"edgeport export {model_dir} --formats {fmt}")
+    if not source.labels:
         raise EdgeportError(f"{name}: no labels in the manifest; an app's ImageClassifier needs them")
-    record = manifest.get("calibration") or entries["tflite_int8"].get("calibration")
-    if not record:
+    if not source.calibration:
         raise EdgeportError(f"{name}: the manifest records no calibration; re-export tflite_int8")
+    return source
+
+
+def mobile_variants(src: Source) -> tuple[Any, str, bytes, bytes, list[str]]:
+    """(the Keras model, its head, float32 model, int8 model, tensors kept float in the int8 one)."""
+    from edgeport.export.calibration import rebuild
+    from edgeport.export.native_log import NativeLog
 
     log = NativeLog()
     try:
-        with log.capture(f"load {name}"):
-            model = _source_model(model_dir, manifest)
-        calibration = next(iter(rebuild(record).values()))
-        head = output_head(np.asarray(_first(model.predict(calibration[:32], verbose=0))), labels, name)
-        with tempfile.TemporaryDirectory(prefix="edgeport-mobile-") as tmp, log.capture(f"convert {name}"):
-            fp32, int8, kept = convert(wrap(model, contract, head), contract, camera_form(calibration), Path(tmp))
+        with log.capture(f"load {src.name}"):
+            model = _source_model(src.dir, src.manifest)
+        if len(model.inputs) != 1 or len(model.outputs) != 1:
+            raise EdgeportError(f"{src.name}: a mobile image classifier has one input and one output; this model has "
+                                f"{len(model.inputs)} and {len(model.outputs)}")
+        calibration = next(iter(rebuild(src.calibration).values()))
+        head = output_head(np.asarray(model.predict(calibration[:32], verbose=0)), src.labels, src.name)
+        with tempfile.TemporaryDirectory(prefix="edgeport-mobile-") as tmp, log.capture(f"convert {src.name}"):
+            wrapper = wrap(model, src.contract, head)
+            fp32, int8, kept = convert(wrapper, src.contract, camera_form(calibration), Path(tmp))
     except EdgeportError:
         raise
     except Exception as exc:  # the converters raise anything; say what failed, keep the log's tail
+        first = next((ln for ln in str(exc).splitlines() if ln.strip()), "")
         tail = [ln for ln in log.path.read_text(errors="replace").splitlines() if ln.strip()][-5:]
-        raise ExportError(f"{name}: building the mobile variant failed ({type(exc).__name__}: "
-                          f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''})\n" + "\n".join(tail)) from None
+        raise ExportError(f"{src.name}: building the mobile variant failed ({type(exc).__name__}: {first})\n"
+                          + "\n".join(tail)) from None
     finally:
         log.close()
+    return model, head, fp32, int8, kept
 
-    sha12 = source_sha[:12]
-    gray = contract.channels == 1
-    task = (f"{len(labels)}-class image classifier {name} (edgeport {__version__}, from {manifest['source']['file']} "
-            f"sha256 {sha12}). Input: RGB uint8 {contract.height}x{contract.width}"
-            + (", converted to luma inside (ITU-R BT.601, as Pillow's 'L')" if gray else "")
-            + f". Output: {len(labels)} probabilities.")
+
+def write_models(builder: BundleBuilder, layout: Layout, src: Source, models: tuple[bytes, bytes]
+                 ) -> tuple[dict[str, Path], dict[str, dict[str, Any]]]:
+    """Both variants with standard metadata, and labels.txt: (paths by variant, their descriptions)."""
+    from edgeport import __version__
+    from edgeport.export.targets.tflite_metadata import write_image_classifier
+
+    c, n, sha12 = src.contract, len(src.labels), src.sha256[:12]
+    task = (f"{n}-class image classifier {src.name} (edgeport {__version__}, from {src.manifest['source']['file']} "
+            f"sha256 {sha12}). Input: RGB uint8 {c.height}x{c.width}"
+            + (", converted to luma inside (ITU-R BT.601, as Pillow's 'L')" if c.channels == 1 else "")
+            + f". Output: {n} probabilities.")
     files, variants = {}, {}
-    for v, raw in zip(VARIANTS, (fp32, int8)):
+    for v, raw in zip(VARIANTS, models):
         desc = describe(raw)
-        _check_io(desc, contract, len(labels), f"{name} {v.file}")
+        _check_io(desc, c, n, f"{src.name} {v.file}")
         weights = "float32" if v.name == "float32" else "int8 (calibrated)"
-        data = write_image_classifier(raw, labels, name=f"{name} ({v.name})", description=f"{task} Weights: {weights}.",
-                                      version=f"{__version__}+{sha12}", labels_file=LABELS_FILE)
+        data = write_image_classifier(raw, src.labels, name=f"{src.name} ({v.name})",
+                                      description=f"{task} Weights: {weights}.", version=f"{__version__}+{sha12}",
+                                      labels_file=LABELS_FILE)
         files[v.name] = builder.add_bytes(layout.folder + v.file, data)
         variants[v.name] = {"file": layout.folder + v.file, "bytes": len(data), "weights": weights,
                             "verified_artifact": v.artifact, **desc}
-    variants["int8"].update(calibration={k: record.get(k) for k in ("source", "requested", "seed", "samples")},
-                            kept_float=kept)
-    builder.add_text(layout.folder + LABELS_FILE, "\n".join(labels) + "\n")
+    builder.add_text(layout.folder + LABELS_FILE, "\n".join(src.labels) + "\n")
+    return files, variants
 
-    x, y, data_info = proof_images(model_dir, manifest, verify, samples, seed, data_dir)
-    proof = prove(files, model, model_dir, entries, head, x, y)
-    table = proof_table(name, proof)
+
+def usage(layout: Layout, src: Source, variants: dict[str, dict[str, Any]], proof: dict[str, dict[str, Any]],
+          data: dict[str, Any]) -> str:
+    from edgeport.files import human_size
+
+    summary = "\n".join(f"- `{variants[k]['file']}`: top-1 equals Keras on {_share(r['agreement_keras'])} and "
+                        f"`{r['artifact_file']}` on {_share(r['agreement_artifact'])} of {r['n']} real test images"
+                        + (f" (accuracy {r['accuracy']:.4f})" if r.get("accuracy") is not None else "")
+                        for k, r in proof.items())
+    rows = "\n".join(f"| `{v['file']}` | {v['weights']} | {human_size(v['bytes'])} |" for v in variants.values())
+    return layout.usage.format(
+        model=src.name, h=src.contract.height, w=src.contract.width, n=len(src.labels), files=rows,
+        gray=", convert it to gray inside exactly as Pillow's \"L\" does" if src.contract.channels == 1 else "",
+        proof=f"Proved at bundle time through edgeport's LiteRT runtime ({data['dataset']} test set, seed "
+              f"{data['seed']}):\n{summary}\n\n`python -m edgeport.benchmarks.devices.mediapipe_check {src.name}` "
+              "proves the android files again inside MediaPipe Tasks.")
+
+
+def _share(value: float) -> str:
+    return f"{100 * value:.2f}%"
+
+
+def _build(model_dir: Path, builder: BundleBuilder, layout: Layout, *, samples: int, seed: int,
+           data_dir: str | None) -> None:
+    src = checked_source(model_dir, samples)
+    model, head, fp32, int8, kept = mobile_variants(src)
+    files, variants = write_models(builder, layout, src, (fp32, int8))
+    variants["int8"].update(calibration={k: src.calibration.get(k) for k in ("source", "requested", "seed", "samples")},
+                            kept_float=kept)
+    x, y, data = proof_images(model_dir, src.manifest, src.verify, samples, seed, data_dir)
+    proof = prove(files, model, model_dir, src.entries, head, x, y)
+    table = proof_table(src.name, proof)
     if failed := [r for r in proof.values() if r["status"] != "pass"]:
-        raise EdgeportError(f"{name}: the mobile variants do not agree with what they were made from; nothing "
-                            f"shipped:\n{table}\n" + "\n".join(f"{r['file']}: {r['disagreements_keras']} images differ "
-                                                           f"from Keras, {r['disagreements_artifact']} from "
-                                                           f"{r['artifact_file']}" for r in failed))
+        raise EdgeportError(f"{src.name}: the mobile variants do not agree with what they were made from; nothing "
+                            f"shipped:\n{table}\n" + "\n".join(
+                                f"{r['file']}: {r['disagreements_keras']} images differ from Keras, "
+                                f"{r['disagreements_artifact']} from {r['artifact_file']}" for r in failed))
     builder.tables.append(table)
+    gray = src.contract.channels == 1
     if gray:
         builder.notes.append("grayscale model: the mobile variants take RGB and compute luma inside as Pillow's "
                              "'L' (exact), so a camera frame and `edgeport run` on the same PNG see the same pixels")
     if kept:
         builder.notes.append(f"model_int8.tflite: the wrapper's own steps ({' '.join(variants['int8']['float_ops'])}) "
                              "run in float32; the network itself is int8, as in the verified artifact")
-    if data_info["rounded_to_uint8"]:
+    if data["rounded_to_uint8"]:
         builder.notes.append("the test images had non-integer pixels (resized); the proof rounds them to uint8, "
                              "as a camera frame is, for every model it compares")
-    summary = "\n".join(f"- `{variants[k]['file']}`: top-1 equals Keras on {fmt_share(r['agreement_keras'])} and "
-                        f"`{r['artifact_file']}` on {fmt_share(r['agreement_artifact'])} of {r['n']} real test images"
-                        + (f" (accuracy {r['accuracy']:.4f})" if r.get("accuracy") is not None else "")
-                        for k, r in proof.items())
-    rows = "\n".join(f"| `{variants[k]['file']}` | {variants[k]['weights']} | {human_size(variants[k]['bytes'])} |"
-                     for k in variants)
-    builder.add_text("USAGE.md", layout.usage.format(
-        model=name, h=contract.height, w=contract.width, n=len(labels), files=rows,
-        gray=", convert it to gray inside exactly as Pillow's \"L\" does" if gray else "",
-        proof=f"Proved at bundle time through edgeport's LiteRT runtime ({data_info['dataset']} test set, seed "
-              f"{seed}):\n{summary}\n\n`python -m edgeport.benchmarks.devices.mediapipe_check {name}` proves "
-              "the android files again inside MediaPipe Tasks."))
+    builder.add_text("USAGE.md", usage(layout, src, variants, proof, data))
+    c = src.contract
     builder.meta.update(
-        source_sha256=source_sha, verified=verify.get("reference", {}).get("runtime"),
-        mobile={"input": {"shape": [1, contract.height, contract.width, 3], "dtype": "uint8", "color_space": "RGB",
+        source_sha256=src.sha256, verified=src.verify.get("reference", {}).get("runtime"),
+        mobile={"input": {"shape": [1, c.height, c.width, 3], "dtype": "uint8", "color_space": "RGB",
                           "to_gray": "PIL 'L': (19595 R + 38470 G + 7471 B + 32768) >> 16, float32" if gray else None},
-                "output": {"shape": [1, len(labels)], "dtype": "float32", "kind": "probabilities",
+                "output": {"shape": [1, len(src.labels)], "dtype": "float32", "kind": "probabilities",
                            "head": head, "how": HEADS[head]},
-                "labels": labels, "labels_file": layout.folder + LABELS_FILE,
+                "labels": src.labels, "labels_file": layout.folder + LABELS_FILE,
                 "metadata": "TFLITE_METADATA (ImageProperties RGB, TENSOR_AXIS_LABELS packed)",
                 "variants": variants},
-        proof={"data": data_info, "reference": "Keras (the source model) and the verified artifacts, same pixels",
+        proof={"data": data, "reference": "Keras (the source model) and the verified artifacts, same pixels",
                "runtime": "litert", "variants": proof, "ok": True})
-
-
-def fmt_share(value: float) -> str:
-    return f"{100 * value:.2f}%"

@@ -1,4 +1,4 @@
-"""One job in a fresh process: ``python -m edgeport.benchmarks.worker JOB.json RESULT.json``.
+"""One job in a fresh process: ``python -m edgeport.worker JOB.json RESULT.json``.
 
 A job is ``{"kind": KIND, ...}``; KIND names a function in ``JOBS`` (resolved lazily, so a job
 imports only what it uses). Running each measurement or verification in its own process keeps
@@ -15,6 +15,7 @@ from pathlib import Path
 from edgeport.registry import lookup
 
 JOBS: dict[str, str] = {
+    "export": "edgeport.export.pipeline:export_job",
     "runtime": "edgeport.benchmarks.bench.jobs:run_runtime",
     "keras_predict": "edgeport.benchmarks.bench.jobs:run_keras_predict",
     "peak": "edgeport.benchmarks.bench.jobs:run_peak",

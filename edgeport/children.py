@@ -1,4 +1,4 @@
-"""Run one job in a fresh Python process (``edgeport.benchmarks.worker``) and read its JSON result."""
+"""Run one job in a fresh Python process (``edgeport.worker``) and read its JSON result."""
 from __future__ import annotations
 
 import json
@@ -43,15 +43,18 @@ def launcher() -> list[str]:
     return shlex.split(os.environ.get(LAUNCHER_VAR, ""))
 
 
-def run_job(job: dict[str, Any], *, threads: int | None = None, timeout: float = 600.0) -> dict[str, Any]:
-    """Run ``job`` in ``python -m edgeport.benchmarks.worker``; returns its result, or
-    ``{"ok": False, "error": ...}`` when the child failed, crashed or timed out."""
+def run_job(job: dict[str, Any], *, threads: int | None = None, timeout: float = 600.0,
+            stream: bool = False) -> dict[str, Any]:
+    """Run ``job`` in ``python -m edgeport.worker``; returns its result, or
+    ``{"ok": False, "error": ...}`` when the child failed, crashed or timed out.
+    ``stream``: the child's stderr (its progress lines) goes straight to ours."""
     with tempfile.TemporaryDirectory(prefix="edgeport-job-") as tmp:
         job_path, result_path = Path(tmp) / "job.json", Path(tmp) / "result.json"
         job_path.write_text(json.dumps(job))
-        cmd = [*launcher(), sys.executable, "-m", "edgeport.benchmarks.worker", str(job_path), str(result_path)]
+        cmd = [*launcher(), sys.executable, "-m", "edgeport.worker", str(job_path), str(result_path)]
         try:
-            proc = subprocess.run(cmd, env=child_env(threads), capture_output=True, text=True,
+            proc = subprocess.run(cmd, env=child_env(threads), stdout=subprocess.PIPE,
+                                  stderr=None if stream else subprocess.PIPE, text=True,
                                   timeout=timeout, stdin=subprocess.DEVNULL, preexec_fn=_no_core_dump)
         except subprocess.TimeoutExpired:
             return {"ok": False, "error": f"timed out after {timeout:.0f} s (hung?); the process was killed",
@@ -68,9 +71,9 @@ def run_job(job: dict[str, Any], *, threads: int | None = None, timeout: float =
                 name = f"signal {-proc.returncode}"
             return {"ok": False, "error_type": "Crash",
                     "error": f"the process was killed by {name} (a crash inside the engine): "
-                             f"{_last_line(proc.stderr)}"}
+                             f"{_last_line(proc.stderr or '')}"}
         return {"ok": False, "error": f"the process exited {proc.returncode}: "
-                                      f"{_last_line(proc.stderr) or 'no output'}"}
+                                      f"{_last_line(proc.stderr or '') or 'no output'}"}
 
 
 def raise_for(result: dict[str, Any], where: str) -> None:
