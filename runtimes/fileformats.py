@@ -89,6 +89,27 @@ class TfliteInfo:
     buffers: int
     description: str = ""
     metadata: dict[str, bytes] = field(default_factory=dict)
+    tensor_bytes: int = 0  # every tensor at its stored shape (free dimensions as 1): a memory estimate
+
+
+#: Bytes per element of each TFLite TensorType (schema.fbs order); unknown types count 8.
+_ITEMSIZE = (4, 2, 4, 1, 8, 1, 1, 2, 8, 1, 8, 16, 8, 8, 8, 4, 2, 1)
+
+
+def _tensor_bytes(fb: "_Flat", subgraph: int) -> int:
+    """Sum over a subgraph's tensors of elements x element size, read with bounds checks."""
+    pos = fb.field(subgraph, 0)
+    total = 0
+    for tensor in fb.tables(pos) if pos is not None else []:
+        sp, tp = fb.field(tensor, 0), fb.field(tensor, 1)
+        count = 1
+        if sp is not None:
+            start, length = fb.vector(sp, 4)
+            for k in range(min(length, 16)):
+                count *= max(1, fb.i32(start + 4 * k))
+        kind = fb.b[tp] if tp is not None and tp < fb.n else 0
+        total += count * (_ITEMSIZE[kind] if kind < len(_ITEMSIZE) else 8)
+    return total
 
 
 def read_tflite(data: bytes, *, with_metadata: bool = True) -> TfliteInfo:
@@ -112,11 +133,13 @@ def read_tflite(data: bytes, *, with_metadata: bool = True) -> TfliteInfo:
     subgraphs = fb.tables(pos)
     if not subgraphs:
         raise FormatError("the model has no subgraphs")
+    tensor_bytes = 0
     for sg in subgraphs:
         for fid, size in ((0, 4), (1, 4), (2, 4), (3, 4)):  # tensors, inputs, outputs, operators
             p = fb.field(sg, fid)
             if p is not None:
                 fb.vector(p, size)
+        tensor_bytes += _tensor_bytes(fb, sg)
     spans: list[tuple[int, int]] = []  # (start, length) of each buffer's bytes
     pos = fb.field(root, _M_BUFFERS)
     for buf in fb.tables(pos) if pos is not None else []:
@@ -143,7 +166,7 @@ def read_tflite(data: bytes, *, with_metadata: bool = True) -> TfliteInfo:
         if with_metadata:
             start, length = spans[index]
             metadata[name] = bytes(fb.b[start:start + length])
-    return TfliteInfo(version, len(subgraphs), len(spans), description, metadata)
+    return TfliteInfo(version, len(subgraphs), len(spans), description, metadata, tensor_bytes)
 
 
 # -- protobuf wire format (ONNX, SavedModel) -------------------------------------------------

@@ -25,6 +25,7 @@ from typing import Any
 from edgeport import errors
 from edgeport.errors import LoadError
 from edgeport.runtimes import fileformats
+from edgeport.runtimes.base import available_memory
 
 #: Artifact kinds: how a path is recognised.
 KINDS = ("keras", "savedmodel", "tflite", "onnx")
@@ -88,7 +89,11 @@ def validate(path: str | os.PathLike, kind: str | None = None) -> str:
         if size == 0:
             raise LoadError(f"{p}: empty file (0 bytes)")
         if kind == "tflite":
-            fileformats.read_tflite(_read(p), with_metadata=False)
+            info = fileformats.read_tflite(_read(p), with_metadata=False)
+            available = available_memory()
+            if info.tensor_bytes > available:
+                raise LoadError(f"{p}: its tensors need {info.tensor_bytes / 2**30:.1f} GiB at batch 1 and this "
+                                f"machine has {available / 2**30:.1f} GiB available: refused before allocating")
         elif kind == "onnx":
             fileformats.read_onnx(_read(p))
         elif kind == "keras":

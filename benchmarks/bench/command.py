@@ -231,8 +231,9 @@ def measure(report: BenchReport, jobs: list[tuple[str, str, str, str, dict[str, 
 
 def _bare_plan(artifact: Path, device: str, report: BenchReport) -> list[tuple[str, str, str, dict[str, Any]]]:
     """The rows of an artifact that came without a manifest: its file, on every runtime that loads it."""
-    from edgeport.runtimes import runtimes_for
+    from edgeport.runtimes import guard, runtimes_for
 
+    guard.validate(artifact)  # a broken file is refused here, with its name, before any engine sees it
     report.notes.append(f"{artifact.name}: a bare artifact (no manifest): integrity and parity are not checked "
                         "here; `edgeport verify ARTIFACT --reference ...` proves it")
     fmt = artifact.suffix.lstrip(".") or "saved_model"

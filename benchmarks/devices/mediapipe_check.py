@@ -64,7 +64,7 @@ rows, seconds, formats = [], [], set()
 try:
     for path in job["images"]:
         image = mp.Image.create_from_file(path)
-        formats.add(getattr(image.image_format, "name", str(image.image_format)))
+        formats.add(f"{mp.ImageFormat(image.image_format).name} {image.width}x{image.height}x{image.channels}")
         t = time.perf_counter()
         result = classifier.classify(image)
         seconds.append(time.perf_counter() - t)

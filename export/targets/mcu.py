@@ -198,7 +198,8 @@ def prove(model_path: Path, source_path: Path, x: Any, y: np.ndarray | None, *, 
     t_micro = time.perf_counter() - t0
     lite, session = _litert_rows(model_path, x, n)
     specs = session.outputs
-    reference = load(source_path)
+    # no child probe: convert_batch1 has loaded this very source in this process already
+    reference = load(source_path, probe=False)
     keras = dict(zip([s.name for s in reference.outputs], _as_list(reference.predict(x))))
     outputs, identical_rows = {}, np.ones(n, bool)
     for j, spec in enumerate(specs):
