@@ -1,0 +1,5 @@
+import sys
+
+from edgeport.benchmarks.fuzz.run import main
+
+sys.exit(main())

@@ -1,0 +1,62 @@
+"""What one fuzz case does with its mutated file: the same front door a user goes through.
+
+- ``tflite``, ``tflite_fp32``, ``onnx``: ``edgeport.runtimes.load`` then a prediction (``edgeport run``);
+- ``keras``, ``h5``: the keras runtime's load and a prediction (``edgeport run model.keras``; export
+  loads it the same way);
+- ``manifest``: a model directory with the mutated manifest.json planned for verification
+  (``edgeport verify``: strict parsing, integrity of every file, freshness);
+- ``bundle``: ``edgeport verify --bundle`` up to the engines (safe unpacking, every sha256).
+
+``guarded=False`` runs without the child-process probe (fast, in this worker: a crash kills the
+worker and the supervisor replays the case guarded); ``guarded=True`` is exactly the product path.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+SUFFIX = {"tflite": ".tflite", "tflite_fp32": ".tflite", "onnx": ".onnx", "keras": ".keras", "h5": ".h5",
+          "manifest": ".json", "bundle": ".tar.gz"}
+
+
+def _predict(session) -> None:
+    feeds = [np.zeros((1, *(d or 1 for d in s.shape[1:])), np.float32) for s in session.inputs]
+    session.predict(feeds if len(feeds) > 1 else feeds[0])
+
+
+def run_case(kind: str, path: Path, corpus: dict[str, Path], work: Path, *, guarded: bool) -> str:
+    """Run one case; returns "ran" or raises (EdgeportError: a clean refusal)."""
+    if kind in ("tflite", "tflite_fp32", "onnx"):
+        from edgeport.runtimes import load
+
+        _predict(load(path, probe=guarded))
+    elif kind in ("keras", "h5"):
+        from edgeport.runtimes import load
+
+        _predict(load(path, runtime="keras", probe=guarded))
+    elif kind == "manifest":
+        from edgeport.benchmarks.verify.plan import from_model_dir
+
+        model_dir = work / "model"
+        if not model_dir.exists():
+            shutil.copytree(corpus["manifest"].parent, model_dir)
+        shutil.copyfile(path, model_dir / "manifest.json")
+        plan = from_model_dir(model_dir, data_dir=None, data_npz=str(corpus["manifest"].parents[2] / "test.npz"),
+                              limit=8)
+        errors = [i.error for i in plan.artifacts if i.error is not None]
+        if errors:
+            raise errors[0]
+    elif kind == "bundle":
+        from edgeport.benchmarks.verify.bundle import plan_bundle
+        from edgeport.bundle import open_bundle
+
+        with open_bundle(path) as bundle:
+            plan, _ = plan_bundle(bundle, work / "bundle.verify.json")
+            errors = [i.error for i in plan.artifacts if i.error is not None]
+            if errors:
+                raise errors[0]
+    else:  # pragma: no cover
+        raise ValueError(f"unknown fuzz kind {kind!r}")
+    return "ran"
