@@ -17,14 +17,14 @@ GATES ?=
 DEVICE ?= cpu
 PYTEST_ARGS ?=
 
-.PHONY: all venv data data-py export train verify bench report test test-fast pi-emulation clean
+.PHONY: all venv data data-py export train verify bench report bundle mobile-check arm-check fuzz test test-fast pi-emulation clean
 
 all: export
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || { echo "edgeport: cannot create $(VENV); run: apt-get install -y python3-venv"; exit 1; }
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[workstation,test]'
+	$(BIN)/python -m pip install -q -e '.[workstation,test,mcu]'
 	@touch $@
 
 venv: $(STAMP)
@@ -75,6 +75,21 @@ verify: $(STAMP) data
 
 bench: $(STAMP)
 	@for m in $(MODELS); do $(BIN)/edgeport bench $$m --out $(ARTIFACTS) --device $(DEVICE) || exit 1; done
+
+# Package each model for a device: dist/MODEL-TARGET.tar.gz and its folder (TARGET=rpi|android|ios|mcu).
+TARGET ?= rpi
+bundle: $(STAMP) data data-py
+	@for m in $(MODELS); do $(BIN)/edgeport bundle $$m --target $(TARGET) --out $(ARTIFACTS) --dist dist || exit 1; done
+
+# Prove the android bundles in a real app engine: MediaPipe Tasks' ImageClassifier (mediapipe==1.2.2 in its
+# own virtualenv .venv-mediapipe, created once: ~170 MB of wheels) against `edgeport run` on 200 real test PNGs.
+mobile-check: $(STAMP) data data-py
+	$(BIN)/python -m edgeport.benchmarks.devices.mediapipe_check $(MODELS) --out $(ARTIFACTS) --dist dist --samples 200
+
+# Seeded fuzzing of every file kind edgeport reads (>= 1,200 cases); the report lists replayable failures.
+FUZZ_CASES ?= 1200
+fuzz: $(STAMP) data data-py
+	$(BIN)/python -m edgeport.benchmarks.fuzz --cases $(FUZZ_CASES) --out $(ARTIFACTS)/fuzz.json
 
 report: $(STAMP)
 	$(BIN)/edgeport report $(MODELS) --out $(ARTIFACTS)

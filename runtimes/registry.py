@@ -20,6 +20,7 @@ RUNTIMES: dict[str, str] = {
     "savedmodel": "edgeport.runtimes.savedmodel:SavedModelSession",
     "litert": "edgeport.runtimes.litert:LiteRTSession",
     "onnxruntime": "edgeport.runtimes.onnxruntime_runtime:OnnxRuntimeSession",
+    "tflm": "edgeport.runtimes.tflm:TFLMSession",
 }
 
 #: Artifact kind -> the runtimes that can run it, the default first.
@@ -42,10 +43,15 @@ ENGINES: dict[str, tuple[tuple[str, str, tuple[str, ...]], ...]] = {
     "onnxruntime": (("onnxruntime", "onnxruntime",
                      ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino",
                       "onnxruntime-directml", "onnxruntime-silicon")),),
+    "tflm": (("tflite_micro", "tflite_micro", ("tflite-micro",)),),
 }
 
+#: Runtimes an artifact kind may be run with when asked by name, but never by default: TFLite
+#: Micro takes only fixed-batch full-integer models (the microcontroller bundle's).
+OPTIONAL: dict[str, tuple[str, ...]] = {"tflite": ("tflm",)}
+
 FORMAT_HINTS = {"keras": ".keras", "savedmodel": "saved_model/ dir", "litert": ".tflite",
-                "onnxruntime": ".onnx"}
+                "onnxruntime": ".onnx", "tflm": ".tflite (full integer, fixed batch)"}
 
 
 def session_class(name: str) -> type:
@@ -80,7 +86,7 @@ def load(path: str | os.PathLike, *, runtime: str | None = None, threads: int | 
     kind = guard.validate(root)
     name = runtime or DEFAULTS[kind][0]
     cls = session_class(name)
-    if name in RUNTIMES and name not in DEFAULTS[kind]:
+    if name in RUNTIMES and name not in DEFAULTS[kind] + OPTIONAL.get(kind, ()):
         raise LoadError(f"{root}: runtime {name!r} cannot run a {kind} artifact; "
                         f"use {' or '.join(DEFAULTS[kind])}")
     if device not in ("cpu", "gpu"):

@@ -263,7 +263,7 @@ def _bundle(model: str, out: Path, dist: Path, samples: int, seed: int, rebuild:
 def check_model(model: str, python: Path, *, out: Path, dist: Path, samples: int, seed: int, timeout: float,
                 rebuild: bool, data_dir: str | None, work: Path) -> dict[str, Any]:
     from edgeport.export.targets.mobile import VARIANTS, proof_images
-    from edgeport.export.targets.rpi import _verified
+    from edgeport.export.targets.bundle import require_verified
     from edgeport.manifest import find_model_dir, load_manifest
 
     start = time.perf_counter()
@@ -271,7 +271,7 @@ def check_model(model: str, python: Path, *, out: Path, dist: Path, samples: int
     model_dir = find_model_dir(model, out)
     manifest = load_manifest(model_dir)
     labels = list(meta["mobile"]["labels"])
-    x, y, data = proof_images(model_dir, manifest, _verified(model_dir, ["tflite_fp32", "tflite_int8"]), samples,
+    x, y, data = proof_images(model_dir, manifest, require_verified(model_dir, ["tflite_fp32", "tflite_int8"]), samples,
                               seed, data_dir)
     pngs = write_pngs(x, work / "images")
     results = []

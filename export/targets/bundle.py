@@ -122,3 +122,23 @@ def _tar_gz(root: Path, top: str) -> bytes:
     with gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as gz:
         gz.write(raw.getvalue())
     return out.getvalue()
+
+
+VERIFY_FILE = "verify.json"
+
+
+def require_verified(model_dir: Path, formats: list[str]) -> dict[str, Any]:
+    """The last verify.json of ``model_dir``; EdgeportError unless every one of ``formats`` passed it
+    (only proved artifacts ship)."""
+    path = model_dir / VERIFY_FILE
+    try:
+        verify = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise EdgeportError(f"{model_dir.name}: not verified; run `edgeport verify {model_dir}` first "
+                            "(only proved artifacts ship)") from None
+    passed = {r["format"] for r in verify.get("results", []) if r.get("status") == "pass"}
+    failed = {r["format"] for r in verify.get("results", []) if r.get("status") != "pass"}
+    if bad := [f for f in formats if f in failed or f not in passed]:
+        raise EdgeportError(f"{model_dir.name}: {', '.join(bad)} did not pass the last verify ({path}); "
+                            "fix or re-export and verify before bundling")
+    return verify

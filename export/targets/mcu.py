@@ -31,7 +31,7 @@ from edgeport.errors import EdgeportError, ExportError
 from edgeport.export import c_array
 from edgeport.export.registry import INFO, Format
 from edgeport.export.targets.bundle import BundleBuilder
-from edgeport.export.targets.rpi import VERIFY_FILE, _verified
+from edgeport.export.targets.bundle import VERIFY_FILE, require_verified
 from edgeport.files import sha256_file
 from edgeport.manifest import check_fresh, check_integrity, effective_entries, load_manifest
 
@@ -395,7 +395,7 @@ def _checked(model_dir: Path, samples: int) -> dict[str, Any]:
     if "tflite_int8" not in entries:
         raise EdgeportError(f"{name}: a microcontroller bundle needs the verified tflite_int8 artifact; "
                             f"export it first: `edgeport export {model_dir} --formats tflite_int8`")
-    verify = _verified(model_dir, ["tflite_int8"])
+    verify = require_verified(model_dir, ["tflite_int8"])
     entry = entries["tflite_int8"]
     src = _source(model_dir, manifest)
     source_sha = (manifest.get("source") or {}).get("sha256", "")

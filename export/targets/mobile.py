@@ -40,7 +40,7 @@ import numpy as np
 
 from edgeport.errors import EdgeportError, ExportError
 from edgeport.export.targets.bundle import BundleBuilder
-from edgeport.export.targets.rpi import _verified
+from edgeport.export.targets.bundle import require_verified
 from edgeport.files import sha256_file
 from edgeport.manifest import check_fresh, check_integrity, effective_entries, load_manifest
 from edgeport.types import InputContract
@@ -452,7 +452,7 @@ def checked_source(model_dir: Path, samples: int) -> Source:
     if samples < MIN_SAMPLES:
         raise EdgeportError(f"--samples {samples}: a mobile bundle is proved on at least {MIN_SAMPLES} real test "
                             "images")
-    verify = _verified(model_dir, list(REQUIRED))
+    verify = require_verified(model_dir, list(REQUIRED))
     source = Source(model_dir, manifest, contract, entries, verify, [str(s) for s in manifest.get("labels") or []],
                     manifest.get("calibration") or entries["tflite_int8"].get("calibration") or {})
     for fmt in REQUIRED:

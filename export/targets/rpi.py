@@ -15,13 +15,12 @@ import numpy as np
 
 from edgeport import reference_set
 from edgeport.errors import EdgeportError
-from edgeport.export.targets.bundle import BundleBuilder
+from edgeport.export.targets.bundle import VERIFY_FILE, BundleBuilder, require_verified
 from edgeport.manifest import check_fresh, check_integrity, effective_entries, load_manifest
 from edgeport.training.testset import load_testset, npz_testset
 
 FORMATS = ("tflite_fp32", "tflite_int8", "onnx", "onnx_int8")
 REQUIRED = ("tflite_fp32", "tflite_int8")
-VERIFY_FILE = "verify.json"
 TOP_LEVEL = ("model", "dataset", "task", "labels", "labels_file", "input_contract", "input_names", "output_names",
              "source", "calibration")
 
@@ -42,21 +41,6 @@ edgeport run model_int8.tflite photo.png # after tar xzf {name}.tar.gz
 Files: {files}. Every file's sha256 is in bundle.json and is checked before anything is loaded.
 The reference set: {n} real test inputs from {source} with the Keras outputs on them.
 """
-
-
-def _verified(model_dir: Path, formats: list[str]) -> dict[str, Any]:
-    path = model_dir / VERIFY_FILE
-    try:
-        verify = json.loads(path.read_text())
-    except (OSError, ValueError):
-        raise EdgeportError(f"{model_dir.name}: not verified; run `edgeport verify {model_dir}` first "
-                            "(only proved artifacts ship)") from None
-    passed = {r["format"] for r in verify.get("results", []) if r.get("status") == "pass"}
-    failed = {r["format"] for r in verify.get("results", []) if r.get("status") != "pass"}
-    if bad := [f for f in formats if f in failed or f not in passed]:
-        raise EdgeportError(f"{model_dir.name}: {', '.join(bad)} did not pass the last verify ({path}); "
-                            "fix or re-export and verify before bundling")
-    return verify
 
 
 def _reference(model_dir: Path, verify: dict[str, Any], samples: int, seed: int, data_dir: str | None,
@@ -89,7 +73,7 @@ def build(model_dir: Path, builder: BundleBuilder, *, samples: int, seed: int, d
     if missing := [f for f in REQUIRED if f not in entries]:
         raise EdgeportError(f"{model_dir.name}: a Pi bundle needs {', '.join(missing)}; export them first")
     formats = [f for f in FORMATS if f in entries]
-    verify = _verified(model_dir, formats)
+    verify = require_verified(model_dir, formats)
     source_sha = (manifest.get("source") or {}).get("sha256", "")
     for fmt in formats:
         check_integrity(model_dir, entries[fmt])
