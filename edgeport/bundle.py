@@ -44,6 +44,15 @@ def _safe_name(name: str, where: str) -> PurePosixPath:
 
 def _extract(archive: Path, dest: Path) -> Path:
     """Unpack a .tar.gz member by member, refusing anything but plain files and directories."""
+    import zlib
+
+    try:
+        return _unpack(archive, dest)
+    except (tarfile.TarError, OSError, EOFError, zlib.error, ValueError) as exc:  # a corrupt archive
+        raise BundleError(f"{archive}: corrupt bundle archive ({type(exc).__name__}: {exc})") from None
+
+
+def _unpack(archive: Path, dest: Path) -> Path:
     try:
         tar = tarfile.open(archive, "r:*")
     except (tarfile.TarError, OSError, EOFError) as exc:

@@ -3,7 +3,16 @@ from __future__ import annotations
 
 
 class EdgeportError(Exception):
-    """Base class: a message a user can act on (what is wrong, where, how to fix it)."""
+    """Base class: a message a user can act on (what is wrong, where, how to fix it), on one line:
+    an engine's multi-line complaint is folded, and a message over MAX_CHARS is cut."""
+
+    MAX_CHARS = 800
+
+    def __init__(self, *args: object) -> None:
+        if len(args) == 1 and isinstance(args[0], str):
+            text = " ".join(args[0].split())
+            args = (text if len(text) <= self.MAX_CHARS else text[:self.MAX_CHARS - 1] + "…",)
+        super().__init__(*args)
 
 
 class DataError(EdgeportError):
@@ -28,6 +37,10 @@ class ExportError(EdgeportError):
 
 class LoadError(ModelFileError):
     """A runtime could not load an artifact (names the file)."""
+
+
+class EngineError(EdgeportError):
+    """An inference engine failed while running a loaded model (names the file and the engine)."""
 
 
 class InputError(EdgeportError):

@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from edgeport.errors import InputError
+from edgeport.errors import EdgeportError, EngineError, InputError
 from edgeport.types import TensorSpec
 
 #: dtypes a quantized tensor may have, with their clip range.
@@ -170,10 +170,19 @@ class Session:
         feeds = self.prepare(x, allow_nonfinite=allow_nonfinite)
         n = feeds[0].shape[0]
         limit = self.max_batch
-        if n <= limit:
-            return self.finish(self._run(feeds))
-        parts = [self._run([f[i:i + limit] for f in feeds]) for i in range(0, n, limit)]
+        try:
+            if n <= limit:
+                return self.finish(self._run(feeds))
+            parts = [self._run([f[i:i + limit] for f in feeds]) for i in range(0, n, limit)]
+        except EdgeportError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - an engine's own exception types (RuntimeError, pybind ...)
+            raise self.engine_error(exc) from None
         return self.finish([np.concatenate([p[k] for p in parts]) for k in range(len(parts[0]))])
+
+    def engine_error(self, exc: BaseException) -> EngineError:
+        return EngineError(f"{self.path}: {self.engine or self.runtime} failed while running it: "
+                           f"{type(exc).__name__}: {exc}")
 
     @property
     def max_batch(self) -> int:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeport.errors import DeviceUnavailable, LoadError, UnknownNameError
+from edgeport.errors import DeviceUnavailable, EdgeportError, LoadError, UnknownNameError
 from edgeport.runtimes.base import Session, order_inputs, spec_shape
 from edgeport.runtimes.metadata import embedded, input_order
 from edgeport.versions import dist_version
@@ -133,6 +133,14 @@ class LiteRTSession(Session):
 
     # -- running -------------------------------------------------------------------------------
     def predict(self, x: Any, *, allow_nonfinite: bool | None = None) -> Any:
+        try:
+            return self._predict(x, allow_nonfinite)
+        except (RuntimeError, ValueError) as exc:  # the interpreter's invoke/set_tensor errors
+            if isinstance(exc, EdgeportError):
+                raise
+            raise self.engine_error(exc) from None
+
+    def _predict(self, x: Any, allow_nonfinite: bool | None) -> Any:
         if (self._fast and x.__class__ is np.ndarray and x.shape == self._fast_shape
                 and x.dtype is _F32 and allow_nonfinite is None and _isfinite(_vdot(x, x))):
             conv = self._fast_conv

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from edgeport.errors import DeviceUnavailable, LoadError, UnknownNameError
+from edgeport.errors import EdgeportError, DeviceUnavailable, LoadError, UnknownNameError
 from edgeport.runtimes.base import Session, order_inputs, spec_shape
 from edgeport.runtimes.metadata import input_order
 from edgeport.types import METADATA_KEY, TensorSpec
@@ -103,6 +103,14 @@ class OnnxRuntimeSession(Session):
         self._fast_name = self._in_names[0]
 
     def predict(self, x: Any, *, allow_nonfinite: bool | None = None) -> Any:
+        try:
+            return self._predict(x, allow_nonfinite)
+        except EdgeportError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - onnxruntime's pybind exception types
+            raise self.engine_error(exc) from None
+
+    def _predict(self, x: Any, allow_nonfinite: bool | None) -> Any:
         if (self._fast and x.__class__ is np.ndarray and x.dtype is _F32
                 and x.shape[1:] == self._fast_sample and x.shape[0] == 1 and allow_nonfinite is None
                 and _isfinite(_vdot(x, x))):

@@ -43,7 +43,8 @@ def classify(kind: str, path: Path, guarded: bool, corpus: dict[str, Path], work
         return {"outcome": "ran"}
     except EdgeportError as exc:
         text = str(exc)
-        named = path.name in text or str(path) in text
+        names = (path.name, "manifest.json") if kind == "manifest" else (path.name,)
+        named = any(n in text for n in names)
         return {"outcome": "clean" if named and "\n" not in text.strip() else "unclear", "message": text[:300],
                 "type": type(exc).__name__}
     except Exception as exc:  # noqa: BLE001 - exactly what the fuzzer looks for
