@@ -31,8 +31,16 @@ PENDING_ONLY = {"commit_files": _LIST, "commit_top": _DICT}
 TENSOR = {"name": _STR, "shape": _LIST, "dtype": _STR, "scale": (_NUM, _OPT), "zero_point": (_INT, _OPT)}
 
 
+def _flat(kind: Any) -> tuple[type, ...]:
+    return tuple(k for part in (kind if isinstance(kind, tuple) else (kind,)) for k in _flat_one(part))
+
+
+def _flat_one(part: Any) -> tuple[type, ...]:
+    return _flat(part) if isinstance(part, tuple) else (part,)
+
+
 def _type_name(kind: Any) -> str:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
+    kinds = _flat(kind)
     names = {str: "a string", int: "an integer", float: "a number", bool: "true/false", list: "a list",
              dict: "an object", type(None): "null"}
     return " or ".join(dict.fromkeys(names.get(k, k.__name__) for k in kinds))
@@ -49,7 +57,7 @@ def _fields(obj: Any, required: dict, optional: dict, where: str, path: str) -> 
         if kind is None:
             raise ModelFileError(f"{where}: unknown manifest field {path}{key} (written by another tool or edited "
                                  "by hand?); re-export the model")
-        kinds = kind if isinstance(kind, tuple) else (kind,)
+        kinds = _flat(kind)
         bad_bool = isinstance(value, bool) and bool not in kinds
         if not isinstance(value, kinds) or bad_bool:
             raise ModelFileError(f"{where}: manifest field {path}{key}: expected {_type_name(kind)}, "

@@ -43,7 +43,8 @@ def classify(kind: str, path: Path, guarded: bool, corpus: dict[str, Path], work
         return {"outcome": "ran"}
     except EdgeportError as exc:
         text = str(exc)
-        names = (path.name, "manifest.json") if kind == "manifest" else (path.name,)
+        # a mutated manifest is refused naming it, or naming the artifact whose entry it broke
+        names = (path.name, "manifest.json", str(work / "model")) if kind == "manifest" else (path.name,)
         named = any(n in text for n in names)
         return {"outcome": "clean" if named and "\n" not in text.strip() else "unclear", "message": text[:300],
                 "type": type(exc).__name__}
