@@ -11,7 +11,8 @@ import pytest
 from edgeport.errors import InputError, LoadError, UnknownNameError
 from edgeport.runtimes import RUNTIMES, list_runtimes, load, runtimes_for
 from edgeport.runtimes import fileformats, guard
-from edgeport.runtimes.base import Session, dequantize, fmt_shape, order_inputs, quantize, tensor_key
+from edgeport.runtimes.base import Session, fmt_shape, order_inputs, tensor_key
+from edgeport.runtimes.quant import dequantize, quantize
 from edgeport.types import TensorSpec
 
 

@@ -140,7 +140,7 @@ def test_quantized_io_is_handled_inside(artifacts, reference, kind, fmt):
 
 
 def test_quantize_matches_the_engine_formula(artifacts):
-    from edgeport.runtimes.base import quantize
+    from edgeport.runtimes.quant import quantize
 
     session = load(artifacts["mlp"]["tflite_int8_io"])
     spec = session.inputs[0]
