@@ -6,6 +6,7 @@ allocated once, a few kept); the batch-1 path calls set_tensor / invoke / get_te
 from __future__ import annotations
 
 import math
+import platform
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -98,7 +99,13 @@ class LiteRTSession(Session):
         self._default_shapes = tuple(tuple(int(v) for v in by_name[s.name]["shape"]) for s in self.inputs)
         self._interp = interp
         self._others: OrderedDict[tuple, Any] = OrderedDict()
-        self._resizable = True
+        # tflite-runtime 2.14 on 32-bit Arm crashes in int8 FULLY_CONNECTED at batch > 1 (a NULL NEON
+        # load): feed it its own batch size, row by row there.
+        self._resizable = not (self.engine.startswith("tflite_runtime") and
+                               platform.machine().lower().startswith(("armv7", "armv6")))
+        if not self._resizable:
+            self.notes.append(f"{self.engine} on {platform.machine()}: batches run one row at a time "
+                              "(its int8 kernels crash on larger batches there)")
         self._finish_setup()
         # The batch-1 fast path: one float32 input of the default shape, bound methods cached.
         self._set, self._invoke, self._get = interp.set_tensor, interp.invoke, interp.get_tensor
