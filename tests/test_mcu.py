@@ -18,7 +18,7 @@ from edgeport.benchmarks.verify.command import verify_model  # noqa: E402
 from edgeport.errors import EdgeportError  # noqa: E402
 from edgeport.export.pipeline import export_model  # noqa: E402
 from edgeport.export.targets import bundle_model  # noqa: E402
-from edgeport.export.targets import mcu  # noqa: E402
+from edgeport.export.targets import mcu_files, mcu_model  # noqa: E402
 from edgeport.export.tflite_meta import builtin_ops  # noqa: E402
 from edgeport.runtimes import tflm  # noqa: E402
 from edgeport.runtimes.litert import LiteRTSession  # noqa: E402
@@ -68,8 +68,8 @@ def built(tmp_path_factory):
     result = bundle_model(NAME, target="mcu", out=out, dist=tmp / "dist", samples=SAMPLES)
     folder = result.folder
     return {"tmp": tmp, "out": out, "result": result, "folder": folder,
-            "model": (folder / mcu.MODEL_FILE).read_bytes(),
-            "proof": json.loads((folder / mcu.PROOF_FILE).read_text()),
+            "model": (folder / mcu_files.MODEL_FILE).read_bytes(),
+            "proof": json.loads((folder / mcu_files.PROOF_FILE).read_text()),
             "test": np.load(tmp / "test.npz")}
 
 
@@ -78,7 +78,7 @@ def test_batch1_full_integer_model_without_shape_ops(built):
     assert not {"SHAPE", "STRIDED_SLICE", "PACK"} & set(ops)
     assert {"CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D", "SOFTMAX"} <= set(ops)
     assert built["proof"]["ops"] == ops
-    session = LiteRTSession(built["folder"] / mcu.MODEL_FILE, xnnpack=False)
+    session = LiteRTSession(built["folder"] / mcu_files.MODEL_FILE, xnnpack=False)
     (inp,), (outp,) = session.inputs, session.outputs
     assert inp.shape == (1, 28, 28, 1) and outp.shape == (1, 10)
     assert inp.dtype == outp.dtype == "int8" and inp.quantized and outp.quantized
@@ -95,7 +95,7 @@ def test_tflm_equals_litert_without_delegates(built):
     assert 0.9 <= proof["identical_fraction"] <= 1.0 and proof["top1_agreement_keras"] >= 0.9
     assert len(built["proof"]["indices"]) == SAMPLES
     # independently of the bundle's proof code: TFLM in a child process against LiteRT, row by row
-    path, x = built["folder"] / mcu.MODEL_FILE, built["test"]["x_test"][:64]
+    path, x = built["folder"] / mcu_files.MODEL_FILE, built["test"]["x_test"][:64]
     (micro,), engine = tflm.predict_isolated(path, x, arena_size=built["proof"]["arena_bytes"])
     assert engine.startswith("tflite_micro ")
     lite = LiteRTSession(path, xnnpack=False)
@@ -113,7 +113,7 @@ def test_the_arena_is_measured_and_exactly_enough(built):
     assert not tflm.arena_fits(model, arena - 16)  # tight: a smaller arena fails
     assert not tflm.arena_fits(model, 16)  # a segfault inside TFLite Micro, in a child: this process lives on
     assert tflm.measure_arena(model) == arena
-    session = tflm.TFLMSession(built["folder"] / mcu.MODEL_FILE, arena_size=arena, threads=2)
+    session = tflm.TFLMSession(built["folder"] / mcu_files.MODEL_FILE, arena_size=arena, threads=2)
     assert session.allocations()["total"] == arena
     assert session.notes and "one thread" in session.notes[0]
     x = built["test"]["x_test"][:5]
@@ -125,7 +125,7 @@ def test_the_arena_is_measured_and_exactly_enough(built):
 
 def test_c_array_and_header_state_flash_ram_ops(built):
     folder, model = built["folder"], built["model"]
-    header = (folder / mcu.HEADER_FILE).read_text()
+    header = (folder / mcu_files.HEADER_FILE).read_text()
     assert f"#define EDGEPORT_MODEL_INT8_FLASH_BYTES {len(model)}u" in header
     assert f"#define EDGEPORT_MODEL_INT8_ARENA_BYTES {built['proof']['arena_bytes']}u" in header
     assert all(f"X({op})" in header for op in built["proof"]["ops"])
@@ -141,9 +141,9 @@ def test_c_array_and_header_state_flash_ram_ops(built):
 @pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("g++") is None, reason="no gcc/g++")
 def test_the_c_compiles_and_the_resolver_names_tflm_methods(built, tmp_path):
     folder = built["folder"]
-    subprocess.run(["gcc", "-c", "-std=c99", "-Wall", "-Wextra", "-Werror", str(folder / mcu.SOURCE_FILE),
+    subprocess.run(["gcc", "-c", "-std=c99", "-Wall", "-Wextra", "-Werror", str(folder / mcu_files.SOURCE_FILE),
                     "-o", str(tmp_path / "model.o")], check=True)
-    resolver = (folder / mcu.RESOLVER_FILE).read_text()
+    resolver = (folder / mcu_files.RESOLVER_FILE).read_text()
     called = re.findall(r"resolver\.(Add\w+)\(\)", resolver)
     assert called == [TFLM_METHODS[op] for op in built["proof"]["ops"]]
     # C++ syntax against a stand-in for TFLM's header that has exactly the expected methods
@@ -153,7 +153,7 @@ def test_the_c_compiles_and_the_resolver_names_tflm_methods(built, tmp_path):
     stub.write_text("typedef enum { kTfLiteOk = 0, kTfLiteError = 1 } TfLiteStatus;\nnamespace tflite {\n"
                     f"template <unsigned int N> class MicroMutableOpResolver {{\n public:\n{methods}\n}};\n}}\n")
     main = tmp_path / "main.cc"
-    main.write_text(f'#include "{mcu.HEADER_FILE}"\n#include "{mcu.RESOLVER_FILE}"\n'
+    main.write_text(f'#include "{mcu_files.HEADER_FILE}"\n#include "{mcu_files.RESOLVER_FILE}"\n'
                     "int main() { static edgeport::EdgeportOpResolver r;\n"
                     "  static unsigned char arena[EDGEPORT_MODEL_INT8_ARENA_BYTES];\n"
                     "  return edgeport::RegisterOps(r) == kTfLiteOk && arena[0] == 0 && edgeport_model_int8_len"
@@ -211,7 +211,7 @@ def test_a_savedmodel_source_gets_a_batch1_bundle_too(built):
                         calibration_data=str(tmp / "cal.npy")).ok
     assert verify_model("mcu_sm", out=out, data_npz=str(tmp / "test.npz"), formats=["tflite_int8"]).ok
     result = bundle_model("mcu_sm", target="mcu", out=out, dist=tmp / "dist_sm", samples=SAMPLES)
-    proof = json.loads((result.folder / mcu.PROOF_FILE).read_text())
+    proof = json.loads((result.folder / mcu_files.PROOF_FILE).read_text())
     assert proof["proof"]["ok"] and proof["proof"]["max_steps"] <= 1 and proof["arena_bytes"] > 0
     assert proof["io"]["inputs"][0]["shape"] == [1, 28, 28, 1]
     assert not {"SHAPE", "STRIDED_SLICE", "PACK"} & set(proof["ops"])
@@ -230,7 +230,7 @@ def test_two_inputs_keep_the_keras_order(tmp_path):
     rng = np.random.default_rng(0)
     cal = {"image": rng.uniform(0, 255, (40, 8, 8, 1)).astype(np.float32),
            "features": rng.normal(size=(40, 3)).astype(np.float32)}
-    model = mcu.convert_batch1(tmp_path / "two.keras", "keras", cal)
+    model = mcu_model.convert_batch1(tmp_path / "two.keras", "keras", cal)
     assert not {"SHAPE", "STRIDED_SLICE", "PACK"} & set(builtin_ops(model))
     path = tmp_path / "two.tflite"
     path.write_bytes(add_metadata(model, {"input_names": ["image", "features"]}))

@@ -145,7 +145,7 @@ def test_rgb_sigmoid_model_presents_two_classes(tmp_path):
     """The wrapper on an RGB model with one sigmoid output: [1 - p, p] in float32, so both labels apply."""
     import keras
 
-    from edgeport.export.targets.mobile import TWO_CLASSES, camera_form, convert, describe, output_head, wrap
+    from edgeport.export.targets.mobile_model import TWO_CLASSES, camera_form, convert, describe, output_head, wrap
 
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Rescaling(1 / 255.0),
@@ -176,7 +176,7 @@ def test_rgb_sigmoid_model_presents_two_classes(tmp_path):
 
 
 def test_output_heads():
-    from edgeport.export.targets.mobile import output_head, probabilities
+    from edgeport.export.targets.mobile_model import output_head, probabilities
 
     labels = ["a", "b", "c"]
     soft = np.array([[0.2, 0.3, 0.5], [0.9, 0.05, 0.05]], np.float32)

@@ -20,14 +20,13 @@ Gates, per model and variant: MediaPipe's top-1 category equals edgeport's on ev
 bundle file and for the original artifact, and MediaPipe names it with the same label. A check that
 cannot run (no virtualenv, a crash, a timeout, a bundle that cannot be built) is a failure.
 Writes ``OUT/MODEL/mediapipe_check.json``; exit status 1 unless every model passes.
+
+This module compares, gates and reports; running the two engines is
+:mod:`edgeport.benchmarks.devices.mediapipe_run`.
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,155 +37,15 @@ from typing import Any
 
 import numpy as np
 
+from edgeport.benchmarks.devices.mediapipe_run import (MEDIAPIPE, VENV, ensure_venv, run_edgeport, run_mediapipe,
+                                                      write_pngs)
 from edgeport.errors import EdgeportError
 
-MEDIAPIPE = "mediapipe==1.2.2"
-VENV = Path(".venv-mediapipe")
 RESULT_FILE = "mediapipe_check.json"
 TARGET = "android"
-PIP_TIMEOUT = 1800.0
-
-#: Runs inside .venv-mediapipe: `python -c MP_SCRIPT JOB.json`. Imports mediapipe and numpy only.
-MP_SCRIPT = r'''
-import json, sys, time
-import numpy as np
-import mediapipe as mp
-from mediapipe.tasks import python as mp_tasks
-from mediapipe.tasks.python import vision
-
-job = json.load(open(sys.argv[1]))
-start = time.perf_counter()
-options = vision.ImageClassifierOptions(
-    base_options=mp_tasks.BaseOptions(model_asset_path=job["model"]), max_results=-1)
-classifier = vision.ImageClassifier.create_from_options(options)
-create_s = time.perf_counter() - start
-rows, seconds, formats = [], [], set()
-try:
-    for path in job["images"]:
-        image = mp.Image.create_from_file(path)
-        formats.add(f"{mp.ImageFormat(image.image_format).name} {image.width}x{image.height}x{image.channels}")
-        t = time.perf_counter()
-        result = classifier.classify(image)
-        seconds.append(time.perf_counter() - t)
-        categories = result.classifications[0].categories
-        scores = np.full(job["classes"], np.nan)
-        for c in categories:
-            scores[c.index] = c.score
-        rows.append({"index": int(categories[0].index), "name": categories[0].category_name,
-                     "categories": len(categories), "scores": [float(s) for s in scores]})
-finally:
-    classifier.close()  # an open classifier can hang the next one in this process
-with open(job["result"], "w") as fh:
-    json.dump({"mediapipe": mp.__version__, "numpy": np.__version__, "create_s": create_s,
-               "classify_s": seconds, "image_formats": sorted(formats), "rows": rows}, fh)
-'''
 
 
-class CheckError(EdgeportError):
-    """A check that could not run: counted as a failure, with why."""
-
-
-# -- the MediaPipe side ------------------------------------------------------------------------------
-
-def venv_python(venv: Path) -> Path:
-    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-
-
-def _mediapipe_version(python: Path) -> str | None:
-    if not python.is_file():
-        return None
-    try:
-        run = subprocess.run([str(python), "-c", "import importlib.metadata as m; print(m.version('mediapipe'))"],
-                             capture_output=True, text=True, timeout=120)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return run.stdout.strip() if run.returncode == 0 else None
-
-
-def ensure_venv(venv: Path = VENV, *, say=print) -> tuple[Path, bool]:
-    """(python of a virtualenv holding mediapipe==1.2.2, whether it was installed now)."""
-    venv = Path(venv).absolute()  # the children run in other folders
-    python = venv_python(venv)
-    wanted = MEDIAPIPE.split("==")[1]
-    if _mediapipe_version(python) == wanted:
-        return python, False
-    if not python.is_file():
-        say(f"mediapipe-check: creating {venv} (a virtualenv of its own: MediaPipe pulls OpenCV and matplotlib)")
-        made = subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True, text=True)
-        if made.returncode != 0:
-            raise CheckError(f"could not create {venv}: {_tail(made)} (apt-get install -y python3-venv)")
-    say(f"mediapipe-check: pip install {MEDIAPIPE} into {venv} (downloads ~170 MB of wheels from PyPI: "
-        "opencv-contrib-python 82 MB, mediapipe 43 MB, numpy 17 MB, matplotlib 10 MB, pillow, fonttools, "
-        "absl-py, flatbuffers, sounddevice; ~540 MB installed)")
-    cmd = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", MEDIAPIPE]
-    try:
-        pip = subprocess.run(cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        raise CheckError(f"pip install {MEDIAPIPE} into {venv} took over {PIP_TIMEOUT:g} s; killed") from None
-    if pip.returncode != 0:
-        raise CheckError(f"pip install {MEDIAPIPE} into {venv} failed: {_tail(pip)}")
-    if (got := _mediapipe_version(python)) != wanted:
-        raise CheckError(f"{venv} has mediapipe {got} after installing {MEDIAPIPE}")
-    return python, True
-
-
-def _tail(proc: subprocess.CompletedProcess, lines: int = 6) -> str:
-    text = ((proc.stderr or "") + (proc.stdout or "")).strip().splitlines()
-    return " | ".join(text[-lines:]) or f"exit {proc.returncode}"
-
-
-def run_mediapipe(python: Path, model: Path, images: list[Path], classes: int, work: Path,
-                  timeout: float) -> dict[str, Any]:
-    """MediaPipe's ImageClassifier on every image, in a child process of its own."""
-    job = {"model": str(model.resolve()), "images": [str(p) for p in images], "classes": classes,
-           "result": str(work / "mediapipe.json")}
-    (work / "job.json").write_text(json.dumps(job))
-    start = time.perf_counter()
-    try:
-        proc = subprocess.run([str(python), "-c", MP_SCRIPT, str(work / "job.json")], capture_output=True,
-                              text=True, timeout=timeout, cwd=work, env={**os.environ, "GLOG_minloglevel": "2"})
-    except subprocess.TimeoutExpired:
-        raise CheckError(f"{model.name}: MediaPipe did not finish {len(images)} images in {timeout:g} s (killed); "
-                         "raise --timeout if this machine is busy") from None
-    except OSError as exc:
-        raise CheckError(f"{model.name}: cannot start {python}: {exc}") from None
-    if proc.returncode != 0 or not (work / "mediapipe.json").is_file():
-        how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit {proc.returncode}"
-        raise CheckError(f"{model.name}: MediaPipe failed ({how}): {_tail(proc)}")
-    out = json.loads((work / "mediapipe.json").read_text())
-    out["process_s"] = time.perf_counter() - start
-    return out
-
-
-# -- the edgeport side -------------------------------------------------------------------------------
-
-def run_edgeport(artifact: Path, images: list[Path], classes: int) -> dict[str, Any]:
-    """`edgeport run ARTIFACT IMAGES... --json --top-k N` in this process, its JSON document."""
-    from edgeport.runtimes.cli import run_artifact
-
-    buf = io.StringIO()
-    start = time.perf_counter()
-    with contextlib.redirect_stdout(buf):
-        run_artifact(str(artifact), [str(p) for p in images], top_k=classes, json=True)
-    doc = json.loads(buf.getvalue())
-    doc["seconds"] = time.perf_counter() - start
-    return doc
-
-
-def write_pngs(x: np.ndarray, folder: Path) -> list[Path]:
-    """uint8 images (N, H, W, 1 or 3) as RGB PNG files."""
-    from PIL import Image
-
-    from edgeport.export.targets.mobile import camera_form
-
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i, img in enumerate(camera_form(x)):
-        path = folder / f"{i:05d}.png"
-        Image.fromarray(img, "RGB").save(path)
-        paths.append(path)
-    return paths
-
+# -- the gate ----------------------------------------------------------------------------------------
 
 def compare(mp_out: dict[str, Any], bundle_doc: dict[str, Any], original_doc: dict[str, Any],
             labels: list[str], y: np.ndarray | None) -> dict[str, Any]:
@@ -236,14 +95,13 @@ def compare(mp_out: dict[str, Any], bundle_doc: dict[str, Any], original_doc: di
 
 # -- one model ---------------------------------------------------------------------------------------
 
-def _bundle(model: str, out: Path, dist: Path, samples: int, seed: int, rebuild: bool,
+def _bundle(model: str, model_dir: Path, out: Path, dist: Path, samples: int, seed: int, rebuild: bool,
             data_dir: str | None) -> tuple[Path, dict[str, Any], bool]:
     """(bundle folder, its bundle.json, whether it was built now): reused when it is this model's."""
     from edgeport.bundle import BundleError, open_bundle
     from edgeport.export.targets import bundle_model
-    from edgeport.manifest import find_model_dir, load_manifest
+    from edgeport.manifest import load_manifest
 
-    model_dir = find_model_dir(model, out)
     sha = (load_manifest(model_dir).get("source") or {}).get("sha256")
     folder = dist / f"{model_dir.name}-{TARGET}"
     if not rebuild and folder.is_dir():
@@ -260,36 +118,42 @@ def _bundle(model: str, out: Path, dist: Path, samples: int, seed: int, rebuild:
     return result.folder, json.loads((result.folder / "bundle.json").read_text()), True
 
 
+def _check_variant(python: Path, bundle_file: Path, original: Path, pngs: list[Path], labels: list[str],
+                   y: np.ndarray | None, work: Path, timeout: float) -> dict[str, Any]:
+    """One bundle file in MediaPipe against edgeport run on it and on its original artifact."""
+    try:
+        work.mkdir()
+        mp_out = run_mediapipe(python, bundle_file, pngs, len(labels), work, timeout)
+        return compare(mp_out, run_edgeport(bundle_file, pngs, len(labels)),
+                       run_edgeport(original, pngs, len(labels)), labels, y)
+    except EdgeportError as exc:
+        return {"status": "fail", "error": str(exc)}
+
+
 def check_model(model: str, python: Path, *, out: Path, dist: Path, samples: int, seed: int, timeout: float,
                 rebuild: bool, data_dir: str | None, work: Path) -> dict[str, Any]:
-    from edgeport.export.targets.mobile import VARIANTS, proof_images
     from edgeport.export.targets.bundle import require_verified
+    from edgeport.export.targets.mobile import REQUIRED
+    from edgeport.export.targets.mobile_model import VARIANTS
+    from edgeport.export.targets.mobile_proof import proof_images
     from edgeport.manifest import find_model_dir, load_manifest
 
     start = time.perf_counter()
-    folder, meta, built = _bundle(model, out, dist, samples, seed, rebuild, data_dir)
     model_dir = find_model_dir(model, out)
+    folder, meta, built = _bundle(model, model_dir, out, dist, samples, seed, rebuild, data_dir)
     manifest = load_manifest(model_dir)
     labels = list(meta["mobile"]["labels"])
-    x, y, data = proof_images(model_dir, manifest, require_verified(model_dir, ["tflite_fp32", "tflite_int8"]), samples,
-                              seed, data_dir)
+    x, y, data = proof_images(model_dir, manifest, require_verified(model_dir, list(REQUIRED)), samples, seed,
+                              data_dir)
     pngs = write_pngs(x, work / "images")
     results = []
     for v in VARIANTS:
         info = meta["mobile"]["variants"][v.name]
-        bundle_file = folder / info["file"]
         original = model_dir / manifest["artifacts"][v.artifact]["file"]
-        row: dict[str, Any] = {"variant": v.name, "file": info["file"], "original": original.name}
         print(f"mediapipe-check: {model} {info['file']} ({len(pngs)} images)", flush=True)
-        try:
-            vwork = work / v.name
-            vwork.mkdir()
-            mp_out = run_mediapipe(python, bundle_file, pngs, len(labels), vwork, timeout)
-            row.update(compare(mp_out, run_edgeport(bundle_file, pngs, len(labels)),
-                               run_edgeport(original, pngs, len(labels)), labels, y))
-        except EdgeportError as exc:
-            row.update(status="fail", error=str(exc))
-        results.append(row)
+        results.append({"variant": v.name, "file": info["file"], "original": original.name,
+                        **_check_variant(python, folder / info["file"], original, pngs, labels, y,
+                                         work / v.name, timeout)})
     return {"schema": 1, "model": model_dir.name, "generated": _now(), "bundle": str(folder), "bundle_built": built,
             "images": {**data, "format": "PNG, RGB 8-bit"}, "labels": labels, "results": results,
             "seconds": round(time.perf_counter() - start, 1), "ok": all(r["status"] == "pass" for r in results)}

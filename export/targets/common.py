@@ -1,0 +1,102 @@
+"""What the microcontroller and mobile targets share: the checks on a verified artifact before a
+bundle is made, the real test set `edgeport verify` used and the seeded draw of proof inputs from
+it, a Keras model exported as a batch-1 SavedModel and its full-integer converter, and the text
+table a bundle prints. TensorFlow is imported only by the functions that convert.
+"""
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from edgeport.manifest import check_fresh, check_integrity
+
+# -- the verified artifacts and their test set ------------------------------------------------------
+
+def check_artifacts(model_dir: Path, manifest: dict[str, Any], entries: dict[str, dict[str, Any]],
+                    formats: Iterable[str], source_sha: str) -> None:
+    """Each of ``formats`` intact (its sha256) and exported from the source as it is now."""
+    for fmt in formats:
+        check_integrity(model_dir, entries[fmt])
+        check_fresh(manifest, fmt, entries[fmt], source_sha, f"edgeport export {model_dir} --formats {fmt}")
+
+
+def verified_testset(model_dir: Path, manifest: dict[str, Any], verify: dict[str, Any], data_dir: str | None):
+    """The real test set the last `edgeport verify` ran on (``verify.json``'s ``data``: a user's .npz
+    or the model's dataset)."""
+    from edgeport.training.testset import load_testset, npz_testset
+
+    data = verify.get("data") or {}
+    if data.get("dataset") == "npz":
+        return npz_testset(data["source"], labels=tuple(manifest.get("labels") or ()), task=manifest.get("task"))
+    return load_testset(model_dir, manifest, data_dir=data_dir)
+
+
+def seeded_indices(n: int, samples: int, seed: int) -> np.ndarray:
+    """``samples`` of ``n`` test inputs (all of them if fewer), drawn with ``seed``, sorted: the same
+    model, samples and seed always give the same proof inputs."""
+    return np.sort(np.random.default_rng(seed).choice(n, size=min(samples, n), replace=False))
+
+
+def take_rows(x: Any, idx: np.ndarray) -> Any:
+    """Rows ``idx`` of one input array or of each array of a dict of inputs."""
+    return x[idx] if isinstance(x, np.ndarray) else {k: v[idx] for k, v in x.items()}
+
+
+# -- batch-1 conversion -------------------------------------------------------------------------------
+
+def export_batch1(model, inputs: Sequence[tuple[str, Sequence[int]]], dest: Path, *, dtype: str = "float32") -> None:
+    """A Keras model as a SavedModel whose inputs (``(name, shape without the batch)``, in the
+    model's order) have a fixed batch of 1."""
+    import tensorflow as tf
+
+    specs = [tf.TensorSpec((1, *shape), getattr(tf, dtype), name=name) for name, shape in inputs]
+    model.export(str(dest), format="tf_saved_model", verbose=False,
+                 input_signature=specs if len(specs) == 1 else [specs])
+
+
+def int8_converter(saved: Path, feed: Callable[[], Iterable[Any]]):
+    """A TFLite converter of the SavedModel ``saved`` to full-integer int8 ops, calibrated on ``feed``."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = feed
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return converter
+
+
+# -- what a bundle prints -----------------------------------------------------------------------------
+
+def fmt_num(value: Any, spec: str = ".4g", missing: str = "-") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return missing
+    return format(value, spec) if isinstance(value, (int, float)) else str(value)
+
+
+def fmt_pct(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{100 * value:.{digits}f}%"
+
+
+def text_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]], *, left: int = 2) -> str:
+    """A table as text, as the benchmark tables are: rich box drawing when rich is installed, plain
+    columns otherwise; the first ``left`` columns are left-aligned, the rest (numbers) right."""
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:  # pragma: no cover - plain fallback without rich
+        widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+        lines = [title, "  ".join(h.ljust(w) for h, w in zip(header, widths))]
+        lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows]
+        return "\n".join(lines)
+    table = Table(title=title, title_justify="left")
+    for i, h in enumerate(header):
+        table.add_column(h, justify="left" if i < left else "right", no_wrap=True)
+    for row in rows:
+        table.add_row(*map(str, row))
+    buf = io.StringIO()
+    Console(file=buf, width=240, force_terminal=False, color_system=None).print(table)
+    return "\n".join(line.rstrip() for line in buf.getvalue().rstrip().splitlines())

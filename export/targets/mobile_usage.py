@@ -1,0 +1,100 @@
+"""How an app uses a mobile bundle: where the files go (``Layout``: Android's ``assets/``, an Xcode
+target's resources) and the USAGE.md that shows MediaPipe Tasks code with the bundle's own proof.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from edgeport.export.targets.common import fmt_pct
+
+
+@dataclass(frozen=True)
+class Layout:
+    folder: str  # where models and labels go inside the bundle
+    usage: str  # USAGE.md
+
+
+ANDROID_USAGE = """# {model} on Android
+
+Copy `assets/` into your app's `src/main/assets/`. Both models take the camera frame as it comes
+(RGB, uint8; MediaPipe resizes it to {h}x{w}){gray}, and return {n} probabilities, one per line of
+`labels.txt`; the labels are also packed inside each model (standard TFLite Metadata), so MediaPipe
+Tasks and the TFLite Task Library name the categories themselves.
+
+| file | weights | size |
+| --- | --- | --- |
+{files}
+
+```kotlin
+// build.gradle.kts: implementation("com.google.mediapipe:tasks-vision:latest.release")
+// and keep the models uncompressed: android {{ androidResources {{ noCompress += "tflite" }} }}
+import com.google.mediapipe.framework.image.BitmapImageBuilder
+import com.google.mediapipe.tasks.core.BaseOptions
+import com.google.mediapipe.tasks.vision.imageclassifier.ImageClassifier
+
+val options = ImageClassifier.ImageClassifierOptions.builder()
+    .setBaseOptions(BaseOptions.builder().setModelAssetPath("model_int8.tflite").build())
+    .setMaxResults(3)
+    .build()
+val classifier = ImageClassifier.createFromOptions(context, options)
+val result = classifier.classify(BitmapImageBuilder(bitmap).build())
+val top = result.classificationResult().classifications()[0].categories()[0]
+Log.i("{model}", "${{top.categoryName()}} ${{top.score()}}")
+classifier.close()
+```
+
+The TFLite Task Library (`org.tensorflow:tensorflow-lite-task-vision`) reads the same metadata:
+`ImageClassifier.createFromFile(context, "model_int8.tflite").classify(TensorImage.fromBitmap(bitmap))`.
+
+{proof}
+"""
+
+IOS_USAGE = """# {model} on iOS
+
+Add `model.tflite`, `model_int8.tflite` and `labels.txt` to your Xcode target (Copy Bundle
+Resources). Both models take the camera frame as it comes (RGB, uint8; MediaPipe resizes it to
+{h}x{w}){gray}, and return {n} probabilities, one per line of `labels.txt`; the labels are also
+packed inside each model (standard TFLite Metadata), so MediaPipe names the categories itself.
+
+| file | weights | size |
+| --- | --- | --- |
+{files}
+
+```swift
+// Podfile: pod 'MediaPipeTasksVision'
+import MediaPipeTasksVision
+
+let options = ImageClassifierOptions()
+options.baseOptions.modelAssetPath = Bundle.main.path(forResource: "model_int8", ofType: "tflite")!
+options.maxResults = 3
+let classifier = try ImageClassifier(options: options)
+let result = try classifier.classify(image: try MPImage(uiImage: photo))
+if let top = result.classificationResult.classifications.first?.categories.first {{
+    print(top.categoryName ?? "\\(top.index)", top.score)
+}}
+```
+
+{proof}
+"""
+
+ANDROID = Layout("assets/", ANDROID_USAGE)
+IOS = Layout("", IOS_USAGE)
+
+
+def usage(layout: Layout, src: Any, variants: dict[str, dict[str, Any]], proof: dict[str, dict[str, Any]],
+          data: dict[str, Any]) -> str:
+    """USAGE.md of a bundle (``src``: the checked :class:`~edgeport.export.targets.mobile.Source`)."""
+    from edgeport.files import human_size
+
+    summary = "\n".join(f"- `{variants[k]['file']}`: top-1 equals Keras on {fmt_pct(r['agreement_keras'])} and "
+                        f"`{r['artifact_file']}` on {fmt_pct(r['agreement_artifact'])} of {r['n']} real test images"
+                        + (f" (accuracy {r['accuracy']:.4f})" if r.get("accuracy") is not None else "")
+                        for k, r in proof.items())
+    rows = "\n".join(f"| `{v['file']}` | {v['weights']} | {human_size(v['bytes'])} |" for v in variants.values())
+    return layout.usage.format(
+        model=src.name, h=src.contract.height, w=src.contract.width, n=len(src.labels), files=rows,
+        gray=", convert it to gray inside exactly as Pillow's \"L\" does" if src.contract.channels == 1 else "",
+        proof=f"Proved at bundle time through edgeport's LiteRT runtime ({data['dataset']} test set, seed "
+              f"{data['seed']}):\n{summary}\n\n`python -m edgeport.benchmarks.devices.mediapipe_check {src.name}` "
+              "proves the android files again inside MediaPipe Tasks.")
