@@ -100,10 +100,15 @@ test: $(STAMP) data data-py
 test-fast: $(STAMP) data data-py
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-# Run every .tflite artifact on an emulated Raspberry Pi 4 (qemu cortex-a72, no TensorFlow) and
-# compare with x86. Downloads a Debian arm64 sysroot and wheels once (~400 MB, cached).
-pi-emulation: $(STAMP) data
-	$(BIN)/python -m edgeport.benchmarks.devices.pi_emulation $(MODELS) --out $(ARTIFACTS)
+# The Raspberry Pi user's path on emulated boards (Pi 4 / Pi 5 aarch64, a 32-bit Pi OS armv7l Pi):
+# pip install 'edgeport[pi]' by the board's own pip from its own wheels, then `edgeport verify --bundle`
+# of each model's rpi bundle inside the board (qemu-user, no TensorFlow). Cached under
+# $(EDGEPORT_DATA_HOME)/arm-boards (~790 MB); root the first time (debootstrap). BOARDS="pi4 pi32" narrows it.
+BOARDS ?=
+arm-check: $(STAMP) data
+	$(BIN)/python -m edgeport.benchmarks.devices.arm_check $(MODELS) --out $(ARTIFACTS) $(if $(BOARDS),--boards $(BOARDS))
+
+pi-emulation: arm-check
 
 clean:
 	rm -rf $(ARTIFACTS) .pytest_cache

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -191,9 +192,13 @@ def probe(runtime: str, path: str | os.PathLike, options: dict[str, Any], *,
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run([sys.executable, "-c", _CHILD, runtime, str(p), json.dumps(options)],
+        launcher = shlex.split(os.environ.get("EDGEPORT_CHILD_LAUNCHER", ""))  # an emulated board's qemu
+        proc = subprocess.run([*launcher, sys.executable, "-c", _CHILD, runtime, str(p), json.dumps(options)],
                               capture_output=True, text=True, timeout=timeout, env=env,
                               stdin=subprocess.DEVNULL)
+    except OSError as exc:
+        raise LoadError(f"{p}: could not start the {runtime} probe process ({exc.strerror or exc}); inside an "
+                        "emulated board set EDGEPORT_CHILD_LAUNCHER to its qemu command") from None
     except subprocess.TimeoutExpired:
         raise LoadError(f"{p}: the {runtime} engine did not finish loading it within {timeout:.0f} s "
                         "(hung?)") from None

@@ -109,7 +109,8 @@ def _reqs(wheel, machine: str, python: str = "3.11.2") -> dict[str, str]:
     from packaging.utils import canonicalize_name
 
     meta = pv.wheel_metadata(wheel)
-    return {canonicalize_name(r.name): str(r.specifier) for r in pv.target_requirements(meta, "pi", _env(machine, python))}
+    reqs = pv.target_requirements(meta, "pi", _env(machine, python))
+    return {canonicalize_name(r.name): str(r.specifier) for r in reqs}
 
 
 def test_the_guest_marker_environment_is_packagings(tmp_path):
@@ -241,6 +242,17 @@ def test_board_rootfs_is_a_hard_link_copy_with_its_own_cpuinfo(tmp_path):
     assert again.stamp == pi4.stamp and ps.board_image(tmp_path, bd.PI4, base, "b2", "q").stamp != pi4.stamp
 
 
+def test_identical_venv_files_are_shared_by_hard_links(tmp_path):
+    a, b = tmp_path / "pi4/venv", tmp_path / "pi5/venv"
+    for root, cfg in ((a, "home = /pi4"), (b, "home = /pi5")):
+        (root / "lib").mkdir(parents=True)
+        (root / "lib/numpy.so").write_bytes(b"x" * 1000)
+        (root / "pyvenv.cfg").write_text(cfg)
+    assert ps.share_identical(a, b) == 1000 and ps.share_identical(a, b) == 0
+    assert os.stat(a / "lib/numpy.so").st_ino == os.stat(b / "lib/numpy.so").st_ino
+    assert (b / "pyvenv.cfg").read_text() == "home = /pi5" and not list(b.rglob("*.edgeport-link"))
+
+
 def test_guest_commands_run_under_the_boards_qemu_in_a_clean_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", "/work/leak")
     monkeypatch.setenv("VIRTUAL_ENV", "/work/leak")
@@ -293,7 +305,8 @@ def _etc_apt(tmp_path: Path) -> Path:
     (etc / "sources.list.d/debian.sources").write_text(
         "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\n"
         "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n")
-    (etc / "sources.list.d/other.list.disabled-by-admin").write_text("deb http://ignored.example/debian bookworm main\n")
+    (etc / "sources.list.d/other.list.disabled-by-admin").write_text(
+        "deb http://ignored.example/debian bookworm main\n")
     return etc
 
 
@@ -358,7 +371,8 @@ def test_expected_pairs_come_from_the_bundle(tmp_path):
     (tmp_path / "bundle.json").write_text(json.dumps({"artifacts": ["tflite_fp32", "onnx"]}))
     (tmp_path / "manifest.json").write_text(json.dumps({"artifacts": {
         "tflite_fp32": {"file": "model_fp32.tflite"}, "onnx": {"file": "model.onnx"}}}))
-    assert ac.expected_pairs(tmp_path) == [("tflite_fp32", "litert", "model_fp32.tflite"), ("onnx", "onnxruntime", "model.onnx")]
+    assert ac.expected_pairs(tmp_path) == [("tflite_fp32", "litert", "model_fp32.tflite"),
+                                           ("onnx", "onnxruntime", "model.onnx")]
 
 
 def test_rows_one_per_pair_skipped_missing_fallback_and_failures():
@@ -394,12 +408,14 @@ def test_table_lists_every_row_with_figures_gate_and_the_timing_note(tmp_path):
     assert report.ok
     text = report.render()
     for expected in ("6.60e-07 <= 5.90e-06", "litert (ai_edge_litert 2.3.0)", "litert (tflite_runtime 2.14.0)",
-                     "n/a", "no ONNX Runtime wheel for armv7l", "not a Raspberry Pi's speed", "never reported as latency",
+                     "n/a", "no ONNX Runtime wheel for armv7l", "not a Raspberry Pi's speed",
+                     "never reported as latency",
                      "Raspberry Pi 2, 32-bit Pi OS (emulated: qemu-arm cortex-a7)", "all rows pass"):
         assert expected in text
     assert text.count("PASS") == 6 and text.count(" n/a ") == 2
     report.rows[1].status, report.rows[1].reason = "fail", "agreement 90% < 95%"
-    assert not report.ok and "FAIL" in report.render() and "m/tflite_int8/pi4/litert: FAIL: agreement" in report.render()
+    text = report.render()
+    assert not report.ok and "FAIL" in text and "m/tflite_int8/pi4/litert: FAIL: agreement" in text
 
 
 def test_a_board_that_could_not_be_set_up_fails_the_check(tmp_path):

@@ -70,7 +70,7 @@ def _driver(killer: str, src: Path, out: Path, cal: Path) -> str:
             os.kill(os.getpid(), signal.SIGKILL)
         {killer}
         from edgeport.export.pipeline import export_model
-        export_model({src!r}, formats={formats!r}, out={out!r}, calibration_data={cal!r})
+        export_model({src!r}, formats={formats!r}, out={out!r}, calibration_data={cal!r}, isolate=False)
     """).format(killer=textwrap.dedent(killer).strip().replace("\n", "\n"), src=str(src), formats=FORMATS,
                 out=str(out), cal=str(cal))
 

@@ -112,7 +112,8 @@ def inventory_problems(b: Board, inv: dict[str, Any], venv: Path | None = None) 
             out.append(f"{name} is not installed (expected {name}{spec})")
         elif not SpecifierSet(spec).contains(have, prereleases=True):
             out.append(f"{name} {have} installed, expected {name}{spec}")
-    out += [f"{name} {dists[name]} is installed; edgeport[pi] must not bring it here" for name in b.absent if name in dists]
+    out += [f"{name} {dists[name]} is installed; edgeport[pi] must not bring it here"
+            for name in b.absent if name in dists]
     out += [f"TensorFlow is installed ({name} {dists[name]})" for name in FORBIDDEN if name in dists]
     if inv.get("tensorflow_importable"):
         out.append("tensorflow is importable")
@@ -224,6 +225,32 @@ def _verify_on_board(image, venv, model: str, bundle: Path, dest: Path, timeout:
         return None, f"verify exited {proc.returncode} without {result.name}: {tail} (log {log})", seconds
 
 
+def _check_board(b: Board, cache: Path, mirror: str | None, wheel: Path | None, fingerprint: str | None,
+                 bundles: dict[str, tuple[Path, list]], dest: Path, timeout: float) -> tuple[BoardRun, list[Row]]:
+    """Set ``b`` up (sysroot, edgeport[pi], inventory) and verify every bundle on it."""
+    from edgeport.benchmarks.devices import pi_sysroot, pi_venv
+
+    state, rows, t0 = BoardRun(b), [], time.perf_counter()
+    try:
+        if wheel is None or fingerprint is None:
+            raise EdgeportError("no edgeport wheel to install")
+        image = pi_sysroot.prepare_board(cache, b, mirror=mirror)
+        venv, state.install = pi_venv.install_pi(image, cache, wheel, fingerprint)
+        state.inventory = _guest_inventory(image, venv)
+        state.problems = inventory_problems(b, state.inventory, venv.path)
+    except EdgeportError as exc:
+        state.error = str(exc)
+    state.setup_s = time.perf_counter() - t0
+    for model, (archive, pairs) in bundles.items():
+        if state.error is not None:
+            rows += rows_from_verify(model, b, pairs, None, f"board not set up: {state.error.splitlines()[0]}")
+            continue
+        verify, why, state.verify_s[model] = _verify_on_board(image, venv, model, archive, dest, timeout)
+        state.files[model] = str(dest / archive.name)
+        rows += rows_from_verify(model, b, pairs, verify, why)
+    return state, rows
+
+
 def _default_source() -> Path:
     return Path(__file__).resolve().parents[2]
 
@@ -272,27 +299,9 @@ def run_arm_check(models: list[str], *, out: Path = Path("artifacts"), boards: l
             wheel = fingerprint = None
         report.host_s = time.perf_counter() - t0
         for b in chosen:
-            br = BoardRun(b)
-            report.boards.append(br)
-            t1 = time.perf_counter()
-            try:
-                if wheel is None:
-                    raise EdgeportError("no edgeport wheel to install")
-                image = pi_sysroot.prepare_board(cache, b, mirror=mirror)
-                venv, br.install = pi_venv.install_pi(image, cache, wheel, fingerprint)
-                br.inventory = _guest_inventory(image, venv)
-                br.problems = inventory_problems(b, br.inventory, venv.path)
-            except EdgeportError as exc:
-                br.error = str(exc)
-            br.setup_s = time.perf_counter() - t1
-            for model, (archive, pairs) in bundles.items():
-                if br.error is not None:
-                    report.rows += rows_from_verify(model, b, pairs, None, f"board not set up: {br.error.splitlines()[0]}")
-                    continue
-                verify, why, seconds = _verify_on_board(image, venv, model, archive, work / b.key, timeout)
-                br.verify_s[model] = seconds
-                br.files[model] = str(work / b.key / archive.name)
-                report.rows += rows_from_verify(model, b, pairs, verify, why)
+            board_run, rows = _check_board(b, cache, mirror, wheel, fingerprint, bundles, work / b.key, timeout)
+            report.boards.append(board_run)
+            report.rows += rows
     report.total_s = time.perf_counter() - t0
     report.files = write_results(report, out)
     return report
@@ -361,7 +370,9 @@ def render(report: ArmCheckReport) -> str:
                  f"Note: {TIMING_NOTE}.")
     failed = sum(r.failed for r in report.rows)
     verdict = "all rows pass" if report.ok else f"{failed} of {len(report.rows)} rows failed or did not run"
-    lines.append(f"arm-check: {verdict}" + ("" if all(b.ok for b in report.boards) else "; a board failed its setup or checks"))
+    if not all(b.ok for b in report.boards):
+        verdict += "; a board failed its setup or checks"
+    lines.append(f"arm-check: {verdict}")
     return "\n".join(lines + [f"wrote {p}" for p in report.files])
 
 
@@ -387,9 +398,9 @@ def merge_rows(report: ArmCheckReport, b: BoardRun) -> dict[str, Any]:
         f = r.figures
         models.setdefault(r.model, {"rows": []})["rows"].append({
             "model": r.model, "format": r.format, "runtime": r.runtime, "target": "cpu", "precision": r.precision,
-            "size_bytes": r.size_bytes, "accuracy": f.get("accuracy"), "accuracy_delta_points": f.get("accuracy_delta_points"),
-            "agreement": f.get("agreement"), "max_abs_diff": f.get("max_abs_diff"), "gate": r.status,
-            "engine": r.engine, "reference": REFERENCE})
+            "size_bytes": r.size_bytes, "accuracy": f.get("accuracy"),
+            "accuracy_delta_points": f.get("accuracy_delta_points"), "agreement": f.get("agreement"),
+            "max_abs_diff": f.get("max_abs_diff"), "gate": r.status, "engine": r.engine, "reference": REFERENCE})
     return models
 
 

@@ -56,12 +56,21 @@ def compare(mp_out: dict[str, Any], bundle_doc: dict[str, Any], original_doc: di
     mp_scores = np.array([r["scores"] for r in rows], np.float64)
 
     def top(doc: dict[str, Any]) -> tuple[np.ndarray, list[str], np.ndarray]:
+        """Top-1 index, label and scores per image; an artifact whose output is not a probability
+        distribution (logits) comes back from `edgeport run` as values: its top-1 is their argmax."""
         res = doc["results"]
         probs = np.full((len(res), len(labels)), np.nan)
+        index = []
         for i, r in enumerate(res):
-            for t in r["top_k"]:
-                probs[i, t["index"]] = t["probability"]
-        return np.array([r["top_k"][0]["index"] for r in res]), [r["top_k"][0]["label"] for r in res], probs
+            if "top_k" in r:
+                for t in r["top_k"]:
+                    probs[i, t["index"]] = t["probability"]
+                index.append(r["top_k"][0]["index"])
+            else:
+                values = np.array([np.nan if v is None else v for v in r["outputs"][0]["values"]], np.float64)
+                index.append(int(np.nanargmax(values)))
+        names = [labels[k] if k < len(labels) else str(k) for k in index]
+        return np.array(index), names, probs
 
     ep_top, ep_names, ep_probs = top(bundle_doc)
     or_top, or_names, _ = top(original_doc)

@@ -6,11 +6,13 @@ computed here from the edgeport wheel's METADATA with the markers evaluated in t
 environment (queried from the guest's Python), less what the board's Debian packages provide
 when its venv uses them (32-bit: NumPy 1.x and Pillow); those are downloaded for the guest's
 platform tags (``manylinux_2_17`` … ``manylinux_2_<its glibc>``) into a wheelhouse. Then the
-*guest's* pip (run from a pip wheel, ``--isolated --no-index``) installs ``edgeport[pi]`` from it into
-a venv made by the guest's Python: the resolution a Pi user's pip does, on the board's Python.
+*guest's* pip (this host's pip version, unpacked from its wheel; ``--isolated --no-index``) installs
+``edgeport[pi]`` from it into a venv made by the guest's Python: the resolution a Pi user's pip does,
+on the board's Python.
 
 Cached under the board cache: ``wheels-MACHINE/`` (stamped by the requirement list),
-``edgeport-wheel/`` (stamped by a fingerprint of the source tree), ``pip/`` and ``BOARD/venv``.
+``edgeport-wheel/`` (stamped by a fingerprint of the source tree), ``pip/`` and ``BOARD/venv``
+(files identical in two boards' venvs of one architecture are hard links: Pi 4 and Pi 5 share 200 MB).
 Run as ``python -m edgeport.benchmarks.devices.pi_venv inventory`` inside a board, it prints what
 is installed there as JSON (stdlib only).
 """
@@ -20,7 +22,6 @@ import email
 import hashlib
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import zipfile
@@ -28,8 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgeport.benchmarks.devices.boards import BOARDS
 from edgeport.benchmarks.devices.pi_sysroot import (
-    BoardImage, SetupError, fresh, key, run, set_stamp, stamp_of)
+    BoardImage, SetupError, fresh, key, run, set_stamp, share_identical, stamp_of)
 
 EXTRA = "pi"
 #: The guest's marker environment, computed as ``packaging.markers.default_environment()`` does
@@ -233,27 +235,25 @@ class GuestVenv:
     def python(self) -> Path:
         return self.path / "bin" / self.image.python.name
 
-    def run(self, args: list[str], failure: str, *, timeout: float = 1800, env: dict[str, str] | None = None
-            ) -> subprocess.CompletedProcess:
-        return run(self.image.command(self.python, *args), failure, timeout=timeout,
-                   env=env or self.image.env(), cwd=self.image.home)
-
-    def pip(self, pip: Path, command: str, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
+    def pip(self, pip: Path, command: str, *args: str) -> None:
         """The guest's pip (``pip`` from :func:`guest_pip`), reading no configuration (``--isolated``)."""
-        return self.run([str(pip / "pip"), command, "--isolated", "--disable-pip-version-check", *args],
-                        f"{self.image.board.key}: guest pip {command} failed", timeout=timeout)
+        run(self.image.command(self.python, str(pip / "pip"), command, "--isolated", "--disable-pip-version-check",
+                               *args),
+            f"{self.image.board.key}: guest pip {command} failed", timeout=1800, env=self.image.env(),
+            cwd=self.image.home)
 
 
 def marker_environment(image: BoardImage) -> dict[str, str]:
     """The guest Python's marker environment and glibc (one run of its own interpreter)."""
-    proc = run(image.command(image.python, "-I", "-c", MARKER_ENV), f"{image.board.key}: the guest Python did not start",
-               timeout=300, env=image.env(), cwd=image.home)
+    proc = run(image.command(image.python, "-I", "-c", MARKER_ENV),
+               f"{image.board.key}: the guest Python did not start", timeout=300, env=image.env(), cwd=image.home)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def install_pi(image: BoardImage, cache: Path, wheel: Path, fingerprint: str) -> tuple[GuestVenv, dict[str, Any]]:
-    """``pip install 'edgeport[pi]'`` in the board's venv (made once; edgeport itself replaced when the
-    source changed); returns the venv and what was done (requirements, provided, seconds)."""
+    """``pip install 'edgeport[pi]'`` in the board's venv: made once per wheelhouse; when only the
+    source changed, edgeport is uninstalled and ``edgeport[pi]`` installed again (the guest's pip
+    resolves the extra again against what is there). Returns the venv and what was done."""
     board, venv = image.board, GuestVenv(image)
     env = marker_environment(image)
     reqs = target_requirements(wheel_metadata(wheel), EXTRA, env)
@@ -267,29 +267,33 @@ def install_pi(image: BoardImage, cache: Path, wheel: Path, fingerprint: str) ->
     pip = guest_pip(cache)
     info: dict[str, Any] = {"marker_environment": env, "requirements": [str(r) for r in reqs],
                             "downloaded_for": [str(r) for r in todo], "provided_by_debian": notes,
-                            "wheelhouse": sorted(p.name for p in house.glob("*.whl")), "installed_now": False}
-    edge_dir = wheel.parent
-    install = ["install", "--no-cache-dir", "--no-index", "--find-links", str(house), "--find-links", str(edge_dir), f"edgeport[{EXTRA}]"]
-    stamp = key(image.stamp, board.system_site_packages, *info["wheelhouse"], stamp_of(pip))
+                            "wheelhouse": sorted(p.name for p in house.glob("*.whl")), "pip": stamp_of(pip)}
+    install = ["install", "--no-cache-dir", "--no-index", "--find-links", str(house), "--find-links",
+               str(wheel.parent), f"edgeport[{EXTRA}]"]
+    stamp = key(image.stamp, board.system_site_packages, *info["wheelhouse"], info["pip"])
     if stamp_of(venv.path) != stamp or not venv.python.exists():
-        fresh(venv.path)
+        info["done"] = "new venv, pip install edgeport[pi]"
         print(f"arm-check: {board.key}: guest venv + pip install 'edgeport[{EXTRA}]' ({board.machine}, "
               f"{board.qemu_cpu})", flush=True)
+        fresh(venv.path)
         run(image.command(image.python, "-m", "venv", "--copies", "--without-pip",
                           *(["--system-site-packages"] if board.system_site_packages else []), str(venv.path)),
             f"{board.key}: python3.11 -m venv failed", timeout=600, env=image.env(), cwd=image.home)
         venv.pip(pip, *install)
         venv.pip(pip, "check")
         set_stamp(venv.path, stamp)
-        set_stamp(venv.path / "edgeport", fingerprint)
-        info["installed_now"] = True
     elif stamp_of(venv.path / "edgeport") != fingerprint:
+        info["done"] = "source changed: pip uninstall edgeport, pip install edgeport[pi]"
         print(f"arm-check: {board.key}: the source changed: pip install 'edgeport[{EXTRA}]' again", flush=True)
         set_stamp(venv.path / "edgeport", None)
         venv.pip(pip, "uninstall", "-y", "edgeport")
         venv.pip(pip, *install)
-        set_stamp(venv.path / "edgeport", fingerprint)
-        info["installed_now"] = True
+    else:
+        info["done"] = "cached"
+        return venv, info
+    set_stamp(venv.path / "edgeport", fingerprint)
+    twins = [cache / k / "venv" for k, b in BOARDS.items() if k != board.key and b.debian_arch == board.debian_arch]
+    info["shared_bytes"] = sum(share_identical(t, venv.path) for t in twins if t.is_dir())
     return venv, info
 
 
