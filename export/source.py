@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeport.errors import ModelFileError
-from edgeport.files import atomic_path, sha256_file
+from edgeport.files import sha256_file
 
 UNSAFE_FLAG = "--allow-unsafe"
 #: Source kind -> the name it is installed under in the model directory.

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeport.benchmarks.tables import fmt_num, fmt_pct, fmt_size, fmt_us, text_table
+from edgeport.tables import fmt_num, fmt_pct, fmt_size, fmt_us, text_table
 
 BENCH_FILES = {"cpu": "bench.json", "gpu": "bench_gpu.json"}
 

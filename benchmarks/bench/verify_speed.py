@@ -14,7 +14,7 @@ from pathlib import Path
 
 from edgeport.benchmarks.bench.command import bench_model
 from edgeport.benchmarks.device_info import usable_cores
-from edgeport.benchmarks.tables import fmt_num, text_table
+from edgeport.tables import fmt_num, text_table
 from edgeport.benchmarks.verify.command import verify_model
 from edgeport.errors import EdgeportError
 

@@ -314,7 +314,7 @@ def _gate(r: Row) -> str:
 
 
 def _diff(r: Row) -> str:
-    from edgeport.benchmarks.tables import fmt_num
+    from edgeport.tables import fmt_num
 
     f = r.figures
     if f.get("max_abs_diff") is None:
@@ -325,7 +325,7 @@ def _diff(r: Row) -> str:
 
 
 def table_rows(rows: list[Row]) -> list[list[str]]:
-    from edgeport.benchmarks.tables import fmt_num, fmt_pct, fmt_points
+    from edgeport.tables import fmt_num, fmt_pct, fmt_points
 
     out = []
     for r in rows:
@@ -341,7 +341,7 @@ HEADER = ["model", "format", "board", "runtime (engine)", "max|diff| <= tol (flo
 
 
 def render(report: ArmCheckReport) -> str:
-    from edgeport.benchmarks.tables import text_table
+    from edgeport.tables import text_table
 
     order = {b.board.key: i for i, b in enumerate(report.boards)}
     rows = sorted(report.rows, key=lambda r: (report.models.index(r.model) if r.model in report.models else 99,

@@ -186,7 +186,7 @@ class MediaPipeReport:
         return not self.errors and bool(self.models) and all(m["ok"] for m in self.models.values())
 
     def render(self) -> str:
-        from edgeport.benchmarks.tables import fmt_num, fmt_pct, text_table
+        from edgeport.tables import fmt_num, fmt_pct, text_table
 
         rows, errors = [], list(self.errors)
         for name, sec in self.models.items():

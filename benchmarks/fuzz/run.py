@@ -50,7 +50,7 @@ class FuzzReport:
         return not self.failures
 
     def render(self) -> str:
-        from edgeport.benchmarks.tables import text_table
+        from edgeport.tables import text_table
 
         rows = [[k.kind, str(len(k.cases)), *[str(k.count(o)) for o in OUTCOMES], str(k.contained),
                  f"{k.seconds:.0f} s"] for k in self.kinds]

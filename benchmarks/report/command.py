@@ -19,7 +19,7 @@ import numpy as np
 from edgeport.benchmarks.report import plots
 from edgeport.benchmarks.device_info import device_info, device_key
 from edgeport.benchmarks.report.rows import COLUMNS, model_section, read_json
-from edgeport.benchmarks.tables import fmt_num, fmt_pct, fmt_points, fmt_size, fmt_us, md_table, text_table
+from edgeport.tables import fmt_num, fmt_pct, fmt_points, fmt_size, fmt_us, md_table, text_table
 from edgeport.errors import EdgeportError
 from edgeport.files import write_json_atomic, write_text_atomic
 
@@ -108,7 +108,7 @@ def _grid(model_dir: Path, section: dict[str, Any], dest: Path) -> Path | None:
 
 def _markdown(data: dict[str, Any], images: dict[str, list[str]]) -> str:
     d = data.get("device") or {}
-    lines = [f"# edgeport report", "", f"Generated {data['generated']} on **{data['device_name']}**.", "",
+    lines = ["# edgeport report", "", f"Generated {data['generated']} on **{data['device_name']}**.", "",
              f"- CPU: {d.get('cpu')} ({d.get('cores')} cores), ISA: {d.get('isa_summary') or '-'}",
              f"- GPU: {d.get('gpu') or 'none'}" + (f" (driver {d['gpu_driver']})" if d.get("gpu_driver") else ""),
              "- Versions: " + ", ".join(f"{k} {v}" for k, v in (d.get("versions") or {}).items()), "",

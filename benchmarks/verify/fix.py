@@ -19,7 +19,7 @@ import numpy as np
 
 from edgeport.children import raise_for, run_job
 from edgeport.benchmarks.device_info import usable_cores
-from edgeport.benchmarks.tables import fmt_num, fmt_pct, fmt_points, fmt_size, fmt_us, text_table
+from edgeport.tables import fmt_num, fmt_pct, fmt_points, fmt_size, fmt_us, text_table
 from edgeport.benchmarks.verify import plan as plans
 from edgeport.benchmarks.verify.command import run_plan
 from edgeport.benchmarks.verify.gates import load_gates

@@ -151,7 +151,6 @@ class OnnxInt8:
     def ranking(self, settings: dict[str, Any]) -> list[str]:
         """Layers worst first by ONNX Runtime's QDQ debugging: the lowest SQNR of a layer's
         activations between the float model and the quantized one."""
-        import onnx
         from onnxruntime.quantization import qdq_loss_debug as qdq
 
         qdq_model = self.work / "ranking_qdq.onnx"

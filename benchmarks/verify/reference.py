@@ -16,7 +16,6 @@ Cached in ``MODEL_DIR/reference_outputs.npz`` keyed by the model's and the data'
 """
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from dataclasses import dataclass, field

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeport.benchmarks.tables import fmt_num, fmt_pct, fmt_points, fmt_size, text_table
+from edgeport.tables import fmt_num, fmt_pct, fmt_points, fmt_size, text_table
 from edgeport.errors import EdgeportError
 
 #: How a summary over several outputs picks its figure: the worst one.

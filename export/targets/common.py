@@ -5,8 +5,6 @@ table a bundle prints. TensorFlow is imported only by the functions that convert
 """
 from __future__ import annotations
 
-import io
-import math
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -70,33 +68,3 @@ def int8_converter(saved: Path, feed: Callable[[], Iterable[Any]]):
 
 
 # -- what a bundle prints -----------------------------------------------------------------------------
-
-def fmt_num(value: Any, spec: str = ".4g", missing: str = "-") -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return missing
-    return format(value, spec) if isinstance(value, (int, float)) else str(value)
-
-
-def fmt_pct(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None else f"{100 * value:.{digits}f}%"
-
-
-def text_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]], *, left: int = 2) -> str:
-    """A table as text, as the benchmark tables are: rich box drawing when rich is installed, plain
-    columns otherwise; the first ``left`` columns are left-aligned, the rest (numbers) right."""
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:  # pragma: no cover - plain fallback without rich
-        widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
-        lines = [title, "  ".join(h.ljust(w) for h, w in zip(header, widths))]
-        lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows]
-        return "\n".join(lines)
-    table = Table(title=title, title_justify="left")
-    for i, h in enumerate(header):
-        table.add_column(h, justify="left" if i < left else "right", no_wrap=True)
-    for row in rows:
-        table.add_row(*map(str, row))
-    buf = io.StringIO()
-    Console(file=buf, width=240, force_terminal=False, color_system=None).print(table)
-    return "\n".join(line.rstrip() for line in buf.getvalue().rstrip().splitlines())

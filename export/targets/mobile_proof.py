@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from edgeport.errors import EdgeportError
-from edgeport.export.targets.common import fmt_num, fmt_pct, seeded_indices, text_table, verified_testset
+from edgeport.export.targets.common import seeded_indices, verified_testset
+from edgeport.tables import fmt_num, fmt_pct, text_table
 from edgeport.export.targets.mobile_model import VARIANTS, Variant, camera_form, probabilities, to_uint8
 
 

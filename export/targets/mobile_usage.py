@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from edgeport.export.targets.common import fmt_pct
+from edgeport.tables import fmt_pct
 
 
 @dataclass(frozen=True)

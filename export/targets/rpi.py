@@ -7,17 +7,15 @@ Only verified artifacts ship: the model must have passed `edgeport verify` as it
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from edgeport import reference_set
 from edgeport.errors import EdgeportError
-from edgeport.export.targets.bundle import VERIFY_FILE, BundleBuilder, require_verified
-from edgeport.manifest import check_fresh, check_integrity, effective_entries, load_manifest
-from edgeport.training.testset import load_testset, npz_testset
+from edgeport.export.targets.bundle import BundleBuilder, require_verified
+from edgeport.export.targets.common import check_artifacts, seeded_indices, take_rows, verified_testset
+from edgeport.manifest import effective_entries, load_manifest
 
 FORMATS = ("tflite_fp32", "tflite_int8", "onnx", "onnx_int8")
 REQUIRED = ("tflite_fp32", "tflite_int8")
@@ -55,14 +53,10 @@ def _reference(model_dir: Path, verify: dict[str, Any], samples: int, seed: int,
     if key.get("data_sha256") != data.get("sha256") or key.get("model_sha256") != source_sha:
         raise EdgeportError(f"{model_dir.name}: the cached reference is not the last verify's; run `edgeport verify "
                             f"{model_dir}` again")
-    if data.get("dataset") == "npz":
-        test = npz_testset(data["source"], labels=tuple(manifest.get("labels") or ()), task=manifest.get("task"))
-    else:
-        test = load_testset(model_dir, manifest, data_dir=data_dir)
+    test = verified_testset(model_dir, manifest, verify, data_dir)
     if test.fingerprint() != data.get("sha256"):
         raise EdgeportError(f"{model_dir.name}: the test data changed since the last verify; verify again")
-    n = len(test)
-    idx = np.sort(np.random.default_rng(seed).choice(n, size=min(samples, n), replace=False))
+    idx = seeded_indices(len(test), samples, seed)
     return {"idx": idx, "f32": {k: v[idx] for k, v in cached["f32"].items()}, "meta": cached["meta"],
             "data": data}, test
 
@@ -75,9 +69,8 @@ def build(model_dir: Path, builder: BundleBuilder, *, samples: int, seed: int, d
     formats = [f for f in FORMATS if f in entries]
     verify = require_verified(model_dir, formats)
     source_sha = (manifest.get("source") or {}).get("sha256", "")
+    check_artifacts(model_dir, manifest, entries, formats, source_sha)
     for fmt in formats:
-        check_integrity(model_dir, entries[fmt])
-        check_fresh(manifest, fmt, entries[fmt], source_sha, f"edgeport export {model_dir} --formats {fmt}")
         builder.add_file(entries[fmt]["file"], model_dir / entries[fmt]["file"])
     if (model_dir / "labels.txt").is_file():
         builder.add_file("labels.txt", model_dir / "labels.txt")
@@ -86,7 +79,7 @@ def build(model_dir: Path, builder: BundleBuilder, *, samples: int, seed: int, d
                                        "artifacts": {f: entries[f] for f in formats}})
     ref, test = _reference(model_dir, verify, samples, seed, data_dir, manifest)
     idx = ref["idx"]
-    x = test.x[idx] if isinstance(test.x, np.ndarray) else {k: v[idx] for k, v in test.x.items()}
+    x = take_rows(test.x, idx)
     meta = {**{k: v for k, v in ref["meta"].items() if k != "key"}, "model_sha256": source_sha,
             "data": {**ref["data"], "n": int(len(idx)), "seed": seed, "indices_of": "the verify test set"},
             "task": test.task, "labels": list(test.labels)}
