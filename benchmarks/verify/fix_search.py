@@ -128,30 +128,38 @@ def _short(name: str, width: int = 40) -> str:
 
 def search(job: dict[str, Any]) -> dict[str, Any]:
     """Child side of `edgeport fix` for one format; returns the candidates and the chosen one."""
+    import shutil
+
     from edgeport.benchmarks.verify import fix_builders
 
     t0 = time.perf_counter()
     scorer = Scorer(job)
     builder = fix_builders.builder(job)
-    tried: list[Candidate] = []
-    chosen: Candidate | None = None
-    for label, settings in builder.calibrations():
-        cand = scorer(Candidate(label, settings), *builder.build(settings))
-        tried.append(cand)
-        if cand.passes:
-            chosen = cand
-            break
-    if chosen is None:
-        base = tried[-1].settings if job["format"] == "tflite_int8" else min(
-            tried, key=lambda c: c.figures.get("kl_divergence", float("inf"))).settings
-        ranking = builder.ranking(base)
-
-        def score(kept: list[str], label: str) -> Candidate:
-            settings = {**base, builder.keep_key: builder.expand(kept)}
-            return scorer(Candidate(label, settings, kept_float=kept), *builder.build(settings))
-
-        chosen = _grow(score, ranking, int(job.get("max_float", 64)), tried)
+    try:
+        tried, chosen = _search(job, scorer, builder)
+    finally:  # scratch models of every candidate
+        shutil.rmtree(scorer.work, ignore_errors=True)
+        if getattr(builder, "work", None):
+            shutil.rmtree(builder.work, ignore_errors=True)
     index = next((i for i, c in enumerate(tried) if c is chosen), None)
     return {"candidates": [c.to_dict() for c in tried], "chosen": chosen.to_dict() if chosen else None,
             "chosen_index": index, "ranking": getattr(builder, "ranked", [])[:32],
             "ranking_size": len(getattr(builder, "ranked", [])), "seconds": time.perf_counter() - t0}
+
+
+def _search(job: dict[str, Any], scorer: Scorer, builder) -> tuple[list[Candidate], Candidate | None]:
+    tried: list[Candidate] = []
+    for label, settings in builder.calibrations():
+        cand = scorer(Candidate(label, settings), *builder.build(settings))
+        tried.append(cand)
+        if cand.passes:
+            return tried, cand
+    base = tried[-1].settings if job["format"] == "tflite_int8" else min(
+        tried, key=lambda c: c.figures.get("kl_divergence", float("inf"))).settings
+    ranking = builder.ranking(base)
+
+    def score(kept: list[str], label: str) -> Candidate:
+        settings = {**base, builder.keep_key: builder.expand(kept)}
+        return scorer(Candidate(label, settings, kept_float=kept), *builder.build(settings))
+
+    return tried, _grow(score, ranking, int(job.get("max_float", 64)), tried)
