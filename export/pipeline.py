@@ -23,7 +23,7 @@ from edgeport.export.commit import model_lock, commit
 from edgeport.export.config import ExportConfig
 from edgeport.export.context import ExportContext, cause_line
 from edgeport.export.describe import describe, versions
-from edgeport.export.native_log import LOG_NAME, NativeLog
+from edgeport.native_log import LOG_NAME, NativeLog
 from edgeport.export.registry import INFO, Format, dependency_chain
 from edgeport.export.source import (installed_already, load_source, refuse_other_sources, resolve_source,
                                      source_record, stage_source)

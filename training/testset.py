@@ -127,7 +127,14 @@ def load_testset(model_dir: str | Path, manifest: dict[str, Any], *, data_dir: s
 
         if dataset == "image_folder" and data_dir is None:
             data_dir = record.get("data_source")
-        ds = load_dataset(dataset, data_dir)
+        kwargs = {}
+        contract = manifest.get("input_contract") or {}
+        if dataset == "image_folder" and contract.get("height"):  # the model's own input size
+            kwargs["image_size"] = (int(contract["height"]), int(contract["width"]))
+        from edgeport.native_log import quiet
+
+        with quiet(f"load {dataset} test set"):  # an image folder loads through TensorFlow
+            ds = load_dataset(dataset, data_dir, **kwargs)
         x, y, source = ds.x_test, ds.y_test, ds.source
         labels = labels or tuple(ds.labels)
     return _finish(x, y, labels, manifest.get("task") or _task(spec, y), source, dataset, limit)

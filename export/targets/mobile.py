@@ -161,7 +161,7 @@ def _source_model(model_dir: Path, manifest: dict[str, Any]):
 def mobile_variants(src: Source) -> tuple[Any, str, bytes, bytes, list[str]]:
     """(the Keras model, its head, float32 model, int8 model, tensors kept float in the int8 one)."""
     from edgeport.export.calibration import rebuild
-    from edgeport.export.native_log import NativeLog
+    from edgeport.native_log import NativeLog
 
     log = NativeLog()
     try:

@@ -49,3 +49,34 @@ class NativeLog:
 
     def close(self) -> None:
         self._dir.cleanup()
+
+
+@contextlib.contextmanager
+def quiet(title: str) -> Iterator[Path]:
+    """TensorFlow's native chatter (absl, oneDNN, CUDA probing) during the block goes to
+    ``$EDGEPORT_DATA_HOME/logs/native.log``, not the terminal: quiet by default, kept for a look."""
+    home = Path(os.environ.get("EDGEPORT_DATA_HOME") or Path.home() / ".cache" / "edgeport")
+    path = home / "logs" / "native.log"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        yield path
+        return
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(path, "ab") as fh:
+        fh.write(f"\n===== {title} =====\n".encode())
+        fh.flush()
+        os.dup2(fh.fileno(), 1)
+        os.dup2(fh.fileno(), 2)
+    try:
+        yield path
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
