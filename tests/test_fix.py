@@ -95,3 +95,41 @@ def test_an_unknown_keep_float_name_is_an_error_not_ignored(broken, tmp_path):
 def test_fix_refuses_what_it_cannot_search(broken, capsys):
     assert main(["fix", NAME, "--out", str(broken / "out"), "--formats", "tflite_int16x8"]) == 2
     assert "int8 only" in capsys.readouterr().err
+
+
+def weight_outlier_model(x: np.ndarray, y: np.ndarray):
+    """One unit 1000x smaller and its row of the next kernel 1000x larger: the same function in
+    float; per-channel int8 weights round the rest of every output channel of that kernel to zero."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((28, 28, 1), name="image")
+    h = keras.layers.Dense(32, activation="relu", name="hidden")(
+        keras.layers.Flatten()(keras.layers.Rescaling(1 / 255.0)(inp)))
+    h = keras.layers.Dense(32, activation="relu", name="mid")(h)
+    model = keras.Model(inp, keras.layers.Dense(10, activation="softmax", name="head")(h))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=2, batch_size=64, verbose=0)
+    k, b = model.get_layer("mid").get_weights()
+    hk, hb = model.get_layer("head").get_weights()
+    k[:, 0], b[0], hk[0, :] = k[:, 0] / 1000, b[0] / 1000, hk[0, :] * 1000
+    model.get_layer("mid").set_weights([k, b])
+    model.get_layer("head").set_weights([hk, hb])
+    return model
+
+
+def test_int16x8_is_no_better_when_the_int8_weights_lose_it_and_verify_says_so(broken, tmp_path):
+    from edgeport.training.data import load_dataset
+
+    ds = load_dataset("fashion_mnist")
+    weight_outlier_model(ds.x_train[:6000], ds.y_train[:6000]).save(tmp_path / "wout.keras")
+    assert export_model(str(tmp_path / "wout.keras"), out=tmp_path / "out", calibration_data=str(broken / "cal.npy"),
+                        formats=["saved_model", "tflite_dynamic", "tflite_int8", "tflite_int16x8"]).ok
+    report = verify_model("wout", out=tmp_path / "out", data_npz=str(broken / "test.npz"), debug_int8=False)
+    by = {r.format: r.figures for r in report.results}
+    assert by["tflite_int8"]["agreement"] < 0.6 and by["tflite_int16x8"]["agreement"] < 0.6  # 16 bits do not help
+    assert any("int8 error budget: the int8 WEIGHTS lose it" in n for n in report.notes), report.notes
+    fixed = fix_model("wout", out=tmp_path / "out", data_npz=str(broken / "test.npz"), formats=["tflite_int8"])
+    assert fixed.ok, fixed.render()
+    kept = load_manifest(tmp_path / "out" / "wout")["artifacts"]["tflite_int8"]["keep_float"]
+    assert any("head" in name for name in kept)  # the kernel whose weights int8 cannot hold

@@ -131,6 +131,10 @@ def run_plan(plan: plans.Plan, table: GateTable, *, runtimes: list[str] | None, 
             report.results.append(_check_c_array(plan, report.results))
             steps.advance()
         _debug(plan, report, inputs, *debug, timeout=timeout)
+    from edgeport.benchmarks.verify.budget import error_budget
+
+    if (budget := error_budget(report.results)) is not None:
+        report.notes.append(budget)
     if not report.results:
         report.notes.append(f"{plan.dest.parent} lists no artifacts: nothing is proved")
     write_json_atomic(plan.dest, report.to_dict())
