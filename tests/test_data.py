@@ -150,3 +150,23 @@ def test_image_folder_loads_as_numpy(tmp_path, make_images):
 def test_celsius_calibration_covers_the_evaluation_range():
     r = data.representative_samples("celsius", 50)
     assert r.shape == (50, 1) and r.min() < -50 and r.max() > 50
+
+
+def test_grayscale_pngs_are_read_as_three_equal_channels(tmp_path):
+    from PIL import Image
+
+    from edgeport.training.images import image_datasets
+
+    r = np.random.default_rng(0)
+    for split, n in (("train", 6), ("validation", 2)):
+        for cls in ("face", "non_face"):
+            (tmp_path / split / cls).mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(r.integers(0, 256, (25, 25), dtype=np.uint8)).save(tmp_path / split / cls / f"{i}.png")
+    train, val, classes = image_datasets(tmp_path, image_size=(25, 25), batch_size=4)
+    x, _ = next(iter(val))
+    x = x.numpy()
+    assert classes == ["face", "non_face"] and x.shape == (4, 25, 25, 3)
+    assert np.array_equal(x[..., 0], x[..., 1]) and np.array_equal(x[..., 0], x[..., 2])
+    first = np.asarray(Image.open(tmp_path / "validation" / "face" / "0.png"), dtype=np.float32)
+    assert np.array_equal(x[0, ..., 0], first)  # unscaled 0-255 pixels, same size: untouched

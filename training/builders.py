@@ -78,15 +78,15 @@ SCRATCH = "trained from scratch, whole network trainable"
 
 
 def mobilenet_v2_transfer(num_classes: int = 2, input_size: int = 160, weights: str = "auto",
-                          alpha: float = 1.0, dropout: float = 0.2, scratch_bn_momentum: float = 0.9, **_):
+                          alpha: float = 1.0, dropout: float = 0.2, **_):
     """MobileNetV2, global pooling, dropout, a new head.
 
     ``weights``: "imagenet" (download, online), a local ``.h5``/``.weights.h5`` file, "none", or
     "auto" (ImageNet if it can be had, else none). With pretrained weights the base is frozen (the
     course's transfer learning). Without them a frozen random base would learn nothing, so the whole
-    network trains from scratch, its BatchNorm layers in training mode with momentum
-    ``scratch_bn_momentum`` (Keras' 0.999 leaves the moving statistics near their initial values
-    after a short run). ``model.weights_source`` and ``model.base_trainable`` say which was done."""
+    network trains from scratch, its BatchNorm layers in training mode (train.py re-estimates their
+    moving statistics, see ``BatchNormRecalibration``). ``model.weights_source`` and
+    ``model.base_trainable`` say which was done."""
     keras = _keras()
     source, base_weights = "none", None
     if weights not in ("none", "auto", "imagenet"):
@@ -114,11 +114,8 @@ def mobilenet_v2_transfer(num_classes: int = 2, input_size: int = 160, weights: 
     x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inp)  # MobileNetV2 wants [-1, 1]
     if scratch:
         base.trainable = True
-        for layer in base.layers:
-            if isinstance(layer, keras.layers.BatchNormalization):
-                layer.momentum = scratch_bn_momentum
         x = base(x)  # BatchNorm learns its statistics: training mode during fit
-        source += f": {SCRATCH} (BatchNorm momentum {scratch_bn_momentum})"
+        source += f": {SCRATCH}"
     else:
         base.trainable = False
         x = base(x, training=False)  # frozen pretrained base: BatchNorm stays in inference mode

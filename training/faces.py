@@ -78,6 +78,10 @@ def installed_file() -> Path | None:
     return path if path.is_file() else None
 
 
+def _run_pip(cmd: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True)
+
+
 def download_wheel(directory: Path | None = None) -> Path:
     """The scikit-image wheel in ``directory`` (default $EDGEPORT_DATA_HOME/wheels), downloaded once."""
     directory = Path(directory or wheel_dir())
@@ -88,7 +92,7 @@ def download_wheel(directory: Path | None = None) -> Path:
     cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
            "-d", str(directory), SKIMAGE]
     print(f"downloading the {SKIMAGE} wheel (for lfw_subset.npy) into {directory}", file=sys.stderr)
-    run = subprocess.run(cmd, capture_output=True, text=True)
+    run = _run_pip(cmd)
     found = sorted(directory.glob(WHEEL_GLOB))
     if run.returncode != 0 or not found:
         last = ((run.stderr or run.stdout).strip().splitlines() or ["no output"])[-1]

@@ -50,6 +50,72 @@ def accuracy_stop(target: float):
     return AccuracyStop()
 
 
+def _layers(layer) -> list:
+    """``layer`` and every layer nested inside it."""
+    return [layer] + [inner for child in getattr(layer, "layers", []) for inner in _layers(child)]
+
+
+def recalibrate_batchnorm(model, dataset, max_batches: int = 100) -> int:
+    """Re-estimate every BatchNorm layer's moving mean and variance over ``dataset`` (weights fixed):
+    the image-weighted average of the batch statistics. Returns the number of images used.
+
+    A network trained from scratch for a few epochs changes faster than Keras' moving averages
+    (momentum 0.99-0.999) follow; in inference mode its outputs then collapse to one class."""
+    import keras
+    import numpy as np
+
+    bns = [layer for layer in _layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
+    if not bns:
+        return 0
+    momenta = [bn.momentum for bn in bns]
+    sums = [[np.zeros(bn.moving_mean.shape), np.zeros(bn.moving_variance.shape)] for bn in bns]
+    seen = 0
+    try:
+        for bn in bns:
+            bn.momentum = 0.0  # each call leaves exactly the batch statistics in the moving variables
+        for x, _ in dataset.take(max_batches):
+            model(x, training=True)
+            n = int(x.shape[0])
+            for acc, bn in zip(sums, bns):
+                acc[0] += n * np.asarray(bn.moving_mean)
+                acc[1] += n * np.asarray(bn.moving_variance)
+            seen += n
+    finally:
+        for bn, momentum in zip(bns, momenta):
+            bn.momentum = momentum
+    for (mean, var), bn in zip(sums, bns):
+        bn.moving_mean.assign(mean / max(seen, 1))
+        bn.moving_variance.assign(var / max(seen, 1))
+    return seen
+
+
+def batchnorm_recalibration(dataset):
+    """Callback: recalibrate BatchNorm (``recalibrate_batchnorm``) before each validation and once
+    at the end of training, so that per-epoch validation and the saved model use settled statistics."""
+    import keras
+
+    class BatchNormRecalibration(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.stale, self.runs, self.images = False, 0, 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.stale = True
+
+        def on_test_begin(self, logs=None):
+            self._recalibrate()
+
+        def on_train_end(self, logs=None):
+            self._recalibrate()
+
+        def _recalibrate(self):
+            if self.stale:
+                self.images = recalibrate_batchnorm(self.model, dataset)
+                self.runs, self.stale = self.runs + 1, False
+
+    return BatchNormRecalibration()
+
+
 def distribution_strategy():
     """MirroredStrategy when more than one GPU is visible, the default strategy otherwise."""
     import tensorflow as tf
@@ -98,7 +164,7 @@ def _data(spec: ModelSpec, cfg: TrainConfig, data_dir: str | None):
         size = cfg.input_size or spec.input_size
         train, val, classes = image_datasets(source, image_size=(size, size), batch_size=cfg.batch_size,
                                              seed=cfg.seed)
-        return {"x": train}, val, val, tuple(classes), source
+        return {"x": train, "shuffle": False}, val, val, tuple(classes), source  # the dataset shuffles itself
     from edgeport.training.data import load_dataset
 
     ds = load_dataset(spec.dataset, data_dir)
@@ -160,6 +226,12 @@ def train(model: str, *, epochs: int | None = None, batch_size: int | None = Non
         print(f"{spec.name}: note: the base already trains from scratch; --fine-tune-at {fine_tune_at} "
               f"adds {fine_tune_epochs} epochs at a tenth of the rate with base layers below {fine_tune_at} frozen")
     callbacks = [accuracy_stop(cfg.target_accuracy)] if cfg.target_accuracy else []
+    recal = None
+    if getattr(net, "base_trainable", False):  # from scratch: BatchNorm statistics re-estimated
+        recal = batchnorm_recalibration(fit_data["x"])
+        callbacks.append(recal)
+        print(f"{spec.name}: BatchNorm moving statistics are re-estimated over the training images "
+              "before each validation and after training (weights unchanged)")
     verbose = verbose if verbose is not None else (1 if sys.stdout.isatty() else 2)
     if spec.task == "regression":
         verbose = 0 if verbose == 2 else verbose  # 500 one-line epochs say nothing useful
@@ -168,7 +240,8 @@ def train(model: str, *, epochs: int | None = None, batch_size: int | None = Non
     history = net.fit(**fit_data, epochs=cfg.epochs, validation_data=val, callbacks=callbacks,
                       verbose=verbose).history
     if fine_tune_at is not None and spec.name == "mobilenet_v2_transfer":
-        history = _fine_tune(net, spec, cfg, fit_data, val, fine_tune_at, fine_tune_epochs, verbose, history)
+        history = _fine_tune(net, spec, cfg, fit_data, val, fine_tune_at, fine_tune_epochs, verbose, history,
+                             [recal] if recal else [])
     test_metrics = _evaluate(net, spec, test)
     record = {"model": spec.name, "dataset": spec.dataset, "data_source": source, "seed": cfg.seed,
               "config": cfg.__dict__, "epochs_run": len(next(iter(history.values()), [])),
@@ -176,7 +249,9 @@ def train(model: str, *, epochs: int | None = None, batch_size: int | None = Non
               "test_metrics": test_metrics, "labels": list(labels), "strategy": strategy.__class__.__name__,
               "data_default": data_dir is None and spec.dataset == "image_folder",
               "weights_source": getattr(net, "weights_source", None),
-              "base_trainable": getattr(net, "base_trainable", None), "versions": versions(),
+              "base_trainable": getattr(net, "base_trainable", None),
+              "batchnorm_recalibration": ({"runs": recal.runs, "images": recal.images} if recal else None),
+              "versions": versions(),
               "seconds": round(time.perf_counter() - started, 2)}
     model_dir = Path(out) / spec.name
     with atomic_path(model_dir / "model.keras") as tmp:
@@ -188,12 +263,12 @@ def train(model: str, *, epochs: int | None = None, batch_size: int | None = Non
     return record
 
 
-def _fine_tune(net, spec, cfg, fit_data, val, fine_tune_at, epochs, verbose, history):
+def _fine_tune(net, spec, cfg, fit_data, val, fine_tune_at, epochs, verbose, history, callbacks=()):
     """Unfreeze the MobileNetV2 base from layer ``fine_tune_at`` and train on at a tenth of the rate."""
     base = next(layer for layer in net.layers if hasattr(layer, "layers"))
     base.trainable = True
     for layer in base.layers[:fine_tune_at]:
         layer.trainable = False
     _compile(net, spec, TrainConfig(epochs, cfg.batch_size, cfg.learning_rate / 10, None), net.output_shape[-1])
-    more = net.fit(**fit_data, epochs=epochs, validation_data=val, verbose=verbose).history
+    more = net.fit(**fit_data, epochs=epochs, validation_data=val, callbacks=list(callbacks), verbose=verbose).history
     return {k: list(history.get(k, [])) + list(more.get(k, [])) for k in set(history) | set(more)}

@@ -22,9 +22,9 @@ GOAL = 0.5
 
 
 def verify_speed(model: str, *, out: Path = Path("artifacts"), formats: list[str] | None = None,
-                 seconds: float = 1.0, limit: int | None = None) -> tuple[str, bool]:
+                 seconds: float = 1.0, limit: int | None = None, data_npz: str | None = None) -> tuple[str, bool]:
     cores = usable_cores()
-    verified = verify_model(model, out=out, formats=formats, limit=limit, threads=cores)
+    verified = verify_model(model, out=out, formats=formats, limit=limit, threads=cores, data_npz=data_npz)
     fmts = sorted({r.format for r in verified.results if r.timing.get("images_per_s")})
     bench = bench_model(model, out=out, formats=fmts, seconds=seconds, threads=[cores], keras_predict=False)
     rates = {(r["format"], r["runtime"]): r.get("batch32", {}).get("images_per_s") for r in bench.rows}
@@ -50,10 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--formats", nargs="*")
     parser.add_argument("--seconds", type=float, default=1.0)
     parser.add_argument("--limit", type=int)
+    parser.add_argument("--data-npz", help="inputs to verify on instead of the model's test set")
     args = parser.parse_args(argv)
     try:
         table, ok = verify_speed(args.model, out=args.out, formats=args.formats, seconds=args.seconds,
-                                 limit=args.limit)
+                                 limit=args.limit, data_npz=args.data_npz)
     except EdgeportError as exc:
         print(f"verify_speed: error: {exc}", file=sys.stderr)
         return 2
