@@ -224,3 +224,31 @@ def test_quantized_sizes_against_float32(name, tmp_path):
     sizes = {r.format: r.bytes for r in report.results}
     assert sizes["tflite_int8"] <= 0.30 * sizes["tflite_fp32"], sizes
     assert sizes["tflite_fp16"] <= 0.55 * sizes["tflite_fp32"], sizes
+
+
+def test_augmentation_layers_are_left_out_of_every_artifact(tmp_path, rng):
+    """keras.Model.export traces without training=False: RandomFlip/Rotation/Zoom (the image_cnn
+    recipe) would stay in the graph and no converter takes their random ops. Exported in inference
+    mode, every format converts and the SavedModel's graph has no random op."""
+    import keras
+    import tensorflow as tf
+
+    from edgeport.export.saved_model import INFERENCE
+
+    keras.utils.set_random_seed(0)
+    L = keras.layers
+    model = keras.Sequential([keras.Input((16, 16, 3), name="image"), L.RandomFlip("horizontal"),
+                              L.RandomRotation(0.1), L.RandomZoom(0.1), L.Rescaling(1 / 255.0),
+                              L.Conv2D(4, 3, activation="relu"), L.Flatten(), L.Dense(1, activation="sigmoid")])
+    model.save(tmp_path / "augmented.keras")
+    report = export_model(str(tmp_path / "augmented.keras"), out=tmp_path / "out",
+                          formats=["saved_model", "tflite_fp32", "tflite_int8", "onnx"], calibration_samples=8)
+    assert report.ok, report.render()
+    model_dir = tmp_path / "out" / "augmented"
+    assert load_manifest(model_dir)["artifacts"]["saved_model"]["converter"] == INFERENCE
+    fn = tf.saved_model.load(str(model_dir / "saved_model")).signatures["serving_default"]
+    ops = {n.op for f in fn.graph.as_graph_def().library.function for n in f.node_def}
+    assert not [op for op in ops if "Random" in op or "ImageProjectiveTransform" in op]
+    assert list(fn.structured_input_signature[1]) == ["image"]
+    inputs = raw_inputs(model, 4, rng)
+    assert np.abs(tflite_outputs(model_dir / "model_fp32.tflite", inputs) - keras_outputs(model, inputs)).max() < 1e-5

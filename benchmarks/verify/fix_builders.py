@@ -19,6 +19,20 @@ MORE_SAMPLES = 1000
 DEBUG_SAMPLES = 64
 
 
+def more_samples(job: dict[str, Any]) -> tuple[int, str] | None:
+    """How many calibration samples the "more samples" candidate uses (MORE_SAMPLES, or every sample
+    the source has when it has fewer) and its label; None when that adds nothing to the export's."""
+    used = int(job["calibration"].get("samples") or job["calibration"].get("requested") or 200)
+    try:
+        available = len(_samples(job, MORE_SAMPLES))
+    except EdgeportError:
+        return None  # the source cannot be rebuilt: the "as exported" candidate says why
+    if available <= used:
+        return None
+    return available, (f"{available} calibration samples" if available >= MORE_SAMPLES
+                       else f"{available} calibration samples (all the source has)")
+
+
 def _samples(job: dict[str, Any], n: int) -> np.ndarray:
     from edgeport.export.calibration import rebuild
 
@@ -38,8 +52,8 @@ class TfliteInt8:
 
     def calibrations(self) -> Iterator[tuple[str, dict[str, Any]]]:
         yield f"as exported ({self.base} calibration samples)", {"calibration_samples": self.base}
-        if MORE_SAMPLES > self.base:
-            yield f"{MORE_SAMPLES} calibration samples", {"calibration_samples": MORE_SAMPLES}
+        if more := more_samples(self.job):
+            yield more[1], {"calibration_samples": more[0]}
 
     def _converter(self, n: int):
         import tensorflow as tf
@@ -99,8 +113,8 @@ class OnnxInt8:
     def calibrations(self) -> Iterator[tuple[str, dict[str, Any]]]:
         yield (f"as exported (minmax, {self.base} samples)",
                {"calibration_samples": self.base, "onnx_calibration": "minmax"})
-        if MORE_SAMPLES > self.base:
-            yield f"minmax, {MORE_SAMPLES} samples", {"calibration_samples": MORE_SAMPLES, "onnx_calibration": "minmax"}
+        if more := more_samples(self.job):
+            yield f"minmax, {more[1]}", {"calibration_samples": more[0], "onnx_calibration": "minmax"}
         for method in self.METHODS:
             yield f"{method}, {self.base} samples", {"calibration_samples": self.base, "onnx_calibration": method}
 

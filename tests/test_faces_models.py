@@ -1,0 +1,89 @@
+"""The deep models of the suite are the course's image models trained on real pixels: image_cnn and
+MobileNetV2 (alpha 1.0, 160x160, 150+ layers, from scratch: no ImageNet weights here) learn the real
+faces folder (`make data`), export to every format and pass every gate; the float32 gate still
+catches one weight tensor 1% off in the deep network; and a deliberately bad int8 calibration (one
+image) fails its gate until `edgeport fix` brings it back inside, recording what it chose.
+
+Epochs are cut short for CI; the floors sit well below what the defaults reach (validation 1.0 on
+seeds 0-2 with the full defaults; see the README "Image models")."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from edgeport.benchmarks.verify.command import verify_model
+from edgeport.benchmarks.verify.fix import fix_model
+from edgeport.export.pipeline import export_model
+from edgeport.manifest import load_manifest
+from edgeport.training import faces
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    dest = faces.default_dest()
+    assert faces.is_complete(dest), (f"the faces folder {dest} is missing or incomplete: run `make data` "
+                                     "(python -m edgeport.training.faces); `make test` does it")
+    from edgeport.training.train import train
+
+    out = tmp_path_factory.mktemp("faces")
+    records = {"image_cnn": train("image_cnn", epochs=12, out=out, verbose=0),
+               "mobilenet_v2_transfer": train("mobilenet_v2_transfer", epochs=4, weights="none", out=out,
+                                              verbose=0)}
+    for name in records:
+        report = export_model(name, out=out, formats=["all"], isolate=False)
+        assert report.ok, report.render()
+    return out, records
+
+
+def test_both_image_models_learn_the_real_faces(trained):
+    out, records = trained
+    cnn, net = records["image_cnn"], records["mobilenet_v2_transfer"]
+    assert cnn["data_source"] == str(faces.default_dest()) and cnn["labels"] == ["face", "non_face"]
+    assert cnn["test_metrics"]["accuracy"] >= 0.85, cnn["history"]
+    assert net["base_trainable"] is True and "from scratch" in net["weights_source"]
+    assert net["batchnorm_recalibration"]["images"] == 160  # the whole training split
+    assert net["test_metrics"]["accuracy"] >= 0.85, net["history"]
+
+
+@pytest.mark.parametrize("name", ["image_cnn", "mobilenet_v2_transfer"])
+def test_every_format_of_the_trained_image_models_passes_its_gate(trained, name):
+    out, _ = trained
+    report = verify_model(name, out=out)
+    assert report.ok, report.render()
+    formats = {r.format for r in report.results}
+    assert {"tflite_fp32", "tflite_fp16", "tflite_int8", "tflite_int16x8", "onnx", "onnx_int8"} <= formats
+    assert all(r.status == "pass" for r in report.results), report.render()
+    for r in report.results:
+        if r.figures.get("tolerance") is not None:  # float32 and fp16 (vs its rounding reference)
+            assert r.figures["tolerance_diff"] <= r.figures["tolerance"], r.format
+
+
+def test_one_weight_tensor_one_percent_off_fails_on_the_deep_network(trained, tmp_path, edits):
+    out, _ = trained
+    model_dir = tmp_path / "mobilenet_v2_transfer"
+    shutil.copytree(out / "mobilenet_v2_transfer", model_dir)
+    edits.scale_weights(model_dir / "model_fp32.tflite", 1.01)
+    edits.rehash(model_dir, "tflite_fp32")
+    report = verify_model("mobilenet_v2_transfer", out=tmp_path, formats=["tflite_fp32"])
+    row = report.results[0]
+    assert row.status == "fail" and "tolerance_diff" in [f.figure for f in row.failures], report.render()
+
+
+def test_fix_brings_a_badly_calibrated_deep_int8_inside_its_gate(trained, tmp_path):
+    out, _ = trained
+    model_dir = tmp_path / "mobilenet_v2_transfer"
+    shutil.copytree(out / "mobilenet_v2_transfer", model_dir)
+    bad = export_model("mobilenet_v2_transfer", out=tmp_path, formats=["tflite_int8"], calibration_samples=1, isolate=False)
+    assert bad.ok, bad.render()
+    before = verify_model("mobilenet_v2_transfer", out=tmp_path, formats=["tflite_int8"])
+    assert not before.ok and before.results[0].figures["agreement"] < 0.95, before.render()
+    report = fix_model("mobilenet_v2_transfer", out=tmp_path)
+    assert report.ok and report.verified.ok, report.render()
+    entry = load_manifest(model_dir)["artifacts"]["tflite_int8"]
+    fix = entry["fix"]
+    assert fix["candidates"][0]["passes"] is False and fix["settings"]["calibration_samples"] > 1
+    assert entry["calibration"]["samples"] == 160  # every training image: the folder has no more
+    assert "onnx_int8" not in report.tables  # it passed the last verify: nothing to fix
