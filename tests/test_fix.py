@@ -45,7 +45,7 @@ def broken(tmp_path_factory):
     outlier_model(ds.x_train[:6000], ds.y_train[:6000]).save(tmp / f"{NAME}.keras")
     np.save(tmp / "cal.npy", ds.x_train[6000:7000])
     np.savez(tmp / "test.npz", x_test=ds.x_test[:1000], y_test=ds.y_test[:1000])
-    report = export_model(str(tmp / f"{NAME}.keras"), formats=["saved_model", "tflite_int8", "onnx", "onnx_int8"],
+    report = export_model(str(tmp / f"{NAME}.keras"), formats=["saved_model", "tflite_int8", "c_array", "onnx", "onnx_int8"],
                           out=tmp / "out", calibration_data=str(tmp / "cal.npy"))
     assert report.ok, report.render()
     return tmp
@@ -66,7 +66,7 @@ def test_fix_finds_a_passing_artifact_and_records_what_it_kept_in_float(broken, 
     shutil.copytree(broken / "out", out)
     report = fix_model(NAME, out=out, data_npz=str(broken / "test.npz"))
     assert report.ok, report.render()
-    assert report.verified.ok and {r.format for r in report.verified.results} == {"tflite_int8", "onnx_int8"}
+    assert report.verified.ok and {r.format for r in report.verified.results} == {"tflite_int8", "c_array", "onnx_int8"}
     manifest = load_manifest(out / NAME)
     for fmt, key in (("tflite_int8", "keep_float"), ("onnx_int8", "onnx_keep_float")):
         entry = manifest["artifacts"][fmt]

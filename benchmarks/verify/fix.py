@@ -28,6 +28,8 @@ from edgeport.benchmarks.verify.reference import reference_for
 from edgeport.errors import EdgeportError
 
 FIXABLE = ("tflite_int8", "onnx_int8")
+#: artifacts made from a fixable one's bytes: re-exported with it, or they would embed the old model
+FOLLOWERS = {"tflite_int8": ("c_array",)}
 
 
 @dataclass
@@ -83,7 +85,8 @@ def _export_settings(manifest: dict[str, Any], fmt: str, settings: dict[str, Any
     entry = manifest["artifacts"][fmt]
     record = entry.get("calibration") or manifest.get("calibration") or {}
     source = str(record.get("source", ""))
-    kwargs: dict[str, Any] = {"formats": [fmt], "seed": int(record.get("seed", 0)),
+    followers = [f for f in FOLLOWERS.get(fmt, ()) if f in manifest["artifacts"]]  # built from its bytes
+    kwargs: dict[str, Any] = {"formats": [fmt, *followers], "seed": int(record.get("seed", 0)),
                               "calibration_samples": int(settings["calibration_samples"])}
     if source.startswith("file:"):
         kwargs["calibration_data"] = source[5:]
@@ -174,6 +177,7 @@ def fix_model(model: str, *, out: Path = Path("artifacts"), formats: list[str] |
                     "scored_on": plan.test.describe(), "gate": job["gate"]}
                 save_manifest(model_dir, manifest)
     fixed = [f for f, r in report.tables.items() if r.get("chosen")]
+    fixed += [g for f in fixed for g in FOLLOWERS.get(f, ()) if g in listed]
     if fixed:
         final = plans.from_model_dir(model_dir, data_dir=data_dir, data_npz=data_npz, limit=None, formats=fixed)
         report.verified = run_plan(final, table, runtimes=None, threads=usable_cores(), timeout=timeout,
