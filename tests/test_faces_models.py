@@ -31,7 +31,7 @@ def trained(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("faces")
     records = {"image_cnn": train("image_cnn", epochs=12, out=out, verbose=0),
-               "mobilenet_v2_transfer": train("mobilenet_v2_transfer", epochs=3, weights="none", out=out,
+               "mobilenet_v2_transfer": train("mobilenet_v2_transfer", epochs=4, weights="none", out=out,
                                               verbose=0)}
     for name in records:
         report = export_model(name, out=out, formats=["all"], isolate=False)

@@ -185,3 +185,25 @@ def test_two_verify_runs_at_once_leave_a_whole_verify_json(first_export):
     assert codes == [0, 0], [p.stdout.read()[-1500:] for p in procs]
     saved = json.loads((first_export / "out" / NAME / "verify.json").read_text())
     assert saved["ok"] is True and saved["results"]
+
+
+def test_the_next_export_undoes_an_interrupted_one_by_itself(first_export):
+    """No explicit recover: the next `edgeport export` settles the interruption first, says so, and
+    leaves no pending entry, backup or file whose sha256 differs from its entry."""
+    tmp = first_export
+    model_dir = tmp / "out" / NAME
+    before = load_manifest(model_dir)
+    script = _driver(KILLERS["between the rename and the manifest update"], tmp / f"{NAME}.keras", tmp / "out",
+                     tmp / "cal.npy")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    assert load_manifest(model_dir).get("pending")  # the interruption is on record
+    report = export_model(str(tmp / f"{NAME}.keras"), formats=["tflite_fp16"], out=tmp / "out",
+                          calibration_data=str(tmp / "cal.npy"))
+    assert report.ok, report.render()
+    assert any("tflite_fp32: an interrupted export was undone" in w for w in report.warnings), report.warnings
+    after = load_manifest(model_dir)
+    assert "pending" not in after and after["artifacts"]["tflite_fp32"] == before["artifacts"]["tflite_fp32"]
+    for entry in after["artifacts"].values():
+        check_integrity(model_dir, entry)
+    assert not [p for p in model_dir.iterdir() if p.name.startswith(".") and p.name != ".edgeport.lock"]
