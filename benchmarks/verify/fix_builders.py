@@ -19,10 +19,15 @@ MORE_SAMPLES = 1000
 DEBUG_SAMPLES = 64
 
 
+def _used(job: dict[str, Any]) -> int:
+    """The calibration samples the export used (fewer than requested when the source has fewer)."""
+    return int(job["calibration"].get("samples") or job["calibration"].get("requested") or 200)
+
+
 def more_samples(job: dict[str, Any]) -> tuple[int, str] | None:
     """How many calibration samples the "more samples" candidate uses (MORE_SAMPLES, or every sample
     the source has when it has fewer) and its label; None when that adds nothing to the export's."""
-    used = int(job["calibration"].get("samples") or job["calibration"].get("requested") or 200)
+    used = _used(job)
     try:
         available = len(_samples(job, MORE_SAMPLES))
     except EdgeportError:
@@ -51,7 +56,7 @@ class TfliteInt8:
         self.base = int(job["calibration"].get("requested") or job["calibration"].get("samples") or 200)
 
     def calibrations(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        yield f"as exported ({self.base} calibration samples)", {"calibration_samples": self.base}
+        yield f"as exported ({_used(self.job)} calibration samples)", {"calibration_samples": self.base}
         if more := more_samples(self.job):
             yield more[1], {"calibration_samples": more[0]}
 
@@ -111,7 +116,7 @@ class OnnxInt8:
         self.base = int(job["calibration"].get("requested") or job["calibration"].get("samples") or 200)
 
     def calibrations(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        yield (f"as exported (minmax, {self.base} samples)",
+        yield (f"as exported (minmax, {_used(self.job)} samples)",
                {"calibration_samples": self.base, "onnx_calibration": "minmax"})
         if more := more_samples(self.job):
             yield f"minmax, {more[1]}", {"calibration_samples": more[0], "onnx_calibration": "minmax"}
