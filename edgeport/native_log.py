@@ -23,24 +23,8 @@ class NativeLog:
 
     @contextlib.contextmanager
     def capture(self, title: str) -> Iterator[None]:
-        for stream in (sys.stdout, sys.stderr):
-            stream.flush()
-        saved = [os.dup(1), os.dup(2)]
-        with open(self.path, "ab") as fh:
-            fh.write(f"\n===== {title} =====\n".encode())
-            fh.flush()
-            os.dup2(fh.fileno(), 1)
-            os.dup2(fh.fileno(), 2)
-        try:
+        with _redirect(self.path, title):
             yield
-        finally:
-            for stream in (sys.stdout, sys.stderr):
-                with contextlib.suppress(Exception):
-                    stream.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            for fd in saved:
-                os.close(fd)
 
     def keep(self, dest: Path) -> Path:
         with atomic_path(dest) as tmp:
@@ -62,6 +46,13 @@ def quiet(title: str) -> Iterator[Path]:
     except OSError:
         yield path
         return
+    with _redirect(path, title):
+        yield path
+
+
+@contextlib.contextmanager
+def _redirect(path: Path, title: str) -> Iterator[None]:
+    """File descriptors 1 and 2 (what native code writes to) appended to ``path`` for the block."""
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     saved = [os.dup(1), os.dup(2)]
@@ -71,10 +62,10 @@ def quiet(title: str) -> Iterator[Path]:
         os.dup2(fh.fileno(), 1)
         os.dup2(fh.fileno(), 2)
     try:
-        yield path
+        yield
     finally:
         for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # a closed or broken Python stream: fds are restored anyway
                 stream.flush()
         os.dup2(saved[0], 1)
         os.dup2(saved[1], 2)

@@ -6,6 +6,7 @@ A builder yields its calibration ladder, builds a candidate from settings (the s
 """
 from __future__ import annotations
 
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -30,8 +31,9 @@ def more_samples(job: dict[str, Any]) -> tuple[int, str] | None:
     used = _used(job)
     try:
         available = len(_samples(job, MORE_SAMPLES))
-    except EdgeportError:
-        return None  # the source cannot be rebuilt: the "as exported" candidate says why
+    except EdgeportError as exc:  # the "as exported" candidate fails on the same source and says so too
+        print(f"edgeport fix: note: more calibration samples not tried: {exc}", file=sys.stderr, flush=True)
+        return None
     if available <= used:
         return None
     return available, (f"{available} calibration samples" if available >= MORE_SAMPLES
