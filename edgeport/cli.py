@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from edgeport.errors import EdgeportError
-from edgeport.registry import resolve
+from edgeport.lazy import resolve
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("edgeport.training.models:list_models", "list the course models"),

@@ -12,7 +12,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from edgeport.registry import lookup
+from edgeport.lazy import lookup
 
 JOBS: dict[str, str] = {
     "export": "edgeport.export.pipeline:export_job",

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
+from edgeport.errors import IntegrityError
 from edgeport.export.context import ExportContext
 from edgeport.export.registry import INFO, Format
 from edgeport.export.tflite_meta import builtin_ops
@@ -79,11 +81,26 @@ const unsigned int {SYMBOL}_len = {len(model)}u;
 
 
 def export(ctx: ExportContext, dest: Path) -> dict[str, Any]:
-    tflite = ctx.dependency(Format.TFLITE_INT8)
-    model = tflite.read_bytes()
+    needs = INFO[Format.C_ARRAY.value].needs
+    model = ctx.dependency(needs).read_bytes()
     ops = builtin_ops(model)
-    header = header_text(model, ops, name=ctx.name, source=INFO[Format.TFLITE_INT8.value].file)
+    header = header_text(model, ops, name=ctx.name, source=INFO[needs.value].file)
     (dest.parent / HEADER).write_bytes(header.encode())
     dest.write_bytes(source_text(model, name=ctx.name).encode())
     return {"converter": "edgeport c_array", "header": HEADER, "array": SYMBOL, "array_bytes": len(model), "alignment": 16,
             "tflite_sha256": hashlib.sha256(model).hexdigest(), "builtin_ops": ops}
+
+
+def embedded_bytes(path: Path) -> bytes:
+    """The bytes of the first ``unsigned char NAME[] = {0x.., ...}`` array in a C source file (its
+    proof: they must equal the model it was made from)."""
+    text = Path(path).read_text(errors="replace")
+    m = re.search(r"\[\]\s*=\s*\{(.*?)\}", text, flags=re.S)
+    if not m:
+        raise IntegrityError(f"{path}: no byte array found")
+    return bytes(int(tok, 16) for tok in re.findall(r"0x([0-9a-fA-F]{1,2})", m.group(1)))
+
+
+def flash_bytes(path: Path) -> int:
+    """What the C array costs a device: the model bytes it puts in flash, not its source text."""
+    return len(embedded_bytes(path))

@@ -13,7 +13,7 @@ from edgeport.errors import EdgeportError, ExportError
 from edgeport.export.config import ExportConfig
 from edgeport.export.registry import INFO, Format
 from edgeport.export.source import ModelSource, load_source
-from edgeport.registry import resolve
+from edgeport.lazy import resolve
 from edgeport.training_record import load_training_record
 from edgeport.types import InputContract
 
@@ -161,7 +161,7 @@ class ExportContext:
         dest = Path(self._tmp.name) / fmt.value / INFO[fmt.value].file
         dest.parent.mkdir(parents=True, exist_ok=True)
         try:
-            resolve(INFO[fmt.value].target)(self, dest)
+            resolve(INFO[fmt.value].export)(self, dest)
         except Exception as exc:
             self.failed[fmt] = cause_line(exc)
             raise ExportError(f"needs {fmt} first, which failed: {self.failed[fmt]}") from exc

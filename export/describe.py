@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from edgeport.export.context import ExportContext
-from edgeport.export.registry import Format, FormatInfo
+from edgeport.export.registry import INFO, FormatInfo, Proof
+from edgeport.lazy import resolve
 from edgeport.types import TensorSpec
 from edgeport.versions import package_versions
 
@@ -51,12 +52,14 @@ def describe(ctx: ExportContext, info: FormatInfo, path: Path) -> dict[str, Any]
     """``{"inputs": [...], "outputs": [...]}`` read back from the written artifact."""
     from edgeport.export import tflite_meta
 
-    if info.kind == "saved_model":
+    if info.describer:
+        return resolve(info.describer)(ctx, path)
+    if info.proof is Proof.SAME_BYTES:  # it embeds the model it is made from: describe that one
+        return describe(ctx, INFO[info.needs.value], ctx.dependency(info.needs))
+    if info.family == "saved_model":
         return _saved_model_io(ctx, path)
-    if info.kind == "tflite":
+    if info.family == "tflite":
         return tflite_meta.describe(path.read_bytes(), ctx.warn)
-    if info.kind == "onnx":
+    if info.family == "onnx":
         return _onnx_io(path)
-    if info.kind == "c_array":
-        return tflite_meta.describe(ctx.dependency(Format.TFLITE_INT8).read_bytes(), ctx.warn)
-    raise ValueError(f"no describer for {info.kind!r}")
+    raise ValueError(f"no describer for the {info.family!r} family")

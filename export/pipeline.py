@@ -29,7 +29,7 @@ from edgeport.export.source import (installed_already, load_source, refuse_other
                                      source_record, stage_source)
 from edgeport.files import human_size, sha256_file, size_bytes, write_text_atomic
 from edgeport.manifest import hash_files, load_manifest, recover, save_manifest
-from edgeport.registry import resolve
+from edgeport.lazy import resolve
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -83,7 +83,7 @@ def _export_one(ctx: ExportContext, fmt: Format, manifest: dict[str, Any], t0: f
     staging = Path(tempfile.mkdtemp(prefix=f".{fmt.value}.", suffix=".tmp", dir=ctx.model_dir))
     try:
         dest = staging / info.file
-        extra = resolve(info.target)(ctx, dest)
+        extra = resolve(info.export)(ctx, dest)
         ctx.produced[fmt] = dest
         names = [info.file, *info.extra_files]
         entry = {**extra, "format": fmt.value, "file": info.file, "sha256": sha256_file(dest),

@@ -1,13 +1,18 @@
-"""The export formats: one place that knows their names, files, converters and dependencies.
+"""The export formats: the one place that knows each format's name, file, converter, runtimes,
+proof, fixer, followers and the size that matters for it.
 
-Imports nothing heavy: ``edgeport formats`` and name validation never load TensorFlow.
+A format is one module (its converter, and where it needs them its fixer, proof and size) plus one
+row here; verify, fix, bench, report, bundles and fuzz ask this table and never spell a format's
+name. Imports nothing heavy: ``edgeport formats`` and name validation never load TensorFlow.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 
 from edgeport.errors import UnknownNameError
+from edgeport.lazy import resolve
 
 
 class Precision(str, Enum):
@@ -16,6 +21,17 @@ class Precision(str, Enum):
     FLOAT32 = "float32"
     FP16 = "fp16"
     QUANTIZED = "quantized"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Proof(str, Enum):
+    """How an artifact is proved: run on its runtimes against the reference, or shown to embed the
+    very bytes of the artifact it is made from (which must pass its own proof)."""
+
+    RUN = "run"
+    SAME_BYTES = "same_bytes"
 
     def __str__(self) -> str:
         return self.value
@@ -40,13 +56,25 @@ class Format(str, Enum):
 
 @dataclass(frozen=True)
 class FormatInfo:
+    """One format's registry row. ``"module:attr"`` strings are resolved only when used."""
+
     name: Format
-    target: str  # "module:attr" of ``export(ctx, dest) -> dict``
+    export: str  # "module:attr" of ``export(ctx, dest) -> dict`` (the converter entry point)
     file: str  # file (or directory) name inside the model directory
-    kind: str  # how the pipeline describes it: saved_model | tflite | onnx | c_array
-    needs: Format | None
+    family: str  # the file family it is described as: saved_model | tflite | onnx | c_array
+    needs: Format | None  # what it is built from (it follows that format when that one changes)
     precision: Precision
     summary: str
+    runtimes: tuple[str, ...] = ()  # runtimes that load it (edgeport.runtimes registry names)
+    proof: Proof = Proof.RUN
+    embedded: str | None = None  # SAME_BYTES: "module:attr" of ``(path) -> bytes`` it embeds
+    fixer: str | None = None  # "module:attr" of the class `edgeport fix` builds candidates with
+    debugger: str | None = None  # "module:attr" of ``(job) -> dict``: per-layer quantization error table
+    size: str | None = None  # "module:attr" of ``(path) -> int``: the bytes that matter on a device
+    describer: str | None = None  # "module:attr" of ``(ctx, path) -> {inputs, outputs}``; None: its family's
+    weights: str = "float32"  # what its weights are stored as: float32 | float16 | int8 | int4
+    activations: str = "float32"  # what its activations are computed in: float32 | int8 | int16
+    bundles: tuple[str, ...] = ()  # deploy targets that carry this artifact as it is
     extra_files: tuple[str, ...] = ()  # written beside ``file`` in the same step
     directory: bool = False
 
@@ -54,30 +82,44 @@ class FormatInfo:
     def quantized(self) -> bool:
         return self.precision is Precision.QUANTIZED
 
+    @property
+    def full_integer(self) -> bool:
+        """Integer weights and integer activations (what a microcontroller or an NPU runs)."""
+        return self.weights.startswith("int") and self.activations.startswith("int")
+
 
 _P = "edgeport.export."
 _F = Format
 _FP32, _Q = Precision.FLOAT32, Precision.QUANTIZED
+_LITERT, _ORT = ("litert",), ("onnxruntime",)
 _INFOS = (
     FormatInfo(_F.SAVED_MODEL, _P + "saved_model:export", "saved_model", "saved_model", None, _FP32,
-               "TensorFlow SavedModel (Keras model.export), serving signature", directory=True),
+               "TensorFlow SavedModel (Keras model.export), serving signature", runtimes=("savedmodel",),
+               directory=True),
     FormatInfo(_F.TFLITE_FP32, _P + "tflite:export_fp32", "model_fp32.tflite", "tflite",
-               _F.SAVED_MODEL, _FP32, "TFLite float32"),
+               _F.SAVED_MODEL, _FP32, "TFLite float32", runtimes=_LITERT, bundles=("rpi",)),
     FormatInfo(_F.TFLITE_FP16, _P + "tflite:export_fp16", "model_fp16.tflite", "tflite",
-               _F.SAVED_MODEL, Precision.FP16, "TFLite float16 weights, float32 compute/IO"),
+               _F.SAVED_MODEL, Precision.FP16, "TFLite float16 weights, float32 compute/IO", runtimes=_LITERT,
+               weights="float16"),
     FormatInfo(_F.TFLITE_DYNAMIC, _P + "tflite:export_dynamic", "model_dynamic.tflite", "tflite",
-               _F.SAVED_MODEL, _Q, "TFLite dynamic-range (int8 weights, float IO)"),
+               _F.SAVED_MODEL, _Q, "TFLite dynamic-range (int8 weights, float IO)", runtimes=_LITERT,
+               weights="int8"),
     FormatInfo(_F.TFLITE_INT8, _P + "tflite:export_int8", "model_int8.tflite", "tflite",
-               _F.SAVED_MODEL, _Q, "TFLite full integer int8 (uint8 IO by default), calibrated"),
+               _F.SAVED_MODEL, _Q, "TFLite full integer int8 (uint8 IO by default), calibrated", runtimes=_LITERT,
+               fixer=_P + "tflite_fix:TfliteInt8Fixer", debugger=_P + "tflite_selective:debug_job",
+               weights="int8", activations="int8", bundles=("rpi",)),
     FormatInfo(_F.TFLITE_INT16X8, _P + "tflite:export_int16x8", "model_int16x8.tflite", "tflite",
-               _F.SAVED_MODEL, _Q, "TFLite int16 activations, int8 weights, calibrated"),
+               _F.SAVED_MODEL, _Q, "TFLite int16 activations, int8 weights, calibrated", runtimes=_LITERT,
+               weights="int8", activations="int16"),
     FormatInfo(_F.ONNX, _P + "onnx:export_fp32", "model.onnx", "onnx", _F.SAVED_MODEL, _FP32,
-               "ONNX float32 (tf2onnx from the SavedModel)"),
+               "ONNX float32 (tf2onnx from the SavedModel)", runtimes=_ORT, bundles=("rpi",)),
     FormatInfo(_F.ONNX_INT8, _P + "onnx:export_int8", "model_int8.onnx", "onnx", _F.ONNX, _Q,
-               "ONNX int8 QDQ, per-channel, static calibration (ONNX Runtime)"),
+               "ONNX int8 QDQ, per-channel, static calibration (ONNX Runtime)", runtimes=_ORT,
+               fixer=_P + "onnx_fix:OnnxInt8Fixer", weights="int8", activations="int8", bundles=("rpi",)),
     FormatInfo(_F.C_ARRAY, _P + "c_array:export", "model_int8_data.c", "c_array", _F.TFLITE_INT8,
-               _Q, "the int8 TFLite model as a C source/header pair for firmware",
-               extra_files=("model_int8_data.h",)),
+               _Q, "the int8 TFLite model as a C source/header pair for firmware", proof=Proof.SAME_BYTES,
+               embedded=_P + "c_array:embedded_bytes", size=_P + "c_array:flash_bytes",
+               weights="int8", activations="int8", extra_files=("model_int8_data.h",)),
 )
 INFO: dict[str, FormatInfo] = {i.name.value: i for i in _INFOS}
 FILES: dict[str, str] = {i.name.value: i.file for i in _INFOS}
@@ -94,6 +136,10 @@ def info(name: str | Format) -> FormatInfo:
     if key not in INFO:
         raise UnknownNameError("format", key, [*INFO, ALL])
     return INFO[key]
+
+
+def known(name: str) -> bool:
+    return str(name) in INFO
 
 
 def expand_formats(names: list[str] | tuple[str, ...] | str) -> tuple[Format, ...]:
@@ -118,21 +164,59 @@ def expand_formats(names: list[str] | tuple[str, ...] | str) -> tuple[Format, ..
     return tuple(f for f in Format if f in wanted)
 
 
-def dependency_chain(fmt: Format) -> tuple[Format, ...]:
+def dependency_chain(fmt: Format | str) -> tuple[Format, ...]:
     """What ``fmt`` needs, nearest first (c_array -> tflite_int8 -> saved_model)."""
     chain: list[Format] = []
-    need = INFO[fmt.value].needs
+    need = info(fmt).needs
     while need is not None:
         chain.append(need)
         need = INFO[need.value].needs
     return tuple(chain)
 
 
+def followers(fmt: Format | str) -> tuple[str, ...]:
+    """Formats built from ``fmt`` (directly or not): re-exported whenever ``fmt`` changes."""
+    name = info(fmt).name
+    return tuple(f.value for f in Format if name in dependency_chain(f))
+
+
+def fixable() -> tuple[str, ...]:
+    """Formats `edgeport fix` can search candidates for (their row names a fixer)."""
+    return tuple(i.name.value for i in _INFOS if i.fixer)
+
+
+def runs(name: str) -> bool:
+    """Whether the format is proved by running it (not by its bytes)."""
+    return info(name).proof is Proof.RUN
+
+
+def float_sibling(name: str) -> str | None:
+    """The float32 format of the same family, run in the same verify/bench: the speed yardstick."""
+    i = info(name)
+    return next((o.name.value for o in _INFOS if o.family == i.family and o.precision is _FP32
+                 and o.proof is Proof.RUN and o.name is not i.name), None)
+
+
+def deploy_size(name: str, path: Path) -> int:
+    """The bytes that matter for an artifact on a device (a C array: the model bytes it puts in
+    flash, not its source text)."""
+    from edgeport.files import size_bytes
+
+    i = info(name)
+    return int(resolve(i.size)(path)) if i.size else size_bytes(path)
+
+
+def for_bundle(target: str) -> tuple[str, ...]:
+    """The formats a deploy target carries as they are, in registry order."""
+    return tuple(i.name.value for i in _INFOS if target in i.bundles)
+
+
 def list_formats() -> str:
     """List the export formats, their files and what each needs."""
-    rows = [f"{'format':<16}{'file':<38}{'needs':<14}description"]
+    rows = [f"{'format':<16}{'file':<38}{'needs':<14}{'precision':<11}description"]
     for i in _INFOS:
         files = ", ".join((i.file + ("/" if i.directory else ""), *i.extra_files))
-        rows.append(f"{i.name.value:<16}{files:<38}{(i.needs.value if i.needs else '-'):<14}{i.summary}")
-    rows.append(f"{ALL:<16}{'':<38}{'':<14}every format above, in this order")
+        rows.append(f"{i.name.value:<16}{files:<38}{(i.needs.value if i.needs else '-'):<14}"
+                    f"{i.precision.value:<11}{i.summary}")
+    rows.append(f"{ALL:<16}{'':<38}{'':<14}{'':<11}every format above, in this order")
     return "\n".join(rows)

@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 from edgeport.errors import LoadError
-from edgeport.registry import lookup, resolve
+from edgeport.lazy import lookup, resolve
 from edgeport.runtimes import guard
 
 RUNTIMES: dict[str, str] = {

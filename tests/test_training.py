@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edgeport.cli import COMMANDS, main
-from edgeport.registry import resolve
+from edgeport.lazy import resolve
 from edgeport.training.models import MODELS, get_spec
 from edgeport.training.train import train
 

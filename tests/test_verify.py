@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from edgeport import cli
-from edgeport.benchmarks.verify.c_array import embedded_bytes
+from edgeport.export.c_array import embedded_bytes
 from edgeport.benchmarks.verify.command import VERIFY_FILE, verify_model
 from edgeport.benchmarks.verify.gates import GateFailure
 from edgeport.benchmarks.verify.result import NO_LABELS

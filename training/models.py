@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgeport.errors import UnknownNameError
-from edgeport.registry import resolve
+from edgeport.lazy import resolve
 from edgeport.training.data import DIGIT_LABELS, FASHION_LABELS
 from edgeport.types import InputContract
 

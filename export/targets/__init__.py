@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgeport.registry import lookup
+from edgeport.lazy import lookup
 
 TARGETS: dict[str, str] = {
     "rpi": "edgeport.export.targets.rpi:build",
