@@ -104,10 +104,36 @@ def test_bench_figures_from_fresh_processes(exported):
         assert row["gmac_s_batch32"] > 0 and 0 < row["efficiency"]
     assert report.macs["total"] == 784 * 16 + 16 * 10
     assert report.peak["1"]["gmac_s"] > 0 and report.peak["1"]["n"] == 256
+    int8 = report.int8_peak["1"]
+    assert int8["ok"] and int8["n"] == 256 and int8["gmac_s"] > 0
+    assert int8["by_runtime"]["litert"]["gmac_s"] > 0 and "FULLY_CONNECTED" in int8["by_runtime"]["litert"]["how"]
+    by = {r["format"]: r for r in report.rows}
+    # the int8 row is held to LiteRT's measured int8 peak, the float row to the float32 peak
+    assert by["tflite_int8"]["efficiency_peak"] == "int8 litert matmul peak"
+    assert by["tflite_int8"]["efficiency"] == pytest.approx(
+        by["tflite_int8"]["gmac_s_batch32"] / int8["by_runtime"]["litert"]["gmac_s"])
+    assert by["tflite_fp32"]["efficiency_peak"] == "float32 matmul peak"
+    assert by["tflite_fp32"]["efficiency"] == pytest.approx(by["tflite_fp32"]["gmac_s_batch32"] / report.peak["1"]["gmac_s"])
     saved = json.loads((exported / "bench.json").read_text())
+    assert saved["int8_peak"]["1"]["gmac_s"] == int8["gmac_s"] and isinstance(saved["slow_paths"], list)
     assert saved["device"]["cpu"] and saved["device"]["isa"] and len(saved["rows"]) == 2
     text = report.render()
     assert "tflite_int8" in text and "machine peak" in text and "MACs per image: 12,704" in text
+    assert "machine peak, int8 256x256 matmul" in text
+
+
+def test_int8_rows_fall_back_to_the_best_engine_and_say_so():
+    """An integer row whose runtime measured no int8 peak uses the best engine's, named in the row."""
+    row = {"format": "onnx_int8", "runtime": "onnxruntime", "threads": 2, "batch1": {"p50_us": 100.0},
+           "batch32": {"images_per_s": 1000.0}}
+    int8 = {"1": {"ok": True, "gmac_s": 50.0, "source": "litert",
+                  "by_runtime": {"litert": {"gmac_s": 50.0}, "onnxruntime": {"error": "boom"}}}}
+    bench_mod._efficiency(row, 10_000_000, {"1": {"gmac_s": 10.0}}, int8)
+    assert row["efficiency"] == pytest.approx(10.0 / 50.0)
+    assert row["efficiency_peak"] == "int8 litert matmul peak (none measured on onnxruntime)"
+    row.pop("efficiency")
+    bench_mod._efficiency(row, 10_000_000, {"1": {"gmac_s": 10.0}}, {})
+    assert "efficiency" not in row and row["efficiency_peak"].startswith("none: no int8")
 
 
 def test_a_tampered_artifact_is_not_benchmarked(exported, tmp_path):

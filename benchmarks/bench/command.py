@@ -3,8 +3,10 @@
 Every figure comes from a fresh child process (``worker.py``): load time, first inference, then
 a warmed-up, time-bounded series at batch 1 (p50/p90/p99/mean/std/min) and at batch 32
 (images/s), at 1 thread and at all cores, and the child's peak RSS. The model's MACs per image
-and this machine's float32 matrix-product peak, measured in the same run, turn throughput into
-GMAC/s and an efficiency against the hardware. Results go to ``OUT/MODEL/bench.json``.
+and this machine's float32 and int8 matrix-product peaks, measured in the same run, turn throughput
+into GMAC/s and an efficiency against the hardware (integer formats against the int8 peak of their
+runtime). A format far below its float sibling in the same run is said to be on a slow kernel path
+(``edgeport.benchmarks.slow``). Results go to ``OUT/MODEL/bench.json``.
 """
 from __future__ import annotations
 
@@ -15,12 +17,14 @@ from typing import Any
 
 import numpy as np
 
+from edgeport.benchmarks import slow
 from edgeport.benchmarks.bench.result import BenchReport, bench_file
 from edgeport.children import run_job
 from edgeport.benchmarks.device_info import device_info, usable_cores
 from edgeport.benchmarks.progress import Steps
 from edgeport.training.testset import load_testset
 from edgeport.errors import EdgeportError, UnknownNameError
+from edgeport.export import registry
 from edgeport.files import size_bytes, write_json_atomic
 from edgeport.manifest import check_integrity, effective_entries, load_manifest
 
@@ -63,8 +67,11 @@ def _plan(model_dir: Path, manifest: dict[str, Any], formats: list[str] | None, 
     for fmt, entry in entries.items():
         if formats and fmt not in formats:
             continue
-        if fmt == "c_array":
-            report.notes.append("c_array: C source holding the tflite_int8 bytes; its speed is the tflite_int8 row's")
+        if registry.known(fmt) and not registry.runs(fmt):
+            row = registry.info(fmt)
+            made_from = row.needs.value if row.needs else "the artifact it embeds"
+            report.notes.append(f"{fmt}: {row.summary}: proved by the bytes it embeds, not run; its speed is "
+                                f"the {made_from} row's")
             continue
         try:
             path = check_integrity(model_dir, entry)
@@ -85,8 +92,9 @@ def _plan(model_dir: Path, manifest: dict[str, Any], formats: list[str] | None, 
 
 
 def _row(fmt: str, runtime: str, label: str, threads: int | None, path: str, result: dict[str, Any]) -> dict[str, Any]:
+    size = registry.deploy_size(fmt, Path(path)) if registry.known(fmt) else size_bytes(path)
     row = {"format": fmt, "runtime": runtime, "label": label, "threads": threads, "file": Path(path).name,
-           "size_bytes": size_bytes(path)}
+           "size_bytes": size}
     if not result.get("ok"):
         # no GPU (or provider) for this engine here: a fact about the machine, not a failure
         key = "skipped" if result.get("error_type") == "DeviceUnavailable" else "error"
@@ -102,19 +110,45 @@ def _row(fmt: str, runtime: str, label: str, threads: int | None, path: str, res
     return row
 
 
-def _efficiency(row: dict[str, Any], macs: int | None, peak: dict[str, Any]) -> None:
+def _integer(fmt: str) -> bool:
+    """Whether the format computes in integers (held to the int8 peak); unknown names are not."""
+    return registry.known(fmt) and registry.info(fmt).full_integer
+
+
+def _peak_for(row: dict[str, Any], peak: dict[str, Any], int8_peak: dict[str, Any]) -> tuple[float, str] | None:
+    """(GMAC/s, what it is) of the peak a row is held to: the int8 matmul peak of its own runtime for
+    an integer format (the best engine's when its runtime has none), the float32 peak otherwise; with
+    up to the row's threads (a contended VM can be slower with more)."""
+    def fits(t: str) -> bool:
+        return row["threads"] is None or int(t) <= row["threads"]
+
+    if _integer(row["format"]):
+        rt = "onnxruntime" if row["runtime"].startswith("onnxruntime") else row["runtime"]
+        own = [(p["by_runtime"][rt]["gmac_s"], f"int8 {rt} matmul peak") for t, p in int8_peak.items()
+               if fits(t) and p.get("gmac_s") and "gmac_s" in p.get("by_runtime", {}).get(rt, {})]
+        best = [(p["gmac_s"], f"int8 {p['source']} matmul peak (none measured on {rt})")
+                for t, p in int8_peak.items() if fits(t) and p.get("gmac_s")]
+        if own or best:
+            return max(own or best)
+        return None
+    usable = [(p["gmac_s"], "float32 matmul peak") for t, p in peak.items() if fits(t) and p.get("gmac_s")]
+    return max(usable, default=None)
+
+
+def _efficiency(row: dict[str, Any], macs: int | None, peak: dict[str, Any],
+                int8_peak: dict[str, Any] | None = None) -> None:
     if not macs or "batch1" not in row:
         return
-    # the machine's peak with up to this many threads (a contended VM can be slower with more)
-    usable = [p for t, p in peak.items() if p.get("gmac_s") and (row["threads"] is None or int(t) <= row["threads"])]
-    ref = max(usable, key=lambda p: p["gmac_s"], default={})
+    ref = _peak_for(row, peak, int8_peak or {})
     b1, b32 = row.get("batch1", {}), row.get("batch32", {})
     if b1.get("p50_us"):
         row["gmac_s_batch1"] = macs / (b1["p50_us"] / 1e6) / 1e9
     if b32.get("images_per_s"):
         row["gmac_s_batch32"] = macs * b32["images_per_s"] / 1e9
-        if ref.get("gmac_s"):
-            row["efficiency"] = row["gmac_s_batch32"] / ref["gmac_s"]
+        if ref is not None:
+            row["efficiency"], row["efficiency_peak"] = row["gmac_s_batch32"] / ref[0], ref[1]
+        elif _integer(row["format"]):
+            row["efficiency_peak"] = "none: no int8 matmul peak was measured (see int8_peak)"
 
 
 def bench_model(model: str | None = None, *, bundle: str | None = None, out: Path = Path("artifacts"),
@@ -133,7 +167,7 @@ def bench_model(model: str | None = None, *, bundle: str | None = None, out: Pat
     keras_predict: include Keras model.predict, labelled as per-call framework overhead
     data_dir: data directory of the model's dataset (idx files, digits, image folder)
     data_npz: a .npz with x_test to feed instead of the model's dataset
-    peak_n: matrix size of the float32 matmul that measures this machine's peak
+    peak_n: matrix size of the float32 and int8 matmuls that measure this machine's peaks
     """
     if device not in ("cpu", "gpu"):
         raise EdgeportError(f"--device must be cpu or gpu, got {device!r}")
@@ -201,10 +235,11 @@ def skip_gpu(report: BenchReport, dest: Path) -> BenchReport:
 
 def measure(report: BenchReport, jobs: list[tuple[str, str, str, str, dict[str, Any]]], counts: list[int | None],
             inputs: str | None, *, peak_n: int, keras_path: str | None = None) -> None:
-    """MACs (from the Keras model, when there is one), the matmul peak per thread count, then every
-    job x thread count, each in a fresh process; rows go into ``report``."""
+    """MACs (from the Keras model, when there is one), the float32 and int8 matmul peaks per thread
+    count, then every job x thread count, each in a fresh process; rows go into ``report``, then the
+    formats on a slow kernel path (against their float sibling in this run) into its notes."""
     device, seconds = report.device_kind, report.seconds
-    total = len(jobs) * len(counts) + (len(counts) if device == "cpu" else 0) + int(keras_path is not None)
+    total = len(jobs) * len(counts) + (2 * len(counts) if device == "cpu" else 0) + int(keras_path is not None)
     with Steps(total, f"bench {report.model}") as steps:
         if keras_path is not None:
             steps.step("MACs from the Keras model")
@@ -216,6 +251,13 @@ def measure(report: BenchReport, jobs: list[tuple[str, str, str, str, dict[str, 
             report.peak[str(t)] = run_job({"kind": "peak", "n": peak_n, "seconds": min(seconds, 2.0), "threads": t},
                                           threads=t)
             steps.advance()
+            steps.step(f"int8 matmul peak, {t} thread(s)")
+            report.int8_peak[str(t)] = run_job({"kind": "peak", "precision": "int8", "n": peak_n,
+                                                "seconds": min(seconds, 2.0), "threads": t}, threads=t)
+            if not report.int8_peak[str(t)].get("ok"):
+                report.notes.append(f"int8 matmul peak, {t} thread(s), not measured: "
+                                    f"{report.int8_peak[str(t)].get('error')}; int8 rows have no efficiency")
+            steps.advance()
         for fmt, rt, label, path, opts in jobs:
             for t in counts:
                 steps.step(f"{label} on {fmt}, {t or 'default'} thread(s)")
@@ -224,9 +266,21 @@ def measure(report: BenchReport, jobs: list[tuple[str, str, str, str, dict[str, 
                        "threads": t, "device": device, "seconds": seconds, "inputs": inputs,
                        "batch_sizes": list(BATCH_SIZES), "options": opts}
                 row = _row(fmt, rt, label, t, path, run_job(job, threads=t, timeout=120 + 20 * seconds))
-                _efficiency(row, report.macs.get("total"), report.peak)
+                _efficiency(row, report.macs.get("total"), report.peak, report.int8_peak)
                 report.rows.append(row)
                 steps.advance()
+    _say_slow(report)
+
+
+def _say_slow(report: BenchReport) -> None:
+    """Formats far below their float sibling's batch-32 throughput in this run: printed, noted, recorded."""
+    rates = [{"format": r["format"], "runtime": r["runtime"],
+              "images_per_s": (r.get("batch32") or {}).get("images_per_s")} for r in report.rows if "error" not in r]
+    found = slow.slow_paths(rates)
+    report.slow_paths = slow.to_records(found)
+    for line in slow.notes(rates):
+        print(f"bench: {line}", flush=True)
+        report.notes.append(line)
 
 
 def _bare_plan(artifact: Path, device: str, report: BenchReport) -> list[tuple[str, str, str, dict[str, Any]]]:
@@ -236,6 +290,7 @@ def _bare_plan(artifact: Path, device: str, report: BenchReport) -> list[tuple[s
     guard.validate(artifact)  # a broken file is refused here, with its name, before any engine sees it
     report.notes.append(f"{artifact.name}: a bare artifact (no manifest): integrity and parity are not checked "
                         "here; `edgeport verify ARTIFACT --reference ...` proves it")
-    fmt = artifact.suffix.lstrip(".") or "saved_model"
+    # a bare artifact is labelled by its suffix (a directory: the registry's directory family)
+    fmt = artifact.suffix.lstrip(".") or next((i.family for i in registry.INFO.values() if i.directory), "directory")
     return [(fmt, rt, str(artifact), {}) for rt in runtimes_for(artifact)
             if not (device == "gpu" and rt == "litert")]

@@ -2,7 +2,7 @@
 
 ``runtime``: one artifact in one runtime (load, first inference, time-bounded series at batch 1
 and 32, peak RSS); ``keras_predict``: Keras ``model.predict`` per call (framework overhead);
-``peak``: this machine's float32 matmul rate; ``macs``: MACs per image of a Keras model.
+``peak``: this machine's float32 (or int8) matmul rate; ``macs``: MACs per image of a Keras model.
 """
 from __future__ import annotations
 
@@ -101,7 +101,13 @@ def run_keras_predict(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_peak(job: dict[str, Any]) -> dict[str, Any]:
-    return matmul_peak(int(job.get("n", 2048)), seconds=float(job.get("seconds", 1.0)), threads=job.get("threads"))
+    """The float32 matmul peak, or with ``"precision": "int8"`` the int8 one through each engine."""
+    n, seconds, threads = int(job.get("n", 2048)), float(job.get("seconds", 1.0)), job.get("threads")
+    if job.get("precision", "float32") == "int8":
+        from edgeport.benchmarks.bench.int8_peak import int8_matmul_peak
+
+        return int8_matmul_peak(n, seconds=seconds, threads=threads)
+    return matmul_peak(n, seconds=seconds, threads=threads)
 
 
 def run_macs(job: dict[str, Any]) -> dict[str, Any]:

@@ -22,7 +22,9 @@ class BenchReport:
     device: dict[str, Any]
     seconds: float
     rows: list[dict[str, Any]] = field(default_factory=list)
-    peak: dict[str, Any] = field(default_factory=dict)  # threads -> matmul peak
+    peak: dict[str, Any] = field(default_factory=dict)  # threads -> float32 matmul peak
+    int8_peak: dict[str, Any] = field(default_factory=dict)  # threads -> int8 matmul peak, per engine
+    slow_paths: list[dict[str, Any]] = field(default_factory=list)  # edgeport.benchmarks.slow records
     macs: dict[str, Any] = field(default_factory=dict)
     inputs: str = ""
     notes: list[str] = field(default_factory=list)
@@ -35,7 +37,8 @@ class BenchReport:
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "device_kind": self.device_kind, "device": self.device,
                 "seconds_per_series": self.seconds, "inputs": self.inputs, "macs": self.macs,
-                "peak": self.peak, "rows": self.rows, "notes": self.notes, "skipped": self.skipped}
+                "peak": self.peak, "int8_peak": self.int8_peak, "slow_paths": self.slow_paths, "rows": self.rows,
+                "notes": self.notes, "skipped": self.skipped}
 
     def render(self) -> str:
         if self.skipped:
@@ -59,7 +62,7 @@ class BenchReport:
         title = (f"bench {self.model} on {d.get('cpu')} ({d.get('cores')} cores; {d.get('isa_summary')})"
                  + (f", GPU {d['gpu']} driver {d['gpu_driver']}" if d.get("gpu") else ""))
         out = [text_table(title, ["format", "runtime", "thr", "size", "load", "first", "p50 b1", "p99 b1",
-                                  "img/s b32", "GMAC/s", "eff vs f32 peak", "peak RSS", "RSS Δ"], rows, styles)]
+                                  "img/s b32", "GMAC/s", "eff vs peak", "peak RSS", "RSS Δ"], rows, styles)]
         macs = self.macs.get("total")
         out.append(f"MACs per image: {macs:,}" if macs else f"MACs: {self.macs.get('error', 'not counted')}")
         for t, p in self.peak.items():
@@ -67,9 +70,16 @@ class BenchReport:
                 libs = ", ".join(f"{k} {v['gmac_s']:.1f}" for k, v in p.get("by_library", {}).items() if "gmac_s" in v)
                 out.append(f"machine peak, float32 {p['n']}x{p['n']} matmul, {t} thread(s): "
                            f"{p['gflop_s']:.1f} GFLOP/s = {p['gmac_s']:.1f} GMAC/s (best of: {libs} GMAC/s)")
+        for t, p in self.int8_peak.items():
+            if p.get("ok"):
+                engines = "; ".join(f"{k} {v['gmac_s']:.1f} GMAC/s ({v['how']})" if "gmac_s" in v
+                                    else f"{k} not measured ({v.get('error')})" for k, v in p["by_runtime"].items())
+                out.append(f"machine peak, int8 {p['n']}x{p['n']} matmul, {t} thread(s): {p['gmac_s']:.1f} GMAC/s "
+                           f"by {p['source']} ({engines})")
         out.append(f"inputs: {self.inputs}; each series {self.seconds:g} s after warm-up, fresh process per row")
-        out.append("load includes the engine's import; GMAC/s at batch 32 against the float32 matmul peak with up "
-                   "to the same threads (int8 kernels can pass 100%: VNNI/dot-product do 4 int8 MACs per lane)")
+        out.append("load includes the engine's import; GMAC/s at batch 32 against the matmul peak with up to the "
+                   "same threads: integer formats against the int8 peak of their runtime, the others against "
+                   "the float32 peak")
         out += [f"{'ERROR' if 'error' in r else 'skipped'} {r['format']} / {r.get('label', r['runtime'])}: "
                 f"{r.get('error') or r.get('skipped')}" for r in self.rows if "error" in r or "skipped" in r]
         out += [f"note: {n}" for n in dict.fromkeys(self.notes)]

@@ -71,7 +71,7 @@ def peak_rss_bytes() -> int:
     return int(rss if sys.platform == "darwin" else rss * 1024)
 
 
-def _rate(fn: Callable[[], Any], n: int, seconds: float) -> dict[str, float]:
+def rate(fn: Callable[[], Any], n: int, seconds: float) -> dict[str, float]:
     stats = time_series(fn, seconds=seconds, min_calls=3, min_warmup_calls=1, warmup_seconds=0.0)
     best_s = stats["min_us"] / 1e6
     gmacs = n ** 3 / best_s / 1e9
@@ -80,7 +80,7 @@ def _rate(fn: Callable[[], Any], n: int, seconds: float) -> dict[str, float]:
 
 def numpy_matmul_rate(a: np.ndarray, b: np.ndarray, seconds: float) -> dict[str, float]:
     out = np.empty_like(a)
-    return _rate(lambda: np.matmul(a, b, out=out), len(a), seconds)
+    return rate(lambda: np.matmul(a, b, out=out), len(a), seconds)
 
 
 def onnxruntime_matmul_rate(a: np.ndarray, b: np.ndarray, seconds: float, threads: int | None) -> dict[str, float]:
@@ -99,7 +99,7 @@ def onnxruntime_matmul_rate(a: np.ndarray, b: np.ndarray, seconds: float, thread
     if threads:
         so.intra_op_num_threads, so.inter_op_num_threads = int(threads), 1
     sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    return _rate(lambda: sess.run(None, {"a": a}), n, seconds)
+    return rate(lambda: sess.run(None, {"a": a}), n, seconds)
 
 
 def matmul_peak(n: int = 2048, *, seconds: float = 1.0, threads: int | None = None) -> dict[str, Any]:
