@@ -1,6 +1,7 @@
 """One job in a fresh process: ``python -m edgeport.worker JOB.json RESULT.json``.
 
-A job is ``{"kind": KIND, ...}``; KIND names a function in ``JOBS`` (resolved lazily, so a job
+Started only by :func:`edgeport.children.run_job` (the one child-process runner). A job is
+``{"kind": KIND, ...}``; KIND names a function in ``JOBS`` (resolved lazily, so a job
 imports only what it uses). Running each measurement or verification in its own process keeps
 figures honest (load time includes the engine's start-up, peak memory is this job's alone, thread
 settings cannot leak) and keeps a crash inside an engine out of the calling process.
@@ -12,7 +13,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from edgeport.lazy import lookup
+from edgeport.lazy import lookup, resolve
 
 JOBS: dict[str, str] = {
     "export": "edgeport.export.pipeline:export_job",
@@ -22,8 +23,11 @@ JOBS: dict[str, str] = {
     "macs": "edgeport.benchmarks.bench.jobs:run_macs",
     "outputs": "edgeport.benchmarks.verify.jobs:run_outputs",
     "reference": "edgeport.benchmarks.verify.reference:compute_reference",
-    "quant_debug": "edgeport.benchmarks.verify.quant_debug:run_debug_job",
     "fix_search": "edgeport.benchmarks.verify.fix_search:search",
+    "probe": "edgeport.runtimes.guard:probe_job",
+    "tflm": "edgeport.runtimes.tflm_arena:tflm_job",
+    "fuzz": "edgeport.benchmarks.fuzz.harness:worker_job",
+    "selftest": "edgeport.children:selftest_job",
 }
 
 
@@ -31,8 +35,10 @@ def main(argv: list[str]) -> int:
     job_path, result_path = Path(argv[0]), Path(argv[1])
     job = json.loads(job_path.read_text())
     try:
-        result = {"ok": True, **lookup(JOBS, "job kind", job["kind"])(job)}
-    except Exception as exc:  # noqa: BLE001 - the parent reports it as this job's error
+        # "call": a registry row's own "module:attr" job (a format's debugger, say)
+        fn = resolve(job["target"]) if job["kind"] == "call" else lookup(JOBS, "job kind", job["kind"])
+        result = {"ok": True, **fn(job)}
+    except BaseException as exc:  # noqa: BLE001 - the parent reports it as this job's error (typed)
         result = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "error_type": type(exc).__name__,
                   "traceback": traceback.format_exc(limit=5)}
     result_path.write_text(json.dumps(result))

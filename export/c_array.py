@@ -12,6 +12,7 @@ from edgeport.export.registry import INFO, Format
 from edgeport.export.tflite_meta import builtin_ops
 
 SYMBOL = "edgeport_model_int8"
+SOURCE = INFO[Format.C_ARRAY.value].file
 HEADER = INFO[Format.C_ARRAY.value].extra_files[0]
 BYTES_PER_LINE = 12
 

@@ -117,3 +117,36 @@ def draw(inputs: Inputs, *, n: int, seed: int, file: Path | None, dataset: str |
     samples = rebuild(record, inputs)
     record["samples"] = len(next(iter(samples.values())))
     return samples, record
+
+
+MORE_SAMPLES = 1000
+
+
+def used_samples(record: dict[str, Any]) -> int:
+    """The calibration samples an export used (fewer than requested when the source has fewer)."""
+    return int(record.get("samples") or record.get("requested") or 200)
+
+
+def requested_samples(record: dict[str, Any]) -> int:
+    return int(record.get("requested") or record.get("samples") or 200)
+
+
+def samples_of(record: dict[str, Any], n: int) -> dict[str, np.ndarray]:
+    """``n`` samples of a recorded calibration source (the same seed and order), by input name."""
+    return rebuild({**record, "requested": n})
+
+
+def more_samples(record: dict[str, Any], warn) -> tuple[int, str] | None:
+    """How many samples a "more calibration" candidate uses (MORE_SAMPLES, or every sample the
+    source has when it has fewer) and its label; None, said, when that adds nothing."""
+    used = used_samples(record)
+    try:
+        available = len(next(iter(samples_of(record, MORE_SAMPLES).values())))
+    except EdgeportError as exc:  # the "as exported" candidate fails on the same source and says so too
+        warn(f"note: more calibration samples not tried: {exc}")
+        return None
+    if available <= used:
+        warn(f"note: more calibration samples not tried: the source has {available}, the export used {used}")
+        return None
+    return available, (f"{available} calibration samples" if available >= MORE_SAMPLES
+                       else f"{available} calibration samples (all the source has)")

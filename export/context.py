@@ -11,7 +11,7 @@ import numpy as np
 from edgeport import __version__
 from edgeport.errors import EdgeportError, ExportError
 from edgeport.export.config import ExportConfig
-from edgeport.export.registry import INFO, Format
+from edgeport.export.registry import INFO, Format, of_family
 from edgeport.export.source import ModelSource, load_source
 from edgeport.lazy import resolve
 from edgeport.training_record import load_training_record
@@ -55,7 +55,7 @@ class ExportContext:
 
         self.warn = warn_once
         self.name, self.model_dir = source.name, source.model_dir
-        self.model = model if model is not None or source.kind == "saved_model" else load_source(
+        self.model = model if model is not None or source.kind == "savedmodel" else load_source(
             source, allow_unsafe=config.allow_unsafe)
         if self.model is not None and not getattr(self.model, "inputs", None):
             raise ExportError(f"{source.path}: the model has no defined inputs (build it first)")
@@ -170,7 +170,8 @@ class ExportContext:
 
     @property
     def saved_model_dir(self) -> Path:
-        return self.dependency(Format.SAVED_MODEL)
+        """The SavedModel every TensorFlow converter starts from (the registry's savedmodel family)."""
+        return self.dependency(Format(of_family("savedmodel")[0]))
 
     @property
     def signature(self) -> tuple[dict, dict]:

@@ -56,7 +56,7 @@ def describe(ctx: ExportContext, info: FormatInfo, path: Path) -> dict[str, Any]
         return resolve(info.describer)(ctx, path)
     if info.proof is Proof.SAME_BYTES:  # it embeds the model it is made from: describe that one
         return describe(ctx, INFO[info.needs.value], ctx.dependency(info.needs))
-    if info.family == "saved_model":
+    if info.family == "savedmodel":
         return _saved_model_io(ctx, path)
     if info.family == "tflite":
         return tflite_meta.describe(path.read_bytes(), ctx.warn)

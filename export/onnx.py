@@ -103,7 +103,10 @@ def reader(samples: dict[str, np.ndarray], batch: int = CALIBRATION_BATCH):
     return Reader()
 
 
-CALIBRATION_METHODS = ("minmax", "entropy", "percentile", "distribution")
+def calibration_batch(method: str) -> int:
+    """Samples per calibration batch: histogram methods stack per-batch outputs, so equal batches of
+    one keep them homogeneous; minmax takes CALIBRATION_BATCH at a time."""
+    return CALIBRATION_BATCH if str(method) == "minmax" else 1
 
 
 def preprocess(source: Path, work: Path, warn) -> tuple[Path, bool]:
@@ -128,8 +131,11 @@ def quantize(pre: Path, dest: Path, reader, *, method: str = "minmax", exclude: 
     known = {n.name for n in onnx.load(str(pre), load_external_data=False).graph.node}
     if unknown := [n for n in exclude or [] if n not in known]:
         raise ExportError(f"--onnx-keep-float: no node named {unknown[0]!r} in the ONNX graph")
-    methods = dict(zip(CALIBRATION_METHODS, (CalibrationMethod.MinMax, CalibrationMethod.Entropy,
-                                             CalibrationMethod.Percentile, CalibrationMethod.Distribution)))
+    from edgeport.export.config import OnnxCalibration
+
+    methods = {OnnxCalibration.MINMAX.value: CalibrationMethod.MinMax, OnnxCalibration.ENTROPY.value:
+               CalibrationMethod.Entropy, OnnxCalibration.PERCENTILE.value: CalibrationMethod.Percentile,
+               OnnxCalibration.DISTRIBUTION.value: CalibrationMethod.Distribution}
     quantize_static(str(pre), str(dest), reader, quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=methods[method],
                     nodes_to_exclude=list(exclude or []) or None)
@@ -145,9 +151,8 @@ def export_int8(ctx: ExportContext, dest: Path) -> dict[str, Any]:
     pre, preprocessed = preprocess(source, work, ctx.warn)
     names = [i.name for i in onnx.load(str(pre), load_external_data=False).graph.input]
     method, exclude = str(ctx.config.onnx_calibration), list(ctx.config.onnx_keep_float)
-    # histogram methods stack per-batch outputs: equal batches (of one) keep them homogeneous
-    batch = CALIBRATION_BATCH if method == "minmax" else 1
-    quantized = quantize(pre, work / "quantized.onnx", _reader(ctx, names, batch), method=method, exclude=exclude)
+    quantized = quantize(pre, work / "quantized.onnx", _reader(ctx, names, calibration_batch(method)),
+                         method=method, exclude=exclude)
     model = onnx.load(str(quantized))
     set_metadata(model, ctx.metadata(Format.ONNX_INT8))
     onnx.save(model, str(dest))

@@ -46,8 +46,11 @@ class Format(str, Enum):
     TFLITE_DYNAMIC = "tflite_dynamic"
     TFLITE_INT8 = "tflite_int8"
     TFLITE_INT16X8 = "tflite_int16x8"
+    TFLITE_WI4 = "tflite_wi4"
     ONNX = "onnx"
     ONNX_INT8 = "onnx_int8"
+    ORT = "ort"
+    ORT_INT8 = "ort_int8"
     C_ARRAY = "c_array"
 
     def __str__(self) -> str:
@@ -93,7 +96,7 @@ _F = Format
 _FP32, _Q = Precision.FLOAT32, Precision.QUANTIZED
 _LITERT, _ORT = ("litert",), ("onnxruntime",)
 _INFOS = (
-    FormatInfo(_F.SAVED_MODEL, _P + "saved_model:export", "saved_model", "saved_model", None, _FP32,
+    FormatInfo(_F.SAVED_MODEL, _P + "saved_model:export", "saved_model", "savedmodel", None, _FP32,
                "TensorFlow SavedModel (Keras model.export), serving signature", runtimes=("savedmodel",),
                directory=True),
     FormatInfo(_F.TFLITE_FP32, _P + "tflite:export_fp32", "model_fp32.tflite", "tflite",
@@ -106,16 +109,27 @@ _INFOS = (
                weights="int8"),
     FormatInfo(_F.TFLITE_INT8, _P + "tflite:export_int8", "model_int8.tflite", "tflite",
                _F.SAVED_MODEL, _Q, "TFLite full integer int8 (uint8 IO by default), calibrated", runtimes=_LITERT,
-               fixer=_P + "tflite_fix:TfliteInt8Fixer", debugger=_P + "tflite_selective:debug_job",
-               weights="int8", activations="int8", bundles=("rpi",)),
+               fixer=_P + "tflite_fix:TfliteInt8Fixer", debugger="edgeport.benchmarks.verify.quant_debug:run_debug_job",
+               weights="int8", activations="int8", bundles=("rpi", "mcu")),
     FormatInfo(_F.TFLITE_INT16X8, _P + "tflite:export_int16x8", "model_int16x8.tflite", "tflite",
                _F.SAVED_MODEL, _Q, "TFLite int16 activations, int8 weights, calibrated", runtimes=_LITERT,
                weights="int8", activations="int16"),
+    FormatInfo(_F.TFLITE_WI4, _P + "tflite_wi4:export", "model_wi4.tflite", "tflite", _F.TFLITE_FP32, _Q,
+               "TFLite int4 weights (ai-edge-quantizer), float activations/IO", runtimes=_LITERT,
+               weights="int4"),
     FormatInfo(_F.ONNX, _P + "onnx:export_fp32", "model.onnx", "onnx", _F.SAVED_MODEL, _FP32,
                "ONNX float32 (tf2onnx from the SavedModel)", runtimes=_ORT, bundles=("rpi",)),
     FormatInfo(_F.ONNX_INT8, _P + "onnx:export_int8", "model_int8.onnx", "onnx", _F.ONNX, _Q,
                "ONNX int8 QDQ, per-channel, static calibration (ONNX Runtime)", runtimes=_ORT,
                fixer=_P + "onnx_fix:OnnxInt8Fixer", weights="int8", activations="int8", bundles=("rpi",)),
+    FormatInfo(_F.ORT, _P + "ort:export_fp32", "model.ort", "ort", _F.ONNX, _FP32,
+               "ONNX Runtime Mobile format (from the float ONNX), with its required_operators.config",
+               runtimes=_ORT, describer=_P + "ort:describe", bundles=("android", "ios"),
+               extra_files=("model.required_operators.config",)),
+    FormatInfo(_F.ORT_INT8, _P + "ort:export_int8", "model_int8.ort", "ort", _F.ONNX_INT8, _Q,
+               "ONNX Runtime Mobile format (from the int8 QDQ ONNX), with its required_operators.config",
+               runtimes=_ORT, describer=_P + "ort:describe", weights="int8", activations="int8",
+               bundles=("android", "ios"), extra_files=("model_int8.required_operators.config",)),
     FormatInfo(_F.C_ARRAY, _P + "c_array:export", "model_int8_data.c", "c_array", _F.TFLITE_INT8,
                _Q, "the int8 TFLite model as a C source/header pair for firmware", proof=Proof.SAME_BYTES,
                embedded=_P + "c_array:embedded_bytes", size=_P + "c_array:flash_bytes",
@@ -180,6 +194,11 @@ def followers(fmt: Format | str) -> tuple[str, ...]:
     return tuple(f.value for f in Format if name in dependency_chain(f))
 
 
+def of_family(family: str) -> tuple[str, ...]:
+    """The formats of one file family, in registry order."""
+    return tuple(i.name.value for i in _INFOS if i.family == family)
+
+
 def fixable() -> tuple[str, ...]:
     """Formats `edgeport fix` can search candidates for (their row names a fixer)."""
     return tuple(i.name.value for i in _INFOS if i.fixer)
@@ -209,6 +228,22 @@ def deploy_size(name: str, path: Path) -> int:
 def for_bundle(target: str) -> tuple[str, ...]:
     """The formats a deploy target carries as they are, in registry order."""
     return tuple(i.name.value for i in _INFOS if target in i.bundles)
+
+
+def read_precision(storage: dict[str, int]) -> tuple[Precision, str]:
+    """The precision class of a bare artifact, from what its tensors are (``Session.tensor_storage``),
+    and how it was read: integer-quantized tensors of any kind (full integer, int16x8, or int8
+    weights with float I/O: dynamic range) are quantized; float16 weights are fp16."""
+    if not storage:
+        return Precision.FLOAT32, "the engine does not say what its tensors are: read as float32"
+    if storage.get("int16_quantized"):
+        return Precision.QUANTIZED, f"{storage['int16_quantized']} int16-quantized tensors (int16x8)"
+    if storage.get("int8_quantized"):
+        how = "integer I/O (full integer)" if storage.get("integer_io") else "float I/O (dynamic range, or integer inside)"
+        return Precision.QUANTIZED, f"{storage['int8_quantized']} int8-quantized tensors, {how}"
+    if storage.get("float16"):
+        return Precision.FP16, f"{storage['float16']} float16 tensors (fp16 weights)"
+    return Precision.FLOAT32, "every tensor float32"
 
 
 def list_formats() -> str:

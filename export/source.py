@@ -14,9 +14,9 @@ from edgeport.files import sha256_file
 
 UNSAFE_FLAG = "--allow-unsafe"
 #: Source kind -> the name it is installed under in the model directory.
-TARGETS = {"keras": "model.keras", "h5": "model.h5", "saved_model": "source_saved_model"}
+TARGETS = {"keras": "model.keras", "h5": "model.h5", "savedmodel": "source_saved_model"}
 #: Source kind -> the runtime that computes the reference outputs.
-REFERENCE_RUNTIME = {"keras": "keras", "h5": "keras", "saved_model": "savedmodel"}
+REFERENCE_RUNTIME = {"keras": "keras", "h5": "keras", "savedmodel": "savedmodel"}
 SUFFIX_KIND = {".keras": "keras", ".h5": "h5", ".hdf5": "h5"}
 MODEL_FILE = TARGETS["keras"]
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -55,7 +55,7 @@ def installed(model_dir: Path) -> ModelSource | None:
     """The source already installed in a model directory, if any."""
     for kind, name in TARGETS.items():
         p = model_dir / name
-        if (p.is_file() and kind != "saved_model") or (kind == "saved_model" and is_saved_model(p)):
+        if (p.is_file() and kind != "savedmodel") or (kind == "savedmodel" and is_saved_model(p)):
             return ModelSource(model_dir.resolve().name, model_dir, p, kind)
     return None
 
@@ -76,9 +76,9 @@ def resolve_source(model: str, out: Path) -> ModelSource:
     if bare and (found := installed(out / model)) is not None:
         return found
     if is_saved_model(path):
-        if path.resolve().parent.parent == out.resolve() and path.name == TARGETS["saved_model"]:
-            return ModelSource(path.resolve().parent.name, path.parent, path, "saved_model")
-        return ModelSource(path.resolve().name, out / path.resolve().name, path, "saved_model")
+        if path.resolve().parent.parent == out.resolve() and path.name == TARGETS["savedmodel"]:
+            return ModelSource(path.resolve().parent.name, path.parent, path, "savedmodel")
+        return ModelSource(path.resolve().name, out / path.resolve().name, path, "savedmodel")
     if path.is_dir():
         if (found := installed(path)) is not None:
             return found
@@ -128,7 +128,7 @@ def load_keras(path: Path, *, allow_unsafe: bool = False, kind: str | None = Non
 
 def load_source(src: ModelSource, *, allow_unsafe: bool = False):
     """The Keras model of a .keras/.h5 source; None for a SavedModel (read through its signature)."""
-    if src.kind == "saved_model":
+    if src.kind == "savedmodel":
         from edgeport.errors import LoadError
         from edgeport.runtimes.guard import validate
 
@@ -165,7 +165,7 @@ def installed_already(src: ModelSource, sha256: str) -> bool:
 def stage_source(src: ModelSource, staging: Path) -> list[str]:
     """Copy the source into ``staging`` under its installed name, to be committed with an artifact;
     returns the names to move (a replaced source of another kind is moved aside with it)."""
-    if src.kind == "saved_model":
+    if src.kind == "savedmodel":
         shutil.copytree(src.path, staging / src.target.name)
     else:
         shutil.copyfile(src.path, staging / src.target.name)

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable
+
+Feed = Callable[[], Iterable[Any]]
 
 from edgeport.export.context import ExportContext
 from edgeport.export.registry import Format
@@ -64,25 +66,57 @@ def export_dynamic(ctx: ExportContext, dest: Path) -> dict[str, Any]:
 
 
 def _calibrated(ctx: ExportContext, ops: str | None):
-    tf, c = _converter(ctx)
+    return calibrated_converter(ctx.saved_model_dir, _representative(ctx), ops)
+
+
+def calibrated_converter(saved_model: str | Path, feed: Feed, ops: str | None = None):
+    """(tf, a converter of ``saved_model`` calibrated on ``feed``, restricted to ``ops`` when given)."""
+    import tensorflow as tf
+
+    c = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
     c.optimizations = [tf.lite.Optimize.DEFAULT]
-    c.representative_dataset = _representative(ctx)
+    c.representative_dataset = feed
     if ops is not None:
         c.target_spec.supported_ops = [getattr(tf.lite.OpsSet, ops)]
     return tf, c
 
 
-def _selective(ctx: ExportContext, keep: list[str]) -> bytes:
-    """The int8 model with ``keep`` op outputs in float (TFLite's public QuantizationDebugger)."""
+MAX_FLOAT_TO_LOAD = 8
+INT8_OPS = "TFLITE_BUILTINS_INT8"
+SELECTIVE = "tf.lite.experimental.QuantizationDebugger, denylisted_nodes"
+
+
+def int8_model(saved_model: str | Path, feed: Feed, *, io_type: str, keep: list[str] | tuple[str, ...] = (),
+               warn: Callable[[str], None] = print, quantizer=None) -> tuple[bytes, dict[str, Any]]:
+    """The one full-integer int8 conversion (export and `edgeport fix` both call it): calibrated on
+    ``feed``, ``keep`` op outputs left in float (TFLite's public QuantizationDebugger; float32 I/O
+    then), and an op LiteRT refuses to prepare kept in float too. ``quantizer``: an already
+    calibrated :class:`SelectiveQuantizer` of the same calibration (a fix search reuses one).
+    Returns (model bytes, the manifest fields that describe it)."""
     from edgeport.export.tflite_selective import SelectiveQuantizer
 
-    return SelectiveQuantizer(_calibrated(ctx, None)[1]).model(keep)
+    keep, fields = list(keep), {}
+
+    def selective(names: list[str]) -> bytes:
+        nonlocal quantizer
+        if quantizer is None:
+            quantizer = SelectiveQuantizer(calibrated_converter(saved_model, feed)[1])
+        return quantizer.model(names)
+
+    if keep:
+        model, io_type = selective(keep), "float32"
+        fields.update(keep_float=keep, selective=SELECTIVE)
+        warn(f"note: int8: {len(keep)} layer(s) kept in float (selective quantization); float32 I/O")
+    else:
+        tf, c = calibrated_converter(saved_model, feed, INT8_OPS)
+        if io_type != "float32":
+            c.inference_input_type = c.inference_output_type = getattr(tf, io_type)
+        model = _convert(c)
+    fields["io_type"] = io_type
+    return _load_int8(model, keep, fields, selective, warn), fields
 
 
-MAX_FLOAT_TO_LOAD = 8
-
-
-def _load_int8(ctx: ExportContext, model: bytes, keep: list[str], fields: dict[str, Any]) -> bytes:
+def _load_int8(model: bytes, keep: list[str], fields: dict[str, Any], selective, warn) -> bytes:
     """An int8 model that LiteRT refuses to prepare (a collapsed activation range overflows a
     kernel's rescale) gets the failing op kept in float, op by op, with the public API."""
     from edgeport.export.tflite_selective import failing_node
@@ -90,7 +124,7 @@ def _load_int8(ctx: ExportContext, model: bytes, keep: list[str], fields: dict[s
     kept: list[str] = []
     for _ in range(MAX_FLOAT_TO_LOAD):
         try:
-            interpreter(model, ctx.warn)
+            interpreter(model, warn)
             break
         except (RuntimeError, ValueError) as exc:
             reason = cause_line(exc)
@@ -98,10 +132,10 @@ def _load_int8(ctx: ExportContext, model: bytes, keep: list[str], fields: dict[s
             if node is None or node in keep + kept:
                 raise
             kept.append(node)
-            ctx.warn(f"warning: tflite_int8: LiteRT refuses the int8 model ({reason}); keeping {node} in float")
-            model = _selective(ctx, keep + kept)
+            warn(f"warning: int8: LiteRT refuses the int8 model ({reason}); keeping {node} in float")
+            model = selective(keep + kept)
     else:
-        interpreter(model, ctx.warn)  # still refused: the format fails with this error
+        interpreter(model, warn)  # still refused: the format fails with this error
     if kept:
         fields["kept_float_to_load"] = kept
         fields["io_type"] = "float32"
@@ -110,22 +144,10 @@ def _load_int8(ctx: ExportContext, model: bytes, keep: list[str], fields: dict[s
 
 def _integer(ctx: ExportContext, fmt: Format, ops: str, activations: str, io_type: str,
              dest: Path, **fields: Any) -> dict[str, Any]:
-    """Convert (selectively, when layers are to stay float); make sure LiteRT loads the result."""
-    keep = list(ctx.config.keep_float) if fmt is Format.TFLITE_INT8 else []
-    if keep:
-        model, io_type = _selective(ctx, keep), "float32"
-        fields.update(keep_float=keep, selective="tf.lite.experimental.QuantizationDebugger, denylisted_nodes")
-        ctx.warn(f"note: tflite_int8: {len(keep)} layer(s) kept in float (selective quantization); float32 I/O")
-    else:
-        tf, c = _calibrated(ctx, ops)
-        if io_type != "float32":
-            c.inference_input_type = c.inference_output_type = getattr(tf, io_type)
-        model = _convert(c)
+    """int16x8: convert with the converter's int16x8 op set; make sure LiteRT loads the result."""
+    tf, c = _calibrated(ctx, ops)
+    model = _load_int16x8(ctx, _convert(c), ops, fields)
     fields["io_type"] = io_type
-    if fmt is Format.TFLITE_INT8:
-        model = _load_int8(ctx, model, keep, fields)
-    else:
-        model = _load_int16x8(ctx, model, ops, fields)
     return _write(ctx, fmt, None, dest, model=model, calibrated=True, **fields)
 
 
@@ -146,8 +168,9 @@ def _load_int16x8(ctx: ExportContext, model: bytes, ops: str, fields: dict[str, 
 
 
 def export_int8(ctx: ExportContext, dest: Path) -> dict[str, Any]:
-    return _integer(ctx, Format.TFLITE_INT8, "TFLITE_BUILTINS_INT8", "int8", str(ctx.config.int8_io),
-                    dest, arithmetic="int8")
+    model, fields = int8_model(ctx.saved_model_dir, _representative(ctx), io_type=str(ctx.config.int8_io),
+                               keep=list(ctx.config.keep_float), warn=ctx.warn)
+    return _write(ctx, Format.TFLITE_INT8, None, dest, model=model, calibrated=True, arithmetic="int8", **fields)
 
 
 def export_int16x8(ctx: ExportContext, dest: Path) -> dict[str, Any]:

@@ -118,6 +118,12 @@ class Session:
             cached = self._max_batch = int(max(1, min(MAX_BATCH, available_memory() // 4 // per)))
         return cached
 
+    def tensor_storage(self) -> dict[str, int]:
+        """What the artifact's tensors are stored as, counted: ``{"float32": n, "float16": n,
+        "int8_quantized": n, "int16_quantized": n, "integer_io": n}`` (what a bare file's precision
+        class is read from). Empty when the engine does not say."""
+        return {}
+
     def sample_bytes(self) -> int:
         """Bytes one sample needs in the engine (an estimate; engines that know say better)."""
         return 64 * sum(int(np.prod([d or 1 for d in s.shape[1:]])) * np.dtype(s.dtype).itemsize

@@ -123,6 +123,20 @@ class LiteRTSession(Session):
         self._fast_deq = self._out_quant[0] or (
             None if out_dtype == np.float32 else lambda y: y.astype(np.float32))
 
+    def tensor_storage(self) -> dict[str, int]:
+        """Counts of tensor kinds from the public ``get_tensor_details`` (per-channel scales count:
+        the legacy ``quantization`` pair is (0, 0) for them)."""
+        out = {"float32": 0, "float16": 0, "int8_quantized": 0, "int16_quantized": 0, "integer_io": 0}
+        for d in self._interp.get_tensor_details():
+            dtype = np.dtype(d["dtype"])
+            scales = (d.get("quantization_parameters") or {}).get("scales")
+            if scales is not None and len(scales) and dtype.kind in "iu":
+                out["int16_quantized" if dtype.itemsize == 2 else "int8_quantized"] += 1
+            elif dtype in (np.float32, np.float16):
+                out[dtype.name] += 1
+        out["integer_io"] = sum(np.dtype(s.dtype).kind in "iu" for s in (*self.inputs, *self.outputs))
+        return out
+
     def sample_bytes(self) -> int:
         """Every tensor of the interpreter at its allocated (batch-1) shape: activations and weights."""
         total = 0

@@ -102,6 +102,26 @@ class OnnxRuntimeSession(Session):
         self._fast_sample = self._sample_shapes[0]
         self._fast_name = self._in_names[0]
 
+    def tensor_storage(self) -> dict[str, int]:
+        """Counts of initializer kinds and quantize ops, read with ``onnx`` when it is installed
+        (a Pi without it gets an empty answer, which says so)."""
+        try:
+            import onnx
+        except ImportError:
+            return {}
+        try:
+            graph = onnx.load(str(self.path), load_external_data=False).graph
+        except Exception:  # noqa: BLE001 - a .ort file or an unreadable graph: the engine ran it, onnx cannot say
+            return {}
+        t = onnx.TensorProto
+        kinds = [i.data_type for i in graph.initializer]
+        quant_ops = sum(n.op_type in ("QuantizeLinear", "QLinearConv", "QLinearMatMul", "MatMulInteger",
+                                      "ConvInteger", "DynamicQuantizeLinear") for n in graph.node)
+        return {"float32": kinds.count(t.FLOAT), "float16": kinds.count(t.FLOAT16),
+                "int8_quantized": kinds.count(t.INT8) + kinds.count(t.UINT8) + quant_ops,
+                "int16_quantized": kinds.count(t.INT16) + kinds.count(t.UINT16),
+                "integer_io": sum(np.dtype(s.dtype).kind in "iu" for s in (*self.inputs, *self.outputs))}
+
     def predict(self, x: Any, *, allow_nonfinite: bool | None = None) -> Any:
         try:
             return self._predict(x, allow_nonfinite)

@@ -71,7 +71,7 @@ def test_a_savedmodel_directory_exports_and_verifies(tmp_path):
     src = tmp_path / "exported_sm"
     _keras3_model().export(str(src), verbose=False)
     manifest, verified = _export_and_verify(src, tmp_path)
-    assert manifest["source"]["kind"] == "saved_model" and manifest["source"]["reference_runtime"] == "savedmodel"
+    assert manifest["source"]["kind"] == "savedmodel" and manifest["source"]["reference_runtime"] == "savedmodel"
     assert verified.reference["runtime"] == "savedmodel"
     fp32 = next(r for r in verified.results if r.format == "tflite_fp32")
     assert fp32.figures["tolerance_basis"].startswith("fixed relative bound")  # no float64 twin: said

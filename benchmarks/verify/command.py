@@ -26,6 +26,7 @@ from edgeport.benchmarks.verify.jobs import artifact_outputs, save_inputs
 from edgeport.benchmarks.verify.reference import Reference, reference_for
 from edgeport.benchmarks.verify.result import NO_LABELS, Result, VerifyReport, summarize
 from edgeport.errors import EdgeportError, IntegrityError
+from edgeport.export import registry
 from edgeport.export.registry import Precision
 from edgeport.files import size_bytes, write_json_atomic
 
@@ -98,20 +99,22 @@ def run_plan(plan: plans.Plan, table: GateTable, *, runtimes: list[str] | None, 
 
     rows, skipped = [], []
     for item in plan.artifacts:
-        names = ["-"] if item.error is not None else _runtimes(item.path, runtimes_for)
+        names = ["-"] if item.error is not None else _runtimes(item, runtimes_for)
         rows += [(item, rt) for rt in names if runtimes is None or rt in runtimes or rt == "-"]
         skipped += [f"{item.format} on {rt}" for rt in names if not (runtimes is None or rt in runtimes or rt == "-")]
     report = VerifyReport(plan.name, plan.model_dir or plan.dest.parent, plan.test.describe(), {}, table.to_dict(),
                           notes=list(plan.notes), dest=plan.dest)
-    if plan.c_array is not None and not any(item.format == "tflite_int8" for item, _ in rows):
-        skipped.append("c_array (its bytes are the tflite_int8 model, which does not run here)")
-        plan.c_array = None
+    running = {item.format for item, _ in rows}
+    for item in [i for i in plan.by_bytes if registry.info(i.format).needs.value not in running]:
+        source = registry.info(item.format).needs.value
+        skipped.append(f"{item.format} (its bytes are the {source} model, which does not run here)")
+        plan.by_bytes.remove(item)
     if skipped:
         report.notes.append(f"not run (--runtimes {' '.join(runtimes or [])}): {', '.join(skipped)}")
     if plan.test.y is None:
         report.notes.append(NO_LABELS)
     with tempfile.TemporaryDirectory(prefix="edgeport-verify-") as tmp, \
-            Steps(len(rows) + 1 + (plan.c_array is not None), f"verify {plan.name}") as steps:
+            Steps(len(rows) + 1 + len(plan.by_bytes), f"verify {plan.name}") as steps:
         inputs = save_inputs(plan.test.x, Path(tmp) / "inputs.npz")
         steps.step(f"reference on {len(plan.test)} inputs")
         if reference is None:
@@ -126,24 +129,26 @@ def run_plan(plan: plans.Plan, table: GateTable, *, runtimes: list[str] | None, 
             steps.step(f"{item.format} on {runtime}")
             report.results.append(_check(item, runtime, reference, plan, table, inputs, Path(tmp), threads, timeout))
             steps.advance()
-        if plan.c_array is not None:
-            steps.step("c_array bytes")
-            report.results.append(_check_c_array(plan, report.results))
+        for item in plan.by_bytes:
+            steps.step(f"{item.format} bytes")
+            report.results.append(_check_by_bytes(item, plan, report.results))
             steps.advance()
         _debug(plan, report, inputs, *debug, timeout=timeout)
     from edgeport.benchmarks.verify.budget import error_budget
 
-    if (budget := error_budget(report.results)) is not None:
-        report.notes.append(budget)
+    report.notes += error_budget(report.results)
     if not report.results:
         report.notes.append(f"{plan.dest.parent} lists no artifacts: nothing is proved")
     write_json_atomic(plan.dest, report.to_dict())
     return report
 
 
-def _runtimes(path: Path, runtimes_for) -> list[str]:
+def _runtimes(item: plans.Planned, runtimes_for) -> list[str]:
+    """The runtimes that load an artifact: its registry row's; a bare file's by what the file is."""
+    if registry.known(item.format):
+        return list(registry.info(item.format).runtimes) or ["-"]
     try:
-        return runtimes_for(path)
+        return runtimes_for(item.path)
     except EdgeportError:
         return ["-"]
 
@@ -195,16 +200,19 @@ def _figures(name: str, out: np.ndarray, reference: Reference, precision: Precis
     return f
 
 
-def _precision(item: plans.Planned, timing: dict[str, Any]) -> Precision:
+def _precision(item: plans.Planned, timing: dict[str, Any], result: Result) -> Precision:
+    """The registry's class for a listed format; a bare artifact's is read from its tensors (said)."""
     if item.precision is not None:
         return item.precision
+    result.notes.append(f"precision class {timing.get('precision_hint')} read from the file: "
+                        f"{timing.get('precision_read')}")
     return Precision(timing.get("precision_hint") or "float32")
 
 
 def _check(item: plans.Planned, runtime: str, reference: Reference, plan: plans.Plan, table: GateTable,
            inputs: Path, tmp: Path, threads: int, timeout: float) -> Result:
     result = Result(item.format, runtime, item.path.name, item.precision.value if item.precision else "?",
-                    size_bytes=size_bytes(item.path) if item.path.exists() else None)
+                    size_bytes=_size(item))
     started = time.perf_counter()
     try:
         if item.error is not None:
@@ -218,7 +226,7 @@ def _check(item: plans.Planned, runtime: str, reference: Reference, plan: plans.
         for note in timing.get("notes", []):
             print(f"verify {plan.name}: {item.format}: {note}", flush=True)
         result.timing = {k: timing.get(k) for k in ("load_s", "predict_s", "images_per_s", "threads", "batch")}
-        precision = _precision(item, timing)
+        precision = _precision(item, timing, result)
         result.precision = precision.value
         gate = table.for_format(item.format) if item.precision is not None else table.by_precision[precision]
         result.gate = gate.to_dict()
@@ -245,30 +253,32 @@ def _check(item: plans.Planned, runtime: str, reference: Reference, plan: plans.
     return result
 
 
-def _check_c_array(plan: plans.Plan, results: list[Result]) -> Result:
-    """c_array passes when its bytes equal the int8 TFLite model, which must pass its own gates."""
-    from edgeport.benchmarks.verify.c_array import embedded_bytes
+def _check_by_bytes(item: plans.Planned, plan: plans.Plan, results: list[Result]) -> Result:
+    """An artifact proved by its bytes passes when the bytes it embeds equal the artifact it is made
+    from (its registry row's ``needs``), which must pass its own gates."""
+    from edgeport.lazy import resolve
 
-    item = plan.c_array
-    result = Result("c_array", "bytes == tflite_int8", item.path.name, Precision.QUANTIZED.value,
-                    size_bytes=size_bytes(item.path) if item.path.exists() else None)
+    info = registry.info(item.format)
+    source = info.needs.value
+    result = Result(item.format, f"bytes == {source}", item.path.name, info.precision.value,
+                    size_bytes=_size(item))
     try:
         if item.error is not None:
             raise item.error
-        int8 = next((i for i in plan.artifacts if i.format == "tflite_int8"), None)
-        if int8 is None or int8.error is not None:
-            raise IntegrityError(f"{item.path.name}: no intact tflite_int8 artifact to compare its bytes with"
-                                 + (f" ({int8.error})" if int8 is not None else ""))
-        embedded, reference = embedded_bytes(item.path), int8.path.read_bytes()
-        result.figures = {"embedded_bytes": len(embedded), "equals_tflite_int8": embedded == reference}
-        if embedded != reference:
-            result.fail(GateFailure("c_array", result.runtime, "embedded_bytes", f"{len(embedded)} bytes, different",
-                                    f"== {int8.path.name} ({len(reference)} bytes)"))
-        proved = [r for r in results if r.format == "tflite_int8"]
+        made_from = next((i for i in plan.artifacts if i.format == source), None)
+        if made_from is None or made_from.error is not None:
+            raise IntegrityError(f"{item.path.name}: no intact {source} artifact to compare its bytes with"
+                                 + (f" ({made_from.error})" if made_from is not None else ""))
+        embedded, expected = resolve(info.embedded)(item.path), made_from.path.read_bytes()
+        result.figures = {"embedded_bytes": len(embedded), "equals_source": embedded == expected}
+        if embedded != expected:
+            result.fail(GateFailure(item.format, result.runtime, "embedded_bytes", f"{len(embedded)} bytes, different",
+                                    f"== {made_from.path.name} ({len(expected)} bytes)"))
+        proved = [r for r in results if r.format == source]
         if not proved:
-            result.fail(GateFailure("c_array", result.runtime, "tflite_int8 status", None, "== pass"))
+            result.fail(GateFailure(item.format, result.runtime, f"{source} status", None, "== pass"))
         elif any(r.status != "pass" for r in proved):
-            result.fail(GateFailure("c_array", result.runtime, "tflite_int8 status", proved[0].status, "== pass"))
+            result.fail(GateFailure(item.format, result.runtime, f"{source} status", proved[0].status, "== pass"))
         else:
             result.figures = {**proved[0].figures, **result.figures}
     except IntegrityError as exc:
@@ -278,21 +288,33 @@ def _check_c_array(plan: plans.Plan, results: list[Result]) -> Result:
     return result
 
 
+def _size(item: plans.Planned) -> int | None:
+    """The bytes that matter on a device (the registry's deploy size; a bare file's own size)."""
+    if not item.path.exists():
+        return None
+    if registry.known(item.format):
+        try:
+            return registry.deploy_size(item.format, item.path)
+        except EdgeportError:
+            pass  # an unreadable artifact fails its row with the reason; its size is then the file's
+    return size_bytes(item.path)
+
+
 def _debug(plan: plans.Plan, report: VerifyReport, inputs: Path, debug_int8: bool, debug_all: bool, *,
            timeout: float) -> None:
     from edgeport.children import run_job
 
     for r in report.results:
-        if r.format != "tflite_int8" or r.quant_debug is not None or not (
-                (r.status == "fail" and debug_int8) or debug_all):
+        debugger = registry.info(r.format).debugger if registry.known(r.format) else None
+        if debugger is None or r.quant_debug is not None or not ((r.status == "fail" and debug_int8) or debug_all):
             continue
-        entry = next((i.entry for i in plan.artifacts if i.format == "tflite_int8"), {})
+        entry = next((i.entry for i in plan.artifacts if i.format == r.format), {})
         record = entry.get("calibration") or plan.manifest.get("calibration")
         if plan.saved_model is None:
             r.quant_debug = {"layers": [], "error": "no intact saved_model artifact to re-quantize"}
             continue
         print(f"verify {plan.name}: running the quantization debugger on {r.file} ...", flush=True)
-        result = run_job({"kind": "quant_debug", "saved_model": str(plan.saved_model), "calibration": record,
+        result = run_job({"kind": "call", "target": debugger, "savedmodel": str(plan.saved_model), "calibration": record,
                           "inputs": str(inputs)}, timeout=timeout)
         r.quant_debug = result if result.get("ok") else {
             "layers": [], "error": f"quantization debugger failed: {result.get('error')}"}

@@ -1,6 +1,6 @@
 """`edgeport fix MODEL`: when a quantized artifact fails its gate, find the cheapest one that passes.
 
-For each fixable format (tflite_int8, onnx_int8) the search (:mod:`fix_search`, in a child process)
+For each fixable format (its registry row names a fixer) the search (:mod:`fix_search`, in a child process)
 scores candidates on the verification inputs against the reference with the format's own gate:
 more calibration samples, ONNX Runtime's calibration methods, then selective quantization (the
 worst layers kept in float, grown until the gate passes, then pruned). The cheapest passing
@@ -26,10 +26,8 @@ from edgeport.benchmarks.verify.gates import load_gates
 from edgeport.benchmarks.verify.jobs import save_inputs
 from edgeport.benchmarks.verify.reference import reference_for
 from edgeport.errors import EdgeportError
+from edgeport.export import registry
 
-FIXABLE = ("tflite_int8", "onnx_int8")
-#: artifacts made from a fixable one's bytes: re-exported with it, or they would embed the old model
-FOLLOWERS = {"tflite_int8": ("c_array",)}
 
 
 @dataclass
@@ -81,25 +79,22 @@ def _failing(model_dir: Path, fixable: list[str], report: FixReport) -> list[str
 
 
 def _export_settings(manifest: dict[str, Any], fmt: str, settings: dict[str, Any]) -> dict[str, Any]:
-    """export_model keyword arguments that rebuild the chosen candidate from the recorded calibration."""
+    """export_model keyword arguments that rebuild the chosen candidate from the recorded calibration;
+    what the format is built from the fixer says, and the formats that follow it are re-exported too
+    (a C array embeds the model it was made from)."""
+    from edgeport.lazy import resolve
+
     entry = manifest["artifacts"][fmt]
     record = entry.get("calibration") or manifest.get("calibration") or {}
     source = str(record.get("source", ""))
-    followers = [f for f in FOLLOWERS.get(fmt, ()) if f in manifest["artifacts"]]  # built from its bytes
+    followers = [f for f in registry.followers(fmt) if f in manifest["artifacts"]]
     kwargs: dict[str, Any] = {"formats": [fmt, *followers], "seed": int(record.get("seed", 0)),
                               "calibration_samples": int(settings["calibration_samples"])}
     if source.startswith("file:"):
         kwargs["calibration_data"] = source[5:]
     elif source.startswith("dataset:") and record.get("data_dir"):
         kwargs["data_dir"] = record["data_dir"]
-    if fmt == "tflite_int8":
-        kwargs["keep_float"] = list(settings.get("keep_float") or [])
-        io = (entry.get("io_type") or "uint8")
-        kwargs["int8_io"] = io if not kwargs["keep_float"] else "uint8"
-    else:
-        kwargs["onnx_keep_float"] = list(settings.get("onnx_keep_float") or [])
-        kwargs["onnx_calibration"] = settings.get("onnx_calibration", "minmax")
-    return kwargs
+    return {**kwargs, **resolve(registry.info(fmt).fixer).export_settings(entry, settings)}
 
 
 def fix_model(model: str, *, out: Path = Path("artifacts"), formats: list[str] | None = None,
@@ -109,7 +104,7 @@ def fix_model(model: str, *, out: Path = Path("artifacts"), formats: list[str] |
 
     model: model name or directory (its manifest lists the artifacts)
     out: artifacts directory the model name is looked up in
-    formats: quantized formats to fix (default: tflite_int8 / onnx_int8 that failed the last verify)
+    formats: quantized formats to fix (default: the fixable formats that failed the last verify)
     data_npz: a .npz with x_test (and y_test) to score candidates on instead of the model's test set
     data_dir: data directory of the model's dataset
     gates: gate overrides, as for `edgeport verify`
@@ -124,15 +119,18 @@ def fix_model(model: str, *, out: Path = Path("artifacts"), formats: list[str] |
     table = load_gates(gates)
     listed = load_manifest(model_dir)["artifacts"]
     report = FixReport(model_dir.name)
-    wanted = formats or _failing(model_dir, [f for f in FIXABLE if f in listed], report)
+    fixable = registry.fixable()
+    wanted = formats or _failing(model_dir, [f for f in fixable if f in listed], report)
     if not wanted:
         return report
-    if unfixable := [f for f in wanted if f not in FIXABLE]:
-        raise EdgeportError(f"edgeport fix searches {', '.join(FIXABLE)} only, not {', '.join(unfixable)} "
-                            "(TFLite's selective quantization is int8 only)")
-    if "onnx_int8" in wanted and "onnx" not in listed:
-        raise EdgeportError(f"{model_dir}: fixing onnx_int8 starts from the float onnx artifact; export it first "
-                            f"(edgeport export {model_dir} --formats onnx)")
+    if unfixable := [f for f in wanted if f not in fixable]:
+        raise EdgeportError(f"edgeport fix searches {', '.join(fixable)} only, not {', '.join(unfixable)} "
+                            "(no fixer for them in the format registry)")
+    for f in wanted:
+        needs = registry.info(f).needs.value
+        if needs not in listed:
+            raise EdgeportError(f"{model_dir}: fixing {f} starts from the {needs} artifact; export it first "
+                                f"(edgeport export {model_dir} --formats {needs})")
     plan = plans.from_model_dir(model_dir, data_dir=data_dir, data_npz=data_npz, limit=None, formats=wanted)
     if plan.saved_model is None:
         raise EdgeportError(f"{model_dir}: fix needs an intact saved_model artifact; export it first")
@@ -153,8 +151,8 @@ def fix_model(model: str, *, out: Path = Path("artifacts"), formats: list[str] |
                    "reference": str(Path(tmp) / "reference.npz"), "labels": str(labels) if labels else None,
                    "gate": table.for_format(fmt).to_dict(), "max_float": max_float,
                    "calibration": entry.get("calibration") or manifest.get("calibration"),
-                   "saved_model": str(plan.saved_model), "io_type": entry.get("io_type", "uint8"),
-                   "onnx": str(model_dir / listed["onnx"]["file"]) if "onnx" in listed else None}
+                   "io_type": entry.get("io_type", "uint8"),
+                   "source": str(model_dir / listed[registry.info(fmt).needs.value]["file"])}
             print(f"fix {report.model}: searching {fmt} candidates ...", flush=True)
             result = run_job(job, timeout=timeout)
             raise_for(result, f"{model_dir} ({fmt} search)")
@@ -177,7 +175,7 @@ def fix_model(model: str, *, out: Path = Path("artifacts"), formats: list[str] |
                     "scored_on": plan.test.describe(), "gate": job["gate"]}
                 save_manifest(model_dir, manifest)
     fixed = [f for f, r in report.tables.items() if r.get("chosen")]
-    fixed += [g for f in fixed for g in FOLLOWERS.get(f, ()) if g in listed]
+    fixed += [g for f in fixed for g in registry.followers(f) if g in listed]
     if fixed:
         final = plans.from_model_dir(model_dir, data_dir=data_dir, data_npz=data_npz, limit=None, formats=fixed)
         report.verified = run_plan(final, table, runtimes=None, threads=usable_cores(), timeout=timeout,

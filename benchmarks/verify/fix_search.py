@@ -3,7 +3,7 @@ scored against the reference with the format's own gate, until one passes.
 
 Candidates, in order of cost:
 
-1. the calibration as exported, then with more samples (``fix_builders.MORE_SAMPLES``);
+1. the calibration as exported, then with more samples (``export.calibration.MORE_SAMPLES``);
 2. ONNX Runtime only: the other calibration methods (entropy, percentile, distribution);
 3. selective quantization: the worst layers kept in float (TFLite: the QuantizationDebugger's
    RMSE-in-steps ranking and its public denylist; ONNX: ``quantize_static(nodes_to_exclude=...)``
@@ -130,11 +130,12 @@ def search(job: dict[str, Any]) -> dict[str, Any]:
     """Child side of `edgeport fix` for one format; returns the candidates and the chosen one."""
     import shutil
 
-    from edgeport.benchmarks.verify import fix_builders
+    from edgeport.export.registry import info
+    from edgeport.lazy import resolve
 
     t0 = time.perf_counter()
     scorer = Scorer(job)
-    builder = fix_builders.builder(job)
+    builder = resolve(info(job["format"]).fixer)(job)  # the format's own fixer
     try:
         tried, chosen = _search(job, scorer, builder)
     finally:  # scratch models of every candidate
@@ -154,7 +155,7 @@ def _search(job: dict[str, Any], scorer: Scorer, builder) -> tuple[list[Candidat
         tried.append(cand)
         if cand.passes:
             return tried, cand
-    base = tried[-1].settings if job["format"] == "tflite_int8" else min(
+    base = tried[-1].settings if builder.base_from_last else min(
         tried, key=lambda c: c.figures.get("kl_divergence", float("inf"))).settings
     ranking = builder.ranking(base)
 

@@ -55,27 +55,12 @@ def predict_all(session, x: np.ndarray | dict[str, np.ndarray], *, batch: int = 
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 
-def precision_hint(session) -> str:
-    """The precision class a bare artifact's own tensors show: ``quantized`` when any tensor is
-    integer-quantized, ``fp16`` when weights are float16, else ``float32``."""
-    if session.runtime == "litert":
-        details = session._interp.get_tensor_details()  # public Interpreter API, session's own interpreter
-        if any(d["quantization"][0] for d in details):
-            return "quantized"
-        return "fp16" if any(np.dtype(d["dtype"]) == np.float16 for d in details) else "float32"
-    if session.runtime == "onnxruntime":
-        try:
-            import onnx
-        except ImportError:
-            return "float32"
-        graph = onnx.load(str(session.path), load_external_data=False).graph
-        kinds = {i.data_type for i in graph.initializer}
-        ops = {n.op_type for n in graph.node}
-        if ops & {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "MatMulInteger"} or \
-                kinds & {onnx.TensorProto.INT8, onnx.TensorProto.UINT8}:
-            return "quantized"
-        return "fp16" if onnx.TensorProto.FLOAT16 in kinds else "float32"
-    return "float32"
+def precision_hint(session) -> tuple[str, str]:
+    """The precision class a bare artifact's own tensors show, and how it was read."""
+    from edgeport.export.registry import read_precision
+
+    precision, how = read_precision(session.tensor_storage())
+    return precision.value, how
 
 
 def run_outputs(job: dict[str, Any]) -> dict[str, Any]:
@@ -92,7 +77,8 @@ def run_outputs(job: dict[str, Any]) -> dict[str, Any]:
     predict_s = time.perf_counter() - t1
     np.savez(job["outputs"], **outputs)
     n = count(x)
-    return {"engine": session.engine, "notes": list(session.notes), "precision_hint": precision_hint(session),
+    hint, read_as = precision_hint(session)
+    return {"engine": session.engine, "notes": list(session.notes), "precision_hint": hint, "precision_read": read_as,
             "load_s": load_s, "predict_s": predict_s,
             "images_per_s": n / predict_s if predict_s > 0 else None, "n": n,
             "threads": job.get("threads"), "batch": int(job.get("batch", BATCH))}

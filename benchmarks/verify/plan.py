@@ -17,6 +17,7 @@ from typing import Any
 
 from edgeport.training.testset import TestSet, load_testset, npz_testset
 from edgeport.errors import EdgeportError, IntegrityError, ModelFileError
+from edgeport.export import registry
 from edgeport.export.registry import INFO, Precision
 from edgeport.files import sha256_file
 from edgeport.manifest import check_fresh, check_integrity, effective_entries, find_model_dir, load_manifest
@@ -46,8 +47,8 @@ class Plan:
     reference_key: dict[str, Any]
     cache: Path | None  # the reference cache (a model directory's)
     saved_model: Path | None  # the SavedModel the fp16 reference is lowered from
-    artifacts: list[Planned] = field(default_factory=list)
-    c_array: Planned | None = None
+    artifacts: list[Planned] = field(default_factory=list)  # proved by running them
+    by_bytes: list[Planned] = field(default_factory=list)  # proved by the bytes they embed
     manifest: dict[str, Any] = field(default_factory=dict)
     model_dir: Path | None = None
     notes: list[str] = field(default_factory=list)
@@ -59,6 +60,11 @@ def is_bare(model: str, out: Path) -> bool:
     if p.suffix.lower() in BARE_SUFFIXES and p.is_file():
         return not (p.parent / "manifest.json").is_file() or p.suffix.lower() in (".tflite", ".onnx")
     return p.is_dir() and (p / "saved_model.pb").is_file()
+
+
+def bare_label(artifact: Path) -> str:
+    """The format column of a bare artifact: it has no registry row, so its file kind."""
+    return f"bare {artifact.suffix.lstrip('.') or 'SavedModel'}"
 
 
 def model_dir_of(model: str, out: Path) -> Path:
@@ -81,7 +87,7 @@ def from_model_dir(model_dir: Path, *, data_dir: str | None, data_npz: str | Non
     source_sha = sha256_file(source_path)
     test = load_testset(model_dir, manifest, data_dir=data_dir, data_npz=data_npz, limit=limit)
     entries = effective_entries(model_dir, manifest)
-    saved = entries.get("saved_model")
+    saved = next((entries[f] for f in registry.of_family("savedmodel") if f in entries), None)
     saved_model = None
     if saved is not None and saved.get("source_sha256") == source_sha:
         try:
@@ -109,8 +115,8 @@ def from_model_dir(model_dir: Path, *, data_dir: str | None, data_npz: str | Non
             check_fresh(manifest, fmt, entry, source_sha, _reexport(manifest, model_dir, [fmt]))
         except EdgeportError as exc:
             planned.error = exc
-        if fmt == "c_array":
-            plan.c_array = planned
+        if info is not None and not registry.runs(fmt):
+            plan.by_bytes.append(planned)
         else:
             plan.artifacts.append(planned)
     return plan
@@ -135,7 +141,7 @@ def bare(artifact: Path, *, reference: str | None, data_npz: str | None, limit: 
     plan = Plan(name=artifact.name, dest=dest, test=test, reference_source=ref, reference_runtime=ref_runtime,
                 reference_key={"model_sha256": ref_sha, "data_sha256": test.fingerprint(), "n": len(test)},
                 cache=None, saved_model=ref if ref_runtime == "savedmodel" else None)
-    plan.artifacts.append(Planned(artifact.suffix.lstrip(".") or "saved_model", artifact, None))
+    plan.artifacts.append(Planned(bare_label(artifact), artifact, None))
     plan.notes.append(f"bare artifact: no manifest; its precision class is read from the file; reference "
                       f"{ref} ({ref_runtime})")
     return plan

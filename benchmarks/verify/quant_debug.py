@@ -108,6 +108,6 @@ def run_debug_job(job: dict[str, Any]) -> dict[str, Any]:
     x = load_inputs(job["inputs"])
     if not isinstance(x, np.ndarray):
         raise EdgeportError("the quantization debugger handles single-input models only")
-    result = debug_int8(job["saved_model"], cal, np.asarray(x[: int(job.get("n", 100))], np.float32))
+    result = debug_int8(job["savedmodel"], cal, np.asarray(x[: int(job.get("n", 100))], np.float32))
     result["calibration"] = where
     return result

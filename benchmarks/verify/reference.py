@@ -131,7 +131,7 @@ def _fp16(session, runtime: str, source: str, saved_model: str | None, x, work: 
         if runtime == "savedmodel":
             saved_model = source
         else:
-            saved_model = str(work / "saved_model")
+            saved_model = str(work / "savedmodel")
             session.model.export(saved_model, format="tf_saved_model", verbose=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -161,7 +161,7 @@ def compute_reference(job: dict[str, Any]) -> dict[str, Any]:
         result["fp16_basis"] = f"none: a {job['runtime']} reference has no float32 graph to lower"
     elif job.get("fp16"):
         with tempfile.TemporaryDirectory(prefix="edgeport-fp16ref-") as tmp:
-            fp16, result["fp16_basis"] = _fp16(session, job["runtime"], job["path"], job.get("saved_model"),
+            fp16, result["fp16_basis"] = _fp16(session, job["runtime"], job["path"], job.get("savedmodel"),
                                                x, Path(tmp))
         arrays.update({f"f16/{k}": v for k, v in fp16.items()})
     np.savez(job["outputs"], **arrays)
@@ -203,7 +203,7 @@ def reference_for(source: Path, runtime: str, inputs: Path, *, key: dict[str, An
         out = Path(tmp) / "reference.npz"
         result = run_job({"kind": "reference", "path": str(source), "runtime": runtime, "inputs": str(inputs),
                           "outputs": str(out), "fp16": fp16, "noise_n": NOISE_N, "threads": threads,
-                          "saved_model": str(saved_model) if saved_model else None},
+                          "savedmodel": str(saved_model) if saved_model else None},
                          threads=threads, timeout=timeout)
         raise_for(result, f"{source} (the reference, on {runtime})")
         meta = {"key": key, "runtime": runtime, "source": str(source),

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from edgeport.errors import EdgeportError
+from edgeport.export import registry
 from edgeport.export.targets.bundle import VERIFY_FILE, BundleBuilder, require_verified
 from edgeport.export.targets.common import check_artifacts, seeded_indices, take_rows, verified_testset
 from edgeport.export.targets.mcu_files import MODEL_FILE, summary_table, write
@@ -35,6 +36,8 @@ from edgeport.export.targets.mcu_model import IO_TYPE, batch1_model
 from edgeport.export.targets.mcu_proof import proof_error, prove
 from edgeport.files import sha256_file
 from edgeport.manifest import effective_entries, load_manifest
+
+FORMAT = registry.for_bundle("mcu")[0]  # the full-integer TFLite model the firmware variant is proved against
 
 MIN_SAMPLES = 200
 
@@ -70,14 +73,14 @@ def _checked(model_dir: Path, samples: int) -> dict[str, Any]:
         raise EdgeportError(f"{name}: the microcontroller proof runs TFLite Micro: {exc}") from None
     manifest = load_manifest(model_dir)
     entries = effective_entries(model_dir, manifest)
-    if "tflite_int8" not in entries:
-        raise EdgeportError(f"{name}: a microcontroller bundle needs the verified tflite_int8 artifact; "
-                            f"export it first: `edgeport export {model_dir} --formats tflite_int8`")
-    verify = require_verified(model_dir, ["tflite_int8"])
+    if FORMAT not in entries:
+        raise EdgeportError(f"{name}: a microcontroller bundle needs the verified {FORMAT} artifact; "
+                            f"export it first: `edgeport export {model_dir} --formats {FORMAT}`")
+    verify = require_verified(model_dir, [FORMAT])
     src = _source(model_dir, manifest)
     source_sha = (manifest.get("source") or {}).get("sha256", "")
-    check_artifacts(model_dir, manifest, entries, ["tflite_int8"], source_sha)
-    return {"manifest": manifest, "verify": verify, "entry": entries["tflite_int8"], "source": src,
+    check_artifacts(model_dir, manifest, entries, [FORMAT], source_sha)
+    return {"manifest": manifest, "verify": verify, "entry": entries[FORMAT], "source": src,
             "source_sha256": source_sha}
 
 

@@ -10,14 +10,12 @@ from typing import Any
 
 from edgeport.errors import EdgeportError
 from edgeport.export import c_array
-from edgeport.export.registry import INFO, Format
 from edgeport.export.targets.bundle import BundleBuilder
 from edgeport.export.targets.mcu_model import IO_TYPE
 from edgeport.export.targets.mcu_proof import MAX_STEPS
 
 MODEL_FILE = "model_int8_b1.tflite"
-SOURCE_FILE = INFO[Format.C_ARRAY.value].file  # model_int8_data.c
-HEADER_FILE = c_array.HEADER  # model_int8_data.h
+SOURCE_FILE, HEADER_FILE = c_array.SOURCE, c_array.HEADER  # model_int8_data.c / .h
 RESOLVER_FILE = "micro_op_resolver.h"
 PROOF_FILE = "tflm_proof.json"
 

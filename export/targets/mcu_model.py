@@ -62,7 +62,7 @@ def convert_batch1(path: Path, kind: str, samples: dict[str, np.ndarray], *, io_
         raise ExportError(f"a microcontroller model has int8 or uint8 inputs and outputs, not {io_type!r}")
     with tempfile.TemporaryDirectory(prefix="edgeport-mcu-") as tmp:
         saved = Path(tmp) / "saved_model_b1"
-        if kind == "saved_model":
+        if kind == "savedmodel":
             _fixed_saved_model(path, saved)
         else:
             _fixed_keras(path, kind, samples, saved)

@@ -13,12 +13,13 @@ from typing import Any
 
 from edgeport import reference_set
 from edgeport.errors import EdgeportError
+from edgeport.export import registry
 from edgeport.export.targets.bundle import BundleBuilder, require_verified
 from edgeport.export.targets.common import check_artifacts, seeded_indices, take_rows, verified_testset
 from edgeport.manifest import effective_entries, load_manifest
 
-FORMATS = ("tflite_fp32", "tflite_int8", "onnx", "onnx_int8")
-REQUIRED = ("tflite_fp32", "tflite_int8")
+FORMATS = registry.for_bundle("rpi")  # the registry rows that say a Pi bundle carries them
+REQUIRED = tuple(f for f in FORMATS if "litert" in registry.info(f).runtimes)  # what every Pi can run
 TOP_LEVEL = ("model", "dataset", "task", "labels", "labels_file", "input_contract", "input_names", "output_names",
              "source", "calibration")
 
