@@ -25,7 +25,8 @@ ENTRY_OPTIONAL = {
     "io_type": _STR, "arithmetic": _STR, "keep_float": _LIST, "kept_float_to_load": _LIST, "selective": _STR,
     "range_floor": _DICT, "opset": _INT, "activation_type": _STR, "weight_type": _STR, "per_channel": _BOOL,
     "preprocessed": _BOOL, "quant_format": _STR, "calibration_method": _STR, "header": _STR, "array": _STR,
-    "array_bytes": _INT, "alignment": _INT, "tflite_sha256": _STR, "builtin_ops": _LIST, "fix": _DICT}
+    "array_bytes": _INT, "alignment": _INT, "tflite_sha256": _STR, "builtin_ops": _LIST, "fix": _DICT,
+    "optimization_style": _STR, "shipped": _STR, "required_operators": _DICT}
 #: Only in a ``pending`` entry: what the interrupted replacement moves and changes (for recovery).
 PENDING_ONLY = {"commit_files": _LIST, "commit_top": _DICT}
 TENSOR = {"name": _STR, "shape": _LIST, "dtype": _STR, "scale": (_NUM, _OPT), "zero_point": (_INT, _OPT)}

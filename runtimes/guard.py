@@ -14,23 +14,22 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
-import signal
-import subprocess
-import sys
 import time
 import zipfile
 from pathlib import Path
 from typing import Any
 
-from edgeport import errors
+from edgeport.children import RUNNER_FAILURES, error_class, message_of, raise_for, run_job
 from edgeport.errors import LoadError
 from edgeport.runtimes import fileformats
 from edgeport.runtimes.base import available_memory
 
 #: Artifact kinds: how a path is recognised.
-KINDS = ("keras", "savedmodel", "tflite", "onnx")
-SUFFIXES = {".keras": "keras", ".h5": "keras", ".tflite": "tflite", ".onnx": "onnx"}
+KINDS = ("keras", "savedmodel", "tflite", "onnx", "ort")
+SUFFIXES = {".keras": "keras", ".h5": "keras", ".tflite": "tflite", ".onnx": "onnx",
+            ".ort": "ort"}
+#: The ORT format's flatbuffer file identifier (onnxruntime/core/flatbuffers/schema/ort.fbs).
+ORT_IDENTIFIER = b"ORTM"
 
 #: Seconds a probe may take before the engine is called hung (TensorFlow imports are slow).
 PROBE_TIMEOUT_S = {"keras": 180.0, "savedmodel": 180.0}
@@ -62,6 +61,8 @@ def artifact_kind(path: str | os.PathLike) -> str:
         raise LoadError(f"{p}: unreadable ({exc.strerror})") from None
     if head[4:8] == fileformats.TFLITE_IDENTIFIER:
         return "tflite"
+    if head[4:8] == ORT_IDENTIFIER:
+        return "ort"
     if head[:4] == b"PK\x03\x04":
         return "keras"
     raise LoadError(f"{p}: unknown model file type {p.suffix or '(no suffix)'!r}; "
@@ -97,6 +98,8 @@ def validate(path: str | os.PathLike, kind: str | None = None) -> str:
                                 f"machine has {available / 2**30:.1f} GiB available: refused before allocating")
         elif kind == "onnx":
             fileformats.read_onnx(_read(p))
+        elif kind == "ort":
+            check_ort(_read(p))
         elif kind == "keras":
             _validate_keras(p)
     except fileformats.FormatError as exc:
@@ -104,6 +107,42 @@ def validate(path: str | os.PathLike, kind: str | None = None) -> str:
     except OSError as exc:
         raise LoadError(f"{p}: unreadable ({exc.strerror or exc})") from None
     return kind
+
+
+def check_ort(data: bytes) -> int:
+    """Bounds-check an ORT-format flatbuffer down to its initializers' bytes; their count.
+
+    ort.fbs: InferenceSession {ort_version, model:Model} -> Model {.., graph:Graph (field 7)} ->
+    Graph {initializers:[Tensor] (field 0)} -> Tensor {.., raw_data:[ubyte] (field 4)}.
+    """
+    if len(data) < 8 or bytes(data[4:8]) != ORT_IDENTIFIER:
+        raise fileformats.FormatError(f"file identifier is {bytes(data[4:8])!r}, not {ORT_IDENTIFIER!r} "
+                                      "(not an ORT-format model)")
+    fb = fileformats._Flat(data)
+    root = fb.deref(0)
+    model = fb.field(root, 1)
+    if model is None:
+        raise fileformats.FormatError("no model in the ORT file")
+    model = fb.deref(model)
+    for table, strings in ((root, (0,)), (model, (2, 3, 4, 6))):  # ort_version; producer, domain, doc
+        for pos in (fb.field(table, i) for i in strings):
+            if pos is not None:
+                fb.bytes_at(pos)
+    graph = fb.field(model, 7)
+    if graph is None:
+        raise fileformats.FormatError("the ORT model has no graph")
+    graph = fb.deref(graph)
+    for index in (1, 2):  # node_args, nodes
+        if (pos := fb.field(graph, index)) is not None:
+            for table in fb.tables(pos):
+                fb.field(table, 0)
+    inits = fb.field(graph, 0)
+    tensors = fb.tables(inits) if inits is not None else []
+    for tensor in tensors:
+        raw = fb.field(tensor, 4)
+        if raw is not None:
+            fb.vector(raw, 1)
+    return len(tensors)
 
 
 def _read(p: Path) -> bytes:
@@ -146,21 +185,16 @@ def _validate_saved_model(d: Path) -> None:
         raise LoadError(f"{index}: empty variables index (truncated SavedModel)")
 
 
-# -- the child-process probe -----------------------------------------------------------------
+# -- the child-process probe (through edgeport.children, the one runner) ----------------------
 
-_CHILD = r"""
-import json, sys, time
-t0 = time.perf_counter()
-runtime, path, options = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-try:
+def probe_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Child side (``edgeport.worker`` kind ``probe``): load the file, run one batch of zeros."""
     from edgeport.runtimes.registry import session_class
-    session = session_class(runtime)(path, **options)
+
+    t0 = time.perf_counter()
+    session = session_class(job["runtime"])(job["path"], **job["options"])
     session.self_test()
-    print(json.dumps({"ok": True, "engine": session.engine, "seconds": time.perf_counter() - t0}))
-except BaseException as exc:
-    print(json.dumps({"ok": False, "type": type(exc).__name__, "error": str(exc)}))
-    sys.exit(3)
-"""
+    return {"engine": session.engine, "seconds": time.perf_counter() - t0}
 
 
 def _identity(p: Path) -> tuple:
@@ -180,66 +214,29 @@ def probe(runtime: str, path: str | os.PathLike, options: dict[str, Any], *,
         key = (runtime, _identity(p), json.dumps(options, sort_keys=True, default=str))
     except OSError as exc:
         raise LoadError(f"{p}: unreadable ({exc.strerror or exc})") from None
-    if key in _PROBE_CACHE:
-        cached = _PROBE_CACHE[key]
-        if cached is not None:
-            _raise(p, runtime, *cached)
-        return
-    timeout = timeout or PROBE_TIMEOUT_S.get(runtime, DEFAULT_PROBE_TIMEOUT_S)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([x for x in sys.path if x] +
-                                        ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    t0 = time.perf_counter()
-    try:
-        launcher = shlex.split(os.environ.get("EDGEPORT_CHILD_LAUNCHER", ""))  # an emulated board's qemu
-        proc = subprocess.run([*launcher, sys.executable, "-c", _CHILD, runtime, str(p), json.dumps(options)],
-                              capture_output=True, text=True, timeout=timeout, env=env,
-                              stdin=subprocess.DEVNULL)
-    except OSError as exc:
-        raise LoadError(f"{p}: could not start the {runtime} probe process ({exc.strerror or exc}); inside an "
-                        "emulated board set EDGEPORT_CHILD_LAUNCHER to its qemu command") from None
-    except subprocess.TimeoutExpired:
-        raise LoadError(f"{p}: the {runtime} engine did not finish loading it within {timeout:.0f} s "
-                        "(hung?)") from None
-    PROBE_SECONDS.append(time.perf_counter() - t0)
-    result = _parse_child(proc.stdout)
-    if proc.returncode == 0 and result and result.get("ok"):
-        _PROBE_CACHE[key] = None
-        return
-    if proc.returncode < 0:
-        try:
-            name = signal.Signals(-proc.returncode).name
-        except ValueError:
-            name = f"signal {-proc.returncode}"
-        failure = ("LoadError", f"the {runtime} engine crashed ({name}) while loading it; "
-                   "the file is probably corrupt or not made for this engine")
-    elif result and not result.get("ok"):
-        failure = (result.get("type", "Error"), result.get("error", ""))
-    else:
-        tail = (proc.stderr or "").strip().splitlines()[-3:]
-        failure = ("LoadError", f"the {runtime} engine exited with status {proc.returncode} while "
-                   f"loading it: {' | '.join(tail) or 'no message'}")
-    _PROBE_CACHE[key] = failure
-    _raise(p, runtime, *failure)
+    if key not in _PROBE_CACHE:
+        timeout = timeout or PROBE_TIMEOUT_S.get(runtime, DEFAULT_PROBE_TIMEOUT_S)
+        t0 = time.perf_counter()
+        result = run_job({"kind": "probe", "runtime": runtime, "path": str(p), "options": options},
+                         timeout=timeout, label=f"the {runtime} load probe")
+        PROBE_SECONDS.append(time.perf_counter() - t0)
+        _PROBE_CACHE[key] = None if result.get("ok") else result
+    if _PROBE_CACHE[key] is not None:
+        _raise(p, runtime, _PROBE_CACHE[key])
 
 
-def _parse_child(stdout: str) -> dict[str, Any] | None:
-    for line in reversed((stdout or "").strip().splitlines()):
-        if line.startswith("{"):
-            try:
-                return json.loads(line)
-            except ValueError:
-                return None
-    return None
-
-
-def _raise(p: Path, runtime: str, type_name: str, message: str) -> None:
-    cls = getattr(errors, type_name, None)
-    if isinstance(cls, type) and issubclass(cls, errors.EdgeportError) and cls is not errors.UnknownNameError:
-        # The child's own typed error (LoadError, DeviceUnavailable, ...): same type, same text.
-        raise cls(message if str(p) in message else f"{p}: {message}")
-    raise LoadError(f"{p}: the {runtime} engine could not load it: {type_name}: {message}")
+def _raise(p: Path, runtime: str, result: dict[str, Any]) -> None:
+    kind = result.get("error_type")
+    if kind == "ChildCrashed":
+        raise LoadError(f"{p}: the {runtime} engine crashed ({result.get('signal')}) while loading it; "
+                        "the file is probably corrupt or not made for this engine")
+    if kind == "ChildTimedOut":
+        raise LoadError(f"{p}: the {runtime} engine did not finish loading it (hung?): {message_of(result)}")
+    if kind in RUNNER_FAILURES:
+        raise LoadError(f"{p}: the {runtime} engine could not load it: {message_of(result)}")
+    if error_class(result) is not None:  # the child's own typed error (LoadError, DeviceUnavailable, ...)
+        raise_for(result, str(p))
+    raise LoadError(f"{p}: the {runtime} engine could not load it: {result.get('error')}")
 
 
 def clear_cache() -> None:

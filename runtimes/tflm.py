@@ -5,16 +5,15 @@ first used; ``pip install tflite-micro``, Linux x86_64 wheels only).
 TFLM models have a fixed batch (a microcontroller model is batch 1): a batch of N is fed row by
 row. Quantized inputs and outputs are handled by the Session base, as for LiteRT.
 
-This module holds :func:`import_engine`, :class:`TFLMSession` and the child process that runs one
-arena job (``python -m edgeport.runtimes.tflm JOB_DIR``). A tensor arena that is too small can
-kill the process, so everything that tries an arena size runs in that child
+This module holds :func:`import_engine`, :class:`TFLMSession` and what a child process does for
+one arena job (``_predict``, ``_invoke_once``, run by ``tflm_arena.tflm_job``). A tensor arena that
+is too small can kill the process, so everything that tries an arena size runs in a child
 (:mod:`edgeport.runtimes.tflm_arena`): :func:`measure_arena` (what the model really needs),
 :func:`arena_fits`, :func:`predict_isolated`. :func:`micro_op_resolver`
 (:mod:`edgeport.runtimes.tflm_resolver`) writes the C++ that registers exactly the model's ops.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
@@ -161,13 +160,7 @@ def _capture_fd2(fn: Any) -> str:
         return tmp.read().decode("utf-8", "replace")
 
 
-# -- the child process: one job of edgeport.runtimes.tflm_arena ----------------------------------
-
-def _no_core_dump() -> None:  # a crash on a small arena must not leave core files behind
-    import resource
-
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
+# -- the child side of edgeport.runtimes.tflm_arena's jobs (tflm_arena.tflm_job) -------------
 
 def _predict(job: dict[str, Any], job_dir: Path) -> dict[str, Any]:
     session = TFLMSession(job["model"], arena_size=job["arena_size"])
@@ -195,22 +188,3 @@ def _invoke_once(job: dict[str, Any]) -> dict[str, Any]:
         sys.stderr.flush()
         interp.print_allocations()
     return {"engine": engine, "arena_size": job["arena_size"]}
-
-
-def _child(job_dir: Path) -> int:
-    """The child's side: load the model with the job's arena, run it, write result.json."""
-    job = json.loads((job_dir / "job.json").read_text())
-    result: dict[str, Any] = {"ok": False}
-    try:
-        result.update(_predict(job, job_dir) if job["mode"] == "predict" else _invoke_once(job))
-        result["ok"] = True
-    except BaseException as exc:  # every failure goes back to the parent as text
-        text = str(exc).strip()
-        result["error"] = f"{type(exc).__name__}: {text.splitlines()[-1] if text else ''}"
-    (job_dir / "result.json").write_text(json.dumps(result))
-    return 0 if result["ok"] else 3
-
-
-if __name__ == "__main__":  # the child process of edgeport.runtimes.tflm_arena
-    _no_core_dump()
-    sys.exit(_child(Path(sys.argv[1])))

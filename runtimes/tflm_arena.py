@@ -1,19 +1,14 @@
 """TFLite Micro's tensor arena, tried only in child processes: a too-small arena can kill the
-process (a segfault, not an exception), so every try runs in ``python -m edgeport.runtimes.tflm``.
+process (a segfault, not an exception), so every try runs in a child process through
+:func:`edgeport.children.run_job` (job kind ``tflm``; its child side is :func:`tflm_job`).
 
 The parent's side lives here: :func:`measure_arena` / :func:`arena_use` (what the model really
-needs), :func:`arena_fits`, :func:`allocations`, :func:`predict_isolated`, and the job protocol
-(a folder with ``job.json``, ``inputs.npz``; the child writes ``result.json``, ``outputs.npz``).
-The child's side is :func:`edgeport.runtimes.tflm._child`. numpy only.
+needs), :func:`arena_fits`, :func:`allocations`, :func:`predict_isolated`; arrays travel in the
+job's folder (``inputs.npz`` in, ``outputs.npz`` out). numpy only.
 """
 from __future__ import annotations
 
-import json
-import os
 import re
-import signal
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -23,8 +18,6 @@ import numpy as np
 from edgeport.errors import LoadError
 
 DIST = "tflite-micro"
-#: The module whose ``__main__`` runs a job (the child's side).
-CHILD_MODULE = "edgeport.runtimes.tflm"
 #: What TFLM's recording allocator prints (to stderr) after ``print_allocations()``.
 ARENA_LINE = re.compile(r"Arena allocation (total|head|tail) (\d+) bytes")
 #: First arena tried when measuring: the interpreter's own heuristic (10 x the model), at least this.
@@ -54,30 +47,25 @@ def load_inputs(path: Path) -> Any:
         return {k[2:]: z[k] for k in z.files}
 
 
-def _child_env() -> dict[str, str]:
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
-    env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p] +
-                                        ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    return env
+def tflm_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Child side (``edgeport.worker`` kind ``tflm``): load the model with the job's arena and run
+    it once (``measure`` also returns the recording allocator's figures; ``predict`` writes
+    ``outputs.npz`` into the job's folder)."""
+    from edgeport.runtimes import tflm
 
-
-def _failure(proc: subprocess.CompletedProcess, result: dict[str, Any] | None) -> dict[str, Any]:
-    tail = [ln for ln in (proc.stderr or "").strip().splitlines() if ln.strip()][-3:]
-    if proc.returncode < 0:
-        try:
-            why = f"crashed ({signal.Signals(-proc.returncode).name})"
-        except ValueError:
-            why = f"crashed (signal {-proc.returncode})"
-    else:
-        why = f"exited with status {proc.returncode}"
-    error = (result or {}).get("error") or f"the TFLite Micro child process {why}"
-    return {"ok": False, "crashed": proc.returncode < 0, "error": error, "stderr": tail}
+    if job["mode"] == "predict":
+        return tflm._predict(job, Path(job["dir"]))
+    out: dict[str, Any] = {}
+    printed = tflm._capture_fd2(lambda: out.update(tflm._invoke_once(job)))
+    return {**out, "allocations": parse_allocations(printed)}
 
 
 def _spawn(mode: str, model: bytes | Path, *, arena_size: int, x: Any = None,
            timeout: float = CHILD_TIMEOUT_S) -> dict[str, Any]:
-    """Run ``mode`` (measure, fits, predict) in ``python -m edgeport.runtimes.tflm``; returns the
-    child's result, or ``{"ok": False, "crashed": bool, "error": ...}``."""
+    """Run ``mode`` (measure, fits, predict) in a child process (edgeport.children.run_job); returns
+    the child's result, or ``{"ok": False, "crashed": bool, "error": ..., "stderr": [...]}``."""
+    from edgeport.children import run_job
+
     with tempfile.TemporaryDirectory(prefix="edgeport-tflm-") as tmp:
         job = Path(tmp)
         model_path = Path(model) if isinstance(model, Path) else job / "model.tflite"
@@ -85,19 +73,11 @@ def _spawn(mode: str, model: bytes | Path, *, arena_size: int, x: Any = None,
             model_path.write_bytes(model)
         if x is not None:
             save_inputs(job / "inputs.npz", x)
-        (job / "job.json").write_text(json.dumps({"mode": mode, "model": str(model_path),
-                                                  "arena_size": int(arena_size)}))
-        try:
-            proc = subprocess.run([sys.executable, "-m", CHILD_MODULE, str(job)],
-                                  capture_output=True, text=True, timeout=timeout, env=_child_env(),
-                                  stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            return {"ok": False, "crashed": False, "error": f"timed out after {timeout:.0f} s (hung?)"}
-        result_path = job / "result.json"
-        result = json.loads(result_path.read_text()) if result_path.is_file() else None
-        if result is None or proc.returncode != 0:
-            return _failure(proc, result)
-        result["allocations"] = parse_allocations(proc.stderr or "")
+        result = run_job({"kind": "tflm", "mode": mode, "model": str(model_path), "arena_size": int(arena_size),
+                          "dir": str(job)}, timeout=timeout, label=f"the TFLite Micro {mode} child process")
+        if not result.get("ok"):
+            return {"ok": False, "crashed": result.get("error_type") == "ChildCrashed",
+                    "error": result.get("error", "failed"), "stderr": result.get("stderr") or []}
         if mode == "predict":
             with np.load(job / "outputs.npz", allow_pickle=False) as z:
                 result["outputs"] = [z[f"y{j}"] for j in range(len(z.files))]
