@@ -188,19 +188,15 @@ def export_model(model: str, *, formats: list[str] = ["all"], out: Path = Path("
 
 
 def _isolated(args: dict[str, Any], source) -> ExportReport:
-    from edgeport.children import run_job
-    from edgeport.errors import EdgeportError
+    from edgeport.children import RUNNER_FAILURES, raise_for, run_job
 
     result = run_job({"kind": "export", "args": args}, timeout=6 * 3600, stream=True)
     if not result.get("ok"):
-        if result.get("error_type") in ("Crash", "Timeout"):
+        if result.get("error_type") in RUNNER_FAILURES:  # crashed, hung, out of memory, did not start
             raise ExportError(f"{source.path}: the export process died ({result['error']}); a crash inside "
                               "TensorFlow or a converter on this model. Artifacts already exported and their "
                               "manifest entries are intact; the next export undoes the interrupted one")
-        from edgeport.children import raise_for
-
         raise_for(result, str(source.path))
-        raise EdgeportError(f"{source.path}: {result.get('error')}")
     report = ExportReport(result["model"], Path(result["model_dir"]), warnings=result["warnings"],
                           seconds=result["seconds"], log=Path(result["log"]) if result.get("log") else None)
     report.results = [FormatResult(**r) for r in result["results"]]
