@@ -21,7 +21,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def artifacts(tiny_models, tmp_path_factory) -> Path:
-    """A tiny CNN exported to three formats, verified, benchmarked, with a training.json."""
+    """A tiny CNN exported to four formats (a C array among them), verified, benchmarked, with a training.json."""
     from edgeport.export.pipeline import export_model
 
     root = tmp_path_factory.mktemp("report")
@@ -30,7 +30,7 @@ def artifacts(tiny_models, tmp_path_factory) -> Path:
     np.savez(root / "test.npz", x_test=rng.integers(0, 256, (60, 28, 28, 1)).astype(np.uint8),
              y_test=rng.integers(0, 10, 60))
     out = root / "artifacts"
-    report = export_model(str(tiny_models["cnn"]), formats=["tflite_fp32", "tflite_int8", "onnx"], out=out,
+    report = export_model(str(tiny_models["cnn"]), formats=["tflite_fp32", "tflite_int8", "onnx", "c_array"], out=out,
                           calibration_data=str(root / "cal.npy"))
     assert report.ok, report.render()
     history = {"loss": [1.2, 0.8, 0.6], "accuracy": [0.6, 0.75, 0.8], "val_loss": [1.0, 0.9, 0.85],
@@ -119,3 +119,28 @@ def test_merge_refuses_what_is_not_a_report(tmp_path):
     bad.write_text("{}")
     with pytest.raises(EdgeportError, match="not an edgeport report"):
         merge_reports([str(bad)], out=tmp_path / "m")
+
+
+def test_sizes_are_deploy_sizes_a_c_array_counts_its_flash_bytes(artifacts):
+    from edgeport.export import registry
+
+    build_report([NAME], out=artifacts)
+    sec = json.loads((artifacts / "report" / "report.json").read_text())["models"][NAME]
+    source = artifacts / NAME / registry.FILES["c_array"]
+    int8 = artifacts / NAME / registry.FILES["tflite_int8"]
+    # the C source text is several times the model; a device holds the model bytes only
+    assert sec["sizes"]["c_array"] == registry.deploy_size("c_array", source) < source.stat().st_size / 3
+    assert sec["sizes"]["c_array"] == int8.stat().st_size == sec["sizes"]["tflite_int8"]
+    for r in sec["rows"]:
+        if r["format"] == "c_array":
+            assert r["size_bytes"] == sec["sizes"]["c_array"]
+
+
+def test_the_grid_shows_the_first_integer_format_that_runs():
+    from edgeport.benchmarks.report.command import grid_format
+
+    entry = {"file": "x"}
+    assert grid_format({"artifacts": {"tflite_fp32": entry, "onnx_int8": entry, "tflite_int8": entry,
+                                      "c_array": entry}}) == "tflite_int8"
+    assert grid_format({"artifacts": {"onnx_int8": entry, "c_array": entry}}) == "onnx_int8"
+    assert grid_format({"artifacts": {"tflite_fp32": entry, "c_array": entry}}) is None

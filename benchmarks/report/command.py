@@ -21,11 +21,12 @@ from edgeport.benchmarks.device_info import device_info, device_key
 from edgeport.benchmarks.report.rows import COLUMNS, model_section, read_json
 from edgeport.tables import fmt_num, fmt_pct, fmt_points, fmt_size, fmt_us, md_table, text_table
 from edgeport.errors import EdgeportError
+from edgeport.export import registry
 from edgeport.files import write_json_atomic, write_text_atomic
 
 GRID_IMAGES = 25
 MD_HEADER = ["format", "runtime", "size", "accuracy", "Δ pts", "agreement", "max error", "p50", "p99",
-             "throughput (img/s)", "GMAC/s (of f32 peak)", "peak RSS", "gate"]
+             "throughput (img/s)", "GMAC/s (of peak)", "peak RSS", "gate"]
 
 
 def _md_row(r: dict[str, Any]) -> list[str]:
@@ -36,8 +37,22 @@ def _md_row(r: dict[str, Any]) -> list[str]:
     return [r["format"], runtime, fmt_size(r.get("size_bytes")), fmt_pct(r.get("accuracy")),
             fmt_points(r.get("accuracy_delta_points")), fmt_pct(r.get("agreement")),
             fmt_num(r.get("max_abs_diff"), ".2e"), fmt_us(r.get("p50_us")), fmt_us(r.get("p99_us")), thr,
-            fmt_num(r.get("gmac_s"), ".3g") + (f" ({r['efficiency']:.0%})" if r.get("efficiency") else ""),
+            fmt_num(r.get("gmac_s"), ".3g") + (f" ({r['efficiency']:.0%} of {_peak_name(r)})" if r.get("efficiency")
+                                               else ""),
             fmt_size(r.get("peak_rss_bytes")), str(r.get("gate", "-")).upper()]
+
+
+def _peak_name(r: dict[str, Any]) -> str:
+    """Which peak a row's efficiency is against, short: "int8 litert", "float32"."""
+    return (r.get("efficiency_peak") or "float32 matmul peak").split(" matmul peak")[0]
+
+
+def grid_format(manifest: dict[str, Any]) -> str | None:
+    """The format the prediction grid shows beside Keras: the first exported registry format that
+    computes in integers and is proved by running (what a microcontroller or an NPU would run)."""
+    entries = manifest.get("artifacts", {})
+    return next((f for f in registry.INFO if f in entries and registry.info(f).full_integer and registry.runs(f)
+                 and registry.info(f).runtimes), None)
 
 
 def write_csv(rows: list[dict[str, Any]], dest: Path) -> Path:
@@ -71,8 +86,9 @@ class Report:
 
 
 def _grid(model_dir: Path, section: dict[str, Any], dest: Path) -> Path | None:
-    """Keras and tflite_int8 predictions on the first test images, side by side (the int8 model runs
-    in a child process; the Keras outputs come from verify's reference cache when it matches)."""
+    """Keras and the integer artifact's (:func:`grid_format`) predictions on the first test images, side
+    by side (the artifact runs in a child process on its first runtime; the Keras outputs come from
+    verify's reference cache when it matches)."""
     import tempfile
 
     from edgeport.benchmarks.verify.jobs import artifact_outputs, save_inputs
@@ -81,7 +97,8 @@ def _grid(model_dir: Path, section: dict[str, Any], dest: Path) -> Path | None:
     from edgeport.manifest import check_integrity, load_manifest
 
     data, manifest = section.get("data") or {}, load_manifest(model_dir)
-    int8 = manifest.get("artifacts", {}).get("tflite_int8")
+    fmt = grid_format(manifest)
+    int8 = manifest["artifacts"][fmt] if fmt else None
     if data.get("task") != "classification" or int8 is None:
         return None
     source = data.get("source") or ""
@@ -95,14 +112,14 @@ def _grid(model_dir: Path, section: dict[str, Any], dest: Path) -> Path | None:
         raise EdgeportError(f"no Keras reference outputs cached for {model_dir.name}: run `edgeport verify` first")
     with tempfile.TemporaryDirectory(prefix="edgeport-grid-") as tmp:
         inputs = save_inputs(test.x, Path(tmp) / "inputs.npz")
-        outs, _ = artifact_outputs(check_integrity(model_dir, int8), "litert", inputs, Path(tmp), threads=None,
-                                   timeout=300)
+        outs, _ = artifact_outputs(check_integrity(model_dir, int8), registry.info(fmt).runtimes[0], inputs,
+                                   Path(tmp), threads=None, timeout=300)
     int8_out = next(iter(outs.values()))
     keras_out = keras_out[:len(test)]
     if keras_out.ndim != 2 or keras_out.shape[1] < 2:
         return None
     return plots.prediction_grid(model_dir.name, test.x, test.y.reshape(-1),
-                                 {"keras": keras_out, f"tflite_int8 ({int8['file']})": int8_out},
+                                 {"keras": keras_out, f"{fmt} ({int8['file']})": int8_out},
                                  section["labels"], dest)
 
 
@@ -132,6 +149,12 @@ def _markdown(data: dict[str, Any], images: dict[str, list[str]]) -> str:
             if peak.get("ok"):
                 lines.append(f"- machine peak ({p} thread(s), float32 {peak['n']}² matmul): "
                              f"{peak['gflop_s']:.1f} GFLOP/s = {peak['gmac_s']:.1f} GMAC/s")
+        for p, peak in (sec.get("int8_peak") or {}).items():
+            if peak.get("ok"):
+                engines = ", ".join(f"{k} {v['gmac_s']:.1f}" for k, v in peak.get("by_runtime", {}).items()
+                                    if "gmac_s" in v)
+                lines.append(f"- machine peak ({p} thread(s), int8 {peak['n']}² matmul): {peak['gmac_s']:.1f} "
+                             f"GMAC/s ({engines} GMAC/s; integer formats' efficiency is against their runtime's)")
         lines += [f"- note: {n}" for n in dict.fromkeys(sec.get("notes", []))]
         lines += [""] + [f"![{Path(img).stem}]({img})" for img in images.get(name, [])] + [""]
     lines += [f"![{Path(img).stem}]({img})" for img in images.get("", [])]
@@ -168,8 +191,7 @@ def build_report(models: list[str], *, out: Path = Path("artifacts")) -> Report:
 
     keep("", plots.accuracy_vs_latency([r for r in all_rows if r.get("target") == "cpu"],
                                        report_dir / "accuracy_vs_latency.png"))
-    sizes = {m: {r["format"]: r["size_bytes"] for r in sec["rows"] if r.get("size_bytes") and r["format"] != "keras"}
-             for m, sec in sections.items()}
+    sizes = {m: sec.get("sizes") or {} for m, sec in sections.items()}  # deploy sizes (a C array: its flash bytes)
     keep("", plots.size_per_format({m: s for m, s in sizes.items() if s}, report_dir / "size_per_format.png"))
     for name, sec in sections.items():
         keep(name, plots.training_curves(name, sec["history"], report_dir / f"training_curves_{name}.png"))

@@ -6,8 +6,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-#: Colour families per precision class (from the export registry); formats of a class take its shades.
-FAMILIES = {"float32": "Blues", "fp16": "Greens", "quantized": "Reds"}
+#: Colour map per precision class (the export registry's); formats of a class take its shades.
+FAMILIES = {"float32": "Blues", "fp16": "Greens", "quantized": "Reds"}  # keyed by Precision values
 KERAS_COLORS = {"keras (reference)": "black", "keras predict (per-call overhead)": "tab:olive"}
 MARKERS = ("o", "s", "^", "D", "v", "P")
 MIN_SPAN_POINTS = 1.0
@@ -17,11 +17,12 @@ def format_colors() -> dict[str, Any]:
     """A colour per export format: the shade of its precision class (registry order within a class)."""
     import matplotlib
 
-    from edgeport.export.registry import INFO
+    from edgeport.export.registry import INFO, Precision, precision_of
 
     colors: dict[str, Any] = {}
-    for precision, family in FAMILIES.items():
-        names = [n for n, i in INFO.items() if i.precision.value == precision]
+    for precision in Precision:
+        names = [n for n in INFO if precision_of(n) is precision]
+        family = FAMILIES.get(precision.value, "Greys")
         cmap = matplotlib.colormaps[family]
         for k, name in enumerate(names):
             colors[name] = cmap(0.45 + 0.5 * k / max(1, len(names) - 1))
@@ -85,7 +86,7 @@ def _label(r: dict[str, Any]) -> str:
 
 
 def size_per_format(sizes: dict[str, dict[str, int]], dest: Path) -> Path | None:
-    """Grouped bars: file size per format, one group per model (KB, log scale)."""
+    """Grouped bars: deploy size per format (``registry.deploy_size``), one group per model (KB, log scale)."""
     if not sizes:
         return None
     plt = _plt()
@@ -102,7 +103,7 @@ def size_per_format(sizes: dict[str, dict[str, int]], dest: Path) -> Path | None
     ax.set_xticks(np.arange(len(formats)) + 0.4 - width / 2, formats, rotation=30, ha="right")
     ax.set_yscale("log")
     ax.set_ylabel("size (KB, log scale)")
-    ax.set_title("artifact size per format")
+    ax.set_title("artifact size per format (bytes a device holds; a C array: its model bytes)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(dest, dpi=110)

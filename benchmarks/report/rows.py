@@ -7,14 +7,15 @@ from typing import Any
 
 from edgeport.benchmarks.bench.result import BENCH_FILES
 from edgeport.benchmarks.verify.command import VERIFY_FILE
-from edgeport.manifest import load_manifest
+from edgeport.export import registry
+from edgeport.manifest import artifact_file, effective_entries, load_manifest
 from edgeport.training_record import load_training_record
 
 #: The report's columns, in order (report.csv and report.json rows).
 COLUMNS = ("device", "model", "format", "runtime", "target", "precision", "size_bytes", "accuracy",
            "keras_accuracy", "accuracy_delta_points", "agreement", "max_abs_diff", "mean_abs_diff", "mae",
            "gate", "p50_us", "p90_us", "p99_us", "latency_threads", "throughput_ips", "throughput_threads",
-           "gmac_s", "efficiency", "load_s", "first_inference_s", "peak_rss_bytes", "rss_delta_bytes", "engine")
+           "gmac_s", "efficiency", "efficiency_peak", "load_s", "first_inference_s", "peak_rss_bytes", "rss_delta_bytes", "engine")
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -35,10 +36,22 @@ def bench_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"p50_us": b1.get("p50_us"), "p90_us": b1.get("p90_us"), "p99_us": b1.get("p99_us"),
             "latency_threads": lat.get("threads"), "throughput_ips": thr.get("batch32", {}).get("images_per_s"),
             "throughput_threads": thr.get("threads"), "gmac_s": thr.get("gmac_s_batch32"),
-            "efficiency": thr.get("efficiency"), "load_s": lat.get("load_s"),
+            "efficiency": thr.get("efficiency"), "efficiency_peak": thr.get("efficiency_peak"),
+            "load_s": lat.get("load_s"),
             "first_inference_s": lat.get("first_inference_s"), "peak_rss_bytes": lat.get("peak_rss_bytes"),
             "rss_delta_bytes": lat.get("rss_delta_bytes"), "engine": lat.get("engine"),
             "size_bytes": lat.get("size_bytes")}
+
+
+def deploy_sizes(model_dir: Path, manifest: dict[str, Any]) -> dict[str, int]:
+    """The bytes that matter on a device per exported format (``registry.deploy_size``: a C array
+    counts the model bytes it puts in flash, not its source text); missing files are left out."""
+    sizes = {}
+    for fmt, entry in effective_entries(model_dir, manifest).items():
+        path = artifact_file(model_dir, entry)
+        if registry.known(fmt) and path.exists():
+            sizes[fmt] = registry.deploy_size(fmt, path)
+    return sizes
 
 
 def group_rows(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
@@ -64,7 +77,7 @@ def model_section(model_dir: Path) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     for name, label in (("keras", "keras (reference)"), ("keras.predict", "keras predict (per-call overhead)")):
         if ("keras", name) in cpu:
-            rows.append({"format": "keras", "runtime": label, "precision": "float32",
+            rows.append({"format": "keras", "runtime": label, "precision": registry.Precision.FLOAT32.value,
                          "accuracy": keras.get("accuracy"), "keras_accuracy": keras.get("accuracy"),
                          "accuracy_delta_points": 0.0 if keras.get("accuracy") is not None else None,
                          "agreement": 1.0 if keras.get("accuracy") is not None else None,
@@ -86,15 +99,19 @@ def model_section(model_dir: Path) -> dict[str, Any]:
         base = "onnxruntime" if rt.startswith("onnxruntime") else rt
         rows.append({"format": fmt, "runtime": rt, "target": "gpu",
                      "gate": gates.get((fmt, base), "not verified"), **bench_figures(group)})
+    sizes = deploy_sizes(model_dir, manifest)
     for r in rows:
         r.setdefault("target", "cpu")
         r["model"] = model_dir.name
+        if r["format"] in sizes:
+            r["size_bytes"] = sizes[r["format"]]
     if benches["gpu"] and benches["gpu"].get("skipped"):
         notes.append(benches["gpu"]["skipped"])
     bench = benches["cpu"] or {}
     return {"model": model_dir.name, "rows": rows, "keras": keras, "verify_ok": (verify or {}).get("ok"),
             "data": (verify or {}).get("data"), "gates": (verify or {}).get("gates"),
             "macs": (bench.get("macs") or {}).get("total"), "peak": bench.get("peak"),
+            "int8_peak": bench.get("int8_peak"), "slow_paths": bench.get("slow_paths") or [], "sizes": sizes,
             "device": bench.get("device"), "training": {k: training.get(k) for k in
                                                         ("test_metrics", "seed", "seconds", "epochs_run", "dataset")},
             "history": training.get("history") or {}, "labels": manifest.get("labels") or [],
