@@ -25,9 +25,9 @@ from edgeport.runtimes import fileformats
 from edgeport.runtimes.base import available_memory
 
 #: Artifact kinds: how a path is recognised.
-KINDS = ("keras", "savedmodel", "tflite", "onnx", "ort")
+KINDS = ("keras", "savedmodel", "tflite", "onnx", "ort_format")
 SUFFIXES = {".keras": "keras", ".h5": "keras", ".tflite": "tflite", ".onnx": "onnx",
-            ".ort": "ort"}
+            ".ort": "ort_format"}
 #: The ORT format's flatbuffer file identifier (onnxruntime/core/flatbuffers/schema/ort.fbs).
 ORT_IDENTIFIER = b"ORTM"
 
@@ -62,7 +62,7 @@ def artifact_kind(path: str | os.PathLike) -> str:
     if head[4:8] == fileformats.TFLITE_IDENTIFIER:
         return "tflite"
     if head[4:8] == ORT_IDENTIFIER:
-        return "ort"
+        return "ort_format"
     if head[:4] == b"PK\x03\x04":
         return "keras"
     raise LoadError(f"{p}: unknown model file type {p.suffix or '(no suffix)'!r}; "
@@ -98,7 +98,7 @@ def validate(path: str | os.PathLike, kind: str | None = None) -> str:
                                 f"machine has {available / 2**30:.1f} GiB available: refused before allocating")
         elif kind == "onnx":
             fileformats.read_onnx(_read(p))
-        elif kind == "ort":
+        elif kind == "ort_format":
             check_ort(_read(p))
         elif kind == "keras":
             _validate_keras(p)

@@ -28,7 +28,7 @@ DEFAULTS: dict[str, tuple[str, ...]] = {
     "savedmodel": ("savedmodel",),
     "tflite": ("litert",),
     "onnx": ("onnxruntime",),
-    "ort": ("onnxruntime",),
+    "ort_format": ("onnxruntime",),
 }
 
 #: Runtime -> (import name, distribution names) of the engines it can use, preferred first.
