@@ -37,7 +37,9 @@ def _tf2onnx_in_process(saved_model: Path, opset: int):
         str(saved_model), None, None, tag="serve", signatures=["serving_default"],
         return_initialized_tables=True, return_tensors_to_rename=True)
     with tf.device("/cpu:0"):
-        model, _ = convert._convert_common(  # what `python -m tf2onnx.convert --saved-model` runs
+        # Private: tf2onnx has no public in-process SavedModel entry (from_keras / from_function
+        # only); this is what `python -m tf2onnx.convert --saved-model` runs. tests/test_private_apis.py
+        model, _ = convert._convert_common(
             graph_def, name=saved_model.name, opset=opset, input_names=inputs, output_names=outputs,
             tensors_to_rename=renames, initialized_tables=tables)
     return model

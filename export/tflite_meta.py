@@ -18,6 +18,9 @@ ALIGNMENT = 16
 
 
 def _schema():
+    # Private module path: TensorFlow ships the generated TFLite schema classes only as
+    # tensorflow.lite.python.schema_py_generated (flatbuffer_utils, public, uses it itself); no public
+    # path exposes them. tests/test_private_apis.py fails loudly when it moves.
     from tensorflow.lite.python import schema_py_generated as schema_fb
 
     return schema_fb
@@ -28,6 +31,8 @@ def _aligned_buffer_class():
 
     class AlignedBufferT(fb.BufferT):
         def Pack(self, builder):  # noqa: N802 - flatbuffers naming
+            # flatbuffers' Python Builder has no public aligned-bytes call: write the vector through
+            # its ``head`` / ``Bytes`` fields (stable since flatbuffers 1.12; tests/test_private_apis.py).
             data = None
             if self.data is not None and len(self.data):
                 raw = np.asarray(self.data, dtype=np.uint8).tobytes()

@@ -233,16 +233,19 @@ class LiteRTSession(Session):
 
 
 def _signature_names(interp: Any) -> dict[int, str]:
-    """{tensor index: signature name} of the only signature, e.g. {0: "image", 16: "output_0"}."""
+    """{tensor index: signature name} of the only signature, e.g. {0: "image", 16: "output_0"},
+    through the public SignatureRunner details (``get_signature_list`` / ``get_signature_runner``).
+    A model without exactly one signature keeps its tensor names ({})."""
     try:
-        sigs = interp._get_full_signature_list()  # the names a SignatureRunner uses
-    except Exception:  # pragma: no cover - engines without signatures
+        sigs = interp.get_signature_list()
+        if not sigs or len(sigs) != 1:
+            return {}
+        runner = interp.get_signature_runner(next(iter(sigs)))
+        details = {**runner.get_input_details(), **runner.get_output_details()}
+    except (AttributeError, ValueError, RuntimeError):  # an engine without signature runners: tensor names
         return {}
-    if not sigs or len(sigs) != 1:
-        return {}
-    sig = next(iter(sigs.values()))
-    names = {int(i): n for n, i in {**sig.get("inputs", {}), **sig.get("outputs", {})}.items()}
-    return names if len(names) == len(sig.get("inputs", {})) + len(sig.get("outputs", {})) else {}
+    names = {int(d["index"]): n for n, d in details.items()}
+    return names if len(names) == len(details) else {}
 
 
 def _spec(d: dict[str, Any], names: dict[int, str]) -> TensorSpec:

@@ -137,10 +137,21 @@ def run_plan(plan: plans.Plan, table: GateTable, *, runtimes: list[str] | None, 
     from edgeport.benchmarks.verify.budget import error_budget
 
     report.notes += error_budget(report.results)
+    _say_slow(report)
     if not report.results:
         report.notes.append(f"{plan.dest.parent} lists no artifacts: nothing is proved")
     write_json_atomic(plan.dest, report.to_dict())
     return report
+
+
+def _say_slow(report: VerifyReport) -> None:
+    """Formats that ran far below their float sibling in this verify (a slow kernel path here)."""
+    from edgeport.benchmarks import slow
+
+    rows = [(r.format, r.runtime, r.timing.get("images_per_s")) for r in report.results if r.timing]
+    found = slow.slow_paths(rows)
+    report.slow_paths = slow.to_records(found)
+    report.notes += [f"slow: {line}" for line in slow.render(found)]
 
 
 def _runtimes(item: plans.Planned, runtimes_for) -> list[str]:

@@ -176,8 +176,10 @@ def fix_model(model: str, *, out: Path = Path("artifacts"), formats: list[str] |
                 save_manifest(model_dir, manifest)
     fixed = [f for f, r in report.tables.items() if r.get("chosen")]
     fixed += [g for f in fixed for g in registry.followers(f) if g in listed]
-    if fixed:
-        final = plans.from_model_dir(model_dir, data_dir=data_dir, data_npz=data_npz, limit=None, formats=fixed)
+    if fixed:  # proved again beside their float siblings: verify then says what runs on a slow path
+        siblings = [s for f in fixed if (s := registry.float_sibling(f)) and s in listed and s not in fixed]
+        final = plans.from_model_dir(model_dir, data_dir=data_dir, data_npz=data_npz, limit=None,
+                                     formats=[*fixed, *dict.fromkeys(siblings)])
         report.verified = run_plan(final, table, runtimes=None, threads=usable_cores(), timeout=timeout,
                                    debug=(False, False))
         report.ok = report.ok and report.verified.ok

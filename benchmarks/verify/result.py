@@ -82,6 +82,7 @@ class VerifyReport:
     results: list[Result] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     dest: Path | None = None
+    slow_paths: list[dict[str, Any]] = field(default_factory=list)  # formats far below their float sibling
 
     @property
     def keras(self) -> dict[str, Any]:
@@ -103,7 +104,7 @@ class VerifyReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": 2, "model": self.model, "ok": self.ok, "data": self.data, "reference": self.reference,
-                "keras": self.keras, "gates": self.gates, "results": [r.to_dict() for r in self.results],
+                "keras": self.keras, "gates": self.gates, "results": [r.to_dict() for r in self.results], "slow_paths": self.slow_paths,
                 "notes": self.notes}
 
     def _row(self, r: Result, name: str, f: dict[str, Any]) -> list[str]:
