@@ -101,9 +101,9 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def _mtime(path: Path | None) -> float | None:
+def _stamp(path: Path | None) -> tuple[int, int] | None:
     try:
-        return path.stat().st_mtime_ns if path is not None else None
+        return (path.stat().st_size, path.stat().st_mtime_ns) if path is not None else None
     except OSError:
         return None
 
@@ -112,7 +112,7 @@ def _wait(proc: subprocess.Popen, timeout: float, progress: Path | None, idle_ti
           startup_timeout: float | None) -> str | None:
     """Wait for the child; returns None when it exited, else why it was killed (a message)."""
     start = last = time.monotonic()
-    seen = _mtime(progress)
+    seen = _stamp(progress)
     while True:
         try:
             proc.wait(timeout=_POLL_S)
@@ -123,7 +123,7 @@ def _wait(proc: subprocess.Popen, timeout: float, progress: Path | None, idle_ti
         if now - start > timeout:
             why = f"ran past its {timeout:.0f} s limit (hung?)"
         elif idle_timeout is not None:
-            stamp = _mtime(progress)
+            stamp = _stamp(progress)
             if stamp != seen:
                 seen, last, startup_timeout = stamp, now, None
             limit = startup_timeout if startup_timeout is not None else idle_timeout
@@ -220,7 +220,8 @@ def raise_for(result: dict[str, Any], where: str, *, default: type[EdgeportError
     if result.get("ok"):
         return
     cls = error_class(result)
-    message = message_of(result) if cls is not None else str(result.get("error", "failed"))
+    own = cls is not None and cls.__name__ == result.get("error_type")  # its class is the prefix: drop it
+    message = message_of(result) if own else str(result.get("error", "failed"))
     head = where.split()[0] if where.split() else where
     raise (cls or default)(message if head and head in message else f"{where}: {message}")
 

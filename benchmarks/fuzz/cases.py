@@ -1,6 +1,8 @@
 """What one fuzz case does with its mutated file: the same front door a user goes through.
 
-- ``tflite``, ``tflite_fp32``, ``onnx``: ``edgeport.runtimes.load`` then a prediction (``edgeport run``);
+- a model file kind (named by the artifact file it mutates, e.g. ``model_int8.tflite``: one per
+  registry format proved by running, one file, with runtimes; a new format joins by itself):
+  ``edgeport.runtimes.load`` on each of the format's runtimes, then a prediction (``edgeport run``);
 - ``keras``, ``h5``: the keras runtime's load and a prediction (``edgeport run model.keras``; export
   loads it the same way);
 - ``manifest``: a model directory with the mutated manifest.json planned for verification
@@ -17,8 +19,31 @@ from pathlib import Path
 
 import numpy as np
 
-SUFFIX = {"tflite": ".tflite", "tflite_fp32": ".tflite", "onnx": ".onnx", "keras": ".keras", "h5": ".h5",
-          "manifest": ".json", "bundle": ".tar.gz"}
+from edgeport.export import registry
+
+#: The kinds that are not export formats: their case file's suffix and their share of a run.
+OTHER_SUFFIX = {"keras": ".keras", "h5": ".h5", "manifest": ".json", "bundle": ".tar.gz"}
+OTHER_SHARES = {"keras": 0.12, "h5": 0.12, "manifest": 0.13, "bundle": 0.13}
+#: The share of a run that the model-file kinds split evenly.
+MODEL_FILE_SHARE = 0.50
+
+
+def format_kinds() -> dict[str, registry.FormatInfo]:
+    """Fuzz kind (the artifact's file name) -> its registry row: every format proved by running,
+    made of one file (not a directory), that some runtime loads."""
+    return {i.file: i for i in registry.INFO.values()
+            if i.proof is registry.Proof.RUN and not i.directory and i.runtimes}
+
+
+def shares() -> dict[str, float]:
+    """Every fuzz kind and its share of a run's cases."""
+    files = format_kinds()
+    return {**{k: MODEL_FILE_SHARE / len(files) for k in files}, **OTHER_SHARES}
+
+
+def suffix(kind: str) -> str:
+    """The suffix a case file of ``kind`` is written with (what the front door recognises it by)."""
+    return Path(kind).suffix if kind in format_kinds() else OTHER_SUFFIX[kind]
 
 
 def _predict(session) -> None:
@@ -28,10 +53,12 @@ def _predict(session) -> None:
 
 def run_case(kind: str, path: Path, corpus: dict[str, Path], work: Path, *, guarded: bool) -> str:
     """Run one case; returns "ran" or raises (EdgeportError: a clean refusal)."""
-    if kind in ("tflite", "tflite_fp32", "onnx"):
+    formats = format_kinds()
+    if kind in formats:
         from edgeport.runtimes import load
 
-        _predict(load(path, probe=guarded))
+        for runtime in formats[kind].runtimes:
+            _predict(load(path, runtime=runtime, probe=guarded))
     elif kind in ("keras", "h5"):
         from edgeport.runtimes import load
 

@@ -1,8 +1,9 @@
 """The seed corpus: one small real model exported to every kind the fuzzer mutates.
 
 A tiny convolutional classifier (trained for a moment on generated bands, so its outputs are
-confident), exported to .tflite (float32 and int8), .onnx, .keras and .h5, its model directory
-(manifest.json) and a Raspberry Pi bundle (.tar.gz). Built once per corpus folder; ``corpus.json``
+confident), exported to every model-file format the fuzzer mutates (``cases.format_kinds``: what
+the format registry says), .keras and .h5, its model directory (manifest.json) and a Raspberry Pi
+bundle (.tar.gz). Built once per corpus folder; ``corpus.json``
 lists the files with their sha256 so a replay starts from the same bytes.
 """
 from __future__ import annotations
@@ -13,13 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeport.benchmarks.fuzz.cases import format_kinds
 from edgeport.files import sha256_file
 
 NAME = "fuzzseed"
-#: Kind -> the seed file (relative to the corpus folder).
-SEEDS = {"tflite": "out/fuzzseed/model_int8.tflite", "tflite_fp32": "out/fuzzseed/model_fp32.tflite",
-         "onnx": "out/fuzzseed/model.onnx", "keras": "fuzzseed.keras", "h5": "fuzzseed.h5",
-         "manifest": "out/fuzzseed/manifest.json", "bundle": "dist/fuzzseed-rpi.tar.gz"}
+
+
+def seeds() -> dict[str, str]:
+    """Kind -> the seed file (relative to the corpus folder)."""
+    return {**{kind: f"out/{NAME}/{kind}" for kind in format_kinds()}, "keras": f"{NAME}.keras",
+            "h5": f"{NAME}.h5", "manifest": f"out/{NAME}/manifest.json", "bundle": f"dist/{NAME}-rpi.tar.gz"}
 
 
 def _data(n: int, seed: int):
@@ -33,12 +37,13 @@ def _data(n: int, seed: int):
 
 def build(folder: Path) -> dict[str, Path]:
     """Build (or reuse) the corpus in ``folder``; returns {kind: seed file}."""
-    folder = Path(folder)
+    folder, wanted = Path(folder), seeds()
     index = folder / "corpus.json"
-    if index.is_file():
+    if index.is_file():  # reused only when it holds every seed (a new format rebuilds it) intact
         listed = json.loads(index.read_text())
-        if all((folder / rel).is_file() and sha256_file(folder / rel) == sha for rel, sha in listed.items()):
-            return {kind: folder / rel for kind, rel in SEEDS.items()}
+        if set(listed) >= set(wanted.values()) and all(
+                (folder / rel).is_file() and sha256_file(folder / rel) == sha for rel, sha in listed.items()):
+            return {kind: folder / rel for kind, rel in wanted.items()}
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     import keras
@@ -60,12 +65,12 @@ def build(folder: Path) -> dict[str, Path]:
     xt, yt = _data(120, 1)
     np.savez(folder / "test.npz", x_test=xt, y_test=yt)
     report = export_model(str(folder / f"{NAME}.keras"), out=folder / "out", calibration_data=str(folder / "cal.npy"),
-                          formats=["tflite_fp32", "tflite_int8", "onnx", "onnx_int8"], isolate=False)
+                          formats=[i.name.value for i in format_kinds().values()], isolate=False)
     if not report.ok:
         raise RuntimeError(f"the fuzz corpus did not export: {report.render()}")
     verified = verify_model(NAME, out=folder / "out", data_npz=str(folder / "test.npz"))
     if not verified.ok:
         raise RuntimeError(f"the fuzz corpus does not verify: {verified.render()}")
     bundle_model(NAME, target="rpi", out=folder / "out", dist=folder / "dist", samples=40)
-    index.write_text(json.dumps({rel: sha256_file(folder / rel) for rel in SEEDS.values()}, indent=2))
-    return {kind: folder / rel for kind, rel in SEEDS.items()}
+    index.write_text(json.dumps({rel: sha256_file(folder / rel) for rel in wanted.values()}, indent=2))
+    return {kind: folder / rel for kind, rel in wanted.items()}

@@ -1,6 +1,6 @@
 """The fuzz supervisor and its workers.
 
-A worker process runs a batch of cases of one kind, writing a ``start`` line before and an ``end``
+A worker process (``edgeport.children.run_job``, job kind ``fuzz``) runs a batch of cases of one kind, writing a ``start`` line before and an ``end``
 line after each to a JSONL log. The supervisor watches the log: a worker that dies mid-case (a
 signal) or makes no progress for ``timeout`` seconds (killed) leaves that case unfinished; the case
 is then replayed alone on the product's guarded path (child-process probes) in a fresh worker, and
@@ -19,18 +19,15 @@ guarded path (the probes did their job).
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeport.benchmarks.fuzz.cases import SUFFIX, run_case
+from edgeport.benchmarks.fuzz.cases import run_case, suffix
 from edgeport.benchmarks.fuzz.mutate import mutate
+from edgeport.children import run_job
 
 OUTCOMES = ("ran", "clean", "unclear", "unclean", "crash", "hang")
 
@@ -52,25 +49,25 @@ def classify(kind: str, path: Path, guarded: bool, corpus: dict[str, Path], work
         return {"outcome": "unclean", "message": f"{type(exc).__name__}: {str(exc)[:300]}"}
 
 
-def worker(job_file: str) -> int:
-    """Worker side: run the job's cases, logging each."""
-    job = json.loads(Path(job_file).read_text())
+def worker_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Worker side (``edgeport.worker`` kind ``fuzz``): run the job's cases, logging each."""
     corpus = {k: Path(v) for k, v in job["corpus"].items()}
     work = Path(job["work"])
-    seed_bytes = corpus[job["kind"]].read_bytes()
+    kind = job["case_kind"]
+    seed_bytes = corpus[kind].read_bytes()
     with open(job["log"], "a") as log:
         for seed in job["seeds"]:
-            data, mutator = mutate(job["kind"], seed_bytes, seed)
-            path = work / f"case{SUFFIX[job['kind']]}"
+            data, mutator = mutate(kind, seed_bytes, seed)
+            path = work / f"case{suffix(kind)}"
             path.write_bytes(data)
             log.write(json.dumps({"event": "start", "seed": seed}) + "\n")
             log.flush()
             t0 = time.perf_counter()
-            result = classify(job["kind"], path, job["guarded"], corpus, work)
+            result = classify(kind, path, job["guarded"], corpus, work)
             log.write(json.dumps({"event": "end", "seed": seed, "mutator": mutator, "bytes": len(data),
                                   "seconds": round(time.perf_counter() - t0, 3), **result}) + "\n")
             log.flush()
-    return 0
+    return {"cases": len(job["seeds"])}
 
 
 @dataclass
@@ -99,48 +96,31 @@ def _read_log(log: Path) -> list[dict[str, Any]]:
     return out
 
 
-def _launch(kind: str, seeds: list[int], guarded: bool, corpus: dict[str, Path], work: Path, log: Path):
-    job = work / f"job-{os.getpid()}-{time.monotonic_ns()}.json"
-    job.write_text(json.dumps({"kind": kind, "seeds": seeds, "guarded": guarded, "log": str(log),
-                               "work": str(work), "corpus": {k: str(v) for k, v in corpus.items()}}))
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore")
-    return subprocess.Popen([sys.executable, "-m", "edgeport.benchmarks.fuzz", "--worker", str(job)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                            preexec_fn=lambda: __import__("resource").setrlimit(
-                                __import__("resource").RLIMIT_CORE, (0, 0)))
+#: No case runs this long: the worker's overall limit (hangs are caught by its progress instead).
+WORKER_LIMIT_S = 24 * 3600.0
 
 
 def _run(kind: str, seeds: list[int], guarded: bool, corpus: dict[str, Path], work: Path, timeout: float,
          first_timeout: float) -> tuple[list[dict[str, Any]], int | None, str | None]:
-    """Run seeds in one worker; (finished case records, the seed it stopped in, why) on death/hang."""
+    """Run seeds in one worker; (finished case records, the seed it stopped in, why) on death/hang.
+    A worker whose log does not grow for ``timeout`` s (``first_timeout`` before its first line) hangs."""
     log = work / f"log-{time.monotonic_ns()}.jsonl"
-    proc = _launch(kind, seeds, guarded, corpus, work, log)
-    seen, last_progress, limit = 0, time.monotonic(), first_timeout
-    while True:
-        code = proc.poll()
-        events = _read_log(log)
-        if len(events) > seen:
-            seen, last_progress, limit = len(events), time.monotonic(), timeout
-        if code is not None:
-            break
-        if time.monotonic() - last_progress > limit:
-            proc.kill()
-            proc.wait()
-            code = "hang"
-            break
-        time.sleep(0.05)
+    result = run_job({"kind": "fuzz", "case_kind": kind, "seeds": seeds, "guarded": guarded, "log": str(log),
+                      "work": str(work), "corpus": {k: str(v) for k, v in corpus.items()}},
+                     timeout=WORKER_LIMIT_S, progress=log, idle_timeout=timeout, startup_timeout=first_timeout,
+                     label=f"the fuzz worker ({kind})")
     events = _read_log(log)
     done = [e for e in events if e["event"] == "end"]
     started = [e["seed"] for e in events if e["event"] == "start"]
-    if code == 0 and len(done) == len(seeds):
+    if result.get("ok") and len(done) == len(seeds):
         return done, None, None
     stuck = started[-1] if len(started) > len(done) else (seeds[len(done)] if len(done) < len(seeds) else None)
-    if code == "hang":
+    if result.get("error_type") == "ChildTimedOut":
         why = "hang"
-    elif isinstance(code, int) and code < 0:
-        why = f"crash ({signal.Signals(-code).name})"
+    elif result.get("signal"):
+        why = f"crash ({result['signal']})"
     else:
-        why = f"crash (worker exited {code})"
+        why = f"crash ({result.get('error', 'the worker stopped early')})"
     return done, stuck, why
 
 

@@ -1,9 +1,10 @@
 """`make fuzz`: mutate the seed corpus, run every case through the product's front doors, count.
 
-    python -m edgeport.benchmarks.fuzz [--cases 1200] [--seed 0] [--kinds tflite onnx ...]
+    python -m edgeport.benchmarks.fuzz [--cases 1200] [--seed 0] [--kinds model_int8.tflite keras ...]
     python -m edgeport.benchmarks.fuzz --replay KIND SEED      # one case again, on the guarded path
 
-Every case is (kind, seed): the same corpus and the same pair give the same bytes, so a failure
+Kinds: one per model file the format registry makes (named by that file: ``model_int8.tflite``),
+plus ``keras``, ``h5``, ``manifest`` and ``bundle``. Every case is (kind, seed): the same corpus and the same pair give the same bytes, so a failure
 in the report is replayed with ``--replay``. Exit status 1 when any case was unclear, unclean,
 crashed or hung.
 """
@@ -19,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from edgeport.benchmarks.fuzz import corpus as corpus_mod
-from edgeport.benchmarks.fuzz.harness import OUTCOMES, KindResult, classify, fuzz_kind, worker
+from edgeport.benchmarks.fuzz.cases import shares, suffix
+from edgeport.benchmarks.fuzz.harness import OUTCOMES, KindResult, classify, fuzz_kind
 from edgeport.benchmarks.fuzz.mutate import mutate
 from edgeport.files import write_json_atomic
 
-#: How a run's cases are shared between the kinds.
-SHARES = {"tflite": 0.20, "tflite_fp32": 0.12, "onnx": 0.18, "keras": 0.12, "h5": 0.12, "manifest": 0.13,
-          "bundle": 0.13}
+#: How a run's cases are shared between the kinds (the model-file kinds come from the registry).
+SHARES = shares()
 FAILURES = ("unclear", "unclean", "crash", "hang")
 
 
@@ -88,12 +89,12 @@ def fuzz(cases: int = 1200, *, seed: int = 0, kinds: list[str] | None = None, co
 
 
 def replay(kind: str, seed: int, corpus: Path | None = None) -> dict[str, Any]:
+    if kind not in SHARES:
+        raise SystemExit(f"fuzz: unknown kind {kind!r}; kinds: {', '.join(SHARES)}")
     seeds = corpus_mod.build(corpus or default_corpus())
     data, mutator = mutate(kind, seeds[kind].read_bytes(), seed)
-    from edgeport.benchmarks.fuzz.cases import SUFFIX
-
     with tempfile.TemporaryDirectory(prefix="edgeport-replay-") as tmp:
-        path = Path(tmp) / f"case{SUFFIX[kind]}"
+        path = Path(tmp) / f"case{suffix(kind)}"
         path.write_bytes(data)
         return {"kind": kind, "seed": seed, "mutator": mutator, "bytes": len(data),
                 **classify(kind, path, True, seeds, Path(tmp))}
@@ -101,8 +102,6 @@ def replay(kind: str, seed: int, corpus: Path | None = None) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--worker"]:
-        return worker(argv[1])
     parser = argparse.ArgumentParser(prog="python -m edgeport.benchmarks.fuzz", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", type=int, default=1200)
