@@ -23,10 +23,11 @@ from typing import Any
 
 from edgeport.errors import IntegrityError
 from edgeport.files import sha256_file
+from edgeport import names
 
-BUNDLE_FILE = "bundle.json"
+BUNDLE_FILE = names.BUNDLE_FILE
 SCHEMA = 1
-TARGETS = ("rpi", "android", "ios", "mcu")
+TARGETS = ("rpi", "android", "ios", "mcu", "web")
 MAX_MEMBERS = 10_000
 MAX_BYTES = 4 << 30
 

@@ -28,8 +28,9 @@ from typing import Any
 from edgeport.errors import IntegrityError, ModelFileError
 from edgeport.files import sha256_file, write_json_atomic
 from edgeport.manifest_schema import validate
+from edgeport import names
 
-MANIFEST_NAME = "manifest.json"
+MANIFEST_NAME = names.MANIFEST_FILE
 SCHEMA = 2
 BACKUP_PREFIX = ".prev."
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 from edgeport.files import atomic_path
+from edgeport.names import data_home
 
 LOG_NAME = "export.log"
 
@@ -39,7 +40,7 @@ class NativeLog:
 def quiet(title: str) -> Iterator[Path]:
     """TensorFlow's native chatter (absl, oneDNN, CUDA probing) during the block goes to
     ``$EDGEPORT_DATA_HOME/logs/native.log``, not the terminal: quiet by default, kept for a look."""
-    home = Path(os.environ.get("EDGEPORT_DATA_HOME") or Path.home() / ".cache" / "edgeport")
+    home = data_home()
     path = home / "logs" / "native.log"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 
 from edgeport.files import atomic_path
+from edgeport import names
 
-REFERENCE_FILE = "reference_outputs.npz"
+REFERENCE_FILE = names.REFERENCE_FILE
 
 
 def write(dest: Path, *, f32: dict[str, np.ndarray], meta: dict[str, Any], f16: dict[str, np.ndarray] | None = None,

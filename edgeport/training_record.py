@@ -10,8 +10,9 @@ from typing import Any
 
 from edgeport.errors import ModelFileError
 from edgeport.files import write_json_atomic
+from edgeport import names
 
-TRAINING_FILE = "training.json"
+TRAINING_FILE = names.TRAINING_FILE
 
 
 def training_path(model_dir: str | Path) -> Path:

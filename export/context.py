@@ -16,6 +16,7 @@ from edgeport.export.source import ModelSource, load_source
 from edgeport.lazy import resolve
 from edgeport.training_record import load_training_record
 from edgeport.types import InputContract
+from edgeport.names import LABELS_FILE
 
 #: Range assumed for plain-value inputs of a model edgeport knows nothing about.
 VALUES_RANGE = (-1.0, 1.0)
@@ -136,7 +137,7 @@ class ExportContext:
 
     @cached_property
     def labels(self) -> list[str]:
-        path = self.model_dir / "labels.txt"
+        path = self.model_dir / LABELS_FILE
         if path.is_file():
             return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
         if self.spec is not None and self.spec.labels:

@@ -30,6 +30,7 @@ from edgeport.export.source import (installed_already, load_source, refuse_other
 from edgeport.files import human_size, sha256_file, size_bytes, write_text_atomic
 from edgeport.manifest import hash_files, load_manifest, recover, save_manifest
 from edgeport.lazy import resolve
+from edgeport.names import LABELS_FILE
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -88,7 +89,7 @@ def _export_one(ctx: ExportContext, fmt: Format, manifest: dict[str, Any], t0: f
         names = [info.file, *info.extra_files]
         entry = {**extra, "format": fmt.value, "file": info.file, "sha256": sha256_file(dest),
                  "bytes": size_bytes(dest), "files": hash_files(staging, names), "precision": info.precision.value,
-                 **describe(ctx, info, dest), "labels_file": "labels.txt" if ctx.labels else None,
+                 **describe(ctx, info, dest), "labels_file": LABELS_FILE if ctx.labels else None,
                  "source_sha256": ctx.source_sha256, "versions": versions(),
                  "seconds": round(time.perf_counter() - t0, 3), "status": "ok",
                  "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
@@ -106,7 +107,7 @@ def _top_level(ctx: ExportContext) -> dict[str, Any]:
     """The manifest's top-level fields this export sets (committed with each artifact)."""
     top = dict(model=ctx.name, dataset=ctx.spec.dataset if ctx.spec is not None else None,
                task=ctx.spec.task if ctx.spec is not None else None,
-               labels=ctx.labels, labels_file="labels.txt" if ctx.labels else None,
+               labels=ctx.labels, labels_file=LABELS_FILE if ctx.labels else None,
                input_contract=ctx.contract.to_dict(), input_names=[name for name, _ in ctx.inputs],
                output_names=list(ctx.output_shapes), source=ctx.source_info)
     if ctx.calibration is not None:
@@ -216,8 +217,8 @@ def export_job(job: dict[str, Any]) -> dict[str, Any]:
 def _run_formats(ctx: ExportContext, config: ExportConfig, report: ExportReport, log: NativeLog,
                  out: Path) -> None:
     manifest = _open_manifest(ctx.model_dir, report.warnings)
-    if ctx.labels and not (ctx.model_dir / "labels.txt").exists():
-        write_text_atomic(ctx.model_dir / "labels.txt", "\n".join(ctx.labels) + "\n")
+    if ctx.labels and not (ctx.model_dir / LABELS_FILE).exists():
+        write_text_atomic(ctx.model_dir / LABELS_FILE, "\n".join(ctx.labels) + "\n")
     said = 0
     for fmt in config.formats:
         t0 = time.perf_counter()

@@ -9,6 +9,7 @@ from typing import Any
 
 from edgeport.export.context import ExportContext
 from edgeport.export.registry import Format
+from edgeport.names import LABELS_FILE
 
 #: edgeport's metadata inside the SavedModel (assets.extra is carried but not loaded by TF).
 METADATA_FILE = "assets.extra/edgeport.json"
@@ -57,6 +58,6 @@ def export(ctx: ExportContext, dest: Path) -> dict[str, Any]:
     meta.parent.mkdir(parents=True, exist_ok=True)
     meta.write_text(json.dumps(ctx.metadata(Format.SAVED_MODEL), indent=2, sort_keys=True) + "\n")
     if ctx.labels:
-        (meta.parent / "labels.txt").write_text("\n".join(ctx.labels) + "\n")
+        (meta.parent / LABELS_FILE).write_text("\n".join(ctx.labels) + "\n")
     return {"converter": converter, "signature": "serving_default",
             "metadata_file": METADATA_FILE}

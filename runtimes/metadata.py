@@ -13,8 +13,9 @@ from typing import Any
 
 from edgeport.types import METADATA_KEY, InputContract
 from edgeport.runtimes import fileformats
+from edgeport import names
 
-LABELS_FILE = "labels.txt"
+LABELS_FILE = names.LABELS_FILE
 
 
 @dataclass
@@ -97,7 +98,7 @@ def artifact_info(path: str | Path) -> ArtifactInfo:
     p = Path(path)
     info = ArtifactInfo()
     for d in _manifest_dirs(p):
-        mf = d / "manifest.json"
+        mf = d / names.MANIFEST_FILE
         if not mf.is_file():
             continue
         try:
@@ -129,7 +130,7 @@ def artifact_info(path: str | Path) -> ArtifactInfo:
             labels = _read_labels(d / LABELS_FILE)
             if labels:
                 info.labels = labels
-                info.source = info.source if info.source != "none" else "labels.txt"
+                info.source = info.source if info.source != "none" else names.LABELS_FILE
                 break
     return info
 

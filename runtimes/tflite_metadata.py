@@ -22,6 +22,7 @@ from typing import Any
 
 from edgeport.errors import EdgeportError
 from edgeport.runtimes import fileformats
+from edgeport.names import data_home
 
 METADATA_NAME = "TFLITE_METADATA"
 METADATA_IDENTIFIER = b"M001"
@@ -35,7 +36,7 @@ class MetadataSchemaMissing(EdgeportError):
 
 
 def cache_dir() -> Path:
-    home = os.environ.get("EDGEPORT_DATA_HOME") or str(Path.home() / ".cache" / "edgeport")
+    home = str(data_home())
     return Path(home) / "tflite-metadata"
 
 

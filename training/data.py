@@ -12,6 +12,7 @@ import numpy as np
 
 from edgeport.errors import DataError, UnknownNameError
 from edgeport.training.idx import read_idx
+from edgeport import names
 
 FASHION_LABELS = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -49,7 +50,7 @@ class Dataset:
 
 def data_home() -> Path:
     """Where `make data` puts downloaded packages (EDGEPORT_DATA_HOME, default ~/.cache/edgeport)."""
-    return Path(os.environ.get("EDGEPORT_DATA_HOME", Path.home() / ".cache" / "edgeport"))
+    return names.data_home()
 
 
 def keras_cache() -> Path:

@@ -12,6 +12,7 @@ from edgeport.files import atomic_path, write_text_atomic
 from edgeport.training_record import save_training_record
 from edgeport.training.models import ModelSpec, get_spec
 from edgeport.versions import package_versions
+from edgeport.names import LABELS_FILE
 
 
 @dataclass(frozen=True)
@@ -256,7 +257,7 @@ def train(model: str, *, epochs: int | None = None, batch_size: int | None = Non
     model_dir = Path(out) / spec.name
     with atomic_path(model_dir / "model.keras") as tmp:
         net.save(tmp)
-    write_text_atomic(model_dir / "labels.txt", "\n".join(labels) + ("\n" if labels else ""))
+    write_text_atomic(model_dir / LABELS_FILE, "\n".join(labels) + ("\n" if labels else ""))
     save_training_record(model_dir, record)
     print(f"{spec.name}: test {json.dumps({k: round(v, 4) for k, v in test_metrics.items()})} "
           f"in {record['seconds']} s -> {model_dir / 'model.keras'}")

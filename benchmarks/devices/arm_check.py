@@ -31,6 +31,7 @@ from edgeport.benchmarks.devices.arm_results import (  # noqa: F401  (re-exporte
     HEADER, REFERENCE, RESULT_FILE, TIMING_NOTE, ArmCheckReport, BoardRun, Row, engines_installed, render,
     table_rows, write_results)
 from edgeport.errors import EdgeportError
+from edgeport.names import BUNDLE_FILE, MANIFEST_FILE, VERIFY_FILE
 
 __all__ = ["HEADER", "REFERENCE", "RESULT_FILE", "TIMING_NOTE", "ArmCheckReport", "BoardRun", "Row",
            "engines_installed", "render", "table_rows", "write_results", "run_arm_check", "main"]
@@ -74,8 +75,8 @@ def inventory_problems(b: Board, inv: dict[str, Any], venv: Path | None = None) 
 
 def expected_pairs(bundle_folder: Path) -> list[tuple[str, str, str]]:
     """(format, runtime, file) of every artifact in a bundle, on the runtime that runs its kind."""
-    meta = json.loads((bundle_folder / "bundle.json").read_text())
-    manifest = json.loads((bundle_folder / "manifest.json").read_text())
+    meta = json.loads((bundle_folder / BUNDLE_FILE).read_text())
+    manifest = json.loads((bundle_folder / MANIFEST_FILE).read_text())
     out = []
     for fmt in meta.get("artifacts") or manifest["artifacts"]:
         file = manifest["artifacts"][fmt]["file"]
@@ -139,7 +140,7 @@ def _verify_on_board(image, venv, model: str, bundle: Path, dest: Path, timeout:
     dest.mkdir(parents=True, exist_ok=True)
     archive = dest / bundle.name
     shutil.copyfile(bundle, archive)
-    result, log = results_path(archive, "verify.json"), results_path(archive, "verify.log")
+    result, log = results_path(archive, VERIFY_FILE), results_path(archive, "verify.log")
     result.unlink(missing_ok=True)
     cmd = image.command(*verify_command(image.board, venv.python, venv.path / "bin" / "edgeport", archive))
     env = image.env(**{LAUNCHER_VAR: shlex.join(image.launcher())})

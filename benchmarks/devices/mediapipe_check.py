@@ -40,6 +40,7 @@ import numpy as np
 from edgeport.benchmarks.devices.mediapipe_run import (MEDIAPIPE, VENV, ensure_venv, run_edgeport, run_mediapipe,
                                                       write_pngs)
 from edgeport.errors import EdgeportError
+from edgeport.names import BUNDLE_FILE
 
 RESULT_FILE = "mediapipe_check.json"
 TARGET = "android"
@@ -124,7 +125,7 @@ def _bundle(model: str, model_dir: Path, out: Path, dist: Path, samples: int, se
             pass  # changed or unreadable: build it again
     result = bundle_model(model, target=TARGET, out=out, dist=dist, samples=max(samples, 200), seed=seed,
                           data_dir=data_dir)
-    return result.folder, json.loads((result.folder / "bundle.json").read_text()), True
+    return result.folder, json.loads((result.folder / BUNDLE_FILE).read_text()), True
 
 
 def _check_variant(python: Path, bundle_file: Path, original: Path, pngs: list[Path], labels: list[str],

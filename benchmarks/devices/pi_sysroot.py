@@ -31,6 +31,7 @@ from typing import Iterator
 
 from edgeport.benchmarks.devices.boards import Board, cpuinfo_text
 from edgeport.errors import EdgeportError
+from edgeport.names import data_home
 
 SUITE = "bookworm"  # Raspberry Pi OS 12: python3.11, glibc 2.36
 PYTHON = "python3.11"
@@ -192,8 +193,7 @@ def share_identical(src: Path, dest: Path) -> int:
 
 
 def default_cache() -> Path:
-    home = os.environ.get("EDGEPORT_DATA_HOME")
-    return (Path(home) if home else Path.home() / ".cache" / "edgeport") / "arm-boards"
+    return data_home() / "arm-boards"
 
 
 @contextlib.contextmanager

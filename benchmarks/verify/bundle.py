@@ -21,11 +21,12 @@ from edgeport.export.registry import INFO
 from edgeport.manifest import StaleArtifactError, check_integrity
 from edgeport.manifest_schema import validate
 from edgeport.training.testset import TestSet
+from edgeport.names import MANIFEST_FILE
 
 
 def bundle_manifest(bundle: Bundle) -> dict[str, Any]:
     try:
-        manifest = json.loads(bundle.path("manifest.json").read_text())
+        manifest = json.loads(bundle.path(MANIFEST_FILE).read_text())
     except (OSError, ValueError) as exc:
         raise BundleError(f"{bundle.source}: unreadable manifest.json ({exc})") from None
     try:

@@ -87,7 +87,7 @@ def _verify_bundle(source: Path, table: GateTable, *, formats: list[str] | None,
     from edgeport.bundle import open_bundle
 
     with open_bundle(source) as opened:
-        plan, reference = plan_bundle(opened, results_path(source, "verify.json"), formats)
+        plan, reference = plan_bundle(opened, results_path(source, VERIFY_FILE), formats)
         return run_plan(plan, table, runtimes=runtimes, threads=threads, timeout=timeout, debug=(False, False),
                         reference=reference)
 

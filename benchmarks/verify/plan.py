@@ -21,8 +21,9 @@ from edgeport.export import registry
 from edgeport.export.registry import INFO, Precision
 from edgeport.files import sha256_file
 from edgeport.manifest import check_fresh, check_integrity, effective_entries, find_model_dir, load_manifest
+from edgeport import names
 
-VERIFY_FILE = "verify.json"
+VERIFY_FILE = names.VERIFY_FILE
 BARE_SUFFIXES = (".tflite", ".onnx", ".keras", ".h5")
 
 
@@ -58,7 +59,7 @@ def is_bare(model: str, out: Path) -> bool:
     """Whether MODEL names an artifact file (or SavedModel) rather than a model directory."""
     p = Path(model)
     if p.suffix.lower() in BARE_SUFFIXES and p.is_file():
-        return not (p.parent / "manifest.json").is_file() or p.suffix.lower() in (".tflite", ".onnx")
+        return not (p.parent / names.MANIFEST_FILE).is_file() or p.suffix.lower() in (".tflite", ".onnx")
     return p.is_dir() and (p / "saved_model.pb").is_file()
 
 
@@ -103,7 +104,7 @@ def from_model_dir(model_dir: Path, *, data_dir: str | None, data_npz: str | Non
     plan = Plan(name=manifest.get("model") or model_dir.name, dest=model_dir / VERIFY_FILE, test=test,
                 reference_source=source_path, reference_runtime=source.get("reference_runtime", "keras"),
                 reference_key={"model_sha256": source_sha, "data_sha256": test.fingerprint(), "n": len(test)},
-                cache=model_dir / "reference_outputs.npz", saved_model=saved_model, manifest=manifest,
+                cache=model_dir / names.REFERENCE_FILE, saved_model=saved_model, manifest=manifest,
                 model_dir=model_dir)
     for fmt, entry in entries.items():
         info = INFO.get(fmt)

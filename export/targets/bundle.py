@@ -23,6 +23,7 @@ from edgeport import __version__
 from edgeport.bundle import BUNDLE_FILE, SCHEMA, TARGETS, describe_files
 from edgeport.errors import EdgeportError
 from edgeport.files import atomic_path, human_size
+from edgeport import names
 
 
 @dataclass
@@ -124,7 +125,7 @@ def _tar_gz(root: Path, top: str) -> bytes:
     return out.getvalue()
 
 
-VERIFY_FILE = "verify.json"
+VERIFY_FILE = names.VERIFY_FILE
 
 
 def require_verified(model_dir: Path, formats: list[str]) -> dict[str, Any]:

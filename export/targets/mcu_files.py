@@ -13,6 +13,7 @@ from edgeport.export import c_array
 from edgeport.export.targets.bundle import BundleBuilder
 from edgeport.export.targets.mcu_model import IO_TYPE
 from edgeport.export.targets.mcu_proof import MAX_STEPS
+from edgeport.names import LABELS_FILE
 
 MODEL_FILE = "model_int8_b1.tflite"
 SOURCE_FILE, HEADER_FILE = c_array.SOURCE, c_array.HEADER  # model_int8_data.c / .h
@@ -155,8 +156,8 @@ def write(model_dir: Path, builder: BundleBuilder, model: bytes, record: dict[st
     builder.add_text(HEADER_FILE, _header(model, ops, name=name, arena=record["arena_bytes"]))
     builder.add_text(RESOLVER_FILE, _resolver_header(ops, name=name))
     files = [MODEL_FILE, SOURCE_FILE, HEADER_FILE, RESOLVER_FILE, PROOF_FILE]
-    if (model_dir / "labels.txt").is_file():
-        builder.add_file("labels.txt", model_dir / "labels.txt")
-        files.append("labels.txt")
+    if (model_dir / LABELS_FILE).is_file():
+        builder.add_file(LABELS_FILE, model_dir / LABELS_FILE)
+        files.append(LABELS_FILE)
     builder.add_json(PROOF_FILE, record)
     builder.add_text("README.md", _readme(name, record, contract, files))

@@ -17,6 +17,7 @@ from edgeport.export import registry
 from edgeport.export.targets.bundle import BundleBuilder, require_verified
 from edgeport.export.targets.common import check_artifacts, seeded_indices, take_rows, verified_testset
 from edgeport.manifest import effective_entries, load_manifest
+from edgeport.names import LABELS_FILE, MANIFEST_FILE
 
 FORMATS = registry.for_bundle("rpi")  # the registry rows that say a Pi bundle carries them
 REQUIRED = tuple(f for f in FORMATS if "litert" in registry.info(f).runtimes)  # what every Pi can run
@@ -73,10 +74,10 @@ def build(model_dir: Path, builder: BundleBuilder, *, samples: int, seed: int, d
     check_artifacts(model_dir, manifest, entries, formats, source_sha)
     for fmt in formats:
         builder.add_file(entries[fmt]["file"], model_dir / entries[fmt]["file"])
-    if (model_dir / "labels.txt").is_file():
-        builder.add_file("labels.txt", model_dir / "labels.txt")
+    if (model_dir / LABELS_FILE).is_file():
+        builder.add_file(LABELS_FILE, model_dir / LABELS_FILE)
     sub = {k: manifest[k] for k in TOP_LEVEL if k in manifest}
-    builder.add_json("manifest.json", {**sub, "schema": manifest["schema"],
+    builder.add_json(MANIFEST_FILE, {**sub, "schema": manifest["schema"],
                                        "artifacts": {f: entries[f] for f in formats}})
     ref, test = _reference(model_dir, verify, samples, seed, data_dir, manifest)
     idx = ref["idx"]

@@ -20,6 +20,7 @@ import numpy as np
 
 from edgeport.errors import ExportError
 from edgeport.runtimes.tflite_metadata import METADATA_IDENTIFIER, METADATA_NAME, packed_files, schema
+from edgeport.names import LABELS_FILE
 
 _FLOAT32, _UINT8 = 0, 3  # TFLite TensorType
 ALIGNMENT = 16
@@ -154,7 +155,7 @@ def populate(model: bytes, metadata: bytes, files: dict[str, bytes]) -> bytes:
 
 def write_image_classifier(model: bytes, labels: Sequence[str], *, name: str, description: str,
                            version: str = "1", mean: Sequence[float] | None = None,
-                           std: Sequence[float] | None = None, labels_file: str = "labels.txt") -> bytes:
+                           std: Sequence[float] | None = None, labels_file: str = LABELS_FILE) -> bytes:
     """The model with standard metadata for an image classifier and its label file packed in."""
     if not labels:
         raise ExportError("an image classifier's metadata needs its labels")
