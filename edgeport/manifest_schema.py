@@ -26,6 +26,7 @@ ENTRY_OPTIONAL = {
     "range_floor": _DICT, "opset": _INT, "activation_type": _STR, "weight_type": _STR, "per_channel": _BOOL,
     "preprocessed": _BOOL, "quant_format": _STR, "calibration_method": _STR, "header": _STR, "array": _STR,
     "array_bytes": _INT, "alignment": _INT, "tflite_sha256": _STR, "builtin_ops": _LIST, "fix": _DICT,
+    "recipe": _STR,
     "optimization_style": _STR, "shipped": _STR, "required_operators": _DICT}
 #: Only in a ``pending`` entry: what the interrupted replacement moves and changes (for recovery).
 PENDING_ONLY = {"commit_files": _LIST, "commit_top": _DICT}

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from edgeport.errors import EdgeportError, ExportError
+from edgeport.export.config import DEFAULT_CALIBRATION_SAMPLES
 from edgeport.files import sha256_file
 
 Inputs = list[tuple[str, tuple]]
@@ -124,11 +125,11 @@ MORE_SAMPLES = 1000
 
 def used_samples(record: dict[str, Any]) -> int:
     """The calibration samples an export used (fewer than requested when the source has fewer)."""
-    return int(record.get("samples") or record.get("requested") or 200)
+    return int(record.get("samples") or record.get("requested") or DEFAULT_CALIBRATION_SAMPLES)
 
 
 def requested_samples(record: dict[str, Any]) -> int:
-    return int(record.get("requested") or record.get("samples") or 200)
+    return int(record.get("requested") or record.get("samples") or DEFAULT_CALIBRATION_SAMPLES)
 
 
 def samples_of(record: dict[str, Any], n: int) -> dict[str, np.ndarray]:

@@ -9,6 +9,8 @@ from edgeport.errors import EdgeportError
 from edgeport.export.registry import Format, expand_formats
 
 MIN_OPSET = 13
+#: The export defaults, in one place: ExportConfig, export_model and the CLI take them from here.
+DEFAULT_OPSET, DEFAULT_CALIBRATION_SAMPLES, DEFAULT_SEED = 17, 200, 0
 
 
 class ExportConfigError(EdgeportError):
@@ -41,9 +43,9 @@ class Int8IO(str, Enum):
 @dataclass(frozen=True)
 class ExportConfig:
     formats: tuple[Format, ...] = tuple(Format)
-    opset: int = 17
-    calibration_samples: int = 200
-    seed: int = 0
+    opset: int = DEFAULT_OPSET
+    calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES
+    seed: int = DEFAULT_SEED
     int8_io: Int8IO = Int8IO.UINT8
     calibration_data: Path | None = None
     data_dir: str | None = None

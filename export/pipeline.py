@@ -20,7 +20,7 @@ from typing import Any
 
 from edgeport.errors import ExportError, ModelFileError
 from edgeport.export.commit import model_lock, commit
-from edgeport.export.config import ExportConfig
+from edgeport.export.config import DEFAULT_CALIBRATION_SAMPLES, DEFAULT_OPSET, DEFAULT_SEED, ExportConfig
 from edgeport.export.context import ExportContext, cause_line
 from edgeport.export.describe import describe, versions
 from edgeport.native_log import LOG_NAME, NativeLog
@@ -129,7 +129,8 @@ def _open_manifest(model_dir: Path, warnings: list[str]) -> dict[str, Any]:
 
 
 def export_model(model: str, *, formats: list[str] = ["all"], out: Path = Path("artifacts"),  # noqa: B006
-                 opset: int = 17, calibration_samples: int = 200, seed: int = 0, int8_io: str = "uint8",
+                 opset: int = DEFAULT_OPSET, calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES,
+                 seed: int = DEFAULT_SEED, int8_io: str = "uint8",
                  calibration_data: str | None = None, data_dir: str | None = None,
                  allow_unsafe: bool = False, keep_float: list[str] | None = None,
                  onnx_keep_float: list[str] | None = None, onnx_calibration: str = "minmax",
