@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("edgeport.export.pipeline:export_model", "export a model to every deployable format"),
     "formats": ("edgeport.export.registry:list_formats", "list the export formats"),
     "bundle": ("edgeport.export.targets:bundle_model", "package a verified model for a Pi, Android, iOS or a microcontroller"),
+    "serve": ("edgeport.serve:serve", "serve a web bundle on loopback with the headers it needs (COOP/COEP, application/wasm)"),
     "run": ("edgeport.runtimes.cli:run_artifact", "run an artifact on images, .npy batches or numbers"),
     "runtimes": ("edgeport.runtimes.registry:list_runtimes", "list the runtimes and whether each is installed"),
     "verify": ("edgeport.benchmarks.verify.command:verify_model", "prove every artifact against the Keras outputs"),

@@ -14,6 +14,7 @@ TARGETS: dict[str, str] = {
     "android": "edgeport.export.targets.mobile:build_android",
     "ios": "edgeport.export.targets.mobile:build_ios",
     "mcu": "edgeport.export.targets.mcu:build",
+    "web": "edgeport.export.targets.web:build",
 }
 
 
