@@ -47,7 +47,6 @@ class Format(str, Enum):
     TFLITE_INT8 = "tflite_int8"
     TFLITE_INT16X8 = "tflite_int16x8"
     TFLITE_WI4 = "tflite_wi4"
-    TFLITE_WI4 = "tflite_wi4"
     ONNX = "onnx"
     ONNX_INT8 = "onnx_int8"
     ORT = "ort"
@@ -115,9 +114,6 @@ _INFOS = (
     FormatInfo(_F.TFLITE_INT16X8, _P + "tflite:export_int16x8", "model_int16x8.tflite", "tflite",
                _F.SAVED_MODEL, _Q, "TFLite int16 activations, int8 weights, calibrated", runtimes=_LITERT,
                weights="int8", activations="int16"),
-    FormatInfo(_F.TFLITE_WI4, _P + "tflite_wi4:export", "model_wi4.tflite", "tflite", _F.TFLITE_FP32, _Q,
-               "TFLite int4 weights (ai-edge-quantizer), float activations/IO", runtimes=_LITERT,
-               weights="int4"),
     FormatInfo(_F.TFLITE_WI4, _P + "tflite_wi4:export", "model_wi4.tflite", "tflite", _F.TFLITE_FP32, _Q,
                "TFLite int4 weights (ai-edge-quantizer), float activations/IO", runtimes=_LITERT,
                weights="int4"),
