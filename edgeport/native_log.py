@@ -72,3 +72,21 @@ def _redirect(path: Path, title: str) -> Iterator[None]:
         os.dup2(saved[1], 2)
         for fd in saved:
             os.close(fd)
+
+
+def start_tensorflow() -> None:
+    """Import TensorFlow and let it probe its devices with its native start-up lines (absl, oneDNN,
+    the CUDA probe's "failed call to cuInit") sent to the native log, not the terminal. Idempotent;
+    call it before the first TensorFlow/Keras use in a command that prints to a person."""
+    global _STARTED
+    if _STARTED:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with quiet("TensorFlow start-up"):
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # the CUDA probe runs here, inside the redirect
+    _STARTED = True
+
+
+_STARTED = False

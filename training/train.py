@@ -209,6 +209,9 @@ def train(model: str, *, epochs: int | None = None, batch_size: int | None = Non
     cfg = TrainConfig(pick(epochs, d.epochs), pick(batch_size, d.batch_size),
                       pick(learning_rate, d.learning_rate), pick(target_accuracy, d.target_accuracy),
                       seed, input_size)
+    from edgeport.native_log import start_tensorflow
+
+    start_tensorflow()
     import keras
 
     keras.utils.set_random_seed(cfg.seed)
