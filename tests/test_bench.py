@@ -166,3 +166,17 @@ def test_a_gpu_engine_that_sees_no_gpu_is_skipped_not_failed(exported, monkeypat
     assert report.ok and report.rows and all("skipped" in r for r in report.rows)
     assert "DeviceUnavailable" in report.rows[0]["skipped"] and "SKIPPED" in report.render()
     assert any("no GPU path for TFLite" in n for n in report.notes)
+
+
+def test_bench_says_and_records_a_slow_kernel_path(capsys):
+    from edgeport.benchmarks.bench.result import BenchReport
+
+    report = BenchReport("m", Path("."), "cpu", {}, 1.0)
+    report.rows = [{"format": f, "runtime": rt, "batch32": {"images_per_s": ips}} for f, rt, ips in
+                   (("keras", "keras", 10.0), ("tflite_fp32", "litert", 65_000.0), ("tflite_int16x8", "litert", 391.0),
+                    ("tflite_int8", "litert", 70_105.0))]
+    bench_mod._say_slow(report)
+    assert [s["format"] for s in report.slow_paths] == ["tflite_int16x8"]
+    assert report.notes == [report.slow_paths[0]["message"]]  # keras, the reference, is not compared
+    assert "bench: tflite_int16x8 on litert: 391 img/s, 0.6% of tflite_fp32's" in capsys.readouterr().out
+    assert report.to_dict()["slow_paths"][0]["sibling"] == "tflite_fp32"

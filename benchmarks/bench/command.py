@@ -275,7 +275,8 @@ def measure(report: BenchReport, jobs: list[tuple[str, str, str, str, dict[str, 
 def _say_slow(report: BenchReport) -> None:
     """Formats far below their float sibling's batch-32 throughput in this run: printed, noted, recorded."""
     rates = [{"format": r["format"], "runtime": r["runtime"],
-              "images_per_s": (r.get("batch32") or {}).get("images_per_s")} for r in report.rows if "error" not in r]
+              "images_per_s": (r.get("batch32") or {}).get("images_per_s")} for r in report.rows
+             if "error" not in r and r["format"] != "keras"]  # Keras is the reference, not an exported format
     found = slow.slow_paths(rates)
     report.slow_paths = slow.to_records(found)
     for line in slow.notes(rates):
