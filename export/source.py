@@ -14,11 +14,11 @@ from edgeport.files import sha256_file
 
 UNSAFE_FLAG = "--allow-unsafe"
 #: Source kind -> the name it is installed under in the model directory.
-TARGETS = {"keras": "model.keras", "h5": "model.h5", "savedmodel": "source_saved_model"}
+INSTALLED_NAMES = {"keras": "model.keras", "h5": "model.h5", "savedmodel": "source_saved_model"}
 #: Source kind -> the runtime that computes the reference outputs.
 REFERENCE_RUNTIME = {"keras": "keras", "h5": "keras", "savedmodel": "savedmodel"}
 SUFFIX_KIND = {".keras": "keras", ".h5": "h5", ".hdf5": "h5"}
-MODEL_FILE = TARGETS["keras"]
+MODEL_FILE = INSTALLED_NAMES["keras"]
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
@@ -27,12 +27,12 @@ class ModelSource:
     name: str  # the model directory's name (a course model name, or the file's stem)
     model_dir: Path  # where the artifacts and the manifest go
     path: Path  # what to load: the user's file or directory, or the installed copy
-    kind: str  # keras | h5 | saved_model
+    kind: str  # keras | h5 | savedmodel
 
     @property
-    def target(self) -> Path:
+    def installed_path(self) -> Path:
         """Where the source is kept beside its artifacts (the reference verify runs)."""
-        return self.model_dir / TARGETS[self.kind]
+        return self.model_dir / INSTALLED_NAMES[self.kind]
 
     @property
     def keras_file(self) -> Path:  # the name the rest of the code base used for ``path``
@@ -53,7 +53,7 @@ def is_saved_model(path: Path) -> bool:
 
 def installed(model_dir: Path) -> ModelSource | None:
     """The source already installed in a model directory, if any."""
-    for kind, name in TARGETS.items():
+    for kind, name in INSTALLED_NAMES.items():
         p = model_dir / name
         if (p.is_file() and kind != "savedmodel") or (kind == "savedmodel" and is_saved_model(p)):
             return ModelSource(model_dir.resolve().name, model_dir, p, kind)
@@ -69,21 +69,21 @@ def resolve_source(model: str, out: Path) -> ModelSource:
     if kind is not None:
         if not path.is_file():
             raise ModelFileError(f"{path}: no such file")
-        if path.name == TARGETS[kind] and path.resolve().parent.parent == out.resolve():
+        if path.name == INSTALLED_NAMES[kind] and path.resolve().parent.parent == out.resolve():
             return ModelSource(path.resolve().parent.name, path.parent, path, kind)
         return ModelSource(path.stem, out / path.stem, path, kind)
     bare = len(path.parts) == 1
     if bare and (found := installed(out / model)) is not None:
         return found
     if is_saved_model(path):
-        if path.resolve().parent.parent == out.resolve() and path.name == TARGETS["savedmodel"]:
+        if path.resolve().parent.parent == out.resolve() and path.name == INSTALLED_NAMES["savedmodel"]:
             return ModelSource(path.resolve().parent.name, path.parent, path, "savedmodel")
         return ModelSource(path.resolve().name, out / path.resolve().name, path, "savedmodel")
     if path.is_dir():
         if (found := installed(path)) is not None:
             return found
         raise ModelFileError(f"{path}: a directory that is neither a SavedModel (no saved_model.pb) nor a "
-                             f"model directory (no {', '.join(TARGETS.values())}); pass a .keras or .h5 file")
+                             f"model directory (no {', '.join(INSTALLED_NAMES.values())}); pass a .keras or .h5 file")
     if bare and model in _course_names():
         raise ModelFileError(f"{out / model / MODEL_FILE}: not found; run `edgeport train {model} "
                              f"--out {out}` first")
@@ -142,7 +142,7 @@ def load_source(src: ModelSource, *, allow_unsafe: bool = False):
 
 def refuse_other_sources(src: ModelSource) -> None:
     """One source model per model directory: exporting a model.h5 where a model.keras is refused."""
-    for kind, name in TARGETS.items():
+    for kind, name in INSTALLED_NAMES.items():
         other = src.model_dir / name
         if kind != src.kind and other.exists():
             raise ModelFileError(f"{src.model_dir}: already holds {name}, the source of its artifacts; export "
@@ -153,20 +153,20 @@ def source_record(src: ModelSource) -> dict:
     """The manifest's ``source`` block: what the artifacts were exported from (once installed)."""
     from edgeport.files import size_bytes
 
-    return {"file": src.target.name, "kind": src.kind, "sha256": sha256_file(src.path), "bytes": size_bytes(src.path),
+    return {"file": src.installed_path.name, "kind": src.kind, "sha256": sha256_file(src.path), "bytes": size_bytes(src.path),
             "reference_runtime": REFERENCE_RUNTIME[src.kind]}
 
 
 def installed_already(src: ModelSource, sha256: str) -> bool:
     """Whether the model directory holds this very source already."""
-    return src.target.exists() and sha256_file(src.target) == sha256
+    return src.installed_path.exists() and sha256_file(src.installed_path) == sha256
 
 
 def stage_source(src: ModelSource, staging: Path) -> list[str]:
     """Copy the source into ``staging`` under its installed name, to be committed with an artifact;
     returns the names to move (a replaced source of another kind is moved aside with it)."""
     if src.kind == "savedmodel":
-        shutil.copytree(src.path, staging / src.target.name)
+        shutil.copytree(src.path, staging / src.installed_path.name)
     else:
-        shutil.copyfile(src.path, staging / src.target.name)
-    return [src.target.name]
+        shutil.copyfile(src.path, staging / src.installed_path.name)
+    return [src.installed_path.name]
