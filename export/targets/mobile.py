@@ -35,6 +35,7 @@ the parts are :mod:`~edgeport.export.targets.mobile_model` (the wrapper and its 
 """
 from __future__ import annotations
 
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from edgeport.errors import EdgeportError, ExportError
+from edgeport.export.registry import for_bundle
 from edgeport.export.targets.bundle import BundleBuilder, require_verified
 from edgeport.export.targets.common import check_artifacts
 from edgeport.export.targets.mobile_model import (HEADS, VARIANTS, camera_form, check_io, convert, describe,
@@ -53,7 +55,7 @@ from edgeport.files import sha256_file
 from edgeport.manifest import effective_entries, load_manifest
 from edgeport.types import InputContract
 
-REQUIRED = ("tflite_fp32", "tflite_int8")
+REQUIRED = tuple(v.artifact for v in VARIANTS)  # the verified TFLite float32 and full-integer formats
 MIN_SAMPLES = 200
 LABELS_FILE = "labels.txt"
 
@@ -106,7 +108,8 @@ class Source:
     entries: dict[str, dict[str, Any]]
     verify: dict[str, Any]
     labels: list[str]
-    calibration: dict[str, Any]  # the recorded calibration of tflite_int8
+    calibration: dict[str, Any]  # the recorded calibration of the verified int8 TFLite artifact
+    as_is: tuple[str, ...] = ()  # formats the target carries as they are (registry ``bundles``), verified
 
     @property
     def name(self) -> str:
@@ -117,8 +120,9 @@ class Source:
         return (self.manifest.get("source") or {}).get("sha256", "")
 
 
-def checked_source(model_dir: Path, samples: int) -> Source:
-    """The model if it may go to a phone: an image classifier, verified, its artifacts intact and fresh."""
+def checked_source(model_dir: Path, samples: int, target: str) -> Source:
+    """The model if it may go to a phone: an image classifier, verified, its artifacts intact and fresh
+    (those the ``target`` carries as they are too, when exported)."""
     name, manifest = model_dir.name, load_manifest(model_dir)
     contract = image_contract(name, manifest)
     entries = effective_entries(model_dir, manifest)
@@ -128,14 +132,15 @@ def checked_source(model_dir: Path, samples: int) -> Source:
     if samples < MIN_SAMPLES:
         raise EdgeportError(f"--samples {samples}: a mobile bundle is proved on at least {MIN_SAMPLES} real test "
                             "images")
-    verify = require_verified(model_dir, list(REQUIRED))
+    as_is = tuple(f for f in for_bundle(target) if f not in REQUIRED and f in entries)
+    verify = require_verified(model_dir, [*REQUIRED, *as_is])
     source = Source(model_dir, manifest, contract, entries, verify, [str(s) for s in manifest.get("labels") or []],
-                    manifest.get("calibration") or entries["tflite_int8"].get("calibration") or {})
-    check_artifacts(model_dir, manifest, entries, REQUIRED, source.sha256)
+                    manifest.get("calibration") or entries[VARIANTS[-1].artifact].get("calibration") or {}, as_is)
+    check_artifacts(model_dir, manifest, entries, [*REQUIRED, *as_is], source.sha256)
     if not source.labels:
         raise EdgeportError(f"{name}: no labels in the manifest; an app's ImageClassifier needs them")
     if not source.calibration:
-        raise EdgeportError(f"{name}: the manifest records no calibration; re-export tflite_int8")
+        raise EdgeportError(f"{name}: the manifest records no calibration; re-export {VARIANTS[-1].artifact}")
     return source
 
 
@@ -213,6 +218,27 @@ def write_models(builder: BundleBuilder, layout: Layout, src: Source, models: tu
     return files, variants
 
 
+def ship_as_is(builder: BundleBuilder, layout: Layout, src: Source) -> dict[str, dict[str, Any]]:
+    """The verified artifacts the target carries as they are (e.g. the ONNX Runtime Mobile files), each with
+    the files exported beside it; those not exported are said on screen and in bundle.json's notes."""
+    if missing := [f for f in for_bundle(builder.target) if f not in REQUIRED and f not in src.entries]:
+        note = (f"not shipped, not exported: {', '.join(missing)} (`edgeport export {src.dir} --formats "
+                f"{' '.join(missing)}`, then verify and bundle again)")
+        print(f"warning: {src.name}: {note}", file=sys.stderr)
+        builder.notes.append(note)
+    shipped = {}
+    for fmt in src.as_is:
+        entry = src.entries[fmt]
+        names = list(entry["files"])  # the artifact and its extra files, each hashed in the manifest
+        for name in names:
+            builder.add_file(layout.folder + name, src.dir / name)
+        shipped[fmt] = {"file": layout.folder + entry["file"], "files": [layout.folder + n for n in names],
+                        "bytes": entry["bytes"], "precision": entry["precision"], "converter": entry.get("converter"),
+                        "inputs": entry["inputs"], "outputs": entry["outputs"],
+                        "required_operators": entry.get("required_operators"), "verified": True}
+    return shipped
+
+
 def _notes(builder: BundleBuilder, src: Source, variants: dict[str, dict[str, Any]], kept: list[str],
            data: dict[str, Any]) -> None:
     if src.contract.channels == 1:
@@ -240,7 +266,7 @@ def _mobile_meta(layout: Layout, src: Source, head: str, variants: dict[str, dic
 
 def _build(model_dir: Path, builder: BundleBuilder, layout: Layout, *, samples: int, seed: int,
            data_dir: str | None) -> None:
-    src = checked_source(model_dir, samples)
+    src = checked_source(model_dir, samples, builder.target)
     model, head, fp32, int8, kept = mobile_variants(src)
     files, variants = write_models(builder, layout, src, (fp32, int8))
     variants["int8"].update(calibration={k: src.calibration.get(k) for k in ("source", "requested", "seed", "samples")},
@@ -255,9 +281,10 @@ def _build(model_dir: Path, builder: BundleBuilder, layout: Layout, *, samples: 
                                 f"{r['disagreements_artifact']} from {r['artifact_file']}" for r in failed))
     builder.tables.append(table)
     _notes(builder, src, variants, kept, data)
-    builder.add_text("USAGE.md", usage(layout, src, variants, proof, data))
+    as_is = ship_as_is(builder, layout, src)
+    builder.add_text("USAGE.md", usage(layout, src, variants, proof, data, as_is))
     builder.meta.update(
         source_sha256=src.sha256, verified=src.verify.get("reference", {}).get("runtime"),
-        mobile=_mobile_meta(layout, src, head, variants),
+        mobile=_mobile_meta(layout, src, head, variants), as_is=as_is,
         proof={"data": data, "reference": "Keras (the source model) and the verified artifacts, same pixels",
                "runtime": "litert", "variants": proof, "ok": True})

@@ -34,7 +34,15 @@ class Variant:
     artifact: str  # the verified artifact it must agree with
 
 
-VARIANTS = (Variant("float32", "model.tflite", "tflite_fp32"), Variant("int8", "model_int8.tflite", "tflite_int8"))
+def _tflite(full_integer: bool) -> str:
+    """The verified TFLite format a variant is proved against: the family's float32 one, or its full-integer one."""
+    from edgeport.export.registry import INFO, Precision, of_family
+
+    return next(f for f in of_family("tflite") if (INFO[f].full_integer if full_integer
+                                                   else INFO[f].precision is Precision.FLOAT32))
+
+
+VARIANTS = (Variant("float32", "model.tflite", _tflite(False)), Variant("int8", "model_int8.tflite", _tflite(True)))
 
 
 # -- the output ------------------------------------------------------------------------------------
@@ -106,7 +114,7 @@ def convert(wrapper, contract: InputContract, calibration: np.ndarray, work: Pat
 
     from edgeport.export.tflite_selective import SelectiveQuantizer
 
-    saved = work / "saved_model"
+    saved = work / "wrapper"
     export_batch1(wrapper, [("image", (contract.height, contract.width, 3))], saved, dtype="uint8")
 
     def feed():

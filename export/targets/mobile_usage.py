@@ -1,5 +1,6 @@
 """How an app uses a mobile bundle: where the files go (``Layout``: Android's ``assets/``, an Xcode
-target's resources) and the USAGE.md that shows MediaPipe Tasks code with the bundle's own proof.
+target's resources) and the USAGE.md that shows MediaPipe Tasks code with the bundle's own proof,
+and ONNX Runtime Mobile code for the .ort files the bundle carries as they were verified.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from edgeport.tables import fmt_pct
 class Layout:
     folder: str  # where models and labels go inside the bundle
     usage: str  # USAGE.md
+    as_is: str  # the USAGE.md section for the artifacts carried as they are (ONNX Runtime Mobile)
 
 
 ANDROID_USAGE = """# {model} on Android
@@ -78,12 +80,72 @@ if let top = result.classificationResult.classifications.first?.categories.first
 {proof}
 """
 
-ANDROID = Layout("assets/", ANDROID_USAGE)
-IOS = Layout("", IOS_USAGE)
+AS_IS_HEAD = """
+## ONNX Runtime Mobile (.ort)
+
+Also carried, as verified by `edgeport verify` on ONNX Runtime: {files}. These take the model's
+own input, not a camera frame: {input} (the input contract in bundle.json's `as_is`), and return
+its own output {output}; label names are in `labels.txt` only. Each `*.required_operators.config`
+lists the operators the model needs: build a reduced ONNX Runtime with
+`build.sh --minimal_build --include_ops_by_config FILE`, or use the full package.
+"""
+
+ANDROID_ORT = """
+```kotlin
+// build.gradle.kts: implementation("com.microsoft.onnxruntime:onnxruntime-android:latest.release")
+import ai.onnxruntime.OnnxTensor
+import ai.onnxruntime.OrtEnvironment
+import ai.onnxruntime.OrtSession
+import java.nio.FloatBuffer
+
+val env = OrtEnvironment.getEnvironment()
+val session = env.createSession(context.assets.open("{file}").readBytes(), OrtSession.SessionOptions())
+val x = OnnxTensor.createTensor(env, FloatBuffer.wrap(pixels), longArrayOf({shape}))
+session.run(mapOf("{name}" to x)).use {{ out -> val p = (out[0].value as Array<FloatArray>)[0] }}
+```
+"""
+
+IOS_ORT = """
+```swift
+// Podfile: pod 'onnxruntime-objc'
+import onnxruntime_objc
+
+let env = try ORTEnv(loggingLevel: .warning)
+let session = try ORTSession(env: env, modelPath: Bundle.main.path(forResource: "{stem}", ofType: "ort")!,
+                             sessionOptions: nil)
+let x = try ORTValue(tensorData: NSMutableData(data: pixels), elementType: .float, shape: [{shape}])
+let out = try session.run(withInputs: ["{name}": x], outputNames: ["{out}"], runOptions: nil)
+```
+"""
+
+ANDROID = Layout("assets/", ANDROID_USAGE, ANDROID_ORT)
+IOS = Layout("", IOS_USAGE, IOS_ORT)
+
+
+def as_is_usage(layout: Layout, as_is: dict[str, dict[str, Any]]) -> str:
+    """The USAGE.md section for the artifacts carried as they are ("" when there are none)."""
+    from pathlib import PurePosixPath
+
+    if not as_is:
+        return ""
+    shown = next((a for a in as_is.values() if a["precision"] == "quantized"), next(iter(as_is.values())))
+    tensor, out = shown["inputs"][0], shown["outputs"][0]
+
+    def dims(spec: dict[str, Any]) -> list[int]:
+        return [1 if d is None else int(d) for d in spec["shape"]]
+
+    def text(spec: dict[str, Any]) -> str:
+        return f"`{spec['name']}` {spec['dtype']} {dims(spec)}"
+
+    files = ", ".join(f"`{f}`" for a in as_is.values() for f in a["files"])
+    name = PurePosixPath(shown["file"]).name
+    return AS_IS_HEAD.format(files=files, input=text(tensor), output=text(out)) + layout.as_is.format(
+        file=name, stem=PurePosixPath(name).stem, name=tensor["name"], out=out["name"],
+        shape=", ".join(str(d) for d in dims(tensor)))
 
 
 def usage(layout: Layout, src: Any, variants: dict[str, dict[str, Any]], proof: dict[str, dict[str, Any]],
-          data: dict[str, Any]) -> str:
+          data: dict[str, Any], as_is: dict[str, dict[str, Any]] | None = None) -> str:
     """USAGE.md of a bundle (``src``: the checked :class:`~edgeport.export.targets.mobile.Source`)."""
     from edgeport.files import human_size
 
@@ -97,4 +159,4 @@ def usage(layout: Layout, src: Any, variants: dict[str, dict[str, Any]], proof: 
         gray=", convert it to gray inside exactly as Pillow's \"L\" does" if src.contract.channels == 1 else "",
         proof=f"Proved at bundle time through edgeport's LiteRT runtime ({data['dataset']} test set, seed "
               f"{data['seed']}):\n{summary}\n\n`python -m edgeport.benchmarks.devices.mediapipe_check {src.name}` "
-              "proves the android files again inside MediaPipe Tasks.")
+              "proves the android files again inside MediaPipe Tasks.") + as_is_usage(layout, as_is or {})
