@@ -1,0 +1,190 @@
+"""Prove web bundles inside a real browser: serve ``dist/MODEL-web`` on loopback, drive Debian's
+headless Chromium with puppeteer-core (the system browser, no browser download), run ``samples``
+real test images through each engine (LiteRT.js, ONNX Runtime Web) and variant (float32, int8) in
+the page, and hold the page's outputs to `edgeport verify`'s gates against the Keras model (float:
+the derived float32 tolerance; int8: the quantized gate). It fails on a disagreement beyond the
+gate, a page error, a failed request or a console error that is not a known engine INFO line.
+It saves a screenshot of the page with a grid of predictions into the report folder, and times
+batch 1 in the page (median of 50 after warm-up) beside the same file natively.
+
+    python -m edgeport.benchmarks.devices.web_check fashion_mlp fashion_cnn --out artifacts --dist dist
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeport.benchmarks.devices import web_results as wr
+from edgeport.benchmarks.verify.gates import load_gates
+from edgeport.errors import EdgeportError
+from edgeport.export.targets import web_engines
+from edgeport.files import human_size, write_json_atomic
+from edgeport.tables import fmt_num, fmt_pct, text_table
+
+DRIVER = Path(__file__).with_name("web_driver")
+CHROMIUM = ("/usr/bin/chromium", "/usr/lib/chromium/chromium")
+RESULT_FILE = "web_check.json"
+GRID = 24
+
+
+def chromium() -> str:
+    """The system Chromium; EdgeportError with the install line when it is missing."""
+    for path in CHROMIUM:
+        if Path(path).is_file():
+            return path
+    raise EdgeportError("Chromium is not installed; run: apt-get install -y --no-install-recommends chromium "
+                        "(make web-check does it as root)")
+
+
+def puppeteer() -> Path:
+    """puppeteer-core's entry point, installed once from web_driver/'s lockfile (no browser download)."""
+    modules = web_engines.npm_install(DRIVER, web_engines.data_home() / "web-driver", "puppeteer-core",
+                                      env={"PUPPETEER_SKIP_DOWNLOAD": "1"})
+    return modules / "puppeteer-core" / "lib" / "esm" / "puppeteer" / "puppeteer-core.js"
+
+
+def keras_reference(model_dir: Path, manifest: dict[str, Any], head: str, x: np.ndarray) -> tuple[np.ndarray, float]:
+    """(Keras probabilities on ``x``, float32 noise: max |Keras float32 - its float64 twin|)."""
+    from edgeport.benchmarks.verify.reference import float64_twin
+    from edgeport.export.targets.mobile import _source_model
+    from edgeport.export.targets.mobile_model import probabilities
+
+    model = _source_model(model_dir, manifest)
+    ref = probabilities(model.predict(x.astype(np.float32), batch_size=64, verbose=0), head)
+    ref64 = probabilities(float64_twin(model).predict(x.astype(np.float64), batch_size=64, verbose=0), head)
+    return ref.astype(np.float32).astype(np.float64), float(np.abs(ref - ref64).max(initial=0.0))
+
+
+def run_page(folder: Path, job: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """The driver's result for ``job`` against ``folder`` served on loopback."""
+    from edgeport.serve import start
+
+    server, url = start(folder)
+    try:
+        with tempfile.TemporaryDirectory(prefix="edgeport-web-") as tmp:
+            jp, rp = Path(tmp) / "job.json", Path(tmp) / "result.json"
+            jp.write_text(json.dumps({**job, "url": url + "index.html", "timeout_ms": int(timeout * 1000)}))
+            try:
+                done = subprocess.run(["node", str(DRIVER / "driver.mjs"), str(jp), str(rp)], capture_output=True,
+                                      text=True, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                raise EdgeportError(f"{folder}: the browser did not finish in {timeout:.0f} s") from None
+            if not rp.is_file():
+                raise EdgeportError(f"{folder}: the browser driver failed (exit {done.returncode}): "
+                                    + (done.stderr.strip().splitlines() or ["no output"])[-1])
+            return json.loads(rp.read_text())
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def check_bundle(folder: Path, model_dir: Path, *, samples: int = 200, seed: int = 0, data_dir: str | None = None,
+                 gates: str | None = None, shots: Path | None = None, timeout: float = 600.0) -> dict[str, Any]:
+    """The browser proof of one web bundle folder against the Keras model in ``model_dir``."""
+    from edgeport.benchmarks.device_info import device_info, device_key
+    from edgeport.export.targets.bundle import require_verified
+    from edgeport.export.targets.mobile_model import camera_form
+    from edgeport.export.targets.mobile_proof import proof_images
+    from edgeport.manifest import load_manifest
+
+    folder, model_dir = Path(folder), Path(model_dir)
+    web = json.loads((folder / "web.json").read_text())
+    manifest = load_manifest(model_dir)
+    x, y, data = proof_images(model_dir, manifest, require_verified(model_dir, []), samples, seed, data_dir)
+    ref, noise = keras_reference(model_dir, manifest, web["output"]["head"], x)
+    rgb = camera_form(x)
+    runs = [{"engine": e, "variant": v} for v in web["models"] for e in web["engines"]]
+    shot = Path(shots or model_dir.parent / "report" / "web") / f"{web['model']}.png"
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    job = {"puppeteer": str(puppeteer()), "chromium": chromium(), "runs": runs, "warmup": wr.WARMUP,
+           "timed": wr.TIMED, "images": base64.b64encode(rgb.tobytes()).decode(), "grid_n": GRID,
+           "labels": web["labels"], "truth": None if y is None else [int(v) for v in y[:GRID]],
+           "screenshot": str(shot), "caption": f"{web['model']}: the first {GRID} of {len(x)} test images, "
+           f"{web['engines'][runs[0]['engine']]['name']} {runs[0]['variant']} (red: wrong)"}
+    page = run_page(folder, job, timeout)
+    problems = [f"page error: {e}" for e in page["page_errors"]] + \
+               [f"console error: {e}" for e in wr.console_errors(page["console"])] + \
+               [f"request failed: {e}" for e in page["failed_requests"]] + \
+               ([f"driver: {page['error'].splitlines()[0]}"] if page.get("error") else [])
+    device, table, rows = device_key(device_info()), load_gates(gates), []
+    for r in page["runs"]:
+        m, eng = web["models"][r["variant"]], web["engines"][r["engine"]]
+        out = np.asarray(r["probs"], np.float64)
+        if out.shape != ref.shape:
+            problems.append(f"{r['engine']} {r['variant']}: the page returned {list(out.shape)}, not {list(ref.shape)}")
+            continue
+        verdict = wr.gated(out, ref, noise, y, manifest.get("task"), table, m["verified_artifact"],
+                           f"{m[r['engine']]['file']} in {eng['name']}")
+        native, native_engine = wr.native_p50(folder / m[r["engine"]]["file"], rgb[:1])
+        rows.append({**wr.row(web["model"], r["variant"], Path(m[r["engine"]]["file"]).name, eng["name"],
+                              eng["version"], verdict, statistics.median(r["times_ms"]), native, native_engine,
+                              m[r["engine"]]["bytes"], device),
+                     "failures": verdict["failures"], "figures": verdict["figures"]})
+    ok = not problems and rows and all(r["gate"] == "pass" for r in rows)
+    return {"model": web["model"], "bundle": str(folder), "browser": page.get("browser"),
+            "isolated": page.get("isolated"), "status": page.get("status"), "data": data, "noise": noise,
+            "rows": rows, "problems": problems, "screenshot": str(shot), "ok": bool(ok),
+            "console_info_lines": sum(1 for m in page["console"] if m["type"] == "error") - len(
+                wr.console_errors(page["console"]))}
+
+
+def render(result: dict[str, Any]) -> str:
+    rows = [[r["format"], r["engine"], fmt_pct(r["agreement"]), fmt_num(r["max_abs_diff"], ".2e"),
+             r["gate"].upper(), fmt_num(r["p50_us"] / 1e3, ".3f"), fmt_num(r["native_p50_us"] / 1e3, ".3f"),
+             fmt_num(r["browser_vs_native"], ".1f") + "x"] for r in result["rows"]]
+    header = ["web model", "engine", "top-1 = Keras", "max |p - Keras|", "gate", "browser p50 ms",
+              "native p50 ms", "ratio"]
+    lines = [text_table(f"{result['model']}: {result['data']['n']} real test images in {result['browser']}",
+                        header, rows, left=2)]
+    lines += [f"  {f}" for r in result["rows"] for f in r["failures"]]
+    lines += [f"  FAIL {p}" for p in result["problems"]]
+    lines.append(f"  screenshot: {result['screenshot']}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from edgeport.export.targets import bundle_model
+    from edgeport.manifest import find_model_dir
+
+    ap = argparse.ArgumentParser(prog="web_check", description=__doc__.split("\n\n")[0])
+    ap.add_argument("models", nargs="+")
+    ap.add_argument("--out", type=Path, default=Path("artifacts"))
+    ap.add_argument("--dist", type=Path, default=Path("dist"))
+    ap.add_argument("--samples", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--gates", default=None)
+    ap.add_argument("--data-dir", default=None)
+    args = ap.parse_args(argv)
+    ok = True
+    try:
+        for name in args.models:
+            bundle = bundle_model(name, target="web", out=args.out, dist=args.dist, samples=args.samples,
+                                  seed=args.seed, data_dir=args.data_dir)
+            model_dir = find_model_dir(name, args.out)
+            result = check_bundle(bundle.folder, model_dir, samples=args.samples, seed=args.seed,
+                                  data_dir=args.data_dir, gates=args.gates, shots=args.out / "report" / "web")
+            result["sizes"] = {k: v for k, v in (json.loads((bundle.folder / "bundle.json").read_text())
+                                                 .get("sizes") or {}).items()}
+            write_json_atomic(model_dir / RESULT_FILE, result)
+            print(render(result))
+            print("  bundle: " + ", ".join(f"{k} {human_size(v)}" for k, v in result["sizes"].items())
+                  + f"; archive {human_size(bundle.archive.stat().st_size)}", flush=True)
+            ok &= result["ok"]
+    except EdgeportError as exc:
+        print(f"edgeport: {exc}", file=sys.stderr)
+        return 2
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
