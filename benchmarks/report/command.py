@@ -37,8 +37,8 @@ def _md_row(r: dict[str, Any]) -> list[str]:
     return [r["format"], runtime, fmt_size(r.get("size_bytes")), fmt_pct(r.get("accuracy")),
             fmt_points(r.get("accuracy_delta_points")), fmt_pct(r.get("agreement")),
             fmt_num(r.get("max_abs_diff"), ".2e"), fmt_us(r.get("p50_us")), fmt_us(r.get("p99_us")), thr,
-            fmt_num(r.get("gmac_s"), ".3g") + (f" ({r['efficiency']:.0%} of {_peak_name(r)})" if r.get("efficiency")
-                                               else ""),
+            fmt_num(r.get("gmac_s"), ".3g") + (f" ({fmt_pct(r['efficiency'], 0 if r['efficiency'] >= 0.1 else 1)} "
+                                               f"of {_peak_name(r)})" if r.get("efficiency") else ""),
             fmt_size(r.get("peak_rss_bytes")), str(r.get("gate", "-")).upper()]
 
 
