@@ -291,7 +291,7 @@ def _bare_plan(artifact: Path, device: str, report: BenchReport) -> list[tuple[s
     guard.validate(artifact)  # a broken file is refused here, with its name, before any engine sees it
     report.notes.append(f"{artifact.name}: a bare artifact (no manifest): integrity and parity are not checked "
                         "here; `edgeport verify ARTIFACT --reference ...` proves it")
-    # a bare artifact is labelled by its suffix (a directory: the registry's directory family)
-    fmt = artifact.suffix.lstrip(".") or next((i.family for i in registry.INFO.values() if i.directory), "directory")
+    # a bare artifact is labelled by its suffix (a directory: the registry's directory format)
+    fmt = artifact.suffix.lstrip(".") or next((n for n, i in registry.INFO.items() if i.directory), "directory")
     return [(fmt, rt, str(artifact), {}) for rt in runtimes_for(artifact)
             if not (device == "gpu" and rt == "litert")]
