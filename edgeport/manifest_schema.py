@@ -23,7 +23,9 @@ ENTRY_OPTIONAL = {
     "converter": _STR, "exported_at": _STR, "seconds": _NUM, "labels_file": (_STR, _OPT),
     "metadata_file": _STR, "metadata_key": _STR, "signature": _STR, "calibrated": _BOOL, "calibration": _DICT,
     "io_type": _STR, "arithmetic": _STR, "keep_float": _LIST, "kept_float_to_load": _LIST, "selective": _STR,
-    "range_floor": _DICT, "opset": _INT, "activation_type": _STR, "weight_type": _STR, "per_channel": _BOOL,
+    "range_floor": _DICT,
+    "kept_float": _LIST, "quantizer": _STR, "reason": _STR,  # int16x8 through ai-edge-quantizer
+    "opset": _INT, "activation_type": _STR, "weight_type": _STR, "per_channel": _BOOL,
     "preprocessed": _BOOL, "quant_format": _STR, "calibration_method": _STR, "header": _STR, "array": _STR,
     "array_bytes": _INT, "alignment": _INT, "tflite_sha256": _STR, "builtin_ops": _LIST, "fix": _DICT,
     "recipe": _STR,

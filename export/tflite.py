@@ -5,13 +5,13 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-Feed = Callable[[], Iterable[Any]]
+import numpy as np
 
-from edgeport.export.context import ExportContext
+from edgeport.export.context import ExportContext, cause_line
 from edgeport.export.registry import Format
-from edgeport.export.context import cause_line
-from edgeport.export.tflite_floor import RANGE_FLOOR, quantize_with_range_floor
 from edgeport.export.tflite_meta import add_metadata, interpreter
+
+Feed = Callable[[], Iterable[Any]]
 
 CONVERTER = "tf.lite.TFLiteConverter.from_saved_model"
 
@@ -142,28 +142,45 @@ def _load_int8(model: bytes, keep: list[str], fields: dict[str, Any], selective,
     return model
 
 
-def _integer(ctx: ExportContext, fmt: Format, ops: str, activations: str, io_type: str,
-             dest: Path, **fields: Any) -> dict[str, Any]:
-    """int16x8: convert with the converter's int16x8 op set; make sure LiteRT loads the result."""
-    tf, c = _calibrated(ctx, ops)
-    model = _load_int16x8(ctx, _convert(c), ops, fields)
-    fields["io_type"] = io_type
-    return _write(ctx, fmt, None, dest, model=model, calibrated=True, **fields)
+INT16X8_OPS = "EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8"
 
 
-def _load_int16x8(ctx: ExportContext, model: bytes, ops: str, fields: dict[str, Any]) -> bytes:
-    """int16x8 has no public way to keep an op in float (TFLite's selective quantization is int8
-    only): a model LiteRT refuses is re-quantized with floored ranges (private API, tflite_floor)."""
+def _load_int16x8(ctx: ExportContext, fields: dict[str, Any]) -> bytes:
+    """The converter's int16x8 model; when the converter refuses an op or LiteRT refuses its model,
+    the float32 .tflite of the same SavedModel through ai-edge-quantizer's static_wi8_ai16 with the
+    failing op kept in float, calibrated on the same samples (see tflite_int16x8)."""
+    from collections import Counter
+
+    from edgeport.export import tflite_int16x8 as q16
+    from edgeport.export.tflite_selective import failing_node
+
     try:
-        interpreter(model, ctx.warn)
-        return model
-    except (RuntimeError, ValueError) as exc:
-        reason = cause_line(exc)
-    model, touched = quantize_with_range_floor(lambda: _calibrated(ctx, ops)[1])
-    interpreter(model, ctx.warn)  # the fallback must load, or the format fails with this error
-    fields["range_floor"] = {"floor": RANGE_FLOOR, "tensors": touched, "reason": reason}
-    ctx.warn(f"warning: tflite_int16x8: the converter's model does not load ({reason}); re-quantized with "
-             f"activation ranges of at least {RANGE_FLOOR:g} ({touched} tensors widened)")
+        model = _convert(_calibrated(ctx, INT16X8_OPS)[1])
+    except Exception as exc:  # noqa: BLE001 - only an op the converter refuses falls back
+        if (op := q16.converter_refusal(str(exc))) is None:
+            raise
+        keep, reason = [op], cause_line(exc)
+    else:
+        try:
+            interpreter(model, ctx.warn)
+            return model
+        except (RuntimeError, ValueError) as exc:
+            node, reason = failing_node(model, str(exc)), cause_line(exc)
+            keep = [node] if node is not None else []
+    float_model = _convert(_converter(ctx)[1])
+    known = {t for _, t, _ in q16.ops(float_model)}
+    if keep and keep[0] not in known and keep[0] != keep[0].upper():
+        ctx.warn(f"note: tflite_int16x8: the refused op {keep[0]} is not in the float model; quantizing every op first")
+        keep = []
+    feed = ctx.representative_feed()  # the samples the converter calibrated on
+    samples = {k: np.concatenate([d[k] for d in feed]) for k in feed[0]}
+    model, _ = q16.keep_float_loading(float_model, keep, samples, warn=ctx.warn)
+    floats = q16.float_ops(model)
+    fields.update(kept_float=floats, quantizer=q16.quantizer_label(), reason=reason)
+    kinds = Counter(f.split(" ", 1)[0] for f in floats)
+    ctx.warn(f"warning: tflite_int16x8: the converter cannot make a loadable int16x8 model ({reason}); quantized "
+             f"the float32 model with {q16.quantizer_label()} on the same {len(feed)} samples; in float: "
+             f"{', '.join(f'{n} {k}' for k, n in kinds.items()) or 'nothing'} (manifest: kept_float)")
     return model
 
 
@@ -174,5 +191,6 @@ def export_int8(ctx: ExportContext, dest: Path) -> dict[str, Any]:
 
 
 def export_int16x8(ctx: ExportContext, dest: Path) -> dict[str, Any]:
-    return _integer(ctx, Format.TFLITE_INT16X8, "EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8",
-                    "int16", "float32", dest, arithmetic="int16 activations, int8 weights")
+    fields: dict[str, Any] = {"arithmetic": "int16 activations, int8 weights", "io_type": "float32"}
+    model = _load_int16x8(ctx, fields)
+    return _write(ctx, Format.TFLITE_INT16X8, None, dest, model=model, calibrated=True, **fields)

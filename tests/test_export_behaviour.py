@@ -202,28 +202,6 @@ def test_an_int8_model_litert_refuses_keeps_the_failing_op_in_float(tiny_models,
     assert any("keeping" in w and "in float" in w for w in report.warnings)
 
 
-def test_an_int16x8_model_litert_refuses_is_requantized_with_a_range_floor(tiny_models, tmp_path, monkeypatch):
-    """int16x8 has no public way to keep an op float: the private range floor (tflite_floor) stays;
-    this test fails loudly if the private TensorFlow APIs it uses move."""
-    import edgeport.export.tflite as tflite
-
-    real, calls = tflite.interpreter, []
-
-    def first_fails(model, *args):
-        calls.append(1)
-        if len(calls) == 1:
-            raise RuntimeError("kernel_util.cc: no_integer_overflow_from_quantization was not true")
-        return real(model, *args)
-
-    monkeypatch.setattr(tflite, "interpreter", first_fails)
-    report = export_model(str(tiny_models["cnn"]), formats=["tflite_int16x8"], out=tmp_path, calibration_samples=8, isolate=False)
-    assert report.ok, report.render()
-    entry = load_manifest(tmp_path / "tiny_cnn")["artifacts"]["tflite_int16x8"]
-    assert entry["range_floor"]["reason"].startswith("RuntimeError: kernel_util.cc")
-    assert entry["inputs"][0]["dtype"] == "float32"
-    assert any("re-quantized" in w for w in report.warnings)
-
-
 def test_course_model_calibrates_on_its_dataset(tmp_path):
     models = pytest.importorskip("edgeport.training.models")
     data = pytest.importorskip("edgeport.training.data")
