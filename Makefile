@@ -17,7 +17,7 @@ GATES ?=
 DEVICE ?= cpu
 PYTEST_ARGS ?=
 
-.PHONY: all venv data data-sys data-py export train verify bench report bundle mobile-check arm-check fuzz test test-fast pi-emulation clean
+.PHONY: all venv data data-sys data-py export train verify bench report bundle mobile-check web-deps web-check arm-check fuzz test test-fast pi-emulation clean
 
 all: export
 
@@ -89,6 +89,26 @@ bundle: $(STAMP) data
 mobile-check: $(STAMP) data
 	$(BIN)/python -m edgeport.benchmarks.devices.mediapipe_check $(MODELS) --out $(ARTIFACTS) --dist dist --samples 200
 
+# The browser proof's tools, each installed once when missing: Debian's chromium (156, ~414 MB with its
+# libraries; as root) and, from npm by their lockfiles under $(EDGEPORT_DATA_HOME), onnxruntime-web 1.30 and
+# @litertjs/core 2.5.3 (web-engines, ~185 MB) and puppeteer-core (web-driver, ~57 MB; no browser download).
+web-deps: $(STAMP)
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium) \
+	      || { echo "edgeport: could not install chromium; run: apt-get install -y --no-install-recommends chromium"; exit 1; }; \
+	  else \
+	    echo "edgeport: chromium is missing; run: sudo apt-get install -y --no-install-recommends chromium"; exit 1; \
+	  fi; \
+	fi
+	@command -v npm >/dev/null 2>&1 || { echo "edgeport: npm is missing; run: apt-get install -y npm"; exit 1; }
+	@$(BIN)/python -m edgeport.benchmarks.devices.web_check --install >/dev/null
+
+# Prove the web bundles (dist/MODEL-web) in headless Chromium: LiteRT.js and ONNX Runtime Web on 200 real test
+# images per model against Keras with verify's gates; screenshot and browser-vs-native latency in the report.
+web-check: $(STAMP) data web-deps
+	$(BIN)/python -m edgeport.benchmarks.devices.web_check $(MODELS) --out $(ARTIFACTS) --dist dist --samples 200
+
 # Seeded fuzzing of every file kind edgeport reads (>= 1,200 cases); the report lists replayable failures.
 FUZZ_CASES ?= 1200
 fuzz: $(STAMP) data
@@ -97,7 +117,7 @@ fuzz: $(STAMP) data
 report: $(STAMP)
 	$(BIN)/edgeport report $(MODELS) --out $(ARTIFACTS)
 
-test: $(STAMP) data
+test: $(STAMP) data web-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: $(STAMP) data

@@ -31,7 +31,7 @@ from edgeport.export.targets import web_engines
 from edgeport.files import human_size, write_json_atomic
 from edgeport.tables import fmt_num, fmt_pct, text_table
 
-DRIVER = Path(__file__).with_name("web_driver")
+DRIVER = Path(__file__).with_name("web-driver")
 CHROMIUM = ("/usr/bin/chromium", "/usr/lib/chromium/chromium")
 RESULT_FILE = "web_check.json"
 GRID = 24
@@ -47,7 +47,7 @@ def chromium() -> str:
 
 
 def puppeteer() -> Path:
-    """puppeteer-core's entry point, installed once from web_driver/'s lockfile (no browser download)."""
+    """puppeteer-core's entry point, installed once from web-driver/'s lockfile (no browser download)."""
     modules = web_engines.npm_install(DRIVER, web_engines.data_home() / "web-driver", "puppeteer-core",
                                       env={"PUPPETEER_SKIP_DOWNLOAD": "1"})
     return modules / "puppeteer-core" / "lib" / "esm" / "puppeteer" / "puppeteer-core.js"
@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     from edgeport.manifest import find_model_dir
 
     ap = argparse.ArgumentParser(prog="web_check", description=__doc__.split("\n\n")[0])
-    ap.add_argument("models", nargs="+")
+    ap.add_argument("models", nargs="*")
+    ap.add_argument("--install", action="store_true", help="only install the npm engines and puppeteer-core")
     ap.add_argument("--out", type=Path, default=Path("artifacts"))
     ap.add_argument("--dist", type=Path, default=Path("dist"))
     ap.add_argument("--samples", type=int, default=200)
@@ -167,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     ok = True
     try:
+        if args.install:
+            print(f"web engines: {web_engines.engines()}\npuppeteer-core: {puppeteer()}\nchromium: {chromium()}")
+            return 0
         for name in args.models:
             bundle = bundle_model(name, target="web", out=args.out, dist=args.dist, samples=args.samples,
                                   seed=args.seed, data_dir=args.data_dir)

@@ -1,5 +1,5 @@
 """The browser engines a web bundle ships: ONNX Runtime Web and LiteRT.js from npm, pinned by
-``web_app/package.json`` and its lockfile, installed once with ``npm ci --ignore-scripts`` under
+``web-app/package.json`` and its lockfile, installed once with ``npm ci --ignore-scripts`` under
 ``$EDGEPORT_DATA_HOME/web-engines`` (~185 MB of packages; the bundle copies ~44 MB of them)."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from edgeport.errors import EdgeportError
 
-APP = Path(__file__).with_name("web_app")
+APP = Path(__file__).with_name("web-app")
 LOCK_FILES = ("package.json", "package-lock.json")
 #: What the page loads, per package (paths under node_modules/): the wasm-only ORT build with its
 #: threaded SIMD wasm (ORT fetches that one even for one thread); LiteRT.js's core, its wasm-utils
