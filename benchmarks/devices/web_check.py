@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import shutil
 import statistics
 import subprocess
 import sys
