@@ -247,11 +247,12 @@ def read_precision(storage: dict[str, int]) -> tuple[Precision, str]:
 
 
 def list_formats() -> str:
-    """List the export formats, their files and what each needs."""
-    rows = [f"{'format':<16}{'file':<38}{'needs':<14}{'precision':<11}description"]
+    """List the export formats, their files, what each needs and its precision class."""
+    files = {i.name.value: ", ".join((i.file + ("/" if i.directory else ""), *i.extra_files)) for i in _INFOS}
+    w = max(len(f) for f in files.values()) + 2
+    rows = [f"{'format':<16}{'file':<{w}}{'needs':<14}{'precision':<11}description"]
     for i in _INFOS:
-        files = ", ".join((i.file + ("/" if i.directory else ""), *i.extra_files))
-        rows.append(f"{i.name.value:<16}{files:<38}{(i.needs.value if i.needs else '-'):<14}"
+        rows.append(f"{i.name.value:<16}{files[i.name.value]:<{w}}{(i.needs.value if i.needs else '-'):<14}"
                     f"{i.precision.value:<11}{i.summary}")
-    rows.append(f"{ALL:<16}{'':<38}{'':<14}{'':<11}every format above, in this order")
+    rows.append(f"{ALL:<16}{'':<{w}}{'':<14}{'':<11}every format above, in this order")
     return "\n".join(rows)
