@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import re
+import os
 import sys
 import typing
 from pathlib import Path
@@ -110,7 +111,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("edgeport: interrupted", file=sys.stderr)
         return 130
-    return _emit(result)
+    try:
+        return _emit(result)
+    except BrokenPipeError:  # `edgeport formats | head`: the reader left; nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _emit(result: Any) -> int:
