@@ -9,6 +9,7 @@ int4 needs every quantized dimension divisible by the block, and 2-bit recipes e
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -32,23 +33,28 @@ class _Collect(logging.Handler):
         self.lines: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage().strip().splitlines()[0] if record.getMessage().strip() else "")
+        text = record.getMessage().strip()
+        if text:
+            self.lines.append(text.splitlines()[0])
 
 
 @contextlib.contextmanager
 def _quiet_logging(warn: Callable[[str], None]) -> Iterator[None]:
     """The quantizer logs through Python ``logging`` and absl: its info records are dropped, its
-    warnings are passed to ``warn`` as one line each, and none reaches the terminal by itself."""
+    warnings are passed to ``warn`` as one line each, and none reaches the terminal by itself. Its
+    tqdm progress bar goes too: 0.10.0 draws it for models of 100+ tensors even when told not to
+    (``quantize`` does not pass ``enable_progress_bar`` on to the model modifier)."""
     root, collect = logging.getLogger(), _Collect()
     saved = root.level, root.handlers[:]
     root.handlers[:] = [collect]
     root.setLevel(logging.WARNING)
     try:
-        yield
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
     finally:
         root.handlers[:] = saved[1]
         root.setLevel(saved[0])
-        for line in dict.fromkeys(l for l in collect.lines if l):
+        for line in dict.fromkeys(collect.lines):
             warn(f"note: {FORMAT}: ai_edge_quantizer: {line}")
 
 

@@ -494,7 +494,7 @@ def test_runtimes_command_lists_engines(capsys):
 # -- real data (slow) ------------------------------------------------------------------------
 
 ARTIFACTS_DIR = Path(__file__).resolve().parents[1] / "artifacts"
-QUANT_WORDS = ("int8", "uint8", "int16", "dynamic", "fp16", "float16", "quant")
+QUANT_WORDS = ("int8", "uint8", "int16", "dynamic", "fp16", "float16", "quant", "wi4")
 
 
 def _fashion_test_images(n: int) -> np.ndarray:

@@ -87,22 +87,38 @@ def test_a_gate_fails_a_weak_int4_model(exported):
     assert not report.ok and any(getattr(e, "figure", "") == "kl_divergence" for e in report.failures)
 
 
-def test_two_bit_nan_model_fails_verify(tiny_models, tmp_path):
-    """2-bit channelwise weights (``dynamic_wi2c_afp32``) make MobileNetV2's outputs NaN on LiteRT 2.3:
-    edgeport's verify fails that bare artifact on its finite-outputs gate."""
-    src = tiny_models["mobilenet"]
-    report = export_model(str(src), formats=["tflite_fp32"], out=tmp_path / "out")
-    assert report.ok, report.render()
-    float_model = (tmp_path / "out" / src.stem / INFO["tflite_fp32"].file).read_bytes()
-    bare = tmp_path / "mobilenet_wi2.tflite"
-    bare.write_bytes(quantize(float_model, "dynamic_wi2c_afp32"))
+def rgb_convnet():
+    """Two convolutions on RGB input: its 2-bit channelwise model gives NaN on LiteRT 2.3 (as MobileNetV2's does)."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((32, 32, 3))
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inp)
+    x = keras.layers.Conv2D(16, 1)(keras.layers.Conv2D(8, 3, strides=2)(x))
+    return keras.Model(inp, keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x)))
+
+
+def test_two_bit_nan_model_fails_verify(tmp_path):
+    """2-bit channelwise weights (``dynamic_wi2c_afp32``) make every output NaN: edgeport's verify
+    fails that bare artifact on its finite-outputs gate; the same model at int4 is finite."""
+    import tensorflow as tf
+
+    net = rgb_convnet()
+    net.save(tmp_path / "reference.keras")
+    float_model = tf.lite.TFLiteConverter.from_keras_model(net).convert()
     x = np.random.default_rng(0).uniform(0, 255, (16, 32, 32, 3)).astype(np.float32)
     np.savez(tmp_path / "inputs.npz", x_test=x)
-    report = verify_model(str(bare), reference=str(src), data_npz=str(tmp_path / "inputs.npz"))
-    assert not report.ok
-    row = report.results[0]
-    assert row.status == "fail" and row.figures["finite"] is False, report.render()
-    assert any(getattr(e, "figure", "") == "finite" for e in row.failures)
+    rows = {}
+    for recipe in ("dynamic_wi2c_afp32", RECIPE):
+        bare = tmp_path / f"{recipe}.tflite"
+        bare.write_bytes(quantize(float_model, recipe))
+        report = verify_model(str(bare), reference=str(tmp_path / "reference.keras"),
+                              data_npz=str(tmp_path / "inputs.npz"))
+        rows[recipe] = report.results[0]
+    two_bit = rows["dynamic_wi2c_afp32"]
+    assert two_bit.precision == "quantized" and two_bit.status == "fail" and two_bit.figures["finite"] is False
+    assert any(getattr(e, "figure", "") == "finite" for e in two_bit.failures)
+    assert rows[RECIPE].figures["finite"] is True
 
 
 def test_unknown_recipe_and_unquantizable_model_are_one_line_errors():
