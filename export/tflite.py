@@ -65,6 +65,13 @@ def export_dynamic(ctx: ExportContext, dest: Path) -> dict[str, Any]:
     return _write(ctx, Format.TFLITE_DYNAMIC, c, dest, arithmetic="dynamic-range int8 weights")
 
 
+def float32_model(saved_model: str | Path) -> bytes:
+    """The float32 TFLite model of a SavedModel (what the int16x8 quantizer path starts from)."""
+    import tensorflow as tf
+
+    return _convert(tf.lite.TFLiteConverter.from_saved_model(str(saved_model)))
+
+
 def _calibrated(ctx: ExportContext, ops: str | None):
     return calibrated_converter(ctx.saved_model_dir, _representative(ctx), ops)
 
@@ -145,29 +152,42 @@ def _load_int8(model: bytes, keep: list[str], fields: dict[str, Any], selective,
 INT16X8_OPS = "EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8"
 
 
-def _load_int16x8(ctx: ExportContext, fields: dict[str, Any]) -> bytes:
-    """The converter's int16x8 model; when the converter refuses an op or LiteRT refuses its model,
-    the float32 .tflite of the same SavedModel through ai-edge-quantizer's static_wi8_ai16 with the
-    failing op kept in float, calibrated on the same samples (see tflite_int16x8)."""
-    from collections import Counter
-
+def _converter_int16x8(ctx: ExportContext) -> tuple[bytes | None, list[str], str]:
+    """(the converter's loadable int16x8 model, or None with the ops to keep in float and why)."""
     from edgeport.export import tflite_int16x8 as q16
     from edgeport.export.tflite_selective import failing_node
 
     try:
         model = _convert(_calibrated(ctx, INT16X8_OPS)[1])
-    except Exception as exc:  # noqa: BLE001 - only an op the converter refuses falls back
+    except Exception as exc:  # noqa: BLE001 - only an op the converter refuses falls back; the rest re-raises
         if (op := q16.converter_refusal(str(exc))) is None:
             raise
-        keep, reason = [op], cause_line(exc)
+        return None, [op], cause_line(exc)
+    try:
+        interpreter(model, ctx.warn)
+        return model, [], ""
+    except (RuntimeError, ValueError) as exc:
+        node = failing_node(model, str(exc))
+        return None, [node] if node is not None else [], cause_line(exc)
+
+
+def _load_int16x8(ctx: ExportContext, fields: dict[str, Any]) -> bytes:
+    """The converter's int16x8 model; when the converter refuses an op or LiteRT refuses its model,
+    or ops are asked to stay float (what `edgeport fix` chose), the float32 .tflite of the same
+    SavedModel through ai-edge-quantizer's static_wi8_ai16 with those ops kept in float, calibrated
+    on the same samples (see tflite_int16x8)."""
+    from collections import Counter
+
+    from edgeport.export import tflite_int16x8 as q16
+
+    if asked := list(ctx.config.int16x8_keep_float):
+        keep, reason = asked, f"{len(asked)} op(s) asked to stay in float (--int16x8-keep-float)"
+        fields["keep_float"] = asked
     else:
-        try:
-            interpreter(model, ctx.warn)
+        model, keep, reason = _converter_int16x8(ctx)
+        if model is not None:
             return model
-        except (RuntimeError, ValueError) as exc:
-            node, reason = failing_node(model, str(exc)), cause_line(exc)
-            keep = [node] if node is not None else []
-    float_model = _convert(_converter(ctx)[1])
+    float_model = float32_model(ctx.saved_model_dir)
     known = {t for _, t, _ in q16.ops(float_model)}
     if keep and keep[0] not in known and keep[0] != keep[0].upper():
         ctx.warn(f"note: tflite_int16x8: the refused op {keep[0]} is not in the float model; quantizing every op first")
@@ -178,7 +198,8 @@ def _load_int16x8(ctx: ExportContext, fields: dict[str, Any]) -> bytes:
     floats = q16.float_ops(model)
     fields.update(kept_float=floats, quantizer=q16.quantizer_label(), reason=reason)
     kinds = Counter(f.split(" ", 1)[0] for f in floats)
-    ctx.warn(f"warning: tflite_int16x8: the converter cannot make a loadable int16x8 model ({reason}); quantized "
+    why = reason if asked else f"the converter cannot make a loadable int16x8 model ({reason})"
+    ctx.warn(f"{'note' if asked else 'warning'}: tflite_int16x8: {why}; quantized "
              f"the float32 model with {q16.quantizer_label()} on the same {len(feed)} samples; in float: "
              f"{', '.join(f'{n} {k}' for k, n in kinds.items()) or 'nothing'} (manifest: kept_float)")
     return model

@@ -19,13 +19,13 @@ import io
 import logging
 import re
 import warnings
+from collections.abc import Callable, Iterable, Iterator
 from importlib import metadata
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
+from edgeport.export.tflite_meta import interpreter
 
 from edgeport.errors import ExportError
-from edgeport.export.tflite_meta import interpreter
 
 RECIPE = "static_wi8_ai16"
 PACKAGE = "ai-edge-quantizer"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from edgeport.export.pipeline import export_model
+
 from edgeport.manifest import load_manifest
 
 pytest.importorskip("ai_edge_quantizer")
@@ -96,11 +96,11 @@ def test_an_int16x8_model_litert_refuses_is_quantized_with_the_refused_ops_float
 
 
 def test_keep_float_names_an_unknown_op_as_an_error(tiny_models):
-    from edgeport.errors import ExportError
+    import keras
+    import tensorflow as tf
     from edgeport.export.tflite_int16x8 import int16x8_keep_float
 
-    import tensorflow as tf
-    import keras
+    from edgeport.errors import ExportError
 
     model = keras.saving.load_model(tiny_models["celsius"])
     float_model = tf.lite.TFLiteConverter.from_keras_model(model).convert()
