@@ -52,6 +52,7 @@ class ExportConfig:
     allow_unsafe: bool = False
     keep_float: tuple[str, ...] = ()  # tflite_int8: op outputs (tensor names) left in float
     onnx_keep_float: tuple[str, ...] = ()  # onnx_int8: node names left unquantized
+    int16x8_keep_float: tuple[str, ...] = ()  # tflite_int16x8: op outputs (tensor names) or op types left in float
     onnx_calibration: OnnxCalibration = OnnxCalibration.MINMAX
 
     def __post_init__(self) -> None:
@@ -75,7 +76,7 @@ class ExportConfig:
         except ValueError:
             valid = ", ".join(m.value for m in OnnxCalibration)
             raise ExportConfigError(f"--onnx-calibration must be one of {valid}, got {self.onnx_calibration!r}") from None
-        for name in ("keep_float", "onnx_keep_float"):
+        for name in ("keep_float", "onnx_keep_float", "int16x8_keep_float"):
             names = tuple(n.strip() for item in getattr(self, name) for n in str(item).split(",") if n.strip())
             set_(self, name, names)
         if self.calibration_data is not None:

@@ -134,6 +134,7 @@ def export_model(model: str, *, formats: list[str] = ["all"], out: Path = Path("
                  calibration_data: str | None = None, data_dir: str | None = None,
                  allow_unsafe: bool = False, keep_float: list[str] | None = None,
                  onnx_keep_float: list[str] | None = None, onnx_calibration: str = "minmax",
+                 int16x8_keep_float: list[str] | None = None,
                  isolate: bool = True) -> ExportReport:
     """Export a model to every deployable format, with a manifest a device can trust.
 
@@ -149,6 +150,7 @@ def export_model(model: str, *, formats: list[str] = ["all"], out: Path = Path("
     allow_unsafe: load a model that needs unsafe deserialisation (Lambda code; only for files you trust)
     keep_float: tflite_int8: op outputs (TFLite tensor names) to keep in float (what `edgeport fix` chose)
     onnx_keep_float: onnx_int8: node names to leave unquantized (what `edgeport fix` chose)
+    int16x8_keep_float: tflite_int16x8: op outputs (tensor names) or op types to keep in float, through ai-edge-quantizer
     onnx_calibration: onnx_int8 calibration method: minmax, entropy, percentile or distribution
     isolate: run the conversions in a child process, so that a crash inside TensorFlow or a converter
         fails the export with an error instead of killing this process
@@ -157,14 +159,16 @@ def export_model(model: str, *, formats: list[str] = ["all"], out: Path = Path("
     config = ExportConfig(formats=tuple(formats), opset=opset, calibration_samples=calibration_samples,
                           seed=seed, int8_io=int8_io, calibration_data=calibration_data,
                           data_dir=data_dir, allow_unsafe=allow_unsafe, keep_float=tuple(keep_float or ()),
-                          onnx_keep_float=tuple(onnx_keep_float or ()), onnx_calibration=onnx_calibration)
+                          onnx_keep_float=tuple(onnx_keep_float or ()), onnx_calibration=onnx_calibration,
+                          int16x8_keep_float=tuple(int16x8_keep_float or ()))
     source = resolve_source(model, Path(out))
     if isolate:
         args = dict(model=model, formats=list(formats), out=str(out), opset=opset,
                     calibration_samples=calibration_samples, seed=seed, int8_io=str(int8_io),
                     calibration_data=str(calibration_data) if calibration_data else None, data_dir=data_dir,
                     allow_unsafe=allow_unsafe, keep_float=list(keep_float or ()),
-                    onnx_keep_float=list(onnx_keep_float or ()), onnx_calibration=str(onnx_calibration))
+                    onnx_keep_float=list(onnx_keep_float or ()), onnx_calibration=str(onnx_calibration),
+                    int16x8_keep_float=list(int16x8_keep_float or ()))
         return _isolated(args, source)
     report = ExportReport(source.name, source.model_dir)
     log = NativeLog()

@@ -113,7 +113,7 @@ _INFOS = (
                weights="int8", activations="int8", bundles=("rpi", "mcu")),
     FormatInfo(_F.TFLITE_INT16X8, _P + "tflite:export_int16x8", "model_int16x8.tflite", "tflite",
                _F.SAVED_MODEL, _Q, "TFLite int16 activations, int8 weights, calibrated", runtimes=_LITERT,
-               weights="int8", activations="int16"),
+               fixer=_P + "tflite_int16x8_fix:TfliteInt16x8Fixer", weights="int8", activations="int16"),
     FormatInfo(_F.TFLITE_WI4, _P + "tflite_wi4:export", "model_wi4.tflite", "tflite", _F.TFLITE_FP32, _Q,
                "TFLite int4 weights (ai-edge-quantizer), float activations/IO", runtimes=_LITERT,
                weights="int4"),
