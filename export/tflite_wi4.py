@@ -65,24 +65,24 @@ def quantize(float_model: bytes, recipe_name: str = RECIPE, *, source: str = "th
     try:
         from ai_edge_quantizer import quantizer, recipe
     except ImportError as exc:
-        raise ExportError(f"{FORMAT}: needs the {PACKAGE} package (pip install 'edgeport[workstation]'): "
+        raise ExportError(f"needs the {PACKAGE} package (pip install 'edgeport[workstation]'): "
                           f"{cause_line(exc)}") from exc
     make: Callable[[], Any] | None = getattr(recipe, recipe_name, None)
     if make is None:
-        raise ExportError(f"{FORMAT}: ai_edge_quantizer.recipe has no recipe {recipe_name!r}")
+        raise ExportError(f"ai_edge_quantizer.recipe has no recipe {recipe_name!r}")
     try:
         with _quiet_logging(warn):
             q = quantizer.Quantizer(bytearray(float_model), make())
             if q.need_calibration:
-                raise ExportError(f"{FORMAT}: recipe {recipe_name} needs calibration, which this format does not run")
+                raise ExportError(f"recipe {recipe_name} needs calibration, which this format does not run")
             result = q.quantize(enable_progress_report=False, enable_progress_bar=False)
     except ExportError:
         raise
     except Exception as exc:  # the quantizer raises ValueError/RuntimeError/KeyError on what it cannot do
-        raise ExportError(f"{FORMAT}: {CONVERTER} ({recipe_name}) cannot quantize {source}: "
+        raise ExportError(f"{CONVERTER} ({recipe_name}) cannot quantize {source}: "
                           f"{cause_line(exc)}") from exc
     if not result.quantized_model:
-        raise ExportError(f"{FORMAT}: {CONVERTER} ({recipe_name}) returned no model for {source}")
+        raise ExportError(f"{CONVERTER} ({recipe_name}) returned no model for {source}")
     return bytes(result.quantized_model)
 
 
@@ -104,7 +104,7 @@ def export(ctx: ExportContext, dest: Path) -> dict[str, Any]:
     try:
         interpreter(model, ctx.warn)
     except (RuntimeError, ValueError) as exc:
-        raise ExportError(f"{FORMAT}: LiteRT refuses the {RECIPE} model: {cause_line(exc)}") from exc
+        raise ExportError(f"LiteRT refuses the {RECIPE} model: {cause_line(exc)}") from exc
     dest.write_bytes(model)
     return {"converter": f"{CONVERTER} {quantizer_version()}", "recipe": RECIPE, "metadata_key": "edgeport",
             "arithmetic": "int4 weights, float32 activations", "io_type": "float32"}

@@ -124,6 +124,23 @@ def test_two_bit_nan_model_fails_verify(tmp_path):
 def test_unknown_recipe_and_unquantizable_model_are_one_line_errors():
     with pytest.raises(ExportError, match="has no recipe 'dynamic_wi3'"):
         quantize(b"", "dynamic_wi3")
-    with pytest.raises(ExportError, match=r"^tflite_wi4: ai_edge_quantizer.Quantizer .* cannot quantize") as err:
+    with pytest.raises(ExportError, match=r"^ai_edge_quantizer.Quantizer .* cannot quantize") as err:
         quantize(b"not a flatbuffer")
     assert "\n" not in str(err.value)
+
+
+def test_a_model_litert_refuses_fails_the_format_in_one_line(tmp_path, monkeypatch):
+    """Blockwise 2-bit weights (every dimension divisible by 32) quantize, but XNNPACK refuses them."""
+    import keras
+
+    from edgeport.export import tflite_wi4
+
+    keras.utils.set_random_seed(0)
+    net = keras.Sequential([keras.Input((64,)), keras.layers.Dense(32, activation="relu"), keras.layers.Dense(32)])
+    net.save(tmp_path / "dense.keras")
+    monkeypatch.setattr(tflite_wi4, "RECIPE", "dynamic_wi2b32_afp32")
+    report = export_model(str(tmp_path / "dense.keras"), formats=["tflite_wi4"], out=tmp_path / "out")
+    row = report.results[0]
+    assert not report.ok and row.status == "failed" and "\n" not in row.error
+    assert row.error.startswith("tflite_wi4: LiteRT refuses the dynamic_wi2b32_afp32 model:"), row.error
+    assert not (tmp_path / "out" / "dense" / INFO["tflite_wi4"].file).exists()
