@@ -122,7 +122,7 @@ def test_the_browser_proves_the_bundle(web):
     print(web_check.render(result), f"\n{time.perf_counter() - started:.1f} s")
     assert result["ok"], result["problems"]
     assert {(r["runtime"], r["precision"]) for r in result["rows"]} == {
-        (e, v) for e in ("litert.js", "onnxruntime-web") for v in ("float32", "int8")}
+        (e, v) for e in ("litert.js 2.5.3 (wasm)", "onnxruntime-web 1.30.0 (wasm)") for v in ("float32", "int8")}
     for r in result["rows"]:
         assert r["gate"] == "pass" and r["p50_us"] > 0 and r["native_p50_us"] > 0
     float_rows = [r for r in result["rows"] if r["precision"] == "float32"]
@@ -143,7 +143,7 @@ def test_altered_page_outputs_fail_the_proof(web, tmp_path):
     app.write_text(text.replace(good, "const a = Float32Array.from(outs[0].toTypedArray()); a[0] += 1e-4; return a;"))
     result = web_check.check_bundle(folder, web["model_dir"], samples=200, shots=tmp_path)
     assert not result["ok"]
-    verdict = {(r["runtime"], r["precision"]): r["gate"] for r in result["rows"]}
+    verdict = {(r["runtime"].split()[0], r["precision"]): r["gate"] for r in result["rows"]}
     assert verdict[("litert.js", "float32")] == "fail"
     assert verdict[("onnxruntime-web", "float32")] == "pass" and verdict[("onnxruntime-web", "int8")] == "pass"
     failed = next(r for r in result["rows"] if r["gate"] == "fail")

@@ -99,6 +99,8 @@ def model_section(model_dir: Path) -> dict[str, Any]:
         base = "onnxruntime" if rt.startswith("onnxruntime") else rt
         rows.append({"format": fmt, "runtime": rt, "target": "gpu",
                      "gate": gates.get((fmt, base), "not verified"), **bench_figures(group)})
+    # browser rows of `make web-check` (benchmarks/devices/web_check.py), in these columns already
+    rows += [{k: r.get(k) for k in COLUMNS if k in r} for r in (read_json(model_dir / "web_check.json") or {}).get("rows", [])]
     sizes = deploy_sizes(model_dir, manifest)
     for r in rows:
         r.setdefault("target", "cpu")
