@@ -73,8 +73,9 @@ def row(model: str, variant: str, file: str, engine: str, version: str, check: d
         native_ms: float, native_engine: str, size: int, device: str) -> dict[str, Any]:
     """One browser row in the report's columns, with the native figure and the ratio beside it."""
     f = check["figures"]
-    return {"device": device, "model": model, "format": f"{file} ({variant}, web)", "runtime": f"{engine} {version} (wasm)",
-            "target": "web", "precision": variant, "size_bytes": size, "accuracy": f.get("accuracy"),
+    return {"device": device, "model": model, "format": f"{file} ({variant}, web)",
+            "runtime": f"{engine} {version} (wasm)", "target": "web", "precision": variant, "size_bytes": size,
+            "accuracy": f.get("accuracy"),
             "keras_accuracy": f.get("keras_accuracy"), "accuracy_delta_points": f.get("accuracy_delta_points"),
             "agreement": f.get("agreement"), "max_abs_diff": f.get("max_abs_diff"),
             "mean_abs_diff": f.get("mean_abs_diff"), "gate": check["status"], "p50_us": p50_ms * 1e3,
