@@ -20,7 +20,8 @@ SHIPPED = {
     "onnxruntime-web": ["package.json", "dist/ort.wasm.min.mjs", "dist/ort-wasm-simd-threaded.mjs",
                         "dist/ort-wasm-simd-threaded.wasm"],
     "@litertjs/core": ["package.json", "dist/index.js",
-                       *(f"wasm/litert_wasm{k}_internal.{e}" for k in ("", "_compat", "_threaded") for e in ("js", "wasm"))],
+                       *(f"wasm/litert_wasm{k}_internal.{e}" for k in ("", "_compat", "_threaded")
+                         for e in ("js", "wasm"))],
     "@litertjs/wasm-utils": ["package.json", "dist/index.js"],
 }
 #: How the engines are named in results (`edgeport report`'s engine column).

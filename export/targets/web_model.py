@@ -33,7 +33,8 @@ def tflite_io(model: bytes) -> dict[str, Any]:
         sig = d.get("shape_signature")
         return {"shape": [int(v) for v in d["shape"]],
                 "shape_signature": [int(v) for v in (sig if sig is not None and len(sig) else d["shape"])],
-                "dtype": np.dtype(d["dtype"]).name, **({"scale": float(scale), "zero_point": int(zero)} if scale else {})}
+                "dtype": np.dtype(d["dtype"]).name,
+                **({"scale": float(scale), "zero_point": int(zero)} if scale else {})}
 
     ins, outs = interp.get_input_details(), interp.get_output_details()
     if len(ins) != 1 or len(outs) != 1:
