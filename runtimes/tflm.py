@@ -172,7 +172,7 @@ def _predict(job: dict[str, Any], job_dir: Path) -> dict[str, Any]:
 
 def _invoke_once(job: dict[str, Any]) -> dict[str, Any]:
     """One inference on zeros, what firmware does after AllocateTensors; ``measure`` prints the
-    recording allocator's figures on fd 2 (the parent reads the pipe)."""
+    recording allocator's figures on fd 2 (tflm_arena.tflm_job captures them)."""
     runtime, engine = import_engine()
     interp = runtime.Interpreter.from_bytes(Path(job["model"]).read_bytes(), arena_size=job["arena_size"])
     k = 0
