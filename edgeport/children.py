@@ -70,8 +70,9 @@ def child_env(threads: int | None = None) -> dict[str, str]:
     """The child's environment: ours, quiet TensorFlow, the parent's import path, thread caps."""
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p] +
-                                        ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []))
+    # the caller's PYTHONPATH first, as Python orders it itself, then the parent's own sys.path
+    env["PYTHONPATH"] = os.pathsep.join(([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []) +
+                                        [p for p in sys.path if p])
     if threads:
         env.update({k: str(threads) for k in THREAD_VARS})
     return env

@@ -42,7 +42,7 @@ class Int8IO(str, Enum):
 
 @dataclass(frozen=True)
 class ExportConfig:
-    formats: tuple[Format, ...] = tuple(Format)
+    formats: tuple[Format, ...] = ("default",)  # expanded: every format but the opt-in ones
     opset: int = DEFAULT_OPSET
     calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES
     seed: int = DEFAULT_SEED

@@ -128,7 +128,7 @@ def _open_manifest(model_dir: Path, warnings: list[str]) -> dict[str, Any]:
     return manifest
 
 
-def export_model(model: str, *, formats: list[str] = ["all"], out: Path = Path("artifacts"),  # noqa: B006
+def export_model(model: str, *, formats: list[str] = ["default"], out: Path = Path("artifacts"),  # noqa: B006
                  opset: int = DEFAULT_OPSET, calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES,
                  seed: int = DEFAULT_SEED, int8_io: str = "uint8",
                  calibration_data: str | None = None, data_dir: str | None = None,
@@ -139,7 +139,7 @@ def export_model(model: str, *, formats: list[str] = ["all"], out: Path = Path("
     """Export a model to every deployable format, with a manifest a device can trust.
 
     model: a course model name or model directory under --out, a .keras or .h5 file, or a SavedModel directory
-    formats: `all` or format names, space or comma separated (see `edgeport formats`)
+    formats: `default` (every format but the opt-in ones), `all`, or format names, space or comma separated (see `edgeport formats`)
     out: artifacts directory; a file or SavedModel exports to OUT/<its stem>/
     opset: ONNX opset for tf2onnx (13 or newer)
     calibration_samples: representative samples for int8/int16x8/onnx_int8 calibration

@@ -93,8 +93,8 @@ def test_an_unknown_keep_float_name_is_an_error_not_ignored(broken, tmp_path):
 
 
 def test_fix_refuses_what_it_cannot_search(broken, capsys):
-    assert main(["fix", NAME, "--out", str(broken / "out"), "--formats", "tflite_int16x8"]) == 2
-    assert "int8 only" in capsys.readouterr().err
+    assert main(["fix", NAME, "--out", str(broken / "out"), "--formats", "tflite_fp16"]) == 2
+    assert "no fixer" in capsys.readouterr().err
 
 
 def weight_outlier_model(x: np.ndarray, y: np.ndarray):
@@ -133,3 +133,10 @@ def test_int16x8_is_no_better_when_the_int8_weights_lose_it_and_verify_says_so(b
     assert fixed.ok, fixed.render()
     kept = load_manifest(tmp_path / "out" / "wout")["artifacts"]["tflite_int8"]["keep_float"]
     assert any("head" in name for name in kept)  # the kernel whose weights int8 cannot hold
+    # int16x8 keeps the same int8 weights: its fix, through ai-edge-quantizer's public recipe, finds
+    # the same kernel and keeps it in float
+    fixed = fix_model("wout", out=tmp_path / "out", data_npz=str(broken / "test.npz"), formats=["tflite_int16x8"])
+    assert fixed.ok, fixed.render()
+    entry = load_manifest(tmp_path / "out" / "wout")["artifacts"]["tflite_int16x8"]
+    assert entry["quantizer"].startswith("ai_edge_quantizer") and entry["fix"]["chosen"]
+    assert any("head" in name for name in entry["keep_float"]), entry["keep_float"]
