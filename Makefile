@@ -55,7 +55,7 @@ data-sys:
 # code (out of the mediapipe wheel) and the real face / non-face images of the scikit-image wheel,
 # materialised as an image folder for the image models.
 data-py: $(STAMP)
-	@$(BIN)/python -m edgeport.runtimes.tflite_metadata fetch >/dev/null
+	@$(BIN)/python -m edgeport.runtimes.metadata_reader fetch >/dev/null
 	@$(BIN)/python -m edgeport.training.faces >/dev/null
 
 train: $(STAMP) data

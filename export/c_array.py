@@ -9,7 +9,7 @@ from typing import Any
 from edgeport.errors import IntegrityError
 from edgeport.export.context import ExportContext
 from edgeport.export.registry import INFO, Format
-from edgeport.export.tflite_meta import builtin_ops
+from edgeport.export.tflite_flatbuffer import builtin_ops
 
 SYMBOL = "edgeport_model_int8"
 SOURCE = INFO[Format.C_ARRAY.value].file

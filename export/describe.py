@@ -50,7 +50,7 @@ def _saved_model_io(ctx: ExportContext, path: Path) -> dict[str, list[dict]]:
 
 def describe(ctx: ExportContext, info: FormatInfo, path: Path) -> dict[str, Any]:
     """``{"inputs": [...], "outputs": [...]}`` read back from the written artifact."""
-    from edgeport.export import tflite_meta
+    from edgeport.export import tflite_flatbuffer
 
     if info.describer:
         return resolve(info.describer)(ctx, path)
@@ -59,7 +59,7 @@ def describe(ctx: ExportContext, info: FormatInfo, path: Path) -> dict[str, Any]
     if info.family == "savedmodel":
         return _saved_model_io(ctx, path)
     if info.family == "tflite":
-        return tflite_meta.describe(path.read_bytes(), ctx.warn)
+        return tflite_flatbuffer.describe(path.read_bytes(), ctx.warn)
     if info.family == "onnx":
         return _onnx_io(path)
     raise ValueError(f"no describer for the {info.family!r} family")

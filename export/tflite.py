@@ -9,7 +9,7 @@ import numpy as np
 
 from edgeport.export.context import ExportContext, cause_line
 from edgeport.export.registry import Format
-from edgeport.export.tflite_meta import add_metadata, interpreter
+from edgeport.export.tflite_flatbuffer import add_metadata, interpreter
 
 Feed = Callable[[], Iterable[Any]]
 

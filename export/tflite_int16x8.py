@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from importlib import metadata
 
 import numpy as np
-from edgeport.export.tflite_meta import interpreter
+from edgeport.export.tflite_flatbuffer import interpreter
 
 from edgeport.errors import ExportError
 

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 from edgeport.errors import ExportError
 from edgeport.export.context import ExportContext, cause_line
 from edgeport.export.registry import INFO, Format
-from edgeport.export.tflite_meta import add_metadata, interpreter
+from edgeport.export.tflite_flatbuffer import add_metadata, interpreter
 
 FORMAT = Format.TFLITE_WI4
 RECIPE = "dynamic_wi4_afp32"

@@ -12,7 +12,7 @@ import numpy as np
 
 from edgeport.errors import InputError
 from edgeport.runtimes.base import Session, tensor_key
-from edgeport.runtimes.metadata import ArtifactInfo, artifact_info
+from edgeport.runtimes.artifact_info import ArtifactInfo, artifact_info
 from edgeport.runtimes.registry import load
 from edgeport.types import InputContract
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from edgeport.errors import DeviceUnavailable, EdgeportError, LoadError, UnknownNameError
 from edgeport.runtimes.base import Session, order_inputs, spec_shape
-from edgeport.runtimes.metadata import embedded, input_order
+from edgeport.runtimes.artifact_info import embedded, input_order
 from edgeport.versions import dist_version
 from edgeport.types import TensorSpec
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from edgeport.errors import EdgeportError, DeviceUnavailable, LoadError, UnknownNameError
 from edgeport.runtimes.base import Session, order_inputs, spec_shape
-from edgeport.runtimes.metadata import input_order
+from edgeport.runtimes.artifact_info import input_order
 from edgeport.types import METADATA_KEY, TensorSpec
 
 _F32 = np.dtype(np.float32)

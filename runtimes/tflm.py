@@ -24,7 +24,7 @@ import numpy as np
 
 from edgeport.errors import DeviceUnavailable, LoadError
 from edgeport.runtimes.base import Session, order_inputs, spec_shape
-from edgeport.runtimes.metadata import embedded, input_order
+from edgeport.runtimes.artifact_info import embedded, input_order
 from edgeport.runtimes.tflm_arena import (DIST, allocations, arena_fits, arena_use, load_inputs, measure_arena,
                                           parse_allocations, predict_isolated)
 from edgeport.runtimes.tflm_resolver import micro_op_resolver, resolver_method

@@ -177,7 +177,7 @@ def test_labels_and_contract_travel_inside_the_artifacts(exported, kind):
 
 
 def test_tflite_buffers_are_16_byte_aligned(exported):
-    from edgeport.export.tflite_meta import buffer_offsets
+    from edgeport.export.tflite_flatbuffer import buffer_offsets
 
     _, model_dir = exported("cnn")
     for path in model_dir.glob("*.tflite"):

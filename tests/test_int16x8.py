@@ -78,7 +78,7 @@ def test_an_op_the_converter_refuses_at_int16x8_is_kept_float_and_verifies(tmp_p
 def test_an_int16x8_model_litert_refuses_is_quantized_with_the_refused_ops_float(tiny_models, tmp_path):
     """The untrained frozen MobileNetV2 base: its activations shrink layer by layer, the converter's
     int16x8 model overflows a kernel's rescale and LiteRT refuses it (no monkeypatching here)."""
-    from edgeport.export.tflite_meta import interpreter
+    from edgeport.export.tflite_flatbuffer import interpreter
 
     report = export_model(str(tiny_models["mobilenet"]), formats=["tflite_int16x8"], out=tmp_path,
                           calibration_samples=8)

@@ -7,7 +7,6 @@ import json
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +18,7 @@ from edgeport.errors import EdgeportError  # noqa: E402
 from edgeport.export.pipeline import export_model  # noqa: E402
 from edgeport.export.targets import bundle_model  # noqa: E402
 from edgeport.export.targets import mcu_files, mcu_model  # noqa: E402
-from edgeport.export.tflite_meta import builtin_ops  # noqa: E402
+from edgeport.export.tflite_flatbuffer import builtin_ops  # noqa: E402
 from edgeport.runtimes import tflm  # noqa: E402
 from edgeport.runtimes.litert import LiteRTSession  # noqa: E402
 
@@ -221,7 +220,7 @@ def test_a_savedmodel_source_gets_a_batch1_bundle_too(built):
 def test_two_inputs_keep_the_keras_order(tmp_path):
     import keras
 
-    from edgeport.export.tflite_meta import add_metadata
+    from edgeport.export.tflite_flatbuffer import add_metadata
 
     keras.utils.set_random_seed(0)
     img, vec = keras.Input((8, 8, 1), name="image"), keras.Input((3,), name="features")

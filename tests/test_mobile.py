@@ -15,7 +15,7 @@ from edgeport.cli import main
 from edgeport.errors import DataError, EdgeportError
 from edgeport.export.pipeline import export_model
 from edgeport.export.targets import bundle_model
-from edgeport.runtimes import load, tflite_metadata
+from edgeport.runtimes import load, metadata_reader as tflite_metadata
 from edgeport.runtimes.cli import load_image
 from edgeport.types import InputContract
 

@@ -362,7 +362,7 @@ def test_tflite_runs_without_tensorflow(artifacts):
         assert y.shape == (3, 10), y.shape
         s = load({str(artifacts["cnn"]["tflite_fp32"])!r})
         s.predict(np.zeros((1, 28, 28, 1), np.float32))
-        from edgeport.runtimes.metadata import artifact_info
+        from edgeport.runtimes.artifact_info import artifact_info
         assert artifact_info({str(artifacts["mlp"]["tflite_fp32"])!r}).model == "tiny_mlp"
         bad = [m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras")]
         assert not bad, bad

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from edgeport.cli import main
-from edgeport.runtimes import tflite_metadata
-from edgeport.runtimes.metadata import artifact_info
+from edgeport.runtimes import metadata_reader as tflite_metadata
+from edgeport.runtimes.artifact_info import artifact_info
 
 LABELS = ["cat", "dog", "bird"]
 
@@ -27,7 +27,7 @@ def third_party(tmp_path_factory):
     """A classifier that wants (pixel - 127.5) / 127.5 (no scaling inside) and a box regressor."""
     import keras
 
-    from edgeport.export.targets.tflite_metadata import image_classifier_metadata, populate, write_image_classifier
+    from edgeport.export.targets.metadata_writer import image_classifier_metadata, populate, write_image_classifier
 
     tmp = tmp_path_factory.mktemp("third_party")
     keras.utils.set_random_seed(0)

@@ -17,7 +17,7 @@ from edgeport.benchmarks.bench.timing import matmul_peak, peak_rss_bytes, time_o
 def random_inputs(session, n: int = 32, seed: int = 0) -> np.ndarray:
     """Seeded inputs in the artifact's contract (raw 0-255 pixels for images), for an artifact that
     came without data; the bench says so in its inputs line."""
-    from edgeport.runtimes.metadata import artifact_info
+    from edgeport.runtimes.artifact_info import artifact_info
 
     spec = session.inputs[0]
     shape = [n, *(d or 1 for d in spec.shape[1:])]

@@ -131,7 +131,7 @@ def bare(artifact: Path, *, reference: str | None, data_npz: str | None, limit: 
     if not data_npz:
         raise EdgeportError(f"{artifact}: --data-npz FILE is needed (x_test, optional y_test) to verify a bare artifact")
     from edgeport.runtimes import runtimes_for
-    from edgeport.runtimes.metadata import artifact_info
+    from edgeport.runtimes.artifact_info import artifact_info
 
     ref = Path(reference)
     ref_runtime = runtimes_for(ref)[0]

@@ -99,7 +99,7 @@ def batch1_model(model_dir: Path, manifest: dict[str, Any], src: Any, entry: dic
                  source_sha: str) -> tuple[bytes, list[str]]:
     """(the batch-1 model with edgeport's metadata, its builtin ops) from the source ``src``,
     calibrated as the verified ``tflite_int8`` (its manifest ``entry``) was."""
-    from edgeport.export.tflite_meta import add_metadata, builtin_ops
+    from edgeport.export.tflite_flatbuffer import add_metadata, builtin_ops
 
     name = model_dir.name
     model = convert_batch1(src.path, src.kind, calibration(model_dir, entry), io_type=IO_TYPE)

@@ -196,7 +196,7 @@ def write_models(builder: BundleBuilder, layout: Layout, src: Source, models: tu
                  ) -> tuple[dict[str, Path], dict[str, dict[str, Any]]]:
     """Both variants with standard metadata, and labels.txt: (paths by variant, their descriptions)."""
     from edgeport import __version__
-    from edgeport.export.targets.tflite_metadata import write_image_classifier
+    from edgeport.export.targets.metadata_writer import write_image_classifier
 
     c, n, sha12 = src.contract, len(src.labels), src.sha256[:12]
     task = (f"{n}-class image classifier {src.name} (edgeport {__version__}, from {src.manifest['source']['file']} "

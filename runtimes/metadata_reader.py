@@ -5,7 +5,7 @@ The schema code is the official ``metadata_schema_py_generated.py`` (flatc's out
 ``metadata_schema.fbs``) as a maintained package ships it; edgeport carries no copy of its own.
 It is looked up, in order, in an installed ``mediapipe`` (loaded by file path, so mediapipe's own
 heavy ``__init__`` never runs), an installed ``tensorflow_lite_support``, and the copy that
-``make data`` (``python -m edgeport.runtimes.tflite_metadata fetch``) takes out of the mediapipe
+``make data`` (``python -m edgeport.runtimes.metadata_reader fetch``) takes out of the mediapipe
 wheel into ``$EDGEPORT_DATA_HOME/tflite-metadata/``. Reading needs numpy and ``flatbuffers`` only.
 """
 from __future__ import annotations
@@ -202,5 +202,5 @@ if __name__ == "__main__":  # pragma: no cover - `make data`
             print(f"edgeport: error: {exc}", file=sys.stderr)
             sys.exit(2)
     else:
-        print("usage: python -m edgeport.runtimes.tflite_metadata fetch", file=sys.stderr)
+        print("usage: python -m edgeport.runtimes.metadata_reader fetch", file=sys.stderr)
         sys.exit(2)

@@ -1,5 +1,5 @@
 """Write standard TFLite Metadata (``TFLITE_METADATA``) into an image classifier, as the official
-``MetadataPopulator`` does, from the official generated schema code (:mod:`edgeport.runtimes.tflite_metadata`).
+``MetadataPopulator`` does, from the official generated schema code (:mod:`edgeport.runtimes.metadata_reader`).
 
 - the metadata flatbuffer: model name, description, version; the input's ImageProperties (RGB)
   and, for a float input, NormalizationOptions; the output's labels as an associated
@@ -19,7 +19,7 @@ import flatbuffers
 import numpy as np
 
 from edgeport.errors import ExportError
-from edgeport.runtimes.tflite_metadata import METADATA_IDENTIFIER, METADATA_NAME, packed_files, schema
+from edgeport.runtimes.metadata_reader import METADATA_IDENTIFIER, METADATA_NAME, packed_files, schema
 from edgeport.names import LABELS_FILE
 
 _FLOAT32, _UINT8 = 0, 3  # TFLite TensorType

@@ -146,10 +146,10 @@ def _lists(manifest: dict[str, Any], p: Path) -> bool:
 def _standard(p: Path, info: ArtifactInfo) -> None:
     """Labels and normalization from standard TFLite Metadata (a third-party model)."""
     from edgeport.errors import EdgeportError
-    from edgeport.runtimes import tflite_metadata
+    from edgeport.runtimes import metadata_reader
 
     try:
-        standard = tflite_metadata.read(p.read_bytes())
+        standard = metadata_reader.read(p.read_bytes())
     except (OSError, EdgeportError) as exc:
         info.unreadable = f"{p}: carries TFLite Metadata that could not be read: {exc}"
         info.notes.append(info.unreadable)
