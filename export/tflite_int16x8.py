@@ -152,6 +152,10 @@ class _Quantizer:
         with _quiet(warn):
             self.ranges = self._quantizer([]).calibrate(data, num_threads=2)
 
+    def recipe_quantizer(self, keep: list[str]):
+        """An ai-edge-quantizer Quantizer with the recipe and a no_quantize rule per kept op."""
+        return self._quantizer(keep)
+
     def _quantizer(self, keep: list[str]):
         try:
             from ai_edge_quantizer import quantizer, recipe
@@ -214,3 +218,17 @@ def keep_float_loading(float_model: bytes, keep: list[str], samples: dict[str, n
         warn(f"warning: int16x8: LiteRT refused {len(refused)} op(s) of the quantizer's model, kept in float "
              f"one at a time (first: {refused[0]})")
     return model, kept
+
+
+def tensor_snr(float_model: bytes, samples: dict[str, np.ndarray], *, warn: Warn = print) -> dict[str, float]:
+    """{tensor name: signal-to-noise ratio in dB} of every tensor of the all-int16x8 model against
+    the float one, on ``samples``: the quantizer's public ``Quantizer.validate`` (lower is worse)."""
+    from ai_edge_quantizer.utils.validation_utils import ValidationErrorMetric
+
+    data = _calibration(float_model, samples, warn)
+    calibrated = _Quantizer(float_model, data, warn)
+    with _quiet(warn):
+        quantizer = calibrated.recipe_quantizer([])
+        quantizer.quantize(calibrated.ranges, enable_progress_bar=False, enable_progress_report=False)
+        result = quantizer.validate(data, error_metrics=[ValidationErrorMetric.SNR], num_threads=2)
+    return {t: float(v.get("snr", np.inf)) for t, v in result.get_all_tensor_results().items()}

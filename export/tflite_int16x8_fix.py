@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-import numpy as np
-
 from edgeport.export import calibration as cal
 from edgeport.export.tflite_fix import DEBUG_SAMPLES, _note
 
@@ -43,20 +41,11 @@ class TfliteInt16x8Fixer:
     def ranking(self, settings: dict[str, Any]) -> list[str]:
         """Op output tensors worst first: the quantizer validator's signal-to-noise ratio (dB) of each
         tensor of the all-int16x8 model against the float model, on debug samples."""
-        from ai_edge_quantizer.utils.validation_utils import ValidationErrorMetric
-
         from edgeport.export import tflite_int16x8 as q16
 
         samples = cal.samples_of(self.record, min(settings["calibration_samples"], DEBUG_SAMPLES))
-        data = q16._calibration(self.float_model, samples, _note)  # noqa: SLF001 - same format's module
-        calibrated = q16._Quantizer(self.float_model, data, _note)  # noqa: SLF001
-        with q16._quiet(_note):  # noqa: SLF001
-            quantizer = calibrated._quantizer([])  # noqa: SLF001
-            quantizer.quantize(calibrated.ranges, enable_progress_bar=False, enable_progress_report=False)
-            result = quantizer.validate(data, error_metrics=[ValidationErrorMetric.SNR], num_threads=2)
-        snr = {t: float(v.get("snr", np.inf)) for t, v in result.get_all_tensor_results().items()}
-        outputs = [t for _, t, _ in q16.ops(self.float_model)]
-        ranked = sorted((t for t in outputs if t in snr), key=lambda t: snr[t])
+        snr = q16.tensor_snr(self.float_model, samples, warn=_note)
+        ranked = sorted((t for _, t, _ in q16.ops(self.float_model) if t in snr), key=lambda t: snr[t])
         self.ranked = [{"tensor": t, "snr_db": snr[t]} for t in ranked]
         return ranked
 
