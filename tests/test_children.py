@@ -22,6 +22,7 @@ RUNS_OTHER_PROGRAMS = {
     "export/onnx.py": "tf2onnx's own converter CLI (python -m tf2onnx.convert) when its API fails",
     "export/ort.py": "ONNX Runtime's own converter CLI (python -m onnxruntime.tools.convert_onnx_models_to_ort)",
     "export/targets/web_engines.py": "npm ci: installing the web app's JavaScript engines",
+    "benchmarks/devices/web_check.py": "node with puppeteer-core driving the system Chromium (the browser proof)",
     "runtimes/metadata_reader.py": "pip download of the mediapipe wheel (for its schema module)",
     "benchmarks/device_info.py": "nvidia-smi, to name the GPU in a report",
     "benchmarks/devices/arm_check.py": "edgeport inside an emulated board (qemu-user + a Pi sysroot), whole CLI",

@@ -66,7 +66,7 @@ def test_web_bundle_layout(web):
     assert meta["input"] == {"shape": [1, 28, 28, 3], "dtype": "uint8", "color_space": "RGB",
                              "to_gray": "inside the model (PIL 'L', exact)"}
     for variant in ("float32", "int8"):
-        lite, ort = meta["models"][variant]["litertjs"], meta["models"][variant]["ort"]
+        lite, ort = meta["models"][variant]["litertjs"], meta["models"][variant]["onnxruntime_web"]
         assert lite["input"]["shape_signature"] == [1, 28, 28, 3] and lite["input"]["dtype"] == "uint8"
         assert ort["input"]["shape"] == [1, 28, 28, 3] and ort["input"]["dtype"] == "uint8"
         assert (folder / lite["file"]).is_file() and (folder / ort["file"]).is_file()

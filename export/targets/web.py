@@ -52,7 +52,7 @@ def build(model_dir: Path, builder: BundleBuilder, *, samples: int, seed: int, d
             "verified_artifact": v.artifact,
             "litertjs": {"file": MODELS_DIR + v.file, "bytes": len(raw), "input": desc["input"],
                          "output": desc["output"]},
-            "ort": {"file": MODELS_DIR + stem + ".onnx", "bytes": len(onnx), **onnx_io(onnx)}}
+            "onnxruntime_web": {"file": MODELS_DIR + stem + ".onnx", "bytes": len(onnx), **onnx_io(onnx)}}
     x, y, data = proof_images(model_dir, src.manifest, src.verify, samples, seed, data_dir)
     proof = prove(tflite_files, model, model_dir, src.entries, head, x, y)
     proof.update(_onnx_proof(tflite_files, onnx_files, x))

@@ -25,8 +25,8 @@ SHIPPED = {
     "@litertjs/wasm-utils": ["package.json", "dist/index.js"],
 }
 #: How the engines are named in results (`edgeport report`'s engine column).
-NAMES = {"litertjs": "litert.js", "ort": "onnxruntime-web"}
-PACKAGES = {"litertjs": "@litertjs/core", "ort": "onnxruntime-web"}
+NAMES = {"litertjs": "litert.js", "onnxruntime_web": "onnxruntime-web"}
+PACKAGES = {"litertjs": "@litertjs/core", "onnxruntime_web": "onnxruntime-web"}
 
 
 def data_home() -> Path:

@@ -45,7 +45,7 @@ const ENGINES = {
     },
     close(model) { model.delete(); },
   },
-  ort: {
+  onnxruntime_web: {
     async open(file) {
       ort.env.wasm.wasmPaths = new URL('./node_modules/onnxruntime-web/dist/', location.href).href;
       ort.env.wasm.numThreads = THREADS;
