@@ -68,10 +68,9 @@ def debug_int8(saved_model_dir: str | Path, calibration: np.ndarray, debug_input
                 yield [row[None]]
         return gen
 
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir))
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = dataset(calibration)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    from edgeport.export.tflite import INT8_OPS, calibrated_converter
+
+    _, converter = calibrated_converter(saved_model_dir, dataset(calibration), INT8_OPS)  # export's int8 converter
     with warnings.catch_warnings():  # the debugger runs tf.lite.Interpreter, which warns it is deprecated
         warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
         debugger = tf.lite.experimental.QuantizationDebugger(

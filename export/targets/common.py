@@ -6,7 +6,7 @@ table a bundle prints. TensorFlow is imported only by the functions that convert
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -54,17 +54,6 @@ def export_batch1(model, inputs: Sequence[tuple[str, Sequence[int]]], dest: Path
     specs = [tf.TensorSpec((1, *shape), getattr(tf, dtype), name=name) for name, shape in inputs]
     model.export(str(dest), format="tf_saved_model", verbose=False,
                  input_signature=specs if len(specs) == 1 else [specs])
-
-
-def int8_converter(saved: Path, feed: Callable[[], Iterable[Any]]):
-    """A TFLite converter of the SavedModel ``saved`` to full-integer int8 ops, calibrated on ``feed``."""
-    import tensorflow as tf
-
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = feed
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    return converter
 
 
 # -- what a bundle prints -----------------------------------------------------------------------------

@@ -15,7 +15,8 @@ import numpy as np
 
 from edgeport import __version__
 from edgeport.errors import EdgeportError, ExportError
-from edgeport.export.targets.common import export_batch1, int8_converter
+from edgeport.export.targets.common import export_batch1
+from edgeport.export.tflite import INT8_OPS, calibrated_converter
 
 IO_TYPE = "int8"
 #: Ops of a free batch dimension: a microcontroller model must not carry them.
@@ -68,7 +69,7 @@ def convert_batch1(path: Path, kind: str, samples: dict[str, np.ndarray], *, io_
             _fixed_keras(path, kind, samples, saved)
         count = len(next(iter(samples.values())))
         feed = [{k: v[i:i + 1] for k, v in samples.items()} for i in range(count)]
-        converter = int8_converter(saved, lambda: iter(feed))
+        _, converter = calibrated_converter(saved, lambda: iter(feed), INT8_OPS)  # the int8 converter of export
         converter.inference_input_type = converter.inference_output_type = getattr(tf, io_type)
         with warnings.catch_warnings():  # TF's calibrator builds a deprecated tf.lite.Interpreter itself
             warnings.filterwarnings("ignore", message=r"(?s).*tf\.lite\.Interpreter is deprecated")

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from edgeport.errors import EdgeportError, ExportError
-from edgeport.export.targets.common import export_batch1, int8_converter
+from edgeport.export.targets.common import export_batch1
+from edgeport.export.tflite import INT8_OPS, calibrated_converter
 from edgeport.types import InputContract
 
 #: PIL's RGB -> "L" (libImaging/Convert.c): BT.601 luma weights in 16-bit fixed point, rounded.
@@ -124,7 +125,7 @@ def convert(wrapper, contract: InputContract, calibration: np.ndarray, work: Pat
     with warnings.catch_warnings():  # TF's calibrator builds deprecated tf.lite.Interpreters itself
         warnings.simplefilter("ignore")
         fp32 = tf.lite.TFLiteConverter.from_saved_model(str(saved)).convert()
-        quantizer = SelectiveQuantizer(int8_converter(saved, feed))
+        quantizer = SelectiveQuantizer(calibrated_converter(saved, feed, INT8_OPS)[1])
         int8 = quantizer.model(keep := _float_tensors(wrapper, quantizer.debugger.calibrated_model))
     return bytes(fp32), int8, keep
 
