@@ -27,22 +27,14 @@ HOW = {"onnxruntime": "ONNX Runtime MatMulInteger, uint8 x int8 -> int32",
 
 def onnxruntime_int8_matmul(n: int, threads: int | None) -> Callable[[], Any]:
     """A callable running one n x n uint8 x int8 MatMulInteger through ONNX Runtime's CPU kernels."""
-    import onnxruntime as ort
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto
+
+    from edgeport.benchmarks.bench.timing import onnx_matmul_session
 
     rng = np.random.default_rng(0)
     a = rng.integers(0, 256, (n, n), dtype=np.uint8)
     b = rng.integers(-127, 128, (n, n), dtype=np.int8)
-    graph = helper.make_graph([helper.make_node("MatMulInteger", ["a", "b"], ["c"])], "int8_peak",
-                              [helper.make_tensor_value_info("a", TensorProto.UINT8, [n, n])],
-                              [helper.make_tensor_value_info("c", TensorProto.INT32, [n, n])],
-                              [numpy_helper.from_array(b, "b")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = min(model.ir_version, 9)
-    so = ort.SessionOptions()
-    if threads:
-        so.intra_op_num_threads, so.inter_op_num_threads = int(threads), 1
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    sess = onnx_matmul_session("MatMulInteger", TensorProto.UINT8, TensorProto.INT32, b, n, threads)
     return lambda: sess.run(None, {"a": a})
 
 

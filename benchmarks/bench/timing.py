@@ -83,23 +83,29 @@ def numpy_matmul_rate(a: np.ndarray, b: np.ndarray, seconds: float) -> dict[str,
     return rate(lambda: np.matmul(a, b, out=out), len(a), seconds)
 
 
-def onnxruntime_matmul_rate(a: np.ndarray, b: np.ndarray, seconds: float, threads: int | None) -> dict[str, float]:
-    """The same product through ONNX Runtime's MLAS kernels (which pick AVX-512/NEON at run time)."""
+def onnx_matmul_session(op: str, a_type: int, c_type: int, b: np.ndarray, n: int, threads: int | None):
+    """An ONNX Runtime CPU session of one [n, n] x b node (``op``: MatMul, MatMulInteger): feed "a"."""
     import onnxruntime as ort
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
-    n = len(a)
-    graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "peak",
-                              [helper.make_tensor_value_info("a", TensorProto.FLOAT, [n, n])],
-                              [helper.make_tensor_value_info("c", TensorProto.FLOAT, [n, n])],
+    graph = helper.make_graph([helper.make_node(op, ["a", "b"], ["c"])], "peak",
+                              [helper.make_tensor_value_info("a", a_type, [n, n])],
+                              [helper.make_tensor_value_info("c", c_type, [n, n])],
                               [numpy_helper.from_array(b, "b")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = min(model.ir_version, 9)
     so = ort.SessionOptions()
     if threads:
         so.intra_op_num_threads, so.inter_op_num_threads = int(threads), 1
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    return rate(lambda: sess.run(None, {"a": a}), n, seconds)
+    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+
+
+def onnxruntime_matmul_rate(a: np.ndarray, b: np.ndarray, seconds: float, threads: int | None) -> dict[str, float]:
+    """The same product through ONNX Runtime's MLAS kernels (which pick AVX-512/NEON at run time)."""
+    from onnx import TensorProto
+
+    sess = onnx_matmul_session("MatMul", TensorProto.FLOAT, TensorProto.FLOAT, b, len(a), threads)
+    return rate(lambda: sess.run(None, {"a": a}), len(a), seconds)
 
 
 def matmul_peak(n: int = 2048, *, seconds: float = 1.0, threads: int | None = None) -> dict[str, Any]:
