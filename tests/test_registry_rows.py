@@ -60,3 +60,13 @@ def test_fix_weighs_latency_when_it_picks_the_cheapest():
     assert chosen is near_fast and "chosen for speed" in chosen.label  # 8% larger, 3x faster
     only = _cand("d", 1000, 300.0)
     assert weigh_latency([only, _cand("e", 1050, 250.0), _cand("f", 1050, 90.0, passes=False)], only) is only
+
+
+def test_a_bare_files_precision_class_comes_from_its_tensors():
+    P = registry.Precision
+    dynamic = {"float32": 10, "float16": 0, "int8_quantized": 4, "int16_quantized": 0, "integer_io": 0}
+    assert registry.read_precision(dynamic)[0] is P.QUANTIZED and "dynamic range" in registry.read_precision(dynamic)[1]
+    assert registry.read_precision({**dynamic, "int8_quantized": 0, "float16": 3})[0] is P.FP16
+    assert registry.read_precision({**dynamic, "int16_quantized": 5})[0] is P.QUANTIZED
+    assert registry.read_precision({**dynamic, "int8_quantized": 0})[0] is P.FLOAT32
+    assert "does not say" in registry.read_precision({})[1]
