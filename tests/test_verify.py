@@ -284,7 +284,8 @@ def test_a_bare_artifact_is_verified_against_a_named_reference(exported, tmp_pat
 
 @pytest.mark.slow
 def test_real_fashion_mnist_float32_pass_and_int8_within_half_a_point(tmp_path):
-    """The full 10,000-image Fashion-MNIST test set through every format of a quickly trained MLP."""
+    """The full 10,000-image Fashion-MNIST test set through every default format of a quickly trained
+    MLP (tflite_wi4 is opt-in: on this 1-epoch MLP its int4 weights reach 94.4% agreement, below the gate)."""
     from edgeport.training.data import load_dataset
 
     ds = load_dataset("fashion_mnist")
@@ -292,7 +293,7 @@ def test_real_fashion_mnist_float32_pass_and_int8_within_half_a_point(tmp_path):
     net.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     net.fit(ds.x_train, ds.y_train, epochs=1, batch_size=64, verbose=0)
     rng = np.random.default_rng(0)
-    model_dir = export_tiny(net, tmp_path, ["all"], ds.x_train[rng.choice(len(ds.x_train), 200, replace=False)])
+    model_dir = export_tiny(net, tmp_path, ["default"], ds.x_train[rng.choice(len(ds.x_train), 200, replace=False)])
     (model_dir / "training.json").write_text(json.dumps({"model": NAME, "dataset": "fashion_mnist"}))
     report = verify_model(NAME, out=model_dir.parent)
     by_format = {r.format: r for r in report.results}
