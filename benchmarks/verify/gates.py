@@ -15,7 +15,7 @@ class has one :class:`Gate`. The gates mean the same on a one-layer MLP and a 15
 Every gate also needs finite outputs. A figure a gate needs that was not measured is a failure,
 never a skip; the one exception is accuracy on data without labels, which the table states.
 
-Overrides: a JSON file (``{"fp16": {"tolerance_factor": 20}, "tflite_int8": {"min_agreement": 0.99}}``)
+Overrides: a JSON file (``{"fp16": {"tolerance_factor": 20}, "<format name>": {"min_agreement": 0.99}}``)
 or ``KEY.FIELD=VALUE`` pairs (``quantized.max_kl_divergence=0.1``), KEY a precision class or,
 more specific and winning over it, a format name.
 """

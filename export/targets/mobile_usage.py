@@ -111,7 +111,7 @@ IOS_ORT = """
 import onnxruntime_objc
 
 let env = try ORTEnv(loggingLevel: .warning)
-let session = try ORTSession(env: env, modelPath: Bundle.main.path(forResource: "{stem}", ofType: "ort")!,
+let session = try ORTSession(env: env, modelPath: Bundle.main.path(forResource: "{stem}", ofType: "{ext}")!,
                              sessionOptions: nil)
 let x = try ORTValue(tensorData: NSMutableData(data: pixels), elementType: .float, shape: [{shape}])
 let out = try session.run(withInputs: ["{name}": x], outputNames: ["{out}"], runOptions: nil)
@@ -140,7 +140,8 @@ def as_is_usage(layout: Layout, as_is: dict[str, dict[str, Any]]) -> str:
     files = ", ".join(f"`{f}`" for a in as_is.values() for f in a["files"])
     name = PurePosixPath(shown["file"]).name
     return AS_IS_HEAD.format(files=files, input=text(tensor), output=text(out)) + layout.as_is.format(
-        file=name, stem=PurePosixPath(name).stem, name=tensor["name"], out=out["name"],
+        file=name, stem=PurePosixPath(name).stem, ext=PurePosixPath(name).suffix.lstrip("."), name=tensor["name"],
+        out=out["name"],
         shape=", ".join(str(d) for d in dims(tensor)))
 
 
