@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("edgeport.training.train:train", "train a course model into artifacts/MODEL/"),
     "export": ("edgeport.export.pipeline:export_model", "export a model to every deployable format"),
     "formats": ("edgeport.export.registry:list_formats", "list the export formats"),
-    "bundle": ("edgeport.export.targets:bundle_model", "package a verified model for a Pi, Android, iOS or a microcontroller"),
+    "bundle": ("edgeport.export.targets:bundle_model", "package a verified model for a Pi, Android, iOS, the web or a microcontroller"),
     "serve": ("edgeport.serve:serve", "serve a web bundle on loopback with the headers it needs (COOP/COEP, application/wasm)"),
     "run": ("edgeport.runtimes.cli:run_artifact", "run an artifact on images, .npy batches or numbers"),
     "runtimes": ("edgeport.runtimes.registry:list_runtimes", "list the runtimes and whether each is installed"),
