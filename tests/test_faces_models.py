@@ -113,7 +113,8 @@ def test_fix_brings_a_badly_calibrated_int8_inside_its_gate(trained, tmp_path):
     assert not before.ok, before.render()
     report = fix_model("image_cnn", out=tmp_path, formats=["tflite_int8"])
     assert report.ok and report.verified.ok, report.render()
-    assert {r.format for r in report.verified.results} == {"tflite_int8", "c_array"}
+    # the fixed format, the C array made from its bytes, and its float sibling (the speed yardstick)
+    assert {r.format for r in report.verified.results} == {"tflite_int8", "c_array", "tflite_fp32"}
     entry = load_manifest(model_dir)["artifacts"]["tflite_int8"]
     fix = entry["fix"]
     assert fix["candidates"][0]["passes"] is False and fix["settings"]["calibration_samples"] > 1
