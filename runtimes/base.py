@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from edgeport.errors import EdgeportError, EngineError, InputError
+from edgeport.errors import EdgeportError, EngineError, InputError, LoadError
 from edgeport.runtimes.quant import QUANT_RANGES, Dequantizer, Quantizer
 from edgeport.types import TensorSpec
 
@@ -31,6 +31,15 @@ def available_memory() -> int:
     except (OSError, ValueError, IndexError):
         pass
     return 1 << 30
+
+
+def _spec_bytes(spec: TensorSpec) -> int:
+    """Bytes of one tensor at batch 1 (free dimensions count as 1)."""
+    try:
+        item = np.dtype(spec.dtype).itemsize
+    except TypeError:  # an engine type numpy does not know (string tensors): count 8 bytes an element
+        item = 8
+    return item * math.prod(int(d) if d else 1 for d in spec.shape)
 
 
 _NAME_NOISE = re.compile(r"^(serving_default_)|(:\d+)$")
@@ -76,7 +85,13 @@ class Session:
 
     # -- set up by subclasses once inputs/outputs are known ------------------------------------
     def _finish_setup(self) -> None:
-        """Precompute what the per-call checks need; call at the end of a subclass __init__."""
+        """Precompute what the per-call checks need; call at the end of a subclass __init__. A model
+        whose declared inputs and outputs alone need more memory than this machine has at batch 1 is
+        refused here, for every engine, before anything of that size is allocated."""
+        need = sum(_spec_bytes(s) for s in (*self.inputs, *self.outputs))
+        if need > (available := available_memory()):
+            raise LoadError(f"{self.path}: its inputs and outputs need {need / 2**30:.1f} GiB at batch 1 and this "
+                            f"machine has {available / 2**30:.1f} GiB available: refused before allocating")
         self._keys = [tensor_key(s.name) for s in self.inputs]
         self._sample_shapes = [tuple(s.shape[1:]) for s in self.inputs]
         self._quantizers = [Quantizer(s) if s.quantized and s.dtype in QUANT_RANGES else None

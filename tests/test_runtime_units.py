@@ -250,3 +250,23 @@ def test_list_runtimes_reports_each_engine():
     assert lines[0].split()[:2] == ["runtime", "runs"]
     assert {ln.split()[0] for ln in lines[1:]} == set(RUNTIMES)
     assert "ai_edge_litert" in text and "installed" in text
+
+
+def test_a_model_whose_declared_tensors_exceed_memory_is_refused_before_allocation(tmp_path):
+    """A bit-flipped .ort declared an input of (1, 12, 12, 1073741825) floats (576 GiB): every engine's
+    session refuses such a model at load, naming the file, instead of a MemoryError later."""
+    import pytest
+
+    from edgeport.errors import LoadError
+    from edgeport.runtimes.base import Session
+    from edgeport.types import TensorSpec
+
+    class Huge(Session):
+        def __init__(self, path):
+            super().__init__(path)
+            self.inputs = [TensorSpec("x", (None, 12, 12, 1073741825), "float32")]
+            self.outputs = [TensorSpec("y", (None, 10), "float32")]
+            self._finish_setup()
+
+    with pytest.raises(LoadError, match=r"model\.ort: its inputs and outputs need 576\.0 GiB"):
+        Huge(tmp_path / "model.ort")
