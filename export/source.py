@@ -9,6 +9,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeport import model_files
 from edgeport.errors import ModelFileError
 from edgeport.files import sha256_file
 
@@ -17,9 +18,16 @@ UNSAFE_FLAG = "--allow-unsafe"
 INSTALLED_NAMES = {"keras": "model.keras", "h5": "model.h5", "savedmodel": "source_saved_model"}
 #: Source kind -> the runtime that computes the reference outputs.
 REFERENCE_RUNTIME = {"keras": "keras", "h5": "keras", "savedmodel": "savedmodel"}
-SUFFIX_KIND = {".keras": "keras", ".h5": "h5", ".hdf5": "h5"}
 MODEL_FILE = INSTALLED_NAMES["keras"]
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+HDF5_SIGNATURE = model_files.HDF5_SIGNATURE
+
+
+def file_kind(path: Path) -> str | None:
+    """The source kind of a model file (``keras`` or legacy ``h5``, which covers ``.hdf5``), as
+    :func:`edgeport.model_files.model_file_kind` decides it for every command; None otherwise."""
+    if model_files.SUFFIXES.get(path.suffix.lower()) != "keras":
+        return None
+    return "h5" if model_files.is_legacy_keras(path) else "keras"
 
 
 @dataclass(frozen=True)
@@ -47,8 +55,7 @@ def _course_names() -> list[str]:
     return list(MODELS)
 
 
-def is_saved_model(path: Path) -> bool:
-    return path.is_dir() and ((path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file())
+is_saved_model = model_files.is_saved_model
 
 
 def installed(model_dir: Path) -> ModelSource | None:
@@ -65,7 +72,10 @@ def resolve_source(model: str, out: Path) -> ModelSource:
     inside), a .keras/.h5 file, or a SavedModel directory. A file or SavedModel exports to
     OUT/<its stem>/, unless it already is the source of a model directory under OUT."""
     path, out = Path(model), Path(out)
-    kind = SUFFIX_KIND.get(path.suffix.lower())
+    kind = file_kind(path)
+    if kind is None and path.suffix.lower() in model_files.SUFFIXES:
+        raise ModelFileError(f"{path}: an engine artifact ({model_files.SUFFIXES[path.suffix.lower()]}), not a model "
+                             "to export; prove it with `edgeport verify FILE --reference MODEL --data-npz F`")
     if kind is not None:
         if not path.is_file():
             raise ModelFileError(f"{path}: no such file")
@@ -83,11 +93,11 @@ def resolve_source(model: str, out: Path) -> ModelSource:
         if (found := installed(path)) is not None:
             return found
         raise ModelFileError(f"{path}: a directory that is neither a SavedModel (no saved_model.pb) nor a "
-                             f"model directory (no {', '.join(INSTALLED_NAMES.values())}); pass a .keras or .h5 file")
+                             f"model directory (no {', '.join(INSTALLED_NAMES.values())}); pass a .keras, .h5 or .hdf5 file")
     if bare and model in _course_names():
         raise ModelFileError(f"{out / model / MODEL_FILE}: not found; run `edgeport train {model} "
                              f"--out {out}` first")
-    raise ModelFileError(f"{model!r}: not a .keras or .h5 file, a SavedModel or model directory, or a trained "
+    raise ModelFileError(f"{model!r}: not a .keras/.h5/.hdf5 file, a SavedModel or model directory, or a trained "
                          f"course model under {out}/ (course models: {', '.join(_course_names()) or 'none installed'})")
 
 
@@ -106,7 +116,7 @@ def _check_container(path: Path, kind: str) -> None:
 def load_keras(path: Path, *, allow_unsafe: bool = False, kind: str | None = None):
     """Load a .keras or .h5 file (safe mode unless ``allow_unsafe``); every failure names the file."""
     path = Path(path)
-    kind = kind or SUFFIX_KIND.get(path.suffix.lower(), "keras")
+    kind = kind or file_kind(path) or "keras"
     _check_container(path, kind)
     import keras
 

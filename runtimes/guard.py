@@ -20,16 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from edgeport.children import RUNNER_FAILURES, error_class, message_of, raise_for, run_job
+from edgeport import model_files
 from edgeport.errors import LoadError
 from edgeport.runtimes import fileformats
 from edgeport.runtimes.base import available_memory
 
-#: Artifact kinds: how a path is recognised.
-KINDS = ("keras", "savedmodel", "tflite", "onnx", "ort_format")
-SUFFIXES = {".keras": "keras", ".h5": "keras", ".tflite": "tflite", ".onnx": "onnx",
-            ".ort": "ort_format"}
-#: The ORT format's flatbuffer file identifier (onnxruntime/core/flatbuffers/schema/ort.fbs).
-ORT_IDENTIFIER = b"ORTM"
+#: Artifact kinds and suffixes: one home, :mod:`edgeport.model_files` (every command asks it).
+KINDS = model_files.KINDS
+SUFFIXES = model_files.SUFFIXES
+ORT_IDENTIFIER = model_files.ORT_IDENTIFIER
 
 #: Seconds a probe may take before the engine is called hung (TensorFlow imports are slow).
 PROBE_TIMEOUT_S = {"keras": 180.0, "savedmodel": 180.0}
@@ -41,32 +40,8 @@ PROBE_SECONDS: list[float] = []
 
 
 def artifact_kind(path: str | os.PathLike) -> str:
-    """``keras`` / ``savedmodel`` / ``tflite`` / ``onnx`` for a path, or LoadError."""
-    p = Path(path)
-    if not p.exists():
-        raise LoadError(f"{p}: no such file or directory")
-    if p.is_dir():
-        if (p / "saved_model.pb").exists() or (p / "saved_model.pbtxt").exists():
-            return "savedmodel"
-        raise LoadError(f"{p}: a directory without saved_model.pb (not a SavedModel)")
-    if p.name in ("saved_model.pb", "saved_model.pbtxt"):
-        return "savedmodel"
-    kind = SUFFIXES.get(p.suffix.lower())
-    if kind:
-        return kind
-    try:  # sniff unknown suffixes
-        with open(p, "rb") as fh:
-            head = fh.read(8)
-    except OSError as exc:
-        raise LoadError(f"{p}: unreadable ({exc.strerror})") from None
-    if head[4:8] == fileformats.TFLITE_IDENTIFIER:
-        return "tflite"
-    if head[4:8] == ORT_IDENTIFIER:
-        return "ort_format"
-    if head[:4] == b"PK\x03\x04":
-        return "keras"
-    raise LoadError(f"{p}: unknown model file type {p.suffix or '(no suffix)'!r}; "
-                    f"expected one of {', '.join(SUFFIXES)} or a SavedModel directory")
+    """``keras`` / ``savedmodel`` / ``tflite`` / ``onnx`` / ``ort_format`` for a path, or LoadError."""
+    return model_files.model_file_kind(path)
 
 
 def model_root(path: str | os.PathLike) -> Path:
@@ -151,9 +126,9 @@ def _read(p: Path) -> bytes:
 
 
 def _validate_keras(p: Path) -> None:
-    if p.suffix.lower() == ".h5":
+    if model_files.is_legacy_keras(p):
         with open(p, "rb") as fh:
-            if fh.read(8) != b"\x89HDF\r\n\x1a\n":
+            if fh.read(8) != model_files.HDF5_SIGNATURE:
                 raise fileformats.FormatError("no HDF5 signature")
         return
     if not zipfile.is_zipfile(p):

@@ -49,7 +49,7 @@ def test_course_model_that_is_not_trained_says_how_to_train_it(tmp_path):
     pytest.importorskip("edgeport.training.models")
     with pytest.raises(ModelFileError, match="edgeport train fashion_mlp"):
         export_model("fashion_mlp", out=tmp_path)
-    with pytest.raises(ModelFileError, match="not a .keras or .h5 file"):
+    with pytest.raises(ModelFileError, match="not a .keras/.h5/.hdf5 file"):
         export_model("no_such_model", out=tmp_path)
 
 

@@ -21,10 +21,9 @@ from edgeport.export import registry
 from edgeport.export.registry import INFO, Precision
 from edgeport.files import sha256_file
 from edgeport.manifest import check_fresh, check_integrity, effective_entries, find_model_dir, load_manifest
-from edgeport import names
+from edgeport import model_files, names
 
 VERIFY_FILE = names.VERIFY_FILE
-BARE_SUFFIXES = (".tflite", ".onnx", ".keras", ".h5")
 
 
 @dataclass
@@ -58,9 +57,10 @@ class Plan:
 def is_bare(model: str, out: Path) -> bool:
     """Whether MODEL names an artifact file (or SavedModel) rather than a model directory."""
     p = Path(model)
-    if p.suffix.lower() in BARE_SUFFIXES and p.is_file():
-        return not (p.parent / names.MANIFEST_FILE).is_file() or p.suffix.lower() in (".tflite", ".onnx")
-    return p.is_dir() and (p / "saved_model.pb").is_file()
+    if p.is_file() and model_files.is_model_file(p):
+        kind = model_files.model_file_kind(p)
+        return not (p.parent / names.MANIFEST_FILE).is_file() or kind not in model_files.SOURCE_KINDS
+    return model_files.is_saved_model(p)
 
 
 def bare_label(artifact: Path) -> str:
@@ -127,7 +127,7 @@ def bare(artifact: Path, *, reference: str | None, data_npz: str | None, limit: 
          task: str | None = None) -> Plan:
     if not reference:
         raise EdgeportError(f"{artifact}: no manifest here: name what to verify it against with --reference "
-                            "(a .keras/.h5 model, a SavedModel or another artifact) and the inputs with --data-npz")
+                            "(a .keras/.h5/.hdf5 model, a SavedModel or another artifact) and the inputs with --data-npz")
     if not data_npz:
         raise EdgeportError(f"{artifact}: --data-npz FILE is needed (x_test, optional y_test) to verify a bare artifact")
     from edgeport.runtimes import runtimes_for
