@@ -99,7 +99,8 @@ def _export_settings(manifest: dict[str, Any], fmt: str, settings: dict[str, Any
 
 def fix_model(model: str, *, out: Path = Path("artifacts"), formats: list[str] | None = None,
               data_npz: str | None = None, data_dir: str | None = None, gates: str | None = None,
-              max_float: int = 64, timeout: float = 3600.0) -> FixReport:
+              max_float: int = 64, timeout: float = 3600.0, max_seconds: float = 180.0,
+              max_candidates: int = 24, max_float_fraction: float | None = None) -> FixReport:
     """Find the cheapest quantized artifact that passes its gate, export it, and prove it.
 
     model: model name or directory (its manifest lists the artifacts)
@@ -110,7 +111,13 @@ def fix_model(model: str, *, out: Path = Path("artifacts"), formats: list[str] |
     gates: gate overrides, as for `edgeport verify`
     max_float: the most layers the search may keep in float
     timeout: seconds the search of one format may take
+    max_seconds: seconds the whole search may take (shared by the formats); when it runs out the best candidate so far is kept and what was not tried is printed
+    max_candidates: candidates one format's search may score
+    max_float_fraction: the largest estimated fraction of the weights kept in float you accept (default 0.25: above it fix says int8 does not fit and leaves the artifact failing)
     """
+    import time
+
+    from edgeport.benchmarks.verify import fix_budget
     from edgeport.export.pipeline import export_model
     from edgeport.export.commit import model_lock
     from edgeport.manifest import load_manifest, save_manifest
@@ -145,21 +152,43 @@ def fix_model(model: str, *, out: Path = Path("artifacts"), formats: list[str] |
             labels = Path(tmp) / "labels.npy"
             np.save(labels, plan.test.y)
         manifest = load_manifest(model_dir)
-        for fmt in wanted:
+        deadline = time.perf_counter() + max_seconds
+        limit = fix_budget.DEFAULT_MAX_FLOAT_FRACTION if max_float_fraction is None else max_float_fraction
+        for n, fmt in enumerate(wanted):
             entry = manifest["artifacts"][fmt]
             job = {"kind": "fix_search", "format": fmt, "inputs": str(inputs), "task": plan.test.task,
                    "reference": str(Path(tmp) / "reference.npz"), "labels": str(labels) if labels else None,
                    "gate": table.for_format(fmt).to_dict(), "max_float": max_float,
                    "calibration": entry.get("calibration") or manifest.get("calibration"),
                    "io_type": entry.get("io_type", "uint8"),
-                   "source": str(model_dir / listed[registry.info(fmt).needs.value]["file"])}
+                   "source": str(model_dir / listed[registry.info(fmt).needs.value]["file"]),
+                   "max_seconds": max(1.0, (deadline - time.perf_counter()) / (len(wanted) - n)),
+                   "max_candidates": max_candidates}
             print(f"fix {report.model}: searching {fmt} candidates ...", flush=True)
             result = run_job(job, timeout=timeout)
             raise_for(result, f"{model_dir} ({fmt} search)")
             report.tables[fmt] = result
+            if result.get("stopped"):
+                report.notes.append(f"{fmt}: search stopped: {result['stopped']}; best so far: "
+                                    f"{(result.get('chosen') or {}).get('label', 'none passing')}; not tried: "
+                                    + "; ".join(result.get("not_tried", [])))
+            rows = [r for r in result.get("ranking", []) if isinstance(r.get("rmse_per_scale"), float)]
+            if len(rows) > 1 and rows[0].get("op"):
+                report.notes.append(f"{fmt}: op {rows[0]['op']} at layer {rows[0]['tensor']}: error jumps from "
+                                    f"{rows[1]['rmse_per_scale']:.3g} to {rows[0]['rmse_per_scale']:.3g} "
+                                    "quantization steps (ranked first)")
             chosen = result.get("chosen")
-            if chosen is None:
+            if (v := fix_budget.verdict(report.model, fmt, result, limit, model_dir)) is not None:
                 report.ok = False
+                report.notes += fix_budget.render(v)
+                result["verdict"] = v
+                with model_lock(model_dir, "fix"):
+                    manifest = load_manifest(model_dir)
+                    manifest["artifacts"][fmt]["fix"] = {"verdict": v, "candidates": result["candidates"],
+                                                         "seconds": result["seconds"], "gate": job["gate"],
+                                                         **{k: result[k] for k in ("stopped", "not_tried") if k in result}}
+                    save_manifest(model_dir, manifest)
+                result["chosen"] = None
                 continue
             if result.get("chosen_index") == 0:
                 report.notes.append(f"{fmt}: already passes its gate as exported; nothing to change")
@@ -172,7 +201,9 @@ def fix_model(model: str, *, out: Path = Path("artifacts"), formats: list[str] |
                 manifest = load_manifest(model_dir)
                 manifest["artifacts"][fmt]["fix"] = {
                     "chosen": chosen["label"], "settings": chosen["settings"], "candidates": result["candidates"],
-                    "scored_on": plan.test.describe(), "gate": job["gate"]}
+                    "scored_on": plan.test.describe(), "gate": job["gate"], "seconds": result["seconds"],
+                    "float_fraction": chosen.get("float_fraction", 0.0), "max_float_fraction": limit,
+                    **{k: result[k] for k in ("stopped", "not_tried") if k in result}}
                 save_manifest(model_dir, manifest)
     fixed = [f for f, r in report.tables.items() if r.get("chosen")]
     fixed += [g for f in fixed for g in registry.followers(f) if g in listed]

@@ -38,6 +38,7 @@ class Candidate:
     figures: dict[str, Any] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     error: str | None = None
+    float_fraction: float = 0.0  # estimated share of the weight bytes kept in float (fix_budget)
 
     @property
     def passes(self) -> bool:
@@ -47,7 +48,7 @@ class Candidate:
         keys = ("accuracy", "accuracy_delta_points", "agreement", "confident_agreement", "kl_divergence",
                 "max_abs_diff", "relative_error")
         return {"label": self.label, "settings": self.settings, "kept_float": self.kept_float,
-                "size_bytes": self.size_bytes, "p50_us": self.p50_us, "passes": self.passes,
+                "size_bytes": self.size_bytes, "float_fraction": self.float_fraction, "p50_us": self.p50_us, "passes": self.passes,
                 "figures": {k: self.figures.get(k) for k in keys if k in self.figures},
                 "failures": self.failures, "error": self.error}
 
@@ -93,7 +94,7 @@ class Scorer:
 
 
 def _grow(score: Callable[[list[str], str], Candidate], ranking: list[str], limit: int,
-          tried: list[Candidate]) -> Candidate | None:
+          tried: list[Candidate], budget: Any = None, stop: dict[str, Any] | None = None) -> Candidate | None:
     """Keep the worst 1, 2, 4, ... layers in float until a candidate passes; then drop every kept
     layer that the gate does not need."""
     cap, k, ks = min(limit, len(ranking)), 1, []
@@ -102,7 +103,11 @@ def _grow(score: Callable[[list[str], str], Candidate], ranking: list[str], limi
         k *= 2
     ks += [cap] if cap else []
     passing = None
+    stop = {} if stop is None else stop
     for k in ks:
+        if budget is not None and (why := budget.out(len(tried))):
+            stop.update(stopped=why, not_tried=[f"the worst {j} layer(s) in float" for j in ks if j >= k])
+            return None
         cand = score(ranking[:k], f"the worst {k} layer(s) in float")
         tried.append(cand)
         if cand.passes:
@@ -113,6 +118,9 @@ def _grow(score: Callable[[list[str], str], Candidate], ranking: list[str], limi
     kept = list(passing.kept_float)
     for name in reversed(list(kept)):
         if len(kept) == 1:
+            break
+        if budget is not None and (why := budget.out(len(tried))):
+            stop.update(stopped=why, not_tried=[f"pruning {_short(n)} (and {len(kept) - 1} more kept)" for n in kept[:1]])
             break
         trial = score([n for n in kept if n != name], f"{len(kept) - 1} layer(s) in float (without {_short(name)})")
         tried.append(trial)
@@ -152,11 +160,15 @@ def search(job: dict[str, Any]) -> dict[str, Any]:
     from edgeport.export.registry import info
     from edgeport.lazy import resolve
 
+    from edgeport.benchmarks.verify.fix_budget import MAX_CANDIDATES, MAX_SECONDS, Budget
+
     t0 = time.perf_counter()
+    budget = Budget(job.get("max_seconds") or MAX_SECONDS, job.get("max_candidates") or MAX_CANDIDATES)
+    stop: dict[str, Any] = {}
     scorer = Scorer(job)
     builder = resolve(info(job["format"]).fixer)(job)  # the format's own fixer
     try:
-        tried, chosen = _search(job, scorer, builder)
+        tried, chosen = _search(job, scorer, builder, budget, stop)
         chosen = weigh_latency(tried, chosen)
     finally:  # scratch models of every candidate
         shutil.rmtree(scorer.work, ignore_errors=True)
@@ -165,22 +177,35 @@ def search(job: dict[str, Any]) -> dict[str, Any]:
     index = next((i for i, c in enumerate(tried) if c is chosen), None)
     return {"candidates": [c.to_dict() for c in tried], "chosen": chosen.to_dict() if chosen else None,
             "chosen_index": index, "ranking": getattr(builder, "ranked", [])[:32],
-            "ranking_size": len(getattr(builder, "ranked", [])), "seconds": time.perf_counter() - t0}
+            "ranking_size": len(getattr(builder, "ranked", [])), "seconds": time.perf_counter() - t0,
+            "max_seconds": budget.max_seconds, "max_candidates": budget.max_candidates, **stop}
 
 
-def _search(job: dict[str, Any], scorer: Scorer, builder) -> tuple[list[Candidate], Candidate | None]:
+def _search(job: dict[str, Any], scorer: Scorer, builder, budget: Any,
+            stop: dict[str, Any]) -> tuple[list[Candidate], Candidate | None]:
+    from edgeport.benchmarks.verify.fix_budget import float_fraction
+
     tried: list[Candidate] = []
     for label, settings in builder.calibrations():
+        if tried and (why := budget.out(len(tried))):
+            stop.update(stopped=why, not_tried=[label, "selective quantization (layers kept in float)"])
+            return tried, None
         cand = scorer(Candidate(label, settings), *builder.build(settings))
         tried.append(cand)
         if cand.passes:
             return tried, cand
     base = tried[-1].settings if builder.base_from_last else min(
         tried, key=lambda c: c.figures.get("kl_divergence", float("inf"))).settings
+    if why := budget.out(len(tried)):
+        stop.update(stopped=why, not_tried=["selective quantization (layers kept in float)"])
+        return tried, None
     ranking = builder.ranking(base)
+    quantized = tried[0].size_bytes
 
     def score(kept: list[str], label: str) -> Candidate:
         settings = {**base, builder.keep_key: builder.expand(kept)}
-        return scorer(Candidate(label, settings, kept_float=kept), *builder.build(settings))
+        cand = scorer(Candidate(label, settings, kept_float=kept), *builder.build(settings))
+        cand.float_fraction = float_fraction(cand.size_bytes, quantized)
+        return cand
 
-    return tried, _grow(score, ranking, int(job.get("max_float", 64)), tried)
+    return tried, _grow(score, ranking, int(job.get("max_float", 64)), tried, budget, stop)
