@@ -71,6 +71,11 @@ def verdict(model: str, fmt: str, result: dict[str, Any], limit: float, model_di
     if chosen is not None and frac <= limit:
         return None
     cause = [r for r in result.get("ranking", [])[:5]]
+    if chosen is None and result.get("stopped"):
+        text = (f"no verdict on int8 for {model} ({fmt}): the search budget ran out before a candidate passed "
+                f"({result['stopped']}); raise --max-seconds / --max-candidates")
+        return {"text": text, "float_fraction": None, "limit": limit, "cause": cause,
+                "alternatives": alternatives(model_dir, fmt), "undecided": True}
     text = (f"int8 does not fit {model} on this data ({fmt}): "
             + (f"the cheapest passing candidate keeps {frac:.0%} of the weights in float (> {limit:.0%} accepted; "
                f"--max-float-fraction {frac:.2f} accepts it)" if chosen else
