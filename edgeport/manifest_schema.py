@@ -13,7 +13,8 @@ _OPT = type(None)
 TOP_REQUIRED = {"schema": _INT, "artifacts": _DICT}
 TOP_OPTIONAL = {"model": _STR, "dataset": (_STR, _OPT), "task": (_STR, _OPT), "labels": _LIST,
                 "labels_file": (_STR, _OPT), "input_contract": _DICT, "input_names": _LIST, "output_names": _LIST,
-                "source": _DICT, "calibration": _DICT, "pending": _DICT}
+                "source": _DICT, "calibration": _DICT, "pending": _DICT,
+                "output_kinds": _DICT}  # verify --output-kind NAME=KIND, kept for later runs
 SOURCE = {"file": _STR, "kind": _STR, "sha256": _STR, "bytes": _INT, "reference_runtime": _STR}
 ENTRY_REQUIRED = {"format": _STR, "file": _STR, "sha256": _STR, "bytes": _INT, "files": _DICT,
                   "source_sha256": (_STR, _OPT), "inputs": _LIST, "outputs": _LIST, "status": _STR,
@@ -25,6 +26,7 @@ ENTRY_OPTIONAL = {
     "io_type": _STR, "arithmetic": _STR, "keep_float": _LIST, "kept_float_to_load": _LIST, "selective": _STR,
     "range_floor": _DICT,
     "kept_float": _LIST, "quantizer": _STR, "reason": _STR,  # int16x8 through ai-edge-quantizer
+    "fallback": _STR,  # int8/int16x8: how ops were kept in float by the converter (tflite_fallback)
     "opset": _INT, "activation_type": _STR, "weight_type": _STR, "per_channel": _BOOL,
     "preprocessed": _BOOL, "quant_format": _STR, "calibration_method": _STR, "header": _STR, "array": _STR,
     "array_bytes": _INT, "alignment": _INT, "tflite_sha256": _STR, "builtin_ops": _LIST, "fix": _DICT,

@@ -64,7 +64,9 @@ def test_fix_finds_a_passing_artifact_and_records_what_it_kept_in_float(broken, 
 
     out = tmp_path / "out"
     shutil.copytree(broken / "out", out)
-    report = fix_model(NAME, out=out, data_npz=str(broken / "test.npz"))
+    # ONNX Runtime's int8 of this model passes only with the 784x32 hidden layer in float too (about half
+    # the weights by size): the trade is accepted here; the "does not fit" verdict has its own tests
+    report = fix_model(NAME, out=out, data_npz=str(broken / "test.npz"), max_float_fraction=1.0)
     assert report.ok, report.render()
     # the fixed formats, the C array that follows tflite_int8, and onnx_int8's float sibling (the speed
     # yardstick of verify's slow-path note; tflite_fp32 was not exported here)
@@ -138,7 +140,14 @@ def test_int16x8_is_no_better_when_the_int8_weights_lose_it_and_verify_says_so(b
     assert any("head" in name for name in kept)  # the kernel whose weights int8 cannot hold
     # int16x8 keeps the same int8 weights: its fix, through ai-edge-quantizer's public recipe, finds
     # the same kernel and keeps it in float
-    fixed = fix_model("wout", out=tmp_path / "out", data_npz=str(broken / "test.npz"), formats=["tflite_int16x8"])
+    # ai-edge-quantizer's int16x8 passes here only with the large hidden layer in float as well: by default
+    # fix says int16x8 does not fit (and leaves the artifact failing); the trade is accepted when asked for
+    refused = fix_model("wout", out=tmp_path / "out", data_npz=str(broken / "test.npz"), formats=["tflite_int16x8"])
+    text = refused.render()
+    assert not refused.ok and "int16x8 does not fit wout on this data" in text, text
+    assert "head" in text.split("cause:", 1)[1].splitlines()[1]  # the worst layer is the kernel int8 cannot hold
+    fixed = fix_model("wout", out=tmp_path / "out", data_npz=str(broken / "test.npz"), formats=["tflite_int16x8"],
+                      max_float_fraction=1.0)
     assert fixed.ok, fixed.render()
     entry = load_manifest(tmp_path / "out" / "wout")["artifacts"]["tflite_int16x8"]
     assert entry["quantizer"].startswith("ai_edge_quantizer") and entry["fix"]["chosen"]

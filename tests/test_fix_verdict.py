@@ -67,3 +67,48 @@ def test_a_tiny_time_budget_stops_the_search_and_says_so(logged, tmp_path):
     fix = load_manifest(tmp_path / "out" / NAME)["artifacts"]["tflite_int8"]["fix"]
     assert fix["stopped"].startswith("time budget") and fix["verdict"]["text"]
     print(text)
+
+
+def deep_model():
+    """Ten dense layers, each with one unit 200x larger compensated in the next kernel: the same
+    function in float, but every per-tensor int8 activation range loses the other units, layer after
+    layer; no few layers in float fix it."""
+    import keras
+
+    keras.utils.set_random_seed(1)
+    inp = keras.Input((32,), name="x")
+    h, names = inp, [f"d{i}" for i in range(10)]
+    for n in names:
+        h = keras.layers.Dense(48, activation="relu", name=n)(h)
+    model = keras.Model(inp, keras.layers.Dense(5, activation="softmax", name="head")(h))
+    for a, b in zip(names, names[1:] + ["head"]):
+        k, bias = model.get_layer(a).get_weights()
+        k[:, :4], bias[:4] = k[:, :4] * 200, bias[:4] * 200
+        model.get_layer(a).set_weights([k, bias])
+        k2, b2 = model.get_layer(b).get_weights()
+        k2[:4, :] /= 200
+        model.get_layer(b).set_weights([k2, b2])
+    k, b = model.get_layer("head").get_weights()
+    model.get_layer("head").set_weights([k * 8, b])
+    return model
+
+
+def test_a_deep_model_int8_does_not_fit_unless_the_trade_is_accepted(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 32)).astype(np.float32)
+    deep_model().export(str(tmp_path / "deep"), verbose=False)
+    np.save(tmp_path / "cal.npy", x[:200])
+    np.savez(tmp_path / "test.npz", x_test=x[200:])
+    assert export_model(str(tmp_path / "deep"), formats=["saved_model", "tflite_int8"], out=tmp_path / "out",
+                        calibration_data=str(tmp_path / "cal.npy"), calibration_samples=100).ok
+    report = fix_model("deep", out=tmp_path / "out", data_npz=str(tmp_path / "test.npz"), formats=["tflite_int8"])
+    text = report.render()
+    print(text)
+    assert not report.ok and "int8 does not fit deep" in text, text
+    fix = load_manifest(tmp_path / "out" / "deep")["artifacts"]["tflite_int8"]["fix"]
+    assert fix["verdict"]["cause"] and "settings" not in fix
+    accepted = fix_model("deep", out=tmp_path / "out", data_npz=str(tmp_path / "test.npz"), formats=["tflite_int8"],
+                         max_float_fraction=1.0)
+    print(accepted.render())
+    fix = load_manifest(tmp_path / "out" / "deep")["artifacts"]["tflite_int8"]["fix"]
+    assert accepted.ok and fix["max_float_fraction"] == 1.0 and fix["float_fraction"] > 0.25, accepted.render()

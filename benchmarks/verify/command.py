@@ -15,13 +15,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edgeport.benchmarks.device_info import usable_cores
 from edgeport.benchmarks.progress import Steps
+from edgeport.benchmarks.verify import outputs as outs
 from edgeport.benchmarks.verify import plan as plans
-from edgeport.benchmarks.verify.figures import CLASSIFIER_KINDS, compare, output_kind, top1
 from edgeport.benchmarks.verify.gates import GateFailure, GateTable, load_gates
+from edgeport.benchmarks.verify.kinds import parse_overrides
 from edgeport.benchmarks.verify.jobs import artifact_outputs, save_inputs
 from edgeport.benchmarks.verify.reference import Reference, reference_for
 from edgeport.benchmarks.verify.result import NO_LABELS, Result, VerifyReport, summarize
@@ -32,11 +31,7 @@ from edgeport.files import size_bytes, write_json_atomic
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 VERIFY_FILE = plans.VERIFY_FILE
-FALLBACK_RELATIVE = 1e-4
-
-
-class OutputMismatchError(EdgeportError):
-    """An artifact's outputs do not match the reference's (names or shapes)."""
+OutputMismatchError = outs.OutputMismatchError
 
 
 def verify_model(model: str | None = None, *, bundle: str | None = None, out: Path = Path("artifacts"),
@@ -44,7 +39,7 @@ def verify_model(model: str | None = None, *, bundle: str | None = None, out: Pa
                  data_npz: str | None = None, data_dir: str | None = None, formats: list[str] | None = None,
                  runtimes: list[str] | None = None, limit: int | None = None, gates: str | None = None,
                  threads: int | None = None, timeout: float = 900.0, debug_int8: bool = True,
-                 debug_all: bool = False) -> VerifyReport:
+                 debug_all: bool = False, output_kind: list[str] | None = None) -> VerifyReport:
     """Prove every artifact of a model (or one bare artifact) against its reference.
 
     model: model name or directory (its manifest lists the artifacts), or a bare .tflite/.onnx/SavedModel
@@ -61,12 +56,14 @@ def verify_model(model: str | None = None, *, bundle: str | None = None, out: Pa
     timeout: seconds one artifact may run before it is called hung
     debug_int8: run TFLite's quantization debugger on a failing int8 artifact
     debug_all: run the quantization debugger on the int8 artifact even when it passes
+    output_kind: NAME=KIND per output (classifier, probabilities, binary, scores, multilabel, per_position, embedding, detections, values) instead of the detected kind; kept in the manifest for later runs
     """
     table = load_gates(gates)
+    kinds = parse_overrides(output_kind)
     threads = threads or usable_cores()
     if bundle is not None:
         return _verify_bundle(Path(bundle), table, formats=formats, runtimes=runtimes, threads=threads,
-                              timeout=timeout)
+                              timeout=timeout, kinds=kinds)
     if model is None:
         raise EdgeportError("name a model, an artifact or --bundle FILE")
     if plans.is_bare(model, Path(out)):
@@ -78,23 +75,25 @@ def verify_model(model: str | None = None, *, bundle: str | None = None, out: Pa
         plan = plans.from_model_dir(plans.model_dir_of(model, Path(out)), data_dir=data_dir, data_npz=data_npz,
                                     limit=limit, formats=formats)
     return run_plan(plan, table, runtimes=runtimes, threads=threads, timeout=timeout,
-                    debug=(debug_int8, debug_all))
+                    debug=(debug_int8, debug_all), kinds=kinds)
 
 
 def _verify_bundle(source: Path, table: GateTable, *, formats: list[str] | None, runtimes: list[str] | None,
-                   threads: int, timeout: float) -> VerifyReport:
+                   threads: int, timeout: float, kinds: dict[str, str]) -> VerifyReport:
     from edgeport.benchmarks.verify.bundle import plan_bundle, results_path
     from edgeport.bundle import open_bundle
 
     with open_bundle(source) as opened:
         plan, reference = plan_bundle(opened, results_path(source, VERIFY_FILE), formats)
         return run_plan(plan, table, runtimes=runtimes, threads=threads, timeout=timeout, debug=(False, False),
-                        reference=reference)
+                        reference=reference, kinds=kinds)
 
 
 def run_plan(plan: plans.Plan, table: GateTable, *, runtimes: list[str] | None, threads: int, timeout: float,
-             debug: tuple[bool, bool] = (True, False), reference: Reference | None = None) -> VerifyReport:
-    """Prove ``plan``'s artifacts; ``reference`` given (a bundle's stored outputs) skips computing it."""
+             debug: tuple[bool, bool] = (True, False), reference: Reference | None = None,
+             kinds: dict[str, str] | None = None) -> VerifyReport:
+    """Prove ``plan``'s artifacts; ``reference`` given (a bundle's stored outputs) skips computing it;
+    ``kinds`` ({output: kind}, ``--output-kind``) overrides the detected output kinds."""
     from edgeport.runtimes import runtimes_for
 
     rows, skipped = [], []
@@ -123,11 +122,13 @@ def run_plan(plan: plans.Plan, table: GateTable, *, runtimes: list[str] | None, 
                                       cache=plan.cache, fp16=fp16, saved_model=plan.saved_model, threads=threads,
                                       timeout=timeout)
         steps.advance()
-        report.reference = {**reference.describe(), "figures": _reference_figures(reference, plan)}
-        report.notes += [f"reference: {n}" for n in reference.notes]
+        found, kind_notes = outs.resolve_kinds(plan, reference, kinds or {})
+        report.reference = {**reference.describe(), "figures": outs.reference_figures(reference, plan, found)}
+        report.notes += [f"reference: {n}" for n in reference.notes] + kind_notes
         for item, runtime in rows:
             steps.step(f"{item.format} on {runtime}")
-            report.results.append(_check(item, runtime, reference, plan, table, inputs, Path(tmp), threads, timeout))
+            report.results.append(_check(item, runtime, reference, plan, table, inputs, Path(tmp), threads, timeout,
+                                         found))
             steps.advance()
         for item in plan.by_bytes:
             steps.step(f"{item.format} bytes")
@@ -164,53 +165,6 @@ def _runtimes(item: plans.Planned, runtimes_for) -> list[str]:
         return ["-"]
 
 
-def _reference_figures(reference: Reference, plan: plans.Plan) -> dict[str, Any]:
-    first = next(iter(reference.outputs))
-    ref = reference.outputs[first]
-    kind = output_kind(ref, plan.test.task)
-    out: dict[str, Any] = {"n": len(ref), "output": first, "kind": kind}
-    if plan.test.y is not None and kind in CLASSIFIER_KINDS:
-        out["accuracy"] = float((top1(ref, kind) == plan.test.y.reshape(-1).astype(np.int64)).mean())
-    return out
-
-
-def _match(reference: Reference, outputs: dict[str, np.ndarray], where: str) -> dict[str, str]:
-    """Reference output name -> artifact output name; every reference output must have one."""
-    ref, art = list(reference.outputs), list(outputs)
-    if set(ref) <= set(art):
-        return {n: n for n in ref}
-    if len(ref) == len(art) == 1:
-        return {ref[0]: art[0]}
-    raise OutputMismatchError(f"{where}: outputs {art} do not include the reference's {ref} (compared by name)")
-
-
-def _figures(name: str, out: np.ndarray, reference: Reference, precision: Precision, plan: plans.Plan,
-             table_gate, labelled_output: bool) -> dict[str, Any]:
-    ref = reference.outputs[name]
-    kind = output_kind(ref, plan.test.task)
-    y = plan.test.y if labelled_output else None
-    f = compare(ref, out, kind=kind, y=y, margin=table_gate.confidence_margin)
-    if not table_gate.tight:
-        return f
-    tight = reference.fp16 if precision is Precision.FP16 else reference.outputs
-    f["tolerance_reference"] = "fp16-weights reference" if precision is Precision.FP16 else "float32 reference"
-    if tight is None or name not in tight:
-        f["tolerance_basis"] = f"no {f['tolerance_reference']} ({reference.fp16_basis or 'not computed'})"
-        return f
-    diff = np.abs(out.astype(np.float64) - tight[name].astype(np.float64))
-    f["tolerance_diff"] = float(diff.max(initial=0.0)) if f["finite"] else float("inf")
-    noise = reference.noise.get(name)
-    scale = float(np.abs(ref).max(initial=0.0))
-    if noise is None and table_gate.max_abs_diff is None:
-        bound = FALLBACK_RELATIVE * max(1.0, scale)
-        f["tolerance"], f["tolerance_basis"] = bound, (f"fixed relative bound {FALLBACK_RELATIVE:g} x max(1, |ref|) "
-                                                       f"({reference.noise_basis})")
-    else:
-        f["tolerance"], f["tolerance_basis"] = table_gate.tolerance(noise, scale)
-    f["noise"] = noise
-    return f
-
-
 def _precision(item: plans.Planned, timing: dict[str, Any], result: Result) -> Precision:
     """The registry's class for a listed format; a bare artifact's is read from its tensors (said)."""
     if item.precision is not None:
@@ -221,7 +175,7 @@ def _precision(item: plans.Planned, timing: dict[str, Any], result: Result) -> P
 
 
 def _check(item: plans.Planned, runtime: str, reference: Reference, plan: plans.Plan, table: GateTable,
-           inputs: Path, tmp: Path, threads: int, timeout: float) -> Result:
+           inputs: Path, tmp: Path, threads: int, timeout: float, kinds: dict[str, str]) -> Result:
     result = Result(item.format, runtime, item.path.name, item.precision.value if item.precision else "?",
                     size_bytes=_size(item))
     started = time.perf_counter()
@@ -241,10 +195,11 @@ def _check(item: plans.Planned, runtime: str, reference: Reference, plan: plans.
         result.precision = precision.value
         gate = table.for_format(item.format) if item.precision is not None else table.by_precision[precision]
         result.gate = gate.to_dict()
-        names = _match(reference, outputs, f"{item.path.name} on {runtime}")
+        names = outs.match(reference, outputs, f"{item.path.name} on {runtime}")
         first = next(iter(reference.outputs))
         for ref_name, art_name in names.items():
-            f = _figures(ref_name, outputs[art_name], reference, precision, plan, gate, ref_name == first)
+            f = outs.figures(ref_name, outputs[art_name], reference, precision, plan, gate, ref_name == first,
+                             kinds[ref_name])
             result.outputs[ref_name] = f
             for failure in gate.failures(f, artifact=item.format, runtime=runtime,
                                          output=ref_name if len(names) > 1 else "",

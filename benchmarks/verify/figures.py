@@ -1,43 +1,34 @@
 """Parity figures of one output of an artifact against the same output of the reference (numpy only).
 
-What an output is decides which figures exist:
-
-- ``probabilities``: rows of >= 2 non-negative values summing to 1 (softmax);
-- ``binary``: one value in [0, 1] per input (sigmoid) of a classifier;
-- ``scores``: rows of >= 2 values of a classifier that are not normalised (logits);
-- ``values``: anything else (regression, detector boxes): differences only.
-
-Every kind gets ``finite``, ``max_abs_diff``, ``mean_abs_diff`` and ``max_scaled_diff`` (the diff
-over max(1, largest |reference|)). Classifier kinds add top-1 ``agreement``, agreement on
-*confident* inputs (the reference's top-1 margin above ``margin``), the mean KL divergence of the
-artifact's distribution from the reference's, top-5 overlap (six classes or more) and, with
-labels, ``accuracy`` and its change in points. ``values`` add ``relative_error``.
+The output's kind (``kinds.py``: detected from the reference, or named by the user) decides which
+figures exist. Every kind gets ``finite``, ``max_abs_diff``, ``mean_abs_diff`` and
+``max_scaled_diff`` (the diff over max(1, largest |reference|)). Single-label classifier kinds
+(probabilities, binary, scores) add top-1 ``agreement``, agreement on *confident* inputs (the
+reference's top-1 margin above ``margin``), the mean KL divergence of the artifact's distribution
+from the reference's, top-5 overlap (six classes or more) and, with labels, ``accuracy`` and its
+change in points. ``per_position`` gets the same agreement / confident agreement / KL figures over
+every position of the last axis; ``multilabel`` and ``embedding`` get ``task_figures.py``'s;
+``detections`` get ``detections.py``'s; ``values`` add ``relative_error``.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
-PROBABILITIES, BINARY, SCORES, VALUES = "probabilities", "binary", "scores", "values"
-CLASSIFIER_KINDS = (PROBABILITIES, BINARY, SCORES)
+from edgeport.benchmarks.verify import detections, task_figures
+from edgeport.benchmarks.verify.kinds import (BINARY, CLASSIFIER_KINDS, DETECTIONS, EMBEDDING, KINDS, MULTILABEL,
+                                              PER_POSITION, PROBABILITIES, SCORES, VALUES, detect)
+
+__all__ = ["BINARY", "CLASSIFIER_KINDS", "DETECTIONS", "EMBEDDING", "KINDS", "MULTILABEL", "PER_POSITION",
+           "PROBABILITIES", "SCORES", "VALUES", "compare", "output_kind", "top1"]
 DEFAULT_MARGIN = 0.2
 KL_EPS = 1e-7
 
 
-def output_kind(ref: np.ndarray, task: str) -> str:
-    """The kind of one reference output (see the module docstring)."""
-    if task == "regression":
-        return VALUES
-    rows = ref.reshape(len(ref), -1) if len(ref) else ref.reshape(0, 1)
-    if rows.shape[1] == 1:
-        inside = bool(np.isfinite(rows).all() and rows.min(initial=0) >= 0 and rows.max(initial=0) <= 1)
-        return BINARY if inside and task == "classification" else VALUES
-    if not np.isfinite(rows).all():
-        return VALUES
-    if rows.min() >= -1e-6 and np.allclose(rows.sum(axis=1), 1.0, atol=1e-3):
-        return PROBABILITIES
-    return SCORES if task == "classification" else VALUES
+def output_kind(ref: np.ndarray, task: str, name: str = "") -> str:
+    """The detected kind of one reference output (see ``kinds.py``); ``name`` is for messages only."""
+    return detect(ref, task)
 
 
 def distribution(out: np.ndarray, kind: str) -> np.ndarray:
@@ -81,12 +72,31 @@ def _diffs(ref: np.ndarray, out: np.ndarray) -> dict[str, Any]:
 
 
 def compare(ref: np.ndarray, out: np.ndarray, *, kind: str, y: np.ndarray | None = None,
-            margin: float = DEFAULT_MARGIN) -> dict[str, Any]:
-    """Figures of ``out`` against ``ref`` (same shape) for an output of ``kind``."""
+            margin: float = DEFAULT_MARGIN, settings: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """Figures of ``out`` against ``ref`` (same shape) for an output of ``kind``; ``settings`` (a
+    gate's ``Gate.settings()``) gives the decision threshold and the detection thresholds."""
     if out.shape != ref.shape:
         raise ValueError(f"output shape {tuple(out.shape)} differs from the reference's {tuple(ref.shape)}")
+    if kind not in KINDS:
+        raise ValueError(f"unknown output kind {kind!r}; kinds: {', '.join(KINDS)}")
+    s = dict(settings or {})
     f = _diffs(ref, out)
     f["kind"] = kind
+    if kind == PER_POSITION:
+        c = ref.shape[-1]
+        rows = compare(ref.reshape(-1, c), out.reshape(-1, c), kind=PROBABILITIES, margin=margin)
+        keep = ("agreement", "disagreements", "confidence_margin", "confident_n", "confident_agreement",
+                "kl_divergence", "top5_overlap")
+        return {**f, "positions": int(ref.size // c), **{k: rows[k] for k in keep if k in rows}}
+    if kind == MULTILABEL:
+        return {**f, **task_figures.multilabel(ref, out, threshold=s.get("decision_threshold", 0.5))}
+    if kind == EMBEDDING:
+        return {**f, **task_figures.embedding(ref, out)}
+    if kind == DETECTIONS:
+        if not f["finite"]:
+            return f
+        return {**f, **detections.figures(ref, out, **{k: s[k] for k in ("score_threshold", "nms_iou", "match_iou")
+                                                         if k in s})}
     if kind == VALUES:
         f["relative_error"] = (f["mean_abs_diff"] / max(float(np.abs(ref).mean()), 1e-12)
                                if f["finite"] else float("inf"))

@@ -20,11 +20,13 @@ import numpy as np
 from edgeport.children import raise_for, run_job
 from edgeport.benchmarks.device_info import usable_cores
 from edgeport.tables import fmt_num, fmt_pct, fmt_points, fmt_size, fmt_us, text_table
+from edgeport.benchmarks.verify import outputs as outs
 from edgeport.benchmarks.verify import plan as plans
 from edgeport.benchmarks.verify.command import run_plan
 from edgeport.benchmarks.verify.gates import load_gates
 from edgeport.benchmarks.verify.jobs import save_inputs
 from edgeport.benchmarks.verify.reference import reference_for
+from edgeport.benchmarks.verify.result import summarize, task_text
 from edgeport.errors import EdgeportError
 from edgeport.export import registry
 
@@ -49,11 +51,11 @@ class FixReport:
                              fmt_size(c["size_bytes"]), fmt_us(c["p50_us"]), fmt_pct(f.get("accuracy")),
                              fmt_points(f.get("accuracy_delta_points")), fmt_pct(f.get("agreement")),
                              fmt_pct(f.get("confident_agreement")), fmt_num(f.get("kl_divergence"), ".3g"),
-                             "PASS" if c["passes"] else ("ERROR" if c["error"] else "fail")])
+                             task_text(f) or "-", "PASS" if c["passes"] else ("ERROR" if c["error"] else "fail")])
                 styles.append(None if c["passes"] else "red")
             out.append(text_table(f"fix {self.model} {fmt}: candidates, cheapest first ({result['seconds']:.0f} s)",
                                   ["candidate", "float layers", "size", "p50 b1", "accuracy", "Δ pts", "agree",
-                                   "confident", "KL", "gate"], rows, styles))
+                                   "confident", "KL", "task figures", "gate"], rows, styles))
             out.append(f"{fmt}: " + (f"chose {chosen!r}" if chosen else "no candidate passes its gate"))
         out += [f"note: {n}" for n in self.notes]
         if self.verified is not None:
@@ -82,19 +84,28 @@ def _export_settings(manifest: dict[str, Any], fmt: str, settings: dict[str, Any
     """export_model keyword arguments that rebuild the chosen candidate from the recorded calibration;
     what the format is built from the fixer says, and the formats that follow it are re-exported too
     (a C array embeds the model it was made from)."""
+    from edgeport.benchmarks.verify.fix_alternatives import calibration_settings
     from edgeport.lazy import resolve
 
     entry = manifest["artifacts"][fmt]
-    record = entry.get("calibration") or manifest.get("calibration") or {}
-    source = str(record.get("source", ""))
     followers = [f for f in registry.followers(fmt) if f in manifest["artifacts"]]
-    kwargs: dict[str, Any] = {"formats": [fmt, *followers], "seed": int(record.get("seed", 0)),
+    kwargs: dict[str, Any] = {**calibration_settings(manifest, fmt), "formats": [fmt, *followers],
                               "calibration_samples": int(settings["calibration_samples"])}
-    if source.startswith("file:"):
-        kwargs["calibration_data"] = source[5:]
-    elif source.startswith("dataset:") and record.get("data_dir"):
-        kwargs["data_dir"] = record["data_dir"]
     return {**kwargs, **resolve(registry.info(fmt).fixer).export_settings(entry, settings)}
+
+
+def _alternatives(model_dir: Path, fmt: str, manifest: dict[str, Any], data_dir: str | None, data_npz: str | None,
+                  table, kinds: dict[str, str], timeout: float) -> dict[str, Any]:
+    """{"alternatives": rows} measured now, or {"alternatives_error": why} (printed, never skipped)."""
+    from edgeport.benchmarks.verify import fix_alternatives
+
+    print(f"fix {model_dir.name}: {fmt} does not fit; measuring the alternatives "
+          f"({', '.join(fix_alternatives.formats_for(fmt))}) ...", flush=True)
+    try:
+        return {"alternatives": fix_alternatives.measure(model_dir, fmt, manifest, data_dir=data_dir, data_npz=data_npz,
+                                                         table=table, kinds=kinds, timeout=timeout)}
+    except EdgeportError as exc:
+        return {"alternatives": [], "alternatives_error": str(exc)}
 
 
 def fix_model(model: str, *, out: Path = Path("artifacts"), formats: list[str] | None = None,
@@ -147,6 +158,8 @@ def fix_model(model: str, *, out: Path = Path("artifacts"), formats: list[str] |
                                   cache=plan.cache, fp16=False, saved_model=plan.saved_model, threads=None,
                                   timeout=timeout)
         np.savez(Path(tmp) / "reference.npz", **reference.outputs)
+        kinds, kind_notes = outs.resolve_kinds(plan, reference, {})  # each candidate is scored on its kind's gate
+        report.notes += kind_notes
         labels = None
         if plan.test.y is not None:
             labels = Path(tmp) / "labels.npy"
@@ -158,7 +171,7 @@ def fix_model(model: str, *, out: Path = Path("artifacts"), formats: list[str] |
             entry = manifest["artifacts"][fmt]
             job = {"kind": "fix_search", "format": fmt, "inputs": str(inputs), "task": plan.test.task,
                    "reference": str(Path(tmp) / "reference.npz"), "labels": str(labels) if labels else None,
-                   "gate": table.for_format(fmt).to_dict(), "max_float": max_float,
+                   "gate": table.for_format(fmt).to_dict(), "max_float": max_float, "kinds": kinds,
                    "calibration": entry.get("calibration") or manifest.get("calibration"),
                    "io_type": entry.get("io_type", "uint8"),
                    "source": str(model_dir / listed[registry.info(fmt).needs.value]["file"]),
@@ -178,8 +191,10 @@ def fix_model(model: str, *, out: Path = Path("artifacts"), formats: list[str] |
                                     f"{rows[1]['rmse_per_scale']:.3g} to {rows[0]['rmse_per_scale']:.3g} "
                                     "quantization steps (ranked first)")
             chosen = result.get("chosen")
-            if (v := fix_budget.verdict(report.model, fmt, result, limit, model_dir)) is not None:
+            if (v := fix_budget.verdict(report.model, fmt, result, limit)) is not None:
                 report.ok = False
+                if not v.get("undecided"):
+                    v.update(_alternatives(model_dir, fmt, manifest, data_dir, data_npz, table, kinds, timeout))
                 report.notes += fix_budget.render(v)
                 result["verdict"] = v
                 with model_lock(model_dir, "fix"):

@@ -2,9 +2,7 @@
 fraction of a candidate, and the "int8 does not fit" verdict with the cause and the alternatives."""
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 from typing import Any
 
 from edgeport.export import registry
@@ -39,65 +37,61 @@ def float_fraction(size: int, all_quantized: int) -> float:
     return max(0.0, min(1.0, (size - all_quantized) / (3.0 * all_quantized)))
 
 
-def alternatives(model_dir: Path, fmt: str) -> list[dict[str, Any]]:
-    """The measured formats that keep activations out of int8 (int8 or int4 weights with float or
-    int16 activations, fp16 weights), from the last `edgeport verify` of this model: size, figures,
-    verdict."""
-    try:
-        last = json.loads((model_dir / "verify.json").read_text())
-    except (OSError, ValueError):
-        return []
-    rows = []
-    for r in last.get("results", []):
-        name = r.get("format", "")
-        if name == fmt or not registry.known(name):
-            continue
-        i = registry.info(name)
-        if i.weights == "float32" or i.activations == "int8" or i.proof is not registry.Proof.RUN:
-            continue
-        f = r.get("figures") or {}
-        rows.append({"format": name, "weights": i.weights, "activations": i.activations,
-                     "size_bytes": r.get("size_bytes"), "status": r.get("status"),
-                     "figures": {k: f[k] for k in ("agreement", "confident_agreement", "kl_divergence", "f1",
-                                                   "flip_rate", "cosine_min", "relative_error") if k in f}})
-    return rows
+def quantization_scheme(fmt: str) -> str:
+    """``int8`` (int8 weights and activations), ``int16x8`` (int16 activations), from the registry row."""
+    i = registry.info(fmt)
+    return "int16x8" if i.activations == "int16" else i.weights
 
 
-def verdict(model: str, fmt: str, result: dict[str, Any], limit: float, model_dir: Path) -> dict[str, Any] | None:
-    """The "does not fit" verdict when the cheapest passing candidate (or, with none, the search's
-    last one) keeps more than ``limit`` of the weights in float; None when int8 fits."""
+def verdict(model: str, fmt: str, result: dict[str, Any], limit: float) -> dict[str, Any] | None:
+    """The "does not fit" verdict when the cheapest passing candidate keeps more than ``limit`` of the
+    weights in float, or none passes; None when the format fits. The caller adds the measured
+    ``alternatives`` (:mod:`fix_alternatives`)."""
     chosen = result.get("chosen")
     frac = chosen.get("float_fraction", 0.0) if chosen else None
     if chosen is not None and frac <= limit:
         return None
     cause = [r for r in result.get("ranking", [])[:5]]
+    scheme = quantization_scheme(fmt)
     if chosen is None and result.get("stopped"):
-        text = (f"no verdict on int8 for {model} ({fmt}): the search budget ran out before a candidate passed "
+        text = (f"no verdict on {scheme} for {model} ({fmt}): the search budget ran out before a candidate passed "
                 f"({result['stopped']}); raise --max-seconds / --max-candidates")
-        return {"text": text, "float_fraction": None, "limit": limit, "cause": cause,
-                "alternatives": alternatives(model_dir, fmt), "undecided": True}
-    text = (f"int8 does not fit {model} on this data ({fmt}): "
+        return {"text": text, "float_fraction": None, "limit": limit, "cause": cause, "alternatives": [],
+                "undecided": True}
+    text = (f"{scheme} does not fit {model} on this data ({fmt}): "
             + (f"the cheapest passing candidate keeps {frac:.0%} of the weights in float (> {limit:.0%} accepted; "
                f"--max-float-fraction {frac:.2f} accepts it)" if chosen else
                f"no candidate within the search budget passes ({result.get('stopped') or 'every one tried'})"))
-    return {"text": text, "float_fraction": frac, "limit": limit, "cause": cause,
-            "alternatives": alternatives(model_dir, fmt)}
+    return {"text": text, "float_fraction": frac, "limit": limit, "cause": cause, "alternatives": []}
 
 
 def render(v: dict[str, Any]) -> list[str]:
     """The verdict, its cause and the alternatives table as text lines."""
     from edgeport.tables import fmt_num, fmt_pct, fmt_size
 
-    lines = [v["text"], "cause: the layers that carry the int8 error, worst first:"]
+
+    lines = [v["text"], "cause: the layers that carry the quantization error, worst first:"]
     for r in v["cause"]:
         num = {k: x for k, x in r.items() if isinstance(x, float)}
         lines.append("  " + str(r.get("tensor") or r.get("layer")) + (f" ({r['op']})" if r.get("op") else "") + ": "
                      + ", ".join(f"{k} {x:.3g}" for k, x in num.items()))
-    lines.append("measured alternatives (last verify): format | weights/activations | size | agree | KL | verdict")
+    if v.get("undecided"):
+        return lines
+    lines.append("measured alternatives (exported from the same model and calibration, verified on the same data): "
+                 "format | weights/activations | size | figures | verdict")
     for a in v["alternatives"]:
+        if a.get("error"):
+            lines.append(f"  {a['format']} | {a['status']}: {a['error']}")
+            continue
         f = a["figures"]
+        figs = ", ".join(f"{k.replace('_', ' ')} {fmt_pct(x) if k in _PCT else fmt_num(x, '.3g')}" for k, x in f.items())
         lines.append(f"  {a['format']} | {a['weights']}/{a['activations']} | {fmt_size(a['size_bytes'] or 0)} | "
-                     f"{fmt_pct(f.get('agreement'))} | {fmt_num(f.get('kl_divergence'), '.3g')} | {a['status']}")
-    if not v["alternatives"]:
-        lines.append("  (none measured: export and verify the dynamic-range, fp16, int16x8 and int4-weight formats)")
+                     f"{figs} | {a['status'].upper()}")
+    if v.get("alternatives_error"):
+        lines.append(f"  alternatives not measured: {v['alternatives_error']}")
+    elif not v["alternatives"]:
+        lines.append("  (none: the format registry has no format with quantized weights and float or int16 activations)")
     return lines
+
+
+_PCT = ("agreement", "confident_agreement", "f1", "flip_rate", "detection_recall")

@@ -23,9 +23,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from edgeport.benchmarks.verify.figures import compare, output_kind
+from edgeport.benchmarks.verify.figures import compare
+from edgeport.benchmarks.verify.kinds import resolve
 from edgeport.benchmarks.verify.gates import Gate
 from edgeport.benchmarks.verify.jobs import load_inputs, predict_all
+from edgeport.benchmarks.verify.result import summarize
 
 
 @dataclass
@@ -45,8 +47,10 @@ class Candidate:
         return self.error is None and not self.failures
 
     def to_dict(self) -> dict[str, Any]:
-        keys = ("accuracy", "accuracy_delta_points", "agreement", "confident_agreement", "kl_divergence",
-                "max_abs_diff", "relative_error")
+        keys = ("kind", "accuracy", "accuracy_delta_points", "agreement", "confident_agreement", "kl_divergence",
+                "max_abs_diff", "relative_error", "flip_rate", "f1", "precision", "recall", "elements", "threshold",
+                "cosine_min", "cosine_mean", "neighbour_agreement", "detection_recall", "detection_precision",
+                "mean_iou", "matched_detections", "ref_detections", "detection_layout", "positions")
         return {"label": self.label, "settings": self.settings, "kept_float": self.kept_float,
                 "size_bytes": self.size_bytes, "float_fraction": self.float_fraction, "p50_us": self.p50_us, "passes": self.passes,
                 "figures": {k: self.figures.get(k) for k in keys if k in self.figures},
@@ -62,6 +66,7 @@ class Scorer:
             self.ref = {k: z[k] for k in z.files}
         self.y = np.load(job["labels"]) if job.get("labels") else None
         self.task, self.gate = job["task"], Gate(**job["gate"])
+        self.kinds = resolve(self.ref, self.task, job.get("kinds"))  # verify's kinds (given or kept ones win)
         self.work = Path(tempfile.mkdtemp(prefix="edgeport-fix-"))
 
     def __call__(self, cand: Candidate, model: bytes, suffix: str) -> Candidate:
@@ -82,14 +87,16 @@ class Scorer:
             return cand
         names = list(self.ref)
         arts = list(out)
+        per: dict[str, dict[str, Any]] = {}
         for i, name in enumerate(names):
             got = out[name] if name in out else out[arts[i]]
-            kind = output_kind(self.ref[name], self.task)
-            f = compare(self.ref[name], got, kind=kind, y=self.y if i == 0 else None,
-                        margin=self.gate.confidence_margin)
-            cand.figures = f if i == 0 else cand.figures
+            f = compare(self.ref[name], got, kind=self.kinds[name], y=self.y if i == 0 else None,
+                        margin=self.gate.confidence_margin, settings=self.gate.settings())
+            per[name] = f
             cand.failures += [f"{e.figure} = {e.value} ({e.gate})"
-                              for e in self.gate.failures(f, artifact="", runtime="", labelled=self.y is not None)]
+                              for e in self.gate.failures(f, artifact="", runtime="", output=name if len(names) > 1
+                                                          else "", labelled=self.y is not None)]
+        cand.figures = summarize(per)  # the worst figure over the outputs
         return cand
 
 

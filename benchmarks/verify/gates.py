@@ -12,6 +12,13 @@ class has one :class:`Gate`. The gates mean the same on a one-layer MLP and a 15
 - **quantized**: accuracy change, agreement, agreement on confident inputs (reference top-1
   margin above ``confidence_margin``) and the mean KL divergence, all against the float model.
 
+Which task figures a gate holds depends on the output's kind (``kinds.py``): classifiers the
+agreement / confident agreement / KL / accuracy fields, ``per_position`` the agreement / confident
+agreement / KL fields over every position, ``multilabel`` ``max_flip_rate`` and ``min_f1``,
+``embedding`` ``min_cosine`` and ``min_neighbour_agreement``, ``detections``
+``min_detection_recall``, ``min_detection_precision`` and ``min_mean_iou``, ``values``
+``max_relative_error``. The tight bound (float32, fp16) holds for every kind.
+
 Every gate also needs finite outputs. A figure a gate needs that was not measured is a failure,
 never a skip; the one exception is accuracy on data without labels, which the table states.
 
@@ -29,13 +36,17 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from edgeport.benchmarks.verify.figures import CLASSIFIER_KINDS
+from edgeport.benchmarks.verify.kinds import CLASSIFIER_KINDS, DETECTIONS, EMBEDDING, MULTILABEL, PER_POSITION
 from edgeport.errors import EdgeportError, GateError, UnknownNameError
 from edgeport.export.registry import INFO, Precision, precision_of
 
 FLOAT32_ULP = float(np.finfo(np.float32).eps)
 FLOOR_ULPS = 4
-_FRACTIONS = ("min_agreement", "min_confident_agreement", "confidence_margin")
+_FRACTIONS = ("min_agreement", "min_confident_agreement", "confidence_margin", "max_flip_rate", "min_f1",
+              "min_cosine", "min_neighbour_agreement", "min_detection_recall", "min_detection_precision",
+              "min_mean_iou", "decision_threshold", "score_threshold", "nms_iou", "match_iou")
+#: Fields that say how a figure is measured, not what it must reach.
+SETTINGS = ("confidence_margin", "decision_threshold", "score_threshold", "nms_iou", "match_iou")
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,14 @@ class Gate:
     max_accuracy_drop_points: accuracy may fall at most this many points below the reference's.
     max_kl_divergence: mean KL(reference || artifact) of the class distributions.
     max_relative_error: value outputs: mean |artifact - reference| / mean |reference|.
+    max_flip_rate: multilabel: fraction of elements whose decision at decision_threshold flips.
+    min_f1: multilabel: F1 of the artifact's positive elements against the reference's.
+    min_cosine: embedding: the smallest cosine similarity of a row with the reference's row.
+    min_neighbour_agreement: embedding: rows whose nearest other row is the reference's.
+    min_detection_recall / min_detection_precision: detections matched to the reference's
+        (same class, IoU >= match_iou) over the reference's / the artifact's detections.
+    min_mean_iou: detections: mean IoU of the matched detections.
+    decision_threshold, score_threshold, nms_iou, match_iou: how those figures are measured.
     """
 
     tolerance_factor: float | None = None
@@ -61,6 +80,17 @@ class Gate:
     max_accuracy_drop_points: float | None = None
     max_kl_divergence: float | None = None
     max_relative_error: float | None = None
+    max_flip_rate: float | None = None
+    min_f1: float | None = None
+    min_cosine: float | None = None
+    min_neighbour_agreement: float | None = None
+    min_detection_recall: float | None = None
+    min_detection_precision: float | None = None
+    min_mean_iou: float | None = None
+    decision_threshold: float = 0.5
+    score_threshold: float = 0.25
+    nms_iou: float = 0.45
+    match_iou: float = 0.5
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -73,13 +103,17 @@ class Gate:
                 raise ValueError(f"Gate.{f.name} is a fraction in [0, 1], got {value}")
         if self.tolerance_factor is not None and self.tolerance_factor < 1:
             raise ValueError(f"Gate.tolerance_factor must be >= 1, got {self.tolerance_factor}")
-        if all(getattr(self, f.name) is None for f in dataclasses.fields(self) if f.name != "confidence_margin"):
+        if all(getattr(self, f.name) is None for f in dataclasses.fields(self) if f.name not in SETTINGS):
             raise ValueError("a Gate must set at least one threshold")
 
     @property
     def tight(self) -> bool:
         """Whether this gate bounds the difference itself (float32, fp16)."""
         return self.tolerance_factor is not None or self.max_abs_diff is not None
+
+    def settings(self) -> dict[str, float]:
+        """How the figures are measured: pass to ``figures.compare(..., settings=)``."""
+        return {f: getattr(self, f) for f in SETTINGS}
 
     def tolerance(self, noise: float | None, scale: float) -> tuple[float | None, str]:
         """(bound on max |diff|, how it was derived) for an output whose reference has float32
@@ -109,20 +143,47 @@ class Gate:
             yield need("tolerance_diff", f"<= {bound:.3g} ({f.get('tolerance_basis')})" if bound is not None
                        else f"<= tolerance ({f.get('tolerance_basis', 'not derived')})",
                        lambda v: bound is not None and v <= bound)
-        if f.get("kind") in CLASSIFIER_KINDS:
-            if self.min_agreement is not None:
-                yield need("agreement", f">= {self.min_agreement:.2%}", lambda v: v >= self.min_agreement)
-            if self.min_confident_agreement is not None:
-                yield need("confident_agreement", f">= {self.min_confident_agreement:.2%} (margin > "
-                           f"{self.confidence_margin:g})", lambda v: v >= self.min_confident_agreement)
-            if self.max_kl_divergence is not None:
-                yield need("kl_divergence", f"<= {self.max_kl_divergence:g}",
-                           lambda v: v <= self.max_kl_divergence)
-            if self.max_accuracy_drop_points is not None and labelled:
-                yield need("accuracy_delta_points", f">= -{self.max_accuracy_drop_points:g} points",
-                           lambda v: v >= -self.max_accuracy_drop_points)
-        elif self.max_relative_error is not None:
-            yield need("relative_error", f"<= {self.max_relative_error:g}", lambda v: v <= self.max_relative_error)
+        kind = f.get("kind")
+        if kind in CLASSIFIER_KINDS or kind == PER_POSITION:
+            yield from self._class_checks(need, labelled=labelled and kind != PER_POSITION)
+        elif kind == MULTILABEL:
+            yield from self._minmax(need, ("flip_rate", "max_flip_rate", "<="), ("f1", "min_f1", ">="))
+        elif kind == EMBEDDING:
+            yield from self._minmax(need, ("cosine_min", "min_cosine", ">="),
+                                    ("neighbour_agreement", "min_neighbour_agreement", ">="))
+        elif kind == DETECTIONS:
+            yield from self._minmax(need, ("detection_recall", "min_detection_recall", ">="),
+                                    ("detection_precision", "min_detection_precision", ">="),
+                                    ("mean_iou", "min_mean_iou", ">="))
+        else:  # values, and anything else
+            if self.max_relative_error is not None:
+                yield need("relative_error", f"<= {self.max_relative_error:g}",
+                           lambda v: v <= self.max_relative_error)
+
+    def _class_checks(self, need, *, labelled: bool) -> Iterator[tuple[str, str, Any, bool]]:
+        if self.min_agreement is not None:
+            yield need("agreement", f">= {self.min_agreement:.2%}", lambda v: v >= self.min_agreement)
+        if self.min_confident_agreement is not None:
+            yield need("confident_agreement", f">= {self.min_confident_agreement:.2%} (margin > "
+                       f"{self.confidence_margin:g})", lambda v: v >= self.min_confident_agreement)
+        if self.max_kl_divergence is not None:
+            yield need("kl_divergence", f"<= {self.max_kl_divergence:g}", lambda v: v <= self.max_kl_divergence)
+        if self.max_accuracy_drop_points is not None and labelled:
+            yield need("accuracy_delta_points", f">= -{self.max_accuracy_drop_points:g} points",
+                       lambda v: v >= -self.max_accuracy_drop_points)
+
+    def _minmax(self, need, *rules: tuple[str, str, str]) -> Iterator[tuple[str, str, Any, bool]]:
+        """(figure, gate field, ">=" or "<=") rules for the fields this gate sets."""
+        for figure, field, op in rules:
+            bound = getattr(self, field)
+            if bound is None:
+                continue
+            text = f"{op} {bound:g}"
+            if field == "max_flip_rate":
+                text = f"<= {bound:.3%} (decision at {self.decision_threshold:g})"
+            elif field.startswith("min_detection") or field == "min_mean_iou":
+                text += f" (score >= {self.score_threshold:g}, same class, IoU >= {self.match_iou:g})"
+            yield need(figure, text, (lambda v, b=bound: v >= b) if op == ">=" else (lambda v, b=bound: v <= b))
 
     def failures(self, figures: Mapping[str, Any], *, artifact: str, runtime: str, output: str = "",
                  labelled: bool = True) -> list["GateFailure"]:
@@ -156,9 +217,13 @@ class GateFailure(GateError):
 DEFAULT_GATES: dict[Precision, Gate] = {
     Precision.FLOAT32: Gate(tolerance_factor=10.0, min_agreement=0.999),
     Precision.FP16: Gate(tolerance_factor=10.0, min_agreement=0.99, min_confident_agreement=0.999,
-                         max_accuracy_drop_points=0.5, max_kl_divergence=0.01, max_relative_error=1e-3),
+                         max_accuracy_drop_points=0.5, max_kl_divergence=0.01, max_relative_error=1e-3,
+                         max_flip_rate=0.001, min_f1=0.85, min_cosine=0.999, min_neighbour_agreement=0.95,
+                         min_detection_recall=0.95, min_detection_precision=0.95, min_mean_iou=0.9),
     Precision.QUANTIZED: Gate(min_agreement=0.95, min_confident_agreement=0.99, max_accuracy_drop_points=1.0,
-                              max_kl_divergence=0.05, max_relative_error=0.02),
+                              max_kl_divergence=0.05, max_relative_error=0.02, max_flip_rate=0.005, min_f1=0.8,
+                              min_cosine=0.95, min_neighbour_agreement=0.9, min_detection_recall=0.9,
+                              min_detection_precision=0.9, min_mean_iou=0.8),
 }
 
 

@@ -5,14 +5,38 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgeport.benchmarks.verify.kinds import DETECTIONS, EMBEDDING, MULTILABEL, PER_POSITION, VALUES
 from edgeport.tables import fmt_num, fmt_pct, fmt_points, fmt_size, text_table
 from edgeport.errors import EdgeportError
 
 #: How a summary over several outputs picks its figure: the worst one.
 _WORST_IS_MAX = ("max_abs_diff", "mean_abs_diff", "max_scaled_diff", "tolerance_diff", "kl_divergence",
-                 "relative_error", "disagreements", "nonfinite_values")
-_WORST_IS_MIN = ("agreement", "confident_agreement", "accuracy", "accuracy_delta_points", "top5_overlap")
+                 "relative_error", "disagreements", "nonfinite_values", "flip_rate", "flips")
+_WORST_IS_MIN = ("agreement", "confident_agreement", "accuracy", "accuracy_delta_points", "top5_overlap", "f1",
+                 "precision", "recall", "cosine_min", "cosine_mean", "neighbour_agreement", "detection_recall",
+                 "detection_precision", "mean_iou")
 NO_LABELS = "no labels: accuracy not gated"
+
+
+def task_text(f: dict[str, Any]) -> str:
+    """The kind's own figures in a few words (multilabel, embedding, detections, values)."""
+    kind = f.get("kind")
+    if kind == MULTILABEL:
+        return (f"flips {fmt_pct(f.get('flip_rate'), 3)} of {f.get('elements', 0):,} at "
+                f"{f.get('threshold', 0.5):g}, F1 {fmt_num(f.get('f1'), '.3f')} (P {fmt_num(f.get('precision'), '.3f')}"
+                f" R {fmt_num(f.get('recall'), '.3f')})")
+    if kind == EMBEDDING:
+        return (f"cos min {fmt_num(f.get('cosine_min'), '.4f')} mean {fmt_num(f.get('cosine_mean'), '.4f')}, "
+                f"NN agree {fmt_pct(f.get('neighbour_agreement'))}")
+    if kind == DETECTIONS:
+        return (f"recall {fmt_pct(f.get('detection_recall'))} precision {fmt_pct(f.get('detection_precision'))} "
+                f"IoU {fmt_num(f.get('mean_iou'), '.3f')} ({f.get('matched_detections', 0)}/"
+                f"{f.get('ref_detections', 0)} ref, {f.get('detection_layout', '?')})")
+    if kind == PER_POSITION:
+        return f"{f.get('positions', 0):,} positions"
+    if kind == VALUES:
+        return f"rel err {fmt_num(f.get('relative_error'), '.2e')}"
+    return ""
 
 
 def summarize(outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -109,10 +133,10 @@ class VerifyReport:
 
     def _row(self, r: Result, name: str, f: dict[str, Any]) -> list[str]:
         tol = f.get("tolerance")
-        fmt = r.format if len(r.outputs) <= 1 else f"{r.format} [{name}]"
-        return [fmt, r.runtime, r.engine or "-", fmt_size(r.size_bytes), fmt_pct(f.get("accuracy")),
+        return [r.format, r.runtime, r.engine or "-", fmt_size(r.size_bytes),
+                f"{name or '-'}: {f.get('kind', '?')}", fmt_pct(f.get("accuracy")),
                 fmt_points(f.get("accuracy_delta_points")), fmt_pct(f.get("agreement")),
-                fmt_pct(f.get("confident_agreement")), fmt_num(f.get("kl_divergence"), ".2g"),
+                fmt_pct(f.get("confident_agreement")), fmt_num(f.get("kl_divergence"), ".2g"), task_text(f) or "-",
                 fmt_num(f.get("max_abs_diff"), ".2e"),
                 (fmt_num(f.get("tolerance_diff"), ".2e") + " <= " + fmt_num(tol, ".2e")) if tol is not None else "-",
                 fmt_num(r.timing.get("images_per_s"), ",.0f"), r.status.upper()]
@@ -129,8 +153,8 @@ class VerifyReport:
         title = (f"verify {self.model}: {self.data.get('n')} inputs from {self.data.get('source')} against "
                  f"{self.reference.get('runtime', '?')} {Path(str(self.reference.get('source', '?'))).name}"
                  + (f" (accuracy {acc:.2%})" if acc is not None else ""))
-        header = ["format", "runtime", "engine", "size", "accuracy", "Δ pts", "agree", "confident", "KL",
-                  "max|diff|", "tight diff <= tolerance", "img/s", "gate"]
+        header = ["format", "runtime", "engine", "size", "output: kind", "accuracy", "Δ pts", "agree", "confident",
+                  "KL", "task figures", "max|diff|", "tight diff <= tolerance", "img/s", "gate"]
         out = [text_table(title, header, rows, styles, left=3)]
         out += [f"FAILED {type(e).__name__}: {e}" for e in self.failures]
         out += [render_table(r.quant_debug) for r in self.results if r.quant_debug]
