@@ -14,6 +14,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from edgeport.errors import EdgeportError, EngineError, InputError, LoadError
+from edgeport.runtimes.dims import cast_to_feed, fmt_dims, has_batch_axis, matches_exactly, unbatched_reason
 from edgeport.runtimes.quant import QUANT_RANGES, Dequantizer, Quantizer
 from edgeport.types import TensorSpec
 
@@ -64,7 +65,8 @@ class Session:
     batch dimension, dtype, and the quantization scale/zero point when quantized), in the order
     ``predict`` takes and returns them. ``predict(x)`` takes one array (single-input models), a
     list in ``inputs`` order, or a dict by input name; it returns one float array (single-output
-    models) or a list of them.
+    models) or a list of them. A model whose inputs share no batch axis (``batched`` False: a scalar
+    input, a state tensor whose first axis is not the batch) is fed exactly as given, one call.
     """
 
     runtime: str = ""
@@ -82,6 +84,9 @@ class Session:
         self.notes: list[str] = []
         self.inputs: list[TensorSpec] = []
         self.outputs: list[TensorSpec] = []
+        #: Symbolic names of input dimensions by input key (``{"images": (None, None, "height", "width")}``),
+        #: for engines that have them (ONNX ``dim_param``); set before ``_finish_setup``.
+        self.dim_names: dict[str, tuple[str | None, ...]] = {}
 
     # -- set up by subclasses once inputs/outputs are known ------------------------------------
     def _finish_setup(self) -> None:
@@ -97,6 +102,9 @@ class Session:
         self._quantizers = [Quantizer(s) if s.quantized and s.dtype in QUANT_RANGES else None
                             for s in self.inputs]
         self._feed_dtypes = [np.dtype(s.dtype) for s in self.inputs]
+        # integer inputs that are not quantized (ids, a sample rate): fed as their own dtype, checked
+        self._int_inputs = [q is None and d.kind in "iu" for q, d in zip(self._quantizers, self._feed_dtypes)]
+        self.batched = has_batch_axis(self.inputs)
         self._out_quant = [Dequantizer(s) if s.quantized and s.dtype in QUANT_RANGES else None
                            for s in self.outputs]
         self._single_out = len(self.outputs) == 1
@@ -106,10 +114,10 @@ class Session:
         """Run a batch; returns float32 outputs (one array, or a list for several outputs). A batch
         larger than the memory budget allows (``max_batch``) runs in chunks: whole output, bounded memory."""
         feeds = self.prepare(x, allow_nonfinite=allow_nonfinite)
-        n = feeds[0].shape[0]
+        n = feeds[0].shape[0] if self.batched else 1
         limit = self.max_batch
         try:
-            if n <= limit:
+            if n <= limit or not self.batched:
                 return self.finish(self._run(feeds))
             parts = [self._run([f[i:i + limit] for f in feeds]) for i in range(0, n, limit)]
         except EdgeportError:
@@ -160,9 +168,40 @@ class Session:
         return out[0] if self._single_out else out
 
     def self_test(self) -> None:
-        """Run one sample of zeros (the child-process probe calls this after loading)."""
-        zeros = [np.zeros((1, *(d or 1 for d in s.shape[1:])), np.float32) for s in self.inputs]
-        self.predict(zeros if len(zeros) > 1 else zeros[0], allow_nonfinite=True)
+        """Run one sample of zeros (the child-process probe calls this after loading). A model with
+        free dimensions other than the batch may refuse size 1 there (a Concat of two branches): its
+        engine error is no crash, so it is noted, not raised; real sizes come from data or --input-shape."""
+        zeros = [np.zeros(self.sample_shape(i, 1), self._feed_dtypes[i] if self._int_inputs[i] else np.float32)
+                 for i in range(len(self.inputs))]
+        try:
+            self.predict(zeros if len(zeros) > 1 else zeros[0], allow_nonfinite=True)
+        except EngineError as exc:
+            if not self.free_dims():
+                raise
+            self.notes.append(f"a zero input with every free dimension 1 does not run ({exc}); "
+                              "give real sizes (data or --input-shape)")
+
+    def sample_shape(self, i: int, batch: int = 1) -> tuple[int, ...]:
+        """Input ``i``'s shape at ``batch`` (a batchless model: its own shape), free dimensions as 1."""
+        shape = self.inputs[i].shape
+        rest = tuple(int(d) if d is not None and d >= 0 else 1 for d in (shape[1:] if self.batched else shape))
+        return (batch, *rest) if self.batched else rest
+
+    def free_dims(self) -> list[tuple[str, int, str]]:
+        """(input key, axis, name) of every free dimension a caller must give a size for: a batched
+        model's free dimensions past the batch axis, every free dimension of a batchless model.
+        Unnamed ones are called ``dimAXIS``."""
+        out = []
+        for key, spec in zip(self._keys, self.inputs):
+            names = self.dim_names.get(key, ())
+            for axis, d in enumerate(spec.shape):
+                if (d is None or d < 0) and (axis > 0 or not self.batched):
+                    out.append((key, axis, (names[axis] if axis < len(names) else None) or f"dim{axis}"))
+        return out
+
+    def unbatched_reason(self) -> str:
+        """Why this model takes no batch (empty when it does)."""
+        return "" if self.batched else unbatched_reason(self._keys, self.inputs, self.dim_names)
 
     def close(self) -> None:
         """Release the engine (optional; sessions are also freed with the object)."""
@@ -176,7 +215,10 @@ class Session:
     def describe(self) -> str:
         def one(s: TensorSpec) -> str:
             q = f" q(scale={s.scale:.6g}, zp={s.zero_point})" if s.quantized else ""
-            return f"{tensor_key(s.name)} {fmt_shape(s.shape)} {s.dtype}{q}"
+            key = tensor_key(s.name)
+            batched = getattr(self, "batched", True)
+            shape = fmt_shape(s.shape) if batched else fmt_dims(s.shape, self.dim_names.get(key, ()))
+            return f"{key} {shape} {s.dtype}{q}"
         return (f"{self.runtime} [{self.engine}] {self.path.name}: "
                 f"inputs {', '.join(map(one, self.inputs))}; outputs {', '.join(map(one, self.outputs))}")
 
@@ -212,6 +254,8 @@ class Session:
         """Check ``x`` against the input specs and convert it to what the engine is fed."""
         allow = self.allow_nonfinite if allow_nonfinite is None else allow_nonfinite
         values = self._as_list(x)
+        if not self.batched:
+            return [self._whole(i, v, allow) for i, v in enumerate(values)]
         feeds = []
         batch = None
         for i, v in enumerate(values):
@@ -220,13 +264,32 @@ class Session:
                 raise InputError(f"{self.path.name}: inputs disagree on the batch size: "
                                  f"{self._keys[i - 1]} has {batch}, {self._keys[i]} has {arr.shape[0]}")
             batch = arr.shape[0]
-            q = self._quantizers[i]
-            if q is None:
-                feeds.append(arr.astype(self._feed_dtypes[i], copy=False))
-            else:
-                with np.errstate(invalid="ignore"):  # NaN/inf reach here only when allowed
-                    feeds.append(q(arr))
+            feeds.append(self._convert(i, arr))
         return feeds
+
+    def _convert(self, i: int, arr: np.ndarray) -> np.ndarray:
+        q = self._quantizers[i]
+        if q is not None:
+            with np.errstate(invalid="ignore"):  # NaN/inf reach here only when allowed
+                return q(arr)
+        if self._int_inputs[i]:
+            return cast_to_feed(arr, self._feed_dtypes[i], f"{self.path.name}: input {self._keys[i]!r}")
+        return arr.astype(self._feed_dtypes[i], copy=False)
+
+    def _whole(self, i: int, v: Any, allow_nonfinite: bool) -> np.ndarray:
+        """One input of a batchless model: its exact shape (free dimensions take any size)."""
+        spec, key = self.inputs[i], self._keys[i]
+        where = f"{self.path.name}: input {key!r}"
+        arr = v if isinstance(v, np.ndarray) else _to_array(v, where)
+        if arr.dtype.kind not in "iufb":
+            raise InputError(f"{where}: expected numbers castable to {spec.dtype}, given dtype {arr.dtype}")
+        if not matches_exactly(arr.shape, spec.shape):
+            raise InputError(f"{where}: expected shape {fmt_dims(spec.shape, self.dim_names.get(key, ()))}, given "
+                             f"{tuple(arr.shape)} (this model's inputs share no batch axis: each is fed as it is)")
+        if arr.dtype.kind == "f" and not allow_nonfinite and not np.isfinite(arr).all():
+            raise InputError(f"{where}: {int(np.count_nonzero(~np.isfinite(arr)))} NaN/inf value(s) in a float "
+                             "input; expected finite values")
+        return self._convert(i, arr)
 
     def _check(self, i: int, v: Any, allow_nonfinite: bool) -> np.ndarray:
         spec, key = self.inputs[i], self._keys[i]

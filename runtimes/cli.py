@@ -1,4 +1,5 @@
-"""``edgeport run ARTIFACT INPUT...``: images, .npy batches or numbers in, labels or values out."""
+"""``edgeport run ARTIFACT INPUT...``: images, .npy batches, numbers or a .npz by input name in, labels or
+values out."""
 from __future__ import annotations
 
 import json as _json
@@ -13,6 +14,7 @@ import numpy as np
 from edgeport.errors import InputError
 from edgeport.runtimes.base import Session, tensor_key
 from edgeport.runtimes.artifact_info import ArtifactInfo, artifact_info
+from edgeport.runtimes.feeds import by_input, parse_input_shapes, read_npz, resolve_shapes, split_arrays
 from edgeport.runtimes.registry import load
 from edgeport.types import InputContract
 
@@ -21,47 +23,62 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 
 def run_artifact(artifact: str, inputs: list[str], *, runtime: str | None = None, top_k: int = 3,
                  json: bool = False, threads: int | None = None, device: str = "cpu",
-                 ignore_metadata: bool = False) -> int:
-    """Run an artifact on images, .npy batches or numbers and print what it predicts.
+                 ignore_metadata: bool = False, input_shape: list[str] | None = None) -> int:
+    """Run an artifact on images, .npy batches, numbers or a .npz by input name and print what it predicts.
 
     artifact: a .tflite, .onnx or .keras file, or a SavedModel directory
-    inputs: image files (PNG/JPEG; resized to the model's input), .npy batches, or numbers
+    inputs: image files (PNG/JPEG; resized to the model's input), .npy batches, numbers, or .npz files with one array per input name (several inputs, integer, scalar and state inputs)
     runtime: run it with this runtime instead of the default for its format
     top_k: how many labels to print per input for a classifier
     json: print one JSON document instead of text
     threads: engine threads
     device: cpu or gpu
     ignore_metadata: run a model whose standard TFLite Metadata cannot be read here on raw inputs anyway
+    input_shape: NAME=1x3x320x320 for an input with symbolic dimensions (images are resized to it; data must agree); several allowed
     """
     path = Path(artifact)
     session = load(path, runtime=runtime, threads=threads, device=device)
-    if len(session.inputs) != 1:
-        raise InputError(f"{path.name}: `edgeport run` feeds single-input models; this one takes "
-                         f"{[tensor_key(s.name) for s in session.inputs]} (use the Python API)")
+    shapes = parse_input_shapes(input_shape, session)
+    keys = [tensor_key(s.name) for s in session.inputs]
+    if len(keys) != 1 and not all(Path(a).suffix.lower() == ".npz" for a in inputs):
+        raise InputError(f"{path.name}: a model of {len(keys)} inputs {keys} takes .npz files with one array per "
+                         f"input name (edgeport run {path.name} inputs.npz)")
     info = artifact_info(path)
     if info.unreadable and not ignore_metadata:
         raise InputError(f"{info.unreadable}; its normalization and labels would be lost (pass "
                          "--ignore-metadata to feed it raw inputs anyway)")
-    contract = info.contract or _contract_from_spec(session)
+    filled: dict[str, tuple[int, ...]] = {}
+    if len(keys) == 1 and not all(Path(a).suffix.lower() in (".npz", ".npy") for a in inputs):
+        filled, said = resolve_shapes(session, None, shapes, data_flag="a .npy/.npz input")
+        session.notes.extend(said)
+    contract = info.contract or _contract_from_spec(session, filled.get(keys[0]) if filled else None)
     if info.normalization and contract.kind == "image":
         mean, std = info.normalization
         contract = replace(contract, mean=tuple(mean), std=tuple(std))
+    items = _read_inputs(inputs, contract, session, shapes)
     for note in [*session.notes, *info.notes]:
         print(f"note: {note}", file=sys.stderr)
-    items = _read_inputs(inputs, contract, session)
     names = [tensor_key(s.name) for s in session.outputs]
     results = []
     for name, batch in items:
-        ys = session.predict(batch)
+        try:
+            ys = session.predict(batch)
+        except InputError as exc:
+            raise InputError(f"{name}: {exc}") from None
         ys = ys if isinstance(ys, list) else [ys]
-        for row_index in range(len(batch)):
-            label = name if len(batch) == 1 else f"{name}[{row_index}]"
+        if not session.batched:  # fed as given: one result with every output whole
+            results.append(_describe(name, [np.asarray(y) for y in ys], names, contract, info, top_k, None))
+            continue
+        rows = len(batch) if isinstance(batch, np.ndarray) else len(next(iter(batch.values())))
+        for row_index in range(rows):
+            label = name if rows == 1 else f"{name}[{row_index}]"
             results.append(_describe(label, [np.asarray(y)[row_index] for y in ys], names, contract, info, top_k,
-                                     batch[row_index] if contract.kind == "values" else None))
+                                     batch[row_index] if contract.kind == "values" and isinstance(batch, np.ndarray)
+                                     else None))
     if json:
         doc = {"artifact": str(path), "runtime": session.runtime, "engine": session.engine, "notes": session.notes,
                "model": info.model, "labels_from": info.source, "normalization": info.normalization,
-               "results": results}
+               "input_shapes": {k: list(v) for k, v in filled.items()}, "results": results}
         print(_json.dumps(doc, indent=2))
     else:
         print(f"# {path.name} · {session.runtime} [{session.engine}]"
@@ -71,21 +88,31 @@ def run_artifact(artifact: str, inputs: list[str], *, runtime: str | None = None
     return 0
 
 
-def _contract_from_spec(session: Session) -> InputContract:
-    shape = session.inputs[0].shape
+def _contract_from_spec(session: Session, filled: tuple[int, ...] | None = None) -> InputContract:
+    """The contract of a bare artifact's first input (its symbolic dimensions ``filled`` when given): an
+    image for a 4-D input (NCHW when axis 1 holds 1 or 3 channels and the last does not), values otherwise."""
+    shape = filled or session.inputs[0].shape
     if len(shape) == 4 and all(shape[1:]):
+        if shape[1] in (1, 3) and shape[3] not in (1, 3):
+            return InputContract("image", height=shape[2], width=shape[3], channels=shape[1], layout="NCHW")
         return InputContract("image", height=shape[1], width=shape[2], channels=shape[3])
+    if not session.batched:
+        return InputContract("values", shape=tuple(d or 1 for d in shape))
     return InputContract("values", shape=tuple(d or 1 for d in shape[1:]))
 
 
-def _read_inputs(inputs: list[str], contract: InputContract, session: Session
-                 ) -> list[tuple[str, np.ndarray]]:
-    items: list[tuple[str, np.ndarray]] = []
+def _read_inputs(inputs: list[str], contract: InputContract, session: Session,
+                 shapes: dict[str, tuple[int, ...]] | None = None) -> list[tuple[str, Any]]:
+    items: list[tuple[str, Any]] = []
     numbers: list[float] = []
     rank = len(session.inputs[0].shape)
     for arg in inputs:
         p = Path(arg)
-        if p.suffix.lower() == ".npy":
+        if p.suffix.lower() == ".npz":
+            data = by_input(session, split_arrays(read_npz(p), arg)[0], arg)
+            session.notes.extend(n for n in resolve_shapes(session, data, shapes or {})[1] if n not in session.notes)
+            items.append((p.name, data))
+        elif p.suffix.lower() == ".npy":
             if not p.is_file():
                 raise InputError(f"{arg}: no such .npy file")
             try:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeport.errors import DeviceUnavailable, EdgeportError, LoadError, UnknownNameError
+from edgeport.errors import DeviceUnavailable, EdgeportError, InputError, LoadError, UnknownNameError
 from edgeport.runtimes.base import Session, order_inputs, spec_shape
 from edgeport.runtimes.artifact_info import embedded, input_order
 from edgeport.versions import dist_version
@@ -109,7 +109,7 @@ class LiteRTSession(Session):
         self._finish_setup()
         # The batch-1 fast path: one float32 input of the default shape, bound methods cached.
         self._set, self._invoke, self._get = interp.set_tensor, interp.invoke, interp.get_tensor
-        self._fast = len(self.inputs) == 1
+        self._fast = len(self.inputs) == 1 and not self._int_inputs[0]  # integer inputs are checked, then cast
         self._fast_shape = self._default_shapes[0]
         self._fast_in, self._fast_out = self._in_index[0], self._out_index[0]
         q, dtype = self._quantizers[0], self._feed_dtypes[0]
@@ -184,6 +184,9 @@ class LiteRTSession(Session):
     def _run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
         shapes = tuple(f.shape for f in feeds)
         interp = self._interpreter_for(shapes)
+        if interp is None and not self.batched:
+            raise InputError(f"{self.path.name}: {self.engine} cannot resize its inputs to {list(shapes)} "
+                             f"(its own shapes: {list(self._default_shapes)})")
         if interp is None:  # the model refuses other batch sizes: feed it its own batch size
             return self._run_chunked(feeds)
         for idx, f in zip(self._in_index, feeds):

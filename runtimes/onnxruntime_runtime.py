@@ -9,7 +9,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from edgeport.errors import EdgeportError, DeviceUnavailable, LoadError, UnknownNameError
-from edgeport.runtimes.base import Session, order_inputs, spec_shape
+from edgeport.runtimes.base import Session, order_inputs, spec_shape, tensor_key
+from edgeport.runtimes.dims import dim_names
 from edgeport.runtimes.artifact_info import input_order
 from edgeport.types import METADATA_KEY, TensorSpec
 
@@ -89,7 +90,9 @@ class OnnxRuntimeSession(Session):
             meta = json.loads(self._sess.get_modelmeta().custom_metadata_map.get(METADATA_KEY, "{}"))
         except (ValueError, AttributeError):
             meta = None
-        self.inputs = order_inputs([_spec(i) for i in self._sess.get_inputs()], input_order(meta))
+        engine_inputs = self._sess.get_inputs()
+        self.inputs = order_inputs([_spec(i) for i in engine_inputs], input_order(meta))
+        self.dim_names = {tensor_key(i.name): dim_names(i.shape) for i in engine_inputs}
         self.outputs = [_spec(o) for o in self._sess.get_outputs()]
         self._in_names = [s.name for s in self.inputs]
         self._out_names = [s.name for s in self.outputs]
@@ -140,8 +143,8 @@ class OnnxRuntimeSession(Session):
 
     def _run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
         step = self._fixed_batch
-        n = feeds[0].shape[0]
-        if not step or step == n:
+        n = feeds[0].shape[0] if self.batched else None
+        if not step or step == n or not self.batched:
             return self._sess_run(self._out_names, dict(zip(self._in_names, feeds)))
         parts = []
         for start in range(0, n, step):
