@@ -1,8 +1,10 @@
 """The test set a model is proved and shown on: its real dataset, or a user's .npz.
 
 Which dataset: the manifest's or training.json's ``dataset``, else the course model's spec. A
-``--data-npz FILE`` with ``x_test``/``y_test`` (or ``x``/``y``) replaces it (small tests, models
-edgeport does not know). Inputs stay raw (0-255 pixels): scaling is inside every artifact.
+``--data-npz FILE`` with ``x_test``/``y_test`` (or ``x``/``y``), ``x_test/NAME`` per input, or arrays
+named by the model's inputs themselves (``audio``, ``state``, ``sr``) replaces it (small tests, models
+edgeport does not know). Arrays that share no first axis (a scalar, a state tensor) are one feed,
+given whole. Inputs stay raw (0-255 pixels): scaling is inside every artifact.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeport.errors import DataError, EdgeportError
+from edgeport.errors import DataError, EdgeportError, InputError
 from edgeport.training_record import load_training_record
 
 
@@ -27,8 +29,12 @@ class TestSet:
     task: str  # "classification" | "regression"
     source: str
     dataset: str
+    #: One feed given whole (inputs that share no batch axis: a scalar, a state tensor), not N samples.
+    whole: bool = False
 
     def __len__(self) -> int:
+        if self.whole:
+            return 1
         return len(self.x) if isinstance(self.x, np.ndarray) else len(next(iter(self.x.values())))
 
     def fingerprint(self) -> str:
@@ -54,30 +60,25 @@ def _spec(name: str):
 
 
 def _from_npz(path: Path) -> tuple[np.ndarray | dict[str, np.ndarray], np.ndarray | None]:
-    """``x_test``/``x`` (one input) or ``x_test/NAME``/``x/NAME`` (one array per input name), and
-    ``y_test``/``y`` when the data is labelled."""
+    """``x_test``/``x`` (one input), ``x_test/NAME``/``x/NAME`` or plain input names (one array per
+    input), and ``y_test``/``y`` when the data is labelled (read as ``edgeport run`` reads a .npz)."""
+    from edgeport.runtimes.feeds import read_npz, split_arrays
+
     try:
-        with np.load(path, allow_pickle=False) as z:
-            keys = set(z.files)
-            yk = "y_test" if "y_test" in keys else ("y" if "y" in keys else None)
-            for prefix in ("x_test", "x"):
-                if prefix in keys:
-                    return z[prefix], (z[yk] if yk else None)
-                named = sorted(k for k in keys if k.startswith(prefix + "/"))
-                if named:
-                    return {k.split("/", 1)[1]: z[k] for k in named}, (z[yk] if yk else None)
-            raise DataError(f"{path}: no x_test (or x, or x_test/INPUT_NAME) array; has {sorted(keys)}")
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: unreadable .npz ({exc})") from None
+        return split_arrays(read_npz(path), str(path))
+    except InputError as exc:
+        raise DataError(str(exc)) from None
 
 
-def _length(x: np.ndarray | dict[str, np.ndarray], source: str) -> int:
+def is_whole(x: np.ndarray | dict[str, np.ndarray]) -> bool:
+    """Whether arrays by input name are one feed (a scalar among them, or first axes that differ)."""
     if isinstance(x, np.ndarray):
-        return len(x)
-    lengths = {len(v) for v in x.values()}
-    if len(lengths) != 1:
-        raise DataError(f"{source}: the input arrays differ in length ({sorted(lengths)})")
-    return lengths.pop()
+        return x.ndim == 0
+    return any(v.ndim == 0 for v in x.values()) or len({v.shape[0] for v in x.values()}) > 1
+
+
+def _length(x: np.ndarray | dict[str, np.ndarray]) -> int:
+    return len(x) if isinstance(x, np.ndarray) else len(next(iter(x.values())))
 
 
 def npz_testset(path: str | Path, *, labels: tuple[str, ...] = (), task: str | None = None,
@@ -90,7 +91,11 @@ def npz_testset(path: str | Path, *, labels: tuple[str, ...] = (), task: str | N
 def _finish(x, y, labels, task: str, source: str, dataset: str, limit: int | None) -> TestSet:
     if limit is not None and limit < 1:
         raise EdgeportError(f"--limit must be at least 1, got {limit}")
-    n = _length(x, source)
+    if is_whole(x):
+        if y is not None and y.ndim and len(y) != 1:
+            raise DataError(f"{source}: one feed given whole (its inputs share no first axis) but {len(y)} labels")
+        return TestSet(x=x, y=y, labels=tuple(labels), task=task, source=source, dataset=dataset, whole=True)
+    n = _length(x)
     if y is not None and len(y) != n:
         raise DataError(f"{source}: {n} test inputs but {len(y)} labels")
     if n == 0:

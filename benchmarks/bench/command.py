@@ -15,14 +15,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edgeport.benchmarks import slow
 from edgeport.benchmarks.bench.result import BenchReport, bench_file
 from edgeport.children import run_job
 from edgeport.benchmarks.device_info import device_info, usable_cores
 from edgeport.benchmarks.progress import Steps
-from edgeport.training.testset import load_testset
+from edgeport.benchmarks.bench import inputs as bench_inputs
 from edgeport.errors import EdgeportError, UnknownNameError
 from edgeport.export import registry
 from edgeport.files import size_bytes, write_json_atomic
@@ -33,23 +31,6 @@ KERAS_REFERENCE = "keras (compiled function, reference)"
 KERAS_PREDICT = "keras predict (per-call framework overhead)"
 NO_GPU = "no GPU on this machine: skipped GPU benchmarks"
 BATCH_SIZES = (1, 32)
-
-
-def _inputs(model_dir: Path, manifest: dict[str, Any], dest: Path, data_dir: str | None,
-            data_npz: str | None) -> str:
-    """Write 32 real test inputs to ``dest`` (random ones in the contract when no data is here)."""
-    try:
-        test = load_testset(model_dir, manifest, data_dir=data_dir, data_npz=data_npz, limit=max(BATCH_SIZES))
-        x, where = test.x, f"{len(test)} test inputs from {test.source}"
-    except EdgeportError as exc:
-        contract = manifest.get("input_contract") or {}
-        shape = ([contract["height"], contract["width"], contract["channels"]]
-                 if contract.get("kind") == "image" else list(contract.get("shape") or [1]))
-        lo, hi = contract.get("pixel_range", (0.0, 255.0))
-        x = np.random.default_rng(0).uniform(lo, hi, (max(BATCH_SIZES), *shape)).astype(np.float32)
-        where = f"random inputs in the contract ({exc})"
-    np.savez(dest, x=x)
-    return where
 
 
 def _plan(model_dir: Path, manifest: dict[str, Any], formats: list[str] | None, device: str,
@@ -154,7 +135,7 @@ def _efficiency(row: dict[str, Any], macs: int | None, peak: dict[str, Any],
 def bench_model(model: str | None = None, *, bundle: str | None = None, out: Path = Path("artifacts"),
                 device: str = "cpu", seconds: float = 2.0, threads: list[int] | None = None,
                 formats: list[str] | None = None, keras_predict: bool = True, data_dir: str | None = None,
-                data_npz: str | None = None, peak_n: int = 2048) -> BenchReport:
+                data_npz: str | None = None, peak_n: int = 2048, input_shape: list[str] | None = None) -> BenchReport:
     """Benchmark every artifact x runtime of a model, each measurement in a fresh process.
 
     model: model name or directory (its manifest lists the artifacts), or a bare .tflite/.onnx file
@@ -166,8 +147,9 @@ def bench_model(model: str | None = None, *, bundle: str | None = None, out: Pat
     formats: only these formats (and `keras` for the Keras rows)
     keras_predict: include Keras model.predict, labelled as per-call framework overhead
     data_dir: data directory of the model's dataset (idx files, digits, image folder)
-    data_npz: a .npz with x_test to feed instead of the model's dataset
+    data_npz: a .npz to feed instead of the model's dataset: x_test (one input), or one array per input name (several inputs, integer, scalar and state inputs)
     peak_n: matrix size of the float32 and int8 matmuls that measure this machine's peaks
+    input_shape: NAME=1x3x320x320 for an input with symbolic dimensions when no --data-npz gives them; several allowed
     """
     if device not in ("cpu", "gpu"):
         raise EdgeportError(f"--device must be cpu or gpu, got {device!r}")
@@ -207,12 +189,16 @@ def bench_model(model: str | None = None, *, bundle: str | None = None, out: Pat
         if keras_predict and device == "cpu":
             jobs.insert(1, ("keras", "keras.predict", KERAS_PREDICT, keras_path, {}))
     with tempfile.TemporaryDirectory(prefix="edgeport-bench-") as tmp:
-        inputs: str | None = str(Path(tmp) / "inputs.npz")
-        if bare and not data_npz:
-            inputs, report.inputs = None, "32 seeded random inputs in the artifact's contract (no --data-npz given)"
-            print(f"bench: {report.inputs}", flush=True)
+        inputs = str(Path(tmp) / "inputs.npz")
+        if bare:
+            report.inputs, report.input_shapes, said = bench_inputs.bare(artifact, Path(inputs), data_npz, input_shape,
+                                                                         max(BATCH_SIZES))
+            report.notes += said
+            for line in [report.inputs, *said]:
+                print(f"bench: {line}", flush=True)
         else:
-            report.inputs = _inputs(model_dir, manifest, Path(inputs), data_dir, data_npz)
+            report.inputs = bench_inputs.managed(model_dir, manifest, Path(inputs), data_dir, data_npz,
+                                                 max(BATCH_SIZES))
         measure(report, jobs, counts, inputs, peak_n=peak_n, keras_path=keras_path if has_keras else None)
     write_json_atomic(dest, report.to_dict())
     return report

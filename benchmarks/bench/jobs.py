@@ -26,17 +26,41 @@ def random_inputs(session, n: int = 32, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).uniform(lo, hi, shape).astype(np.float32)
 
 
-_CACHE: dict[str, np.ndarray] = {}
+_CACHE: dict[str, Any] = {}
 
 
-def _inputs(job: dict[str, Any], batch: int, session=None) -> np.ndarray:
-    if job.get("inputs") is None:
-        x = _CACHE.setdefault("random", random_inputs(session))
-    else:
-        with np.load(job["inputs"]) as z:
-            x = z["x"]
+def _data(job: dict[str, Any], session=None) -> np.ndarray | dict[str, np.ndarray]:
+    """The job's inputs: ``x`` (one input) or ``x/NAME`` per input from the command's .npz, else seeded
+    random ones in the contract (a one-input artifact benched without data)."""
+    if "data" not in _CACHE:
+        if job.get("inputs") is None:
+            _CACHE["data"] = random_inputs(session)
+        else:
+            from edgeport.runtimes.feeds import read_npz, split_arrays
+
+            _CACHE["data"] = split_arrays(read_npz(job["inputs"]), job["inputs"])[0]
+    return _CACHE["data"]
+
+
+def _inputs(job: dict[str, Any], batch: int, session=None) -> np.ndarray | dict[str, np.ndarray] | None:
+    """The job's inputs as a batch of ``batch`` (rows repeated); None when the model's inputs share
+    no batch axis and ``batch`` is not 1 (they are fed as they are: that size is not measured)."""
+    x = _data(job, session)
+    if session is not None and (isinstance(x, dict) or not session.batched):
+        from edgeport.runtimes.feeds import batch_of, by_input
+
+        return batch_of(session, by_input(session, x, job.get("source") or str(job.get("inputs"))), batch)
+    if isinstance(x, dict):  # keras.predict: arrays by Keras input name
+        return {k: np.concatenate([v] * -(-batch // len(v)))[:batch] for k, v in x.items()}
     reps = -(-batch // len(x))
     return np.concatenate([x] * reps)[:batch]
+
+
+def _floats(x: Any) -> Any:
+    """Float inputs as float32 for Keras ``predict``; integer ones keep their dtype."""
+    if isinstance(x, dict):
+        return {k: _floats(v) for k, v in x.items()}
+    return x.astype(np.float32) if x.dtype.kind == "f" else x
 
 
 def _series(fn_for_batch, job: dict[str, Any]) -> dict[str, Any]:
@@ -44,6 +68,9 @@ def _series(fn_for_batch, job: dict[str, Any]) -> dict[str, Any]:
     for batch in job.get("batch_sizes", [1, 32]):
         try:
             fn = fn_for_batch(batch)
+            if isinstance(fn, str):  # not measurable at this batch size: why, recorded
+                out[f"batch{batch}"] = {"not_measured": fn}
+                continue
             stats = time_series(fn, seconds=float(job["seconds"]))
             stats["images_per_s"] = batch * stats["n"] / stats["total_s"]
             out[f"batch{batch}"] = stats
@@ -66,17 +93,21 @@ def run_runtime(job: dict[str, Any]) -> dict[str, Any]:
 
     def for_batch(batch: int):
         x = _inputs(job, batch, session)
+        if x is None:
+            return f"not measured at batch {batch}: {session.unbatched_reason()}; timed at batch 1 only"
         return lambda: session.predict(x)
 
-    result = {"load_s": load_s, "first_inference_s": first_s, "engine": session.engine, "notes": session.notes,
-              "baseline_rss_bytes": baseline, **_series(for_batch, job)}
+    series = _series(for_batch, job)
+    notes = list(session.notes) + [v["not_measured"] for v in series.values() if "not_measured" in v]
+    result = {"load_s": load_s, "first_inference_s": first_s, "engine": session.engine, "notes": notes,
+              "input_shapes": _shapes(x1), "baseline_rss_bytes": baseline, **series}
     result["peak_rss_bytes"] = peak_rss_bytes()
     return result
 
 
 def run_keras_predict(job: dict[str, Any]) -> dict[str, Any]:
     """``model.predict`` per call: what a naive benchmark times (framework overhead included)."""
-    x1 = _inputs(job, 1).astype(np.float32)
+    x1 = _floats(_inputs(job, 1))
     baseline = peak_rss_bytes()
     t0 = time.perf_counter()  # load time includes the engine's import, as in the runtime rows
     import tensorflow as tf
@@ -91,13 +122,18 @@ def run_keras_predict(job: dict[str, Any]) -> dict[str, Any]:
     first_s = time_once(lambda: model.predict(x1, verbose=0))
 
     def for_batch(batch: int):
-        x = _inputs(job, batch).astype(np.float32)
+        x = _floats(_inputs(job, batch))
         return lambda: model.predict(x, verbose=0)
 
     result = {"load_s": load_s, "first_inference_s": first_s, "engine": f"keras {keras.__version__}",
               "baseline_rss_bytes": baseline, **_series(for_batch, job)}
     result["peak_rss_bytes"] = peak_rss_bytes()
     return result
+
+
+def _shapes(x: Any) -> dict[str, list[int]] | list[int]:
+    """The shapes of one batch-1 feed, for the result (what every filled dimension became)."""
+    return {k: list(v.shape) for k, v in x.items()} if isinstance(x, dict) else list(np.shape(x))
 
 
 def run_peak(job: dict[str, Any]) -> dict[str, Any]:

@@ -27,6 +27,7 @@ class BenchReport:
     slow_paths: list[dict[str, Any]] = field(default_factory=list)  # edgeport.benchmarks.slow records
     macs: dict[str, Any] = field(default_factory=dict)
     inputs: str = ""
+    input_shapes: dict[str, list[int]] = field(default_factory=dict)  # one feed per input, filled dims included
     notes: list[str] = field(default_factory=list)
     skipped: str | None = None
 
@@ -38,6 +39,7 @@ class BenchReport:
         return {"model": self.model, "device_kind": self.device_kind, "device": self.device,
                 "seconds_per_series": self.seconds, "inputs": self.inputs, "macs": self.macs,
                 "peak": self.peak, "int8_peak": self.int8_peak, "slow_paths": self.slow_paths, "rows": self.rows,
+                "input_shapes": self.input_shapes,
                 "notes": self.notes, "skipped": self.skipped}
 
     def render(self) -> str:
