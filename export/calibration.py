@@ -21,9 +21,14 @@ Inputs = list[tuple[str, tuple]]
 
 
 def fit(x: np.ndarray, name: str, shape: tuple) -> np.ndarray:
-    """``x`` as float32 of the input's sample shape (a flat layout of the same size is reshaped)."""
+    """``x`` in the input's sample shape (a flat layout of the same size is reshaped): float32, or its
+    own integer dtype for integer data (ids, a sample rate: a float32 round trip could change them)."""
     want = tuple(d or 1 for d in shape)
-    x = np.asarray(x, dtype=np.float32)
+    x = np.asarray(x)
+    if x.dtype.kind not in "iub":
+        x = x.astype(np.float32)
+    if x.ndim == 0:
+        raise ExportError(f"calibration samples for input {name!r} are one scalar; give one value per sample")
     if x.shape[1:] != want:
         if int(np.prod(x.shape[1:])) != int(np.prod(want)):
             raise ExportError(f"calibration samples for input {name!r} have shape {x.shape[1:]}, "
@@ -52,6 +57,9 @@ def from_file(path: Path, inputs: Inputs, n: int, seed: int) -> dict[str, np.nda
         if missing:
             raise ExportError(f"--calibration-data {path}: no array named {missing} (it has {loaded.files})")
         arrays = {name: loaded[name] for name, _ in inputs}
+    if scalars := [k for k, a in arrays.items() if np.ndim(a) == 0]:
+        raise ExportError(f"--calibration-data {path}: {scalars} hold one scalar; give one value per sample "
+                          "(an array of length N)")
     lengths = {len(a) for a in arrays.values()}
     if len(lengths) != 1 or 0 in lengths:
         raise ExportError(f"--calibration-data {path}: arrays must be non-empty and equally long")
@@ -117,7 +125,14 @@ def draw(inputs: Inputs, *, n: int, seed: int, file: Path | None, dataset: str |
         record.update(source="random-uniform", ranges={k: list(v) for k, v in ranges.items()})
     samples = rebuild(record, inputs)
     record["samples"] = len(next(iter(samples.values())))
+    record["per_input"] = per_input(samples)
     return samples, record
+
+
+def per_input(samples: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
+    """What each input was calibrated on: dtype, sample shape and value range (recorded in the manifest)."""
+    return {name: {"dtype": x.dtype.name, "shape": list(x.shape[1:]), "min": float(x.min()) if x.size else None,
+                   "max": float(x.max()) if x.size else None} for name, x in samples.items()}
 
 
 MORE_SAMPLES = 1000

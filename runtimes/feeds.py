@@ -19,7 +19,7 @@ from edgeport.runtimes.dims import fmt_dims
 
 #: Keys that hold labels, not inputs, in a data .npz.
 LABEL_KEYS = ("y_test", "y")
-_SHAPE = re.compile(r"^\s*(?:(?P<name>[^=\s]+)\s*=\s*)?(?P<dims>\d+(?:\s*[x,]\s*\d+)*|\(\s*\))\s*$")
+_SHAPE = re.compile(r"^\s*(?:(?P<name>[^=\s]+)\s*=\s*)?(?P<dims>[0-9]+(?:\s*[x,]\s*[0-9]+)*|\(\s*\))\s*$")
 
 
 def split_arrays(arrays: dict[str, np.ndarray], source: str) -> tuple[np.ndarray | dict[str, np.ndarray],

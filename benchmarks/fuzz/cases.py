@@ -7,7 +7,12 @@
   loads it the same way);
 - ``manifest``: a model directory with the mutated manifest.json planned for verification
   (``edgeport verify``: strict parsing, integrity of every file, freshness);
-- ``bundle``: ``edgeport verify --bundle`` up to the engines (safe unpacking, every sha256).
+- ``bundle``: ``edgeport verify --bundle`` up to the engines (safe unpacking, every sha256);
+- ``inputs.npz``: a mutated .npz keyed by input name fed to a 3-input stateful ONNX model (float
+  audio, a state without a batch axis, an int64 scalar) through ``edgeport run`` and what
+  ``edgeport bench --data-npz`` checks before its rows;
+- ``input_shape``: a mutated ``--input-shape`` string for a model with symbolic height/width, parsed,
+  filled and run as ``edgeport bench``/``run`` do.
 
 ``guarded=False`` runs without the child-process probe (fast, in this worker: a crash kills the
 worker and the supervisor replays the case guarded); ``guarded=True`` is exactly the product path.
@@ -22,10 +27,11 @@ import numpy as np
 from edgeport.export import registry
 
 #: The kinds that are not export formats: their case file's suffix and their share of a run.
-OTHER_SUFFIX = {"keras": ".keras", "h5": ".h5", "manifest": ".json", "bundle": ".tar.gz"}
-OTHER_SHARES = {"keras": 0.12, "h5": 0.12, "manifest": 0.13, "bundle": 0.13}
+OTHER_SUFFIX = {"keras": ".keras", "h5": ".h5", "manifest": ".json", "bundle": ".tar.gz", "inputs.npz": ".npz",
+                "input_shape": ".txt"}
+OTHER_SHARES = {"keras": 0.11, "h5": 0.11, "manifest": 0.12, "bundle": 0.12, "inputs.npz": 0.05, "input_shape": 0.05}
 #: The share of a run that the model-file kinds split evenly.
-MODEL_FILE_SHARE = 0.50
+MODEL_FILE_SHARE = 0.44
 
 
 def format_kinds() -> dict[str, registry.FormatInfo]:
@@ -84,6 +90,35 @@ def run_case(kind: str, path: Path, corpus: dict[str, Path], work: Path, *, guar
             errors = [i.error for i in plan.artifacts if i.error is not None]
             if errors:
                 raise errors[0]
+    elif kind == "inputs.npz":
+        _inputs_npz(path, corpus, work, guarded)
+    elif kind == "input_shape":
+        _input_shape(path, corpus, guarded)
     else:  # pragma: no cover
         raise ValueError(f"unknown fuzz kind {kind!r}")
     return "ran"
+
+
+def _inputs_npz(path: Path, corpus: dict[str, Path], work: Path, guarded: bool) -> None:
+    """``edgeport run stateful.onnx case.npz``, then the check ``edgeport bench --data-npz`` makes."""
+    import contextlib
+    import io
+
+    from edgeport.benchmarks.bench import inputs as bench_inputs
+    from edgeport.runtimes.cli import run_artifact
+
+    model = corpus["stateful"]
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        run_artifact(str(model), [str(path)])
+    bench_inputs.bare(model, work / "feed.npz", str(path), None, 32)
+
+
+def _input_shape(path: Path, corpus: dict[str, Path], guarded: bool) -> None:
+    """``--input-shape TEXT`` for the symbolic model: parsed, its dimensions filled, one feed run."""
+    from edgeport.runtimes import load
+    from edgeport.runtimes.feeds import parse_input_shapes, random_feed, resolve_shapes
+
+    text = path.read_bytes().decode("utf-8", "surrogateescape")  # what argv gives for any bytes
+    session = load(corpus["symbolic"], probe=guarded)
+    shapes, _ = resolve_shapes(session, None, parse_input_shapes([text], session))
+    session.predict(random_feed(session, shapes, float_range=(0.0, 255.0)))

@@ -21,9 +21,16 @@ NAME = "fuzzseed"
 
 
 def seeds() -> dict[str, str]:
-    """Kind -> the seed file (relative to the corpus folder)."""
+    """Kind -> the seed file (relative to the corpus folder) of the kinds built from the Keras model."""
     return {**{kind: f"out/{NAME}/{kind}" for kind in format_kinds()}, "keras": f"{NAME}.keras",
             "h5": f"{NAME}.h5", "manifest": f"out/{NAME}/manifest.json", "bundle": f"dist/{NAME}-rpi.tar.gz"}
+
+
+def with_inputs(folder: Path, found: dict[str, Path]) -> dict[str, Path]:
+    """``found`` plus the input kinds' seeds and models (``input_models``: small ONNX graphs, made when missing)."""
+    from edgeport.benchmarks.fuzz import input_models
+
+    return {**found, **input_models.build(Path(folder) / "inputs")}
 
 
 def _data(n: int, seed: int):
@@ -43,7 +50,7 @@ def build(folder: Path) -> dict[str, Path]:
         listed = json.loads(index.read_text())
         if set(listed) >= set(wanted.values()) and all(
                 (folder / rel).is_file() and sha256_file(folder / rel) == sha for rel, sha in listed.items()):
-            return {kind: folder / rel for kind, rel in wanted.items()}
+            return with_inputs(folder, {kind: folder / rel for kind, rel in wanted.items()})
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     import keras
@@ -73,4 +80,4 @@ def build(folder: Path) -> dict[str, Path]:
         raise RuntimeError(f"the fuzz corpus does not verify: {verified.render()}")
     bundle_model(NAME, target="rpi", out=folder / "out", dist=folder / "dist", samples=40)
     index.write_text(json.dumps({rel: sha256_file(folder / rel) for rel in wanted.values()}, indent=2))
-    return {kind: folder / rel for kind, rel in wanted.items()}
+    return with_inputs(folder, {kind: folder / rel for kind, rel in wanted.items()})

@@ -42,6 +42,8 @@ def classify(kind: str, path: Path, guarded: bool, corpus: dict[str, Path], work
         text = str(exc)
         # a mutated manifest is refused naming it, or naming the artifact whose entry it broke
         names = (path.name, "manifest.json", str(work / "model")) if kind == "manifest" else (path.name,)
+        if kind == "input_shape":  # a flag, not a file: named by the flag, or by the model it contradicts
+            names = ("--input-shape", corpus["symbolic"].name)
         named = any(n in text for n in names)
         return {"outcome": "clean" if named and "\n" not in text.strip() else "unclear", "message": text[:300],
                 "type": type(exc).__name__}

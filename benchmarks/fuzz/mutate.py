@@ -155,9 +155,85 @@ def bundle_structure(data: bytes, rng: random.Random) -> bytes:
     return _rebuild(data, rng, _bundle_edit)
 
 
+def npz_structure(data: bytes, rng: random.Random) -> bytes:
+    """A multi-input .npz with one array changed: a key dropped, renamed or added, a dtype changed
+    (fractional or huge floats into an integer input, complex, strings, bool), a shape changed (axis
+    added or removed, a scalar made an array, emptied), NaN/inf or extreme values written in."""
+    import numpy as np
+
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception:  # noqa: BLE001 - not an npz (the determinism test's bytes): bytes it is
+        return flip_bits(data, rng)
+    if not arrays:
+        return data
+    key = rng.choice(sorted(arrays))
+    a = arrays[key]
+    op = rng.choice(["drop", "rename", "add", "dtype", "axis_add", "axis_drop", "empty", "values", "scalar",
+                     "transpose", "prefix"])
+    if op == "drop":
+        del arrays[key]
+    elif op == "rename":
+        arrays[rng.choice([key.upper(), key + "_", "x", "x_test", "y", "input_0", ""]) or "_"] = arrays.pop(key)
+    elif op == "add":
+        arrays[rng.choice(["extra", "y_test", "x_test", f"x/{key}"])] = a
+    elif op == "dtype":
+        arrays[key] = rng.choice([lambda v: v.astype(np.float64) + 0.5, lambda v: v.astype(np.complex64),
+                                  lambda v: v.astype(str), lambda v: v.astype(bool), lambda v: v.astype(np.uint8),
+                                  lambda v: v.astype(np.int32), lambda v: v.astype(np.float16)])(a)
+    elif op == "axis_add":
+        arrays[key] = a[None]
+    elif op == "axis_drop" and a.ndim:
+        arrays[key] = a.reshape(a.shape[1:]) if a.shape[0] == 1 else a[0]
+    elif op == "empty":
+        arrays[key] = np.zeros((0, *a.shape[1:]), a.dtype)
+    elif op == "values":
+        bad = rng.choice([np.nan, np.inf, -np.inf, 1e300, -1e300, 2.0 ** 63, 2.0 ** 24 + 1])
+        v = a.astype(np.float64).copy()
+        v.reshape(-1)[: max(1, v.size // 2)] = bad
+        arrays[key] = v
+    elif op == "scalar":
+        arrays[key] = np.asarray(a.reshape(-1)[0] if a.size else 0)
+    elif op == "transpose" and a.ndim > 1:
+        arrays[key] = a.T
+    elif op == "prefix":
+        arrays = {f"x/{k}": v for k, v in arrays.items()}
+    out = io.BytesIO()
+    np.savez(out, **arrays)
+    return out.getvalue()
+
+
+_SIZES = ["0", "1", "2", "3", "7", "31", "64", "320", "321", "640", "-1", "1000000", "999999999999", "1e3", "",
+          "N", "height", "01", "\u0661"]
+
+
+def shape_string(data: bytes, rng: random.Random) -> bytes:
+    """A ``--input-shape`` string with its syntax or sizes changed: a dimension replaced, added or dropped,
+    another separator, the name changed or dropped, spaces, ``()``, several ``=``."""
+    text = data.decode("utf-8", "replace")
+    name, _, dims = text.partition("=")
+    parts = dims.split("x") if dims else ["1"]
+    op = rng.choice(["size", "size", "add", "drop", "sep", "name", "noname", "space", "scalar", "equals"])
+    if op == "size":
+        parts[rng.randrange(len(parts))] = rng.choice(_SIZES)
+    elif op == "add":
+        parts.insert(rng.randrange(len(parts) + 1), rng.choice(_SIZES))
+    elif op == "drop" and parts:
+        parts.pop(rng.randrange(len(parts)))
+    sep = rng.choice(["x", ",", "X", "*", " x ", ""]) if op == "sep" else "x"
+    name = rng.choice(["image", "IMAGES", "images:0", "", "x", "images images"]) if op == "name" else name
+    out = "x".join(parts).replace("x", sep) if op == "sep" else "x".join(parts)
+    out = out if op == "noname" else f"{name}={out}"
+    out = {"space": f"  {out} ", "scalar": f"{name}=()", "equals": f"{out}={out}"}.get(op, out)
+    return out.encode("utf-8", "surrogateescape")
+
+
 #: Structural mutators per file kind, used in addition to the byte-level ones.
 STRUCTURAL: dict[str, dict[str, Mutator]] = {"manifest": {"json_structure": json_structure},
-                                             "bundle": {"bundle_structure": bundle_structure}}
+                                             "bundle": {"bundle_structure": bundle_structure},
+                                             "inputs.npz": {"npz_structure": npz_structure},
+                                             "input_shape": {"shape_string": shape_string}}
 
 
 def mutate(kind: str, data: bytes, seed: int) -> tuple[bytes, str]:
