@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from edgeport.errors import ExportError
 from edgeport.export.context import ExportContext, cause_line
 from edgeport.export.registry import Format
 from edgeport.export.tflite_flatbuffer import add_metadata, interpreter
@@ -72,20 +73,21 @@ def float32_model(saved_model: str | Path) -> bytes:
     return _convert(tf.lite.TFLiteConverter.from_saved_model(str(saved_model)))
 
 
-def _calibrated(ctx: ExportContext, ops: str | None):
-    return calibrated_converter(ctx.saved_model_dir, _representative(ctx), ops)
-
-
-def calibrated_converter(saved_model: str | Path, feed: Feed, ops: str | None = None):
-    """(tf, a converter of ``saved_model`` calibrated on ``feed``, restricted to ``ops`` when given)."""
+def calibrated_converter(saved_model: str | Path, feed: Feed, ops: str | Sequence[str] | None = None):
+    """(tf, a converter of ``saved_model`` calibrated on ``feed``, restricted to ``ops`` when given:
+    one ``tf.lite.OpsSet`` name or several, e.g. an integer set and ``TFLITE_BUILTINS``)."""
     import tensorflow as tf
 
     c = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
     c.optimizations = [tf.lite.Optimize.DEFAULT]
     c.representative_dataset = feed
     if ops is not None:
-        c.target_spec.supported_ops = [getattr(tf.lite.OpsSet, ops)]
+        c.target_spec.supported_ops = [getattr(tf.lite.OpsSet, o) for o in ([ops] if isinstance(ops, str) else ops)]
     return tf, c
+
+
+def _calibrated(ctx: ExportContext, ops: str | Sequence[str] | None):
+    return calibrated_converter(ctx.saved_model_dir, _representative(ctx), ops)
 
 
 MAX_FLOAT_TO_LOAD = 8
@@ -97,7 +99,8 @@ def int8_model(saved_model: str | Path, feed: Feed, *, io_type: str, keep: list[
                warn: Callable[[str], None] = print, quantizer=None) -> tuple[bytes, dict[str, Any]]:
     """The one full-integer int8 conversion (export and `edgeport fix` both call it): calibrated on
     ``feed``, ``keep`` op outputs left in float (TFLite's public QuantizationDebugger; float32 I/O
-    then), and an op LiteRT refuses to prepare kept in float too. ``quantizer``: an already
+    then), an op the converter cannot quantize kept in float by its float fallback (said, recorded:
+    see tflite_fallback), and an op LiteRT refuses to prepare kept in float too. ``quantizer``: an already
     calibrated :class:`SelectiveQuantizer` of the same calibration (a fix search reuses one).
     Returns (model bytes, the manifest fields that describe it)."""
     from edgeport.export.tflite_selective import SelectiveQuantizer
@@ -115,12 +118,31 @@ def int8_model(saved_model: str | Path, feed: Feed, *, io_type: str, keep: list[
         fields.update(keep_float=keep, selective=SELECTIVE)
         warn(f"note: int8: {len(keep)} layer(s) kept in float (selective quantization); float32 I/O")
     else:
-        tf, c = calibrated_converter(saved_model, feed, INT8_OPS)
-        if io_type != "float32":
-            c.inference_input_type = c.inference_output_type = getattr(tf, io_type)
-        model = _convert(c)
+        model, kept = _int8_converted(saved_model, feed, io_type, warn)
+        fields.update(kept.fields if kept is not None else {})
     fields["io_type"] = io_type
     return _load_int8(model, keep, fields, selective, warn), fields
+
+
+def _int8_converted(saved_model: str | Path, feed: Feed, io_type: str, warn: Callable[[str], None]):
+    """(the converter's int8 model, the ops it keeps in float or None): TFLITE_BUILTINS_INT8, and
+    when the converter refuses an op, again with its public float fallback (TFLITE_BUILTINS beside)."""
+    from edgeport.export import tflite_fallback as fb
+
+    def make(ops: list[str]):
+        tf, c = calibrated_converter(saved_model, feed, ops)
+        if io_type != "float32":
+            c.inference_input_type = c.inference_output_type = getattr(tf, io_type)
+        return c
+
+    label = Format.TFLITE_INT8.value
+    try:
+        model = _convert(make([INT8_OPS]))
+    except Exception as exc:  # noqa: BLE001 - only an op the converter refuses falls back; the rest re-raises
+        if fb.refused_op(str(exc)) is None:
+            raise
+        return fb.convert(make, INT8_OPS, fb.refusal_reason(exc), label, _convert, warn)
+    return model, fb.own(model, label, warn)
 
 
 def _load_int8(model: bytes, keep: list[str], fields: dict[str, Any], selective, warn) -> bytes:
@@ -152,17 +174,28 @@ def _load_int8(model: bytes, keep: list[str], fields: dict[str, Any], selective,
 INT16X8_OPS = "EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8"
 
 
-def _converter_int16x8(ctx: ExportContext) -> tuple[bytes | None, list[str], str]:
-    """(the converter's loadable int16x8 model, or None with the ops to keep in float and why)."""
+def _converter_int16x8(ctx: ExportContext, fields: dict[str, Any]) -> tuple[bytes | None, list[str], str]:
+    """(the converter's loadable int16x8 model, or None with the ops to keep in float and why). An op
+    the converter refuses at 16x8 is kept in float by its public float fallback first (recorded in
+    ``fields``); only a fallback that fails goes on to ai-edge-quantizer."""
+    from edgeport.export import tflite_fallback as fb
     from edgeport.export import tflite_int16x8 as q16
     from edgeport.export.tflite_selective import failing_node
 
     try:
         model = _convert(_calibrated(ctx, INT16X8_OPS)[1])
     except Exception as exc:  # noqa: BLE001 - only an op the converter refuses falls back; the rest re-raises
-        if (op := q16.converter_refusal(str(exc))) is None:
+        if (op := fb.refused_op(str(exc))) is None:
             raise
-        return None, [op], cause_line(exc)
+        reason, label = fb.refusal_reason(exc), Format.TFLITE_INT16X8.value
+        try:
+            model, kept = fb.convert(lambda ops: _calibrated(ctx, ops)[1], INT16X8_OPS, reason, label, _convert,
+                                     ctx.warn)
+        except ExportError as failed:
+            ctx.warn(f"warning: {failed}; going on to {q16.PACKAGE} ({q16.RECIPE})")
+            return None, [op], reason
+        fields.update(kept.fields)
+        return model, [], ""
     try:
         interpreter(model, ctx.warn)
         return model, [], ""
@@ -172,8 +205,8 @@ def _converter_int16x8(ctx: ExportContext) -> tuple[bytes | None, list[str], str
 
 
 def _load_int16x8(ctx: ExportContext, fields: dict[str, Any]) -> bytes:
-    """The converter's int16x8 model; when the converter refuses an op or LiteRT refuses its model,
-    or ops are asked to stay float (what `edgeport fix` chose), the float32 .tflite of the same
+    """The converter's int16x8 model (an op it refuses kept float by its float fallback); when even
+    that fallback fails or LiteRT refuses the converter's model, or ops are asked to stay float (what `edgeport fix` chose), the float32 .tflite of the same
     SavedModel through ai-edge-quantizer's static_wi8_ai16 with those ops kept in float, calibrated
     on the same samples (see tflite_int16x8)."""
     from collections import Counter
@@ -184,7 +217,7 @@ def _load_int16x8(ctx: ExportContext, fields: dict[str, Any]) -> bytes:
         keep, reason = asked, f"{len(asked)} op(s) asked to stay in float (--int16x8-keep-float)"
         fields["keep_float"] = asked
     else:
-        model, keep, reason = _converter_int16x8(ctx)
+        model, keep, reason = _converter_int16x8(ctx, fields)
         if model is not None:
             return model
     float_model = float32_model(ctx.saved_model_dir)

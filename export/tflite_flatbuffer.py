@@ -90,6 +90,30 @@ def builtin_ops(model_bytes: bytes) -> list[str]:
     return sorted(ops)
 
 
+_INTERFACE = {"QUANTIZE", "DEQUANTIZE"}  # the casts around a float op or at the I/O, not computation
+
+
+def float_ops(model_bytes: bytes) -> list[str]:
+    """'OP tensor' (its first output's name) for each op of the main subgraph that computes in float: a
+    float32 input or output, the QUANTIZE/DEQUANTIZE casts around it aside. In a quantized model these
+    are the ops kept in float."""
+    fb = _schema()
+    names = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}
+    model = fb.Model.GetRootAsModel(bytearray(model_bytes), 0)
+    graph, out = model.Subgraphs(0), []
+    for o in range(graph.OperatorsLength()):
+        op = graph.Operators(o)
+        code = model.OperatorCodes(op.OpcodeIndex())
+        kind = names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "CUSTOM")
+        outs = [op.Outputs(i) for i in range(op.OutputsLength()) if op.Outputs(i) >= 0]
+        ins = [op.Inputs(i) for i in range(op.InputsLength()) if op.Inputs(i) >= 0]
+        if kind in _INTERFACE or not outs:
+            continue
+        if any(graph.Tensors(t).Type() == fb.TensorType.FLOAT32 for t in ins + outs):
+            out.append(f"{kind} {graph.Tensors(outs[0]).Name().decode()}")
+    return out
+
+
 def buffer_offsets(model_bytes: bytes) -> list[int]:
     """Byte offsets of every non-empty buffer's data (for alignment checks)."""
     model = _schema().Model.GetRootAsModel(bytearray(model_bytes), 0)

@@ -1,8 +1,9 @@
 """int16x8 TFLite (int16 activations, int8 weights, float32 I/O) with some ops kept in float, through
 Google's public ai-edge-quantizer (PyPI ``ai-edge-quantizer``, recipe ``static_wi8_ai16``).
 
-The converter's int16x8 mode has no way to keep an op in float: it refuses a model with an op it
-cannot quantize to 16x8 ("Quantization to 16x8-bit not yet supported for op: 'NEG'"), and a model
+This is the path after the converter's own: an op the converter refuses at 16x8 ("Quantization to
+16x8-bit not yet supported for op: 'NEG'") is first kept in float by the converter's public float
+fallback (tflite_fallback); only when LiteRT refuses that model too does it come here. A model
 whose calibrated activation range collapsed (an untrained, frozen MobileNetV2 base shrinks its
 activations layer by layer) converts but LiteRT refuses to prepare it (``kernel_util.cc:
 no_integer_overflow_from_quantization``). Here the float32 .tflite of the same SavedModel is
@@ -23,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from importlib import metadata
 
 import numpy as np
+from edgeport.export.tflite_flatbuffer import float_ops as flatbuffer_float_ops
 from edgeport.export.tflite_flatbuffer import interpreter
 
 from edgeport.errors import ExportError
@@ -30,8 +32,6 @@ from edgeport.errors import ExportError
 RECIPE = "static_wi8_ai16"
 PACKAGE = "ai-edge-quantizer"
 MAX_ROUNDS = 64  # ops kept in float, one per LiteRT refusal, before giving up
-_NOT_16X8 = re.compile(r"16x8-bit not yet supported for op: '(\w+)'")
-_INTERFACE = {"QUANTIZE", "DEQUANTIZE"}
 
 Warn = Callable[[str], None]
 
@@ -39,12 +39,6 @@ Warn = Callable[[str], None]
 def quantizer_label() -> str:
     """What the manifest's ``quantizer`` field says: package, version, recipe."""
     return f"ai_edge_quantizer {metadata.version(PACKAGE)} {RECIPE}"
-
-
-def converter_refusal(error: str) -> str | None:
-    """The op type a converter error refuses to quantize to 16x8 ('NEG'), else None."""
-    match = _NOT_16X8.search(error)
-    return match.group(1) if match else None
 
 
 def ops(model: bytes, *, scopes: bool = False) -> list[tuple[str, str, int]]:
@@ -82,7 +76,7 @@ def resolve(float_model: bytes, keep: Iterable[str]) -> list[str]:
 
 def float_ops(model: bytes) -> list[str]:
     """'OP tensor' for each op of a quantized model that computes in float (not the I/O casts)."""
-    return [f"{kind} {t}" for kind, t, dtype in ops(model) if dtype == 0 and kind not in _INTERFACE]
+    return flatbuffer_float_ops(model)
 
 
 def _map_inputs(signature: dict[str, tuple], samples: dict[str, np.ndarray], warn: Warn) -> dict[str, str]:

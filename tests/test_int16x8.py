@@ -1,5 +1,7 @@
-"""int16x8 when the converter cannot make a loadable model: Google's public ai-edge-quantizer
-(static_wi8_ai16) with the failing op kept in float; the private TensorFlow fallback is gone."""
+"""int16x8 when the converter cannot make a loadable model: an op it refuses at 16x8 stays float
+through the converter's own public float fallback first; a model LiteRT refuses (or ops asked to stay
+float) goes through Google's public ai-edge-quantizer (static_wi8_ai16) with the failing op kept in
+float; the private TensorFlow fallback is gone."""
 from __future__ import annotations
 
 import re
@@ -43,6 +45,8 @@ def _entry(model_dir: Path) -> dict:
 
 
 def test_an_op_the_converter_refuses_at_int16x8_is_kept_float_and_verifies(tmp_path):
+    """The converter's float fallback keeps NEG float; asked to (``--int16x8-keep-float NEG``),
+    ai-edge-quantizer keeps it float the same way and both verify."""
     from edgeport.benchmarks.verify.command import verify_model
 
     net = negating_mlp()
@@ -53,26 +57,32 @@ def test_an_op_the_converter_refuses_at_int16x8_is_kept_float_and_verifies(tmp_p
     src.parent.mkdir()
     net.save(src)
     np.save(tmp_path / "cal.npy", x[:64].astype(np.float32))
-    report = export_model(str(src), formats=["tflite_int16x8"], out=tmp_path / "out",
-                          calibration_data=str(tmp_path / "cal.npy"), calibration_samples=32)
-    assert report.ok, report.render()
-    entry = _entry(tmp_path / "out" / "neg_mlp")
-    assert "16x8-bit not yet supported for op: 'NEG'" in entry["reason"]
-    assert [f for f in entry["kept_float"] if f.startswith("NEG ")], entry["kept_float"]
-    assert not [f for f in entry["kept_float"] if f.startswith("FULLY_CONNECTED ")]  # only what must be
-    assert re.fullmatch(r"ai_edge_quantizer \S+ static_wi8_ai16", entry["quantizer"])
-    assert entry["inputs"][0]["dtype"] == entry["outputs"][0]["dtype"] == "float32"
-    assert entry["calibration"]["samples"] == 32  # the samples the converter was given
-    assert any("1 NEG" in w and "ai_edge_quantizer" in w for w in report.warnings), report.warnings
     xt, yt = bands(300, 1)
     np.savez(tmp_path / "test.npz", x_test=xt, y_test=yt)
-    checked = verify_model("neg_mlp", out=tmp_path / "out", data_npz=str(tmp_path / "test.npz"),
-                           formats=["tflite_int16x8"])
-    assert checked.ok, checked.render()
-    figures = checked.results[0].figures
-    print("NEG model:", entry["bytes"], "bytes;", {k: figures.get(k) for k in
-                                                   ("agreement", "kl_divergence", "max_abs_diff")})
-    assert figures["agreement"] >= 0.98
+    for asked, out in (((), "out"), (("NEG",), "asked")):
+        report = export_model(str(src), formats=["tflite_int16x8"], out=tmp_path / out, int16x8_keep_float=list(asked),
+                              calibration_data=str(tmp_path / "cal.npy"), calibration_samples=32)
+        assert report.ok, report.render()
+        entry = _entry(tmp_path / out / "neg_mlp")
+        assert [f for f in entry["kept_float"] if f.startswith("NEG ")], entry["kept_float"]
+        assert not [f for f in entry["kept_float"] if f.startswith("FULLY_CONNECTED ")]  # only what must be
+        assert entry["inputs"][0]["dtype"] == entry["outputs"][0]["dtype"] == "float32"
+        assert entry["calibration"]["samples"] == 32  # the samples the converter was given
+        if asked:  # the --int16x8-keep-float path: ai-edge-quantizer, as before
+            assert re.fullmatch(r"ai_edge_quantizer \S+ static_wi8_ai16", entry["quantizer"])
+            assert entry["keep_float"] == ["NEG"] and "fallback" not in entry
+            assert any("1 NEG" in w and "ai_edge_quantizer" in w for w in report.warnings), report.warnings
+        else:  # the converter's own float fallback first: no quantizer needed
+            assert "16x8-bit not yet supported for op: 'NEG'" in entry["reason"]
+            assert entry["fallback"] == "converter TFLITE_BUILTINS" and "quantizer" not in entry
+            assert any("NEG x1" in w and "float fallback" in w for w in report.warnings), report.warnings
+        checked = verify_model("neg_mlp", out=tmp_path / out, data_npz=str(tmp_path / "test.npz"),
+                               formats=["tflite_int16x8"])
+        assert checked.ok, checked.render()
+        figures = checked.results[0].figures
+        print(f"NEG model ({entry.get('fallback') or entry['quantizer']}):", entry["bytes"], "bytes;",
+              {k: figures.get(k) for k in ("agreement", "kl_divergence", "max_abs_diff")})
+        assert figures["agreement"] >= 0.98
 
 
 def test_an_int16x8_model_litert_refuses_is_quantized_with_the_refused_ops_float(tiny_models, tmp_path):
