@@ -52,6 +52,8 @@ def _add_param(parser: argparse.ArgumentParser, p: inspect.Parameter, hint: Any,
     if origin in (list, tuple, Sequence) or hint in (list, tuple):
         elem = args[0] if args else str
         kw.update(nargs="+" if p.default is inspect.Parameter.empty else "*", type=_conv(elem))
+        if p.default is None:  # `--input-shape A --input-shape B`: a repeated list option adds up
+            kw["action"] = "extend"
     elif hint is bool:
         kw["action"] = argparse.BooleanOptionalAction
     else:

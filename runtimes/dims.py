@@ -8,6 +8,8 @@ has none: its inputs are fed exactly as given, one call each. Symbolic dimension
 """
 from __future__ import annotations
 
+import math
+import re
 from typing import Any, Sequence
 
 import numpy as np
@@ -70,3 +72,99 @@ def unbatched_reason(keys: Sequence[str], specs: Sequence[TensorSpec],
     """Why a model's inputs share no batch axis, listing each input's shape."""
     shapes = ", ".join(f"{k} {fmt_dims(s.shape, names.get(k, ()))}" for k, s in zip(keys, specs))
     return f"its inputs have no shared batch axis ({shapes}): they are fed exactly as given"
+
+
+_NAME_NOISE = re.compile(r"^(serving_default_)|(:\d+)$")
+
+
+def tensor_key(name: str) -> str:
+    """The user-facing name of an engine tensor: ``serving_default_image:0`` -> ``image``."""
+    return _NAME_NOISE.sub("", name)
+
+
+def fmt_shape(shape: Sequence[int | None]) -> str:
+    """``(N, 28, 28, 1)``: the batch dimension is always free (engines with a fixed batch are
+    resized or fed in chunks), other free dimensions print as ``?``."""
+    dims = ["N" if i == 0 else ("?" if s is None or s < 0 else str(s)) for i, s in enumerate(shape)]
+    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
+
+def order_inputs(specs: list[TensorSpec], names: Any) -> list[TensorSpec]:
+    """Reorder engine input specs into ``names`` order (the Keras model's input order, as the
+    exporter records it in metadata) when the names match; otherwise keep the engine order."""
+    if not isinstance(names, (list, tuple)) or len(names) != len(specs):
+        return specs
+    wanted = [tensor_key(n.get("name", "") if isinstance(n, dict) else str(n)) for n in names]
+    by_key = {tensor_key(s.name): s for s in specs}
+    if sorted(wanted) != sorted(by_key):
+        return specs
+    return [by_key[k] for k in wanted]
+
+
+def spec_shape(shape: Sequence[Any]) -> tuple[int | None, ...]:
+    """Engine shape -> TensorSpec shape: -1, None or symbolic names become None."""
+    return tuple(int(s) if isinstance(s, (int, np.integer)) and s >= 0 else None for s in shape)
+
+
+def available_memory() -> int:
+    """Bytes of memory available to this process (MemAvailable; 1 GiB when it cannot be read)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 1 << 30
+
+
+def _spec_bytes(spec: TensorSpec) -> int:
+    """Bytes of one tensor at batch 1 (free dimensions count as 1)."""
+    try:
+        item = np.dtype(spec.dtype).itemsize
+    except TypeError:  # an engine type numpy does not know (string tensors): count 8 bytes an element
+        item = 8
+    return item * math.prod(int(d) if d else 1 for d in spec.shape)
+
+
+def _to_array(v: Any, where: str) -> np.ndarray:
+    try:
+        arr = np.asarray(v)
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"{where}: cannot make an array of the given {type(v).__name__}: {exc}") from None
+    return arr
+
+
+def _matches(given: tuple[int, ...], shape: tuple[int | None, ...]) -> bool:
+    if len(given) != len(shape):
+        return False
+    return all(s is None or s < 0 or g == s for g, s in zip(given[1:], shape[1:]))
+
+
+def _all_finite(arr: np.ndarray) -> bool:
+    """True if no element is NaN or inf, in one BLAS dot for the common case.
+
+    ``x . x`` is a sum of squares: NaN or inf anywhere makes it non-finite, and it cannot cancel.
+    If it overflows on finite values (elements beyond ~1e19) the exact check decides.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        return math.isfinite(_vdot(arr, arr)) or bool(np.isfinite(arr).all())
+
+
+_vdot = np.vdot
+
+
+def shape_message(where: str, expected: str, given: tuple[int, ...], spec: TensorSpec) -> str:
+    shape = spec.shape
+    msg = f"{where}: expected shape {expected}, given {tuple(given)}"
+    if len(given) == len(shape) - 1 and _matches((1, *given), shape):
+        return msg + " (a single sample needs a batch axis: x[None])"
+    if len(given) == 4 and len(shape) == 4:
+        want_c, got_c = shape[3], given[3]
+        if want_c is not None and got_c != want_c:
+            hint = ""
+            if given[1] == want_c and tuple(given[2:4]) == tuple(shape[1:3]):
+                hint = "; the input looks channels-first (NCHW) but the model takes NHWC"
+            return (f"{where}: expected {want_c} channel(s) (shape {expected}, NHWC), given "
+                    f"{got_c} channel(s) in shape {tuple(given)}{hint}")
+    return msg

@@ -24,3 +24,19 @@ def test_a_seeded_slice_has_no_crash_hang_or_unclean_error(tmp_path):
     again = replay(report.kinds[0].kind, first["seed"], tmp_path / "corpus")
     assert again["mutator"] == first["mutator"] and again["bytes"] == first["bytes"]
     assert again["outcome"] == first["outcome"]
+
+
+def test_the_input_kinds_run_through_the_harness_without_crash_hang_or_unclean_error(tmp_path):
+    """Mutated multi-input .npz files (a 3-input stateful model) and --input-shape strings (a model with
+    symbolic height/width), each case in the harness's worker: every outcome ran or clean."""
+    from edgeport.benchmarks.fuzz import input_models
+    from edgeport.benchmarks.fuzz.harness import fuzz_kind
+
+    corpus = input_models.build(tmp_path / "inputs")
+    for kind in ("inputs.npz", "input_shape"):
+        assert kind in SHARES
+        result = fuzz_kind(kind, list(range(40)), corpus, timeout=120)
+        assert len(result.cases) == 40
+        bad = [c for c in result.cases if c["outcome"] not in ("ran", "clean")]
+        assert not bad, bad[:3]
+        assert result.count("clean") > 10 and result.count("ran") > 0, kind  # both paths exercised

@@ -20,7 +20,6 @@ BIG_SR = 16777217
 
 
 def stateful(path: Path, hidden: int = 16) -> Path:
-    import onnx
     from onnx import TensorProto as T, helper as h, numpy_helper as nh
 
     w = nh.from_array(np.linspace(-1, 1, 512 * hidden, dtype=np.float32).reshape(512, hidden), "W")
@@ -47,7 +46,6 @@ def stateful_feed(hidden: int = 16, sr: int = BIG_SR) -> dict[str, np.ndarray]:
 
 
 def symbolic(path: Path) -> Path:
-    import onnx
     from onnx import TensorProto as T, helper as h, numpy_helper as nh
 
     consts = [nh.from_array(np.full((4, 3, 3, 3), 0.1, np.float32), "Wc"),
