@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from edgeport.errors import ExportError
@@ -30,30 +30,29 @@ FALLBACK = f"converter {FLOAT_OPS}"
 #: The manifest's ``fallback`` when the int8 converter kept ops in float by itself, no refusal
 #: (its quantizer leaves an op without an int8 kernel in float even with this ops set alone).
 CONVERTER_OWN = "converter TFLITE_BUILTINS_INT8"
+_MLIR_ERROR = re.compile(r"error: loc\(.*\): (.+)$")
 _REFUSED = re.compile(r"Quantization (?:to 16x8-bit )?not yet supported for op: '(\w+)'")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Fallback:
     """What a conversion with ops kept in float records: the ops ('OP tensor'), why, and how."""
 
     kept_float: list[str]
     reason: str
     fallback: str
-    fields: dict[str, Any] = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.fields = {"kept_float": self.kept_float, "reason": self.reason, "fallback": self.fallback}
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The manifest entry's fields."""
+        return {"kept_float": self.kept_float, "reason": self.reason, "fallback": self.fallback}
 
     def line(self, label: str) -> str:
         """The one line said when the model is kept: 'warning: LABEL: ... NEG x1 ...'."""
         kinds = Counter(f.split(" ", 1)[0] for f in self.kept_float)
-        ops = ", ".join(f"{kind} x{n}" for kind, n in kinds.items())
-        return (f"warning: {label}: {len(self.kept_float)} op(s) kept in float by the {self.fallback_words()}: "
-                f"{ops} ({self.reason}; manifest: kept_float)")
-
-    def fallback_words(self) -> str:
-        return "converter's float fallback" if self.fallback == FALLBACK else "converter's int8 quantizer"
+        by = "converter's float fallback" if self.fallback == FALLBACK else "converter's int8 quantizer"
+        return (f"warning: {label}: {len(self.kept_float)} op(s) kept in float by the {by}: "
+                f"{', '.join(f'{kind} x{n}' for kind, n in kinds.items())} ({self.reason}; manifest: kept_float)")
 
 
 def refused_op(error: str) -> str | None:
@@ -68,6 +67,14 @@ def refusal_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {match.group(0)}" if match else cause_line(exc)
 
 
+def converter_line(exc: BaseException) -> str:
+    """A converter error in one short line: an MLIR error's message without its op location
+    ("loc(callsite(fused[...]))): 'tf.Erf' op is neither a custom op nor a flex op" -> the message)."""
+    line = cause_line(exc)
+    match = _MLIR_ERROR.search(line)
+    return f"{line.split(':', 1)[0]}: {match.group(1)}" if match else line
+
+
 def convert(make: Callable[[list[str]], Any], integer_ops: str, reason: str, label: str,
             run: Callable[[Any], bytes], warn: Warn) -> tuple[bytes, Fallback]:
     """The model converted again with ``[integer_ops, TFLITE_BUILTINS]`` (``make(ops sets)`` returns a
@@ -78,7 +85,7 @@ def convert(make: Callable[[list[str]], Any], integer_ops: str, reason: str, lab
         model = run(make([integer_ops, FLOAT_OPS]))
     except Exception as exc:  # noqa: BLE001 - the converter raises several types; each is one line here
         raise ExportError(f"{label}: the converter refuses an op ({reason}) and its float fallback "
-                          f"({integer_ops} + {FLOAT_OPS}) fails too: {cause_line(exc)}") from None
+                          f"({integer_ops} + {FLOAT_OPS}) fails too: {converter_line(exc)}") from None
     kept = float_ops(model)
     if not kept:
         raise ExportError(f"{label}: the converter's float fallback kept no op in float, yet the converter "
