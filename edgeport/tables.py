@@ -38,12 +38,17 @@ def fmt_us(us: float | None) -> str:
 
 
 def text_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]],
-               styles: Sequence[str | None] | None = None, *, left: int = 2) -> str:
+               styles: Sequence[str | None] | None = None, *, left: int = 2, drop_empty: bool = False) -> str:
     """A table as text: rich box drawing when rich is installed, plain columns otherwise.
 
     ``styles``: per-row rich style (e.g. "red" for a failing row); ignored without rich.
     ``left``: how many leading (text) columns are left-aligned; the rest are numbers.
+    ``drop_empty``: leave out the columns that are "-" on every row (figures no output has).
     """
+    if drop_empty and rows:
+        keep = [i for i in range(len(header)) if any(str(r[i]) != "-" for r in rows)]
+        left = sum(1 for i in keep if i < left)
+        header, rows = [header[i] for i in keep], [[r[i] for i in keep] for r in rows]
     try:
         from rich.console import Console
         from rich.table import Table

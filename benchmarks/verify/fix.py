@@ -55,7 +55,7 @@ class FixReport:
                 styles.append(None if c["passes"] else "red")
             out.append(text_table(f"fix {self.model} {fmt}: candidates, cheapest first ({result['seconds']:.0f} s)",
                                   ["candidate", "float layers", "size", "p50 b1", "accuracy", "Δ pts", "agree",
-                                   "confident", "KL", "task figures", "gate"], rows, styles))
+                                   "confident", "KL", "task figures", "gate"], rows, styles, drop_empty=True))
             out.append(f"{fmt}: " + (f"chose {chosen!r}" if chosen else "no candidate passes its gate"))
         out += [f"note: {n}" for n in self.notes]
         if self.verified is not None:

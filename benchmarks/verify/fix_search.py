@@ -102,9 +102,9 @@ class Scorer:
 
 def _grow(score: Callable[[list[str], str], Candidate], ranking: list[str], limit: int,
           tried: list[Candidate], budget: Any = None, stop: dict[str, Any] | None = None) -> Candidate | None:
-    """Keep the worst 1, 2, 4, ... layers in float until a candidate passes; then drop every kept
-    layer that the gate does not need."""
-    cap, k, ks = min(limit, len(ranking)), 1, []
+    """Keep the worst 1, 2, 4, ... layers (all but one at most) in float until a candidate passes; then
+    drop every kept layer that the gate does not need."""
+    cap, k, ks = min(limit, max(1, len(ranking) - 1)), 1, []  # every layer in float is no quantized model
     while k < cap:
         ks.append(k)
         k *= 2
@@ -188,6 +188,17 @@ def search(job: dict[str, Any]) -> dict[str, Any]:
             "max_seconds": budget.max_seconds, "max_candidates": budget.max_candidates, **stop}
 
 
+def _built(scorer: Scorer, builder, cand: Candidate) -> Candidate:
+    """Build and score one candidate; one the converter cannot build is recorded as such, not fatal
+    (TFLite's debugger refuses a model with every op kept in float, for one)."""
+    try:
+        model, suffix = builder.build(cand.settings)
+    except Exception as exc:  # noqa: BLE001 - any converter error: the candidate fails, the search goes on
+        cand.error = f"not built: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        return cand
+    return scorer(cand, model, suffix)
+
+
 def _search(job: dict[str, Any], scorer: Scorer, builder, budget: Any,
             stop: dict[str, Any]) -> tuple[list[Candidate], Candidate | None]:
     from edgeport.benchmarks.verify.fix_budget import float_fraction
@@ -197,7 +208,7 @@ def _search(job: dict[str, Any], scorer: Scorer, builder, budget: Any,
         if tried and (why := budget.out(len(tried))):
             stop.update(stopped=why, not_tried=[label, "selective quantization (layers kept in float)"])
             return tried, None
-        cand = scorer(Candidate(label, settings), *builder.build(settings))
+        cand = _built(scorer, builder, Candidate(label, settings))
         tried.append(cand)
         if cand.passes:
             return tried, cand
@@ -211,7 +222,7 @@ def _search(job: dict[str, Any], scorer: Scorer, builder, budget: Any,
 
     def score(kept: list[str], label: str) -> Candidate:
         settings = {**base, builder.keep_key: builder.expand(kept)}
-        cand = scorer(Candidate(label, settings, kept_float=kept), *builder.build(settings))
+        cand = _built(scorer, builder, Candidate(label, settings, kept_float=kept))
         cand.float_fraction = float_fraction(cand.size_bytes, quantized)
         return cand
 

@@ -22,16 +22,13 @@ def task_text(f: dict[str, Any]) -> str:
     """The kind's own figures in a few words (multilabel, embedding, detections, values)."""
     kind = f.get("kind")
     if kind == MULTILABEL:
-        return (f"flips {fmt_pct(f.get('flip_rate'), 3)} of {f.get('elements', 0):,} at "
-                f"{f.get('threshold', 0.5):g}, F1 {fmt_num(f.get('f1'), '.3f')} (P {fmt_num(f.get('precision'), '.3f')}"
-                f" R {fmt_num(f.get('recall'), '.3f')})")
+        return f"flips {fmt_pct(f.get('flip_rate'), 3)}, F1 {fmt_num(f.get('f1'), '.3f')}"
     if kind == EMBEDDING:
-        return (f"cos min {fmt_num(f.get('cosine_min'), '.4f')} mean {fmt_num(f.get('cosine_mean'), '.4f')}, "
-                f"NN agree {fmt_pct(f.get('neighbour_agreement'))}")
+        return (f"cosine min {fmt_num(f.get('cosine_min'), '.4f')}, "
+                f"neighbours {fmt_pct(f.get('neighbour_agreement'), 1)}")
     if kind == DETECTIONS:
-        return (f"recall {fmt_pct(f.get('detection_recall'))} precision {fmt_pct(f.get('detection_precision'))} "
-                f"IoU {fmt_num(f.get('mean_iou'), '.3f')} ({f.get('matched_detections', 0)}/"
-                f"{f.get('ref_detections', 0)} ref, {f.get('detection_layout', '?')})")
+        return (f"recall {fmt_pct(f.get('detection_recall'), 1)}, precision {fmt_pct(f.get('detection_precision'), 1)}"
+                f", IoU {fmt_num(f.get('mean_iou'), '.3f')} ({f.get('ref_detections', 0)} ref boxes)")
     if kind == PER_POSITION:
         return f"{f.get('positions', 0):,} positions"
     if kind == VALUES:
@@ -155,7 +152,7 @@ class VerifyReport:
                  + (f" (accuracy {acc:.2%})" if acc is not None else ""))
         header = ["format", "runtime", "engine", "size", "output: kind", "accuracy", "Δ pts", "agree", "confident",
                   "KL", "task figures", "max|diff|", "tight diff <= tolerance", "img/s", "gate"]
-        out = [text_table(title, header, rows, styles, left=3)]
+        out = [text_table(title, header, rows, styles, left=5, drop_empty=True)]
         out += [f"FAILED {type(e).__name__}: {e}" for e in self.failures]
         out += [render_table(r.quant_debug) for r in self.results if r.quant_debug]
         out += [f"note: {n}" for n in dict.fromkeys(self.notes + [n for r in self.results for n in r.notes])]
