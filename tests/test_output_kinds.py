@@ -51,8 +51,9 @@ def embedder():
     """A face-embedding-style model: 32 features -> a unit-length 16-d embedding."""
     keras = _keras()
     inp = keras.Input((32,), name="features")
-    h = keras.layers.Dense(48, activation="relu")(inp)
-    out = keras.layers.UnitNormalization(name="embedding")(keras.layers.Dense(16)(h))
+    bias = keras.initializers.RandomNormal(stddev=0.5)  # with zero biases a kernel's scale would cancel out
+    h = keras.layers.Dense(48, activation="relu", bias_initializer=bias)(inp)
+    out = keras.layers.UnitNormalization(name="embedding")(keras.layers.Dense(16, bias_initializer=bias)(h))
     return keras.Model(inp, out), ["embedding"]
 
 
