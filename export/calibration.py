@@ -20,19 +20,26 @@ from edgeport.files import sha256_file
 Inputs = list[tuple[str, tuple]]
 
 
-def fit(x: np.ndarray, name: str, shape: tuple) -> np.ndarray:
-    """``x`` in the input's sample shape (a flat layout of the same size is reshaped): float32, or its
-    own integer dtype for integer data (ids, a sample rate: a float32 round trip could change them)."""
-    want = tuple(d or 1 for d in shape)
+def fit(x: np.ndarray, name: str, shape: tuple, dtype: str | None = None) -> np.ndarray:
+    """``x`` in the input's sample shape (a flat layout of the same size is reshaped), as the input's
+    ``dtype``: integer data for an integer input keeps its values exactly (ids, a sample rate: a
+    float32 round trip could change them); everything else is float32 (raw uint8 pixels included)."""
+    want = tuple(shape)  # None (a symbolic dimension) takes the data's size
     x = np.asarray(x)
-    if x.dtype.kind not in "iub":
+    if dtype is not None and np.dtype(dtype).kind in "iub":
+        if x.dtype.kind == "f" and not np.array_equal(x, np.round(x)):
+            raise ExportError(f"calibration samples for integer input {name!r} ({dtype}) are not whole numbers")
+        x = x.astype(np.dtype(dtype))
+    else:
         x = x.astype(np.float32)
     if x.ndim == 0:
         raise ExportError(f"calibration samples for input {name!r} are one scalar; give one value per sample")
-    if x.shape[1:] != want:
-        if int(np.prod(x.shape[1:])) != int(np.prod(want)):
+    fits = x.ndim == len(want) + 1 and all(w is None or w == g for w, g in zip(want, x.shape[1:]))
+    if not fits:
+        if None in want or int(np.prod(x.shape[1:])) != int(np.prod(want)):
+            shown = tuple("?" if w is None else w for w in want)
             raise ExportError(f"calibration samples for input {name!r} have shape {x.shape[1:]}, "
-                              f"the model expects {want}")
+                              f"the model expects {shown}")
         x = x.reshape((len(x), *want))
     if not np.isfinite(x).all():
         raise ExportError(f"calibration samples for input {name!r} contain NaN or inf")
@@ -82,9 +89,18 @@ def _dataset(record: dict[str, Any], inputs: Inputs) -> dict[str, np.ndarray]:
 
 
 def _uniform(record: dict[str, Any], inputs: Inputs) -> dict[str, np.ndarray]:
+    """Seeded uniform values in each input's range (whole numbers for an integer input)."""
     rng = np.random.default_rng(record["seed"])
-    return {name: rng.uniform(*record["ranges"][name], size=(record["requested"], *[d or 1 for d in shape]))
-            for name, shape in inputs}
+    if free := [f"{name} axis {i + 1}" for name, shape in inputs for i, d in enumerate(shape) if d is None]:
+        raise ExportError(f"symbolic dimension(s) {', '.join(free)} have no size to calibrate on: give "
+                          "--calibration-data FILE.npz with samples (one array per input name) of the size to use")
+    dtypes, out = record.get("dtypes") or {}, {}
+    for name, shape in inputs:
+        lo, hi = record["ranges"][name]
+        size = (record["requested"], *shape)
+        integer = np.dtype(dtypes.get(name, "float32")).kind in "iub"
+        out[name] = rng.integers(int(lo), int(hi) + 1, size) if integer else rng.uniform(lo, hi, size)
+    return out
 
 
 def rebuild(record: dict[str, Any], inputs: Inputs | None = None) -> dict[str, np.ndarray]:
@@ -107,15 +123,18 @@ def rebuild(record: dict[str, Any], inputs: Inputs | None = None) -> dict[str, n
         arrays = _uniform(record, inputs)
     else:
         raise ExportError(f"unknown calibration source {source!r} in the manifest")
-    return {name: fit(arrays[name], name, shape) for name, shape in inputs}
+    dtypes = record.get("dtypes") or {}
+    return {name: fit(arrays[name], name, shape, dtypes.get(name)) for name, shape in inputs}
 
 
 def draw(inputs: Inputs, *, n: int, seed: int, file: Path | None, dataset: str | None, data_dir: str | None,
-         image_size: tuple[int, int] | None, ranges: dict[str, tuple[float, float]]
-         ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """(samples by input name, the record that rebuilds them)."""
+         image_size: tuple[int, int] | None, ranges: dict[str, tuple[float, float]],
+         dtypes: dict[str, str] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """(samples by input name, the record that rebuilds them); ``dtypes``: each input's dtype."""
     record: dict[str, Any] = {"requested": n, "seed": seed,
-                              "inputs": [[name, [d or 1 for d in shape]] for name, shape in inputs]}
+                              "inputs": [[name, list(shape)] for name, shape in inputs]}  # null: symbolic
+    if dtypes:
+        record["dtypes"] = dict(dtypes)
     if file is not None:
         record.update(source=f"file:{Path(file).resolve()}", file_sha256=sha256_file(file))
     elif dataset is not None:

@@ -83,6 +83,14 @@ class ExportContext:
         return [(t.name, tuple(t.shape[1:])) for t in self.model.inputs]
 
     @cached_property
+    def input_dtypes(self) -> dict[str, str]:
+        """Model input name -> dtype name (float32 for image models; int64 for ids, say)."""
+        if self.model is None:
+            sig = self.load_signature(self.source.path)[0]
+            return {name: spec.dtype.name for name, spec in sig.items()}
+        return {t.name: np.dtype(str(t.dtype)).name for t in self.model.inputs}
+
+    @cached_property
     def output_shapes(self) -> dict[str, tuple]:
         """Output name (as every artifact names it) -> shape without the batch dimension."""
         if self.model is None:
@@ -207,7 +215,7 @@ class ExportContext:
             self.inputs, n=self.config.calibration_samples, seed=self.config.seed, file=self.config.calibration_data,
             dataset=dataset, data_dir=(self.config.data_dir or self._training_data_dir()) if dataset else None,
             image_size=(shape[0], shape[1]) if image else None,
-            ranges={name: self._range(s) for name, s in self.inputs})
+            ranges={name: self._range(s) for name, s in self.inputs}, dtypes=self.input_dtypes)
         if self.calibration["source"] == "random-uniform":
             self.warn(f"warning: {self.name} is not a known course model and no --calibration-data was given: "
                       f"calibrating on {self.calibration['samples']} seeded random-uniform inputs; quantized "

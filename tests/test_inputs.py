@@ -63,16 +63,21 @@ def test_calibration_keeps_integer_inputs_and_refuses_a_scalar(tmp_path):
     from edgeport.export.calibration import draw, fit
 
     ids = np.array([16777217, 3, 9], np.int64)
-    assert fit(ids, "ids", ()).dtype == np.int64 and int(fit(ids, "ids", ())[0]) == 16777217
+    assert fit(ids, "ids", (), "int64").dtype == np.int64 and int(fit(ids, "ids", (), "int64")[0]) == 16777217
+    pixels = np.full((2, 28, 28, 1), 255, np.uint8)  # raw pixels for a float input: fed as float32
+    assert fit(pixels, "image", (28, 28, 1), "float32").dtype == np.float32
+    with pytest.raises(ExportError, match="not whole numbers"):
+        fit(np.array([0.5]), "ids", (), "int64")
     np.savez(tmp_path / "cal.npz", ids=ids, state=np.zeros((3, 2, 8), np.float32))
+    dtypes = {"ids": "int64", "state": "float32"}
     samples, record = draw([("ids", ()), ("state", (2, 8))], n=10, seed=0, file=tmp_path / "cal.npz", dataset=None,
-                           data_dir=None, image_size=None, ranges={})
-    assert sorted(samples["ids"].tolist()) == [3, 9, 16777217]
+                           data_dir=None, image_size=None, ranges={}, dtypes=dtypes)
+    assert sorted(samples["ids"].tolist()) == [3, 9, 16777217] and samples["state"].dtype == np.float32
     assert record["per_input"]["ids"]["dtype"] == "int64"
     np.savez(tmp_path / "bad.npz", ids=np.array(3), state=np.zeros((3, 2, 8), np.float32))
     with pytest.raises(ExportError, match=r"bad.npz: \['ids'\] hold one scalar"):
         draw([("ids", ()), ("state", (2, 8))], n=10, seed=0, file=tmp_path / "bad.npz", dataset=None,
-             data_dir=None, image_size=None, ranges={})
+             data_dir=None, image_size=None, ranges={}, dtypes=dtypes)
 
 
 # -- a bare 3-input stateful ONNX: float audio, state (2, 1, H) with no batch axis, int64 scalar -----
@@ -209,3 +214,28 @@ def test_the_testset_reads_npz_keyed_by_input_name_and_whole_feeds(tmp_path):
     np.savez(tmp_path / "whole.npz", **input_models.stateful_feed())
     t = npz_testset(tmp_path / "whole.npz", limit=3)
     assert t.whole and len(t) == 1 and t.x["sr"].shape == () and int(t.x["sr"]) == input_models.BIG_SR
+
+
+def test_a_keras_model_with_symbolic_height_and_width_calibrates_on_data_or_says_what_is_missing(tmp_path):
+    """Input (None, None, 3): calibration takes its size from --calibration-data; random calibration
+    cannot invent one and says so in one line naming the dimensions and what to give."""
+    import keras
+
+    from edgeport.export.pipeline import export_model
+    from edgeport.manifest import load_manifest
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((None, None, 3), name="image")
+    h = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(keras.layers.Rescaling(1 / 255.0)(inp))
+    model = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(h)))
+    model.save(tmp_path / "fcn.keras")
+    report = export_model(str(tmp_path / "fcn.keras"), formats=["tflite_int8"], out=tmp_path / "a")
+    assert not report.ok
+    line = report.results[0].error
+    assert "symbolic dimension(s) image axis 1, image axis 2" in line and "--calibration-data" in line, line
+    np.save(tmp_path / "cal.npy", np.random.default_rng(0).integers(0, 256, (16, 24, 32, 3)).astype(np.uint8))
+    report = export_model(str(tmp_path / "fcn.keras"), formats=["tflite_int8"], out=tmp_path / "b",
+                          calibration_data=str(tmp_path / "cal.npy"))
+    assert report.ok, report.render()
+    record = load_manifest(tmp_path / "b" / "fcn")["artifacts"]["tflite_int8"]["calibration"]
+    assert record["inputs"] == [["image", [None, None, 3]]] and record["per_input"]["image"]["shape"] == [24, 32, 3]
