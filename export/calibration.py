@@ -166,6 +166,16 @@ def requested_samples(record: dict[str, Any]) -> int:
     return int(record.get("requested") or record.get("samples") or DEFAULT_CALIBRATION_SAMPLES)
 
 
+def by_names(samples: dict[str, np.ndarray], names: list[str], where: str) -> dict[str, np.ndarray]:
+    """``samples`` (by Keras input name) keyed by an engine's input ``names``: the same names, or the
+    one input of a one-input model; anything else is an error naming both lists."""
+    if set(samples) == set(names):
+        return dict(samples)
+    if len(samples) == len(names) == 1:
+        return {names[0]: next(iter(samples.values()))}
+    raise ExportError(f"{where}: inputs {sorted(names)} do not match the calibrated inputs {sorted(samples)}")
+
+
 def samples_of(record: dict[str, Any], n: int) -> dict[str, np.ndarray]:
     """``n`` samples of a recorded calibration source (the same seed and order), by input name."""
     return rebuild({**record, "requested": n})

@@ -11,7 +11,7 @@ from typing import Any, Iterator
 
 from edgeport.export import calibration as cal
 from edgeport.export.config import OnnxCalibration
-from edgeport.export.tflite_fix import DEBUG_SAMPLES, _note, single_input
+from edgeport.export.tflite_fix import DEBUG_SAMPLES, _note
 
 WEIGHTED = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
@@ -28,7 +28,7 @@ class OnnxInt8Fixer:
         self.job, self.record = job, job["calibration"]
         self.work = Path(tempfile.mkdtemp(prefix="edgeport-fix-onnx-"))
         self.pre, _ = preprocess(Path(job["source"]), self.work, _note)
-        self.input = onnx.load(str(self.pre), load_external_data=False).graph.input[0].name
+        self.inputs = [i.name for i in onnx.load(str(self.pre), load_external_data=False).graph.input]
         self.base = cal.requested_samples(self.record)
 
     def calibrations(self) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -44,8 +44,11 @@ class OnnxInt8Fixer:
         from edgeport.export.onnx import calibration_batch, reader
 
         method = settings.get("onnx_calibration", OnnxCalibration.MINMAX.value)
-        return reader({self.input: single_input(self.record, settings["calibration_samples"])},
-                      calibration_batch(method))
+        return reader(self._samples(settings["calibration_samples"]), calibration_batch(method))
+
+    def _samples(self, n: int) -> dict[str, Any]:
+        """``n`` recorded samples keyed by ONNX input name (every input of a multi-input model)."""
+        return cal.by_names(cal.samples_of(self.record, n), self.inputs, str(self.job["source"]))
 
     def build(self, settings: dict[str, Any]) -> tuple[bytes, str]:
         from edgeport.export.onnx import quantize

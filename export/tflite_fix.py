@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 from typing import Any, Iterator
 
-from edgeport.errors import EdgeportError
 from edgeport.export import calibration as cal
 
 DEBUG_SAMPLES = 64
@@ -20,12 +19,29 @@ def _note(text: str) -> None:
     print(f"edgeport fix: {text}", file=sys.stderr, flush=True)
 
 
-def single_input(record: dict[str, Any], n: int):
-    """The recorded calibration's ``n`` samples of a single-input model."""
-    arrays = cal.samples_of(record, n)
-    if len(arrays) != 1:
-        raise EdgeportError("edgeport fix handles single-input models")
-    return next(iter(arrays.values()))
+def signature_inputs(saved_model: str) -> list[str]:
+    """The serving signature's input names."""
+    import tensorflow as tf
+
+    fn = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
+    return sorted(fn.structured_input_signature[1])
+
+
+def input_order(model: bytes, keys: list[str]) -> list[str]:
+    """``keys`` (signature input names) in the order of the .tflite's inputs (``serving_default_X:0``)."""
+    from tensorflow.lite.tools import flatbuffer_utils as fu
+
+    from edgeport.runtimes.base import tensor_key
+
+    graph = fu.read_model_from_bytearray(bytearray(model)).subgraphs[0]
+    names = [tensor_key(graph.tensors[i].name.decode()) for i in graph.inputs]
+    if len(keys) == 1:
+        return list(keys)
+    if sorted(names) != sorted(keys):
+        from edgeport.errors import ExportError
+
+        raise ExportError(f"the calibrated model's inputs {names} are not the signature's {sorted(keys)}")
+    return names
 
 
 class TfliteInt8Fixer:
@@ -38,6 +54,7 @@ class TfliteInt8Fixer:
         self.job, self.saved_model = job, job["source"]
         self.record = job["calibration"]
         self._quantizers: dict[int, Any] = {}
+        self._names: list[str] | None = None
         self.base = cal.requested_samples(self.record)
 
     def calibrations(self) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -45,18 +62,30 @@ class TfliteInt8Fixer:
         if more := cal.more_samples(self.record, _note):
             yield more[1], {"calibration_samples": more[0]}
 
+    def _samples(self, n: int) -> dict[str, Any]:
+        """``n`` recorded samples keyed by signature input name (every input of a multi-input model)."""
+        if self._names is None:
+            self._names = signature_inputs(self.saved_model)
+        return cal.by_names(cal.samples_of(self.record, n), self._names, str(self.saved_model))
+
     def _feed(self, n: int):
-        x = single_input(self.record, n)
-        return lambda: ([row[None]] for row in x)
+        """The converter's representative dataset: one dict per sample, batch 1."""
+        x = self._samples(n)
+        count = len(next(iter(x.values())))
+        return lambda: ({k: v[i:i + 1] for k, v in x.items()} for i in range(count))
 
     def _quantizer(self, n: int):
         from edgeport.export.tflite import calibrated_converter
         from edgeport.export.tflite_selective import SelectiveQuantizer
 
         if n not in self._quantizers:
-            debug = single_input(self.record, min(n, DEBUG_SAMPLES))
-            self._quantizers[n] = SelectiveQuantizer(calibrated_converter(self.saved_model, self._feed(n))[1],
-                                                     debug_feed=lambda: ([row[None]] for row in debug))
+            debug = self._samples(min(n, DEBUG_SAMPLES))
+            order: list[str] = []  # the debugger feeds lists in the calibrated model's input order
+            count = len(next(iter(debug.values())))
+            q = SelectiveQuantizer(calibrated_converter(self.saved_model, self._feed(n))[1],
+                                   debug_feed=lambda: ([debug[k][i:i + 1] for k in order] for i in range(count)))
+            order[:] = input_order(q.debugger.calibrated_model, list(debug))
+            self._quantizers[n] = q
         return self._quantizers[n]
 
     def build(self, settings: dict[str, Any]) -> tuple[bytes, str]:

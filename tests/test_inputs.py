@@ -58,6 +58,23 @@ def test_two_input_keras_model_exports_calibrates_per_input_and_verifies_by_name
     assert {f: rows[f]["status"] for f in FORMATS} == {f: "pass" for f in FORMATS}
 
 
+def test_fix_searches_a_two_input_model_calibrated_per_input(two_input):
+    """Every candidate of both int8 fixers is built from the per-input calibration, selective ones too
+    (the debugger feeds the inputs in the interpreter's order: ids, then state)."""
+    from edgeport.benchmarks.verify.fix import fix_model
+
+    tmp = two_input
+    if not (tmp / "out" / "two" / "manifest.json").is_file():
+        test_two_input_keras_model_exports_calibrates_per_input_and_verifies_by_name(two_input, None)
+    report = fix_model("two", out=tmp / "out", data_npz=str(tmp / "test.npz"), formats=["tflite_int8", "onnx_int8"],
+                       gates="quantized.min_agreement=1.0", max_float_fraction=1.0)
+    text = report.render()
+    for fmt in ("tflite_int8", "onnx_int8"):
+        cands = report.tables[fmt]["candidates"]
+        assert len(cands) >= 2 and not any(c["error"] for c in cands), text
+        assert any(c["kept_float"] for c in cands), text  # selective candidates were built and scored
+
+
 def test_calibration_keeps_integer_inputs_and_refuses_a_scalar(tmp_path):
     from edgeport.errors import ExportError
     from edgeport.export.calibration import draw, fit
