@@ -234,3 +234,25 @@ def test_detection_gate_matches_boxes_by_class_and_iou(layout):
     assert same["detection_layout"] == layout
     assert {"detection_recall", "detection_precision"} <= set(_quantized_failures(ref, moved, "detections"))
     assert _quantized_failures(ref, ref + 0.01, "detections") == []
+
+
+def test_fix_scores_candidates_on_the_output_kind_gate(tmp_path):
+    """The audio-style sigmoid maps: int8 flips ~1% of the decisions (quantized gate: 0.5%); fix scores
+    every candidate on flips and F1, not on argmax agreement, and its table shows them."""
+    from edgeport.benchmarks.verify.fix import fix_model
+
+    model, _ = sigmoid_maps()
+    model.save(tmp_path / "maps.keras")
+    np.save(tmp_path / "cal.npy", _inputs(model, 100, 0))
+    np.savez(tmp_path / "test.npz", x_test=_inputs(model, 200, 1))
+    assert export_model(str(tmp_path / "maps.keras"), formats=["saved_model", "tflite_int8"], out=tmp_path / "out",
+                        calibration_data=str(tmp_path / "cal.npy")).ok
+    report = fix_model("maps", out=tmp_path / "out", data_npz=str(tmp_path / "test.npz"), formats=["tflite_int8"])
+    text = report.render()
+    print(text)
+    cands = report.tables["tflite_int8"]["candidates"]
+    assert cands[0]["figures"]["kind"] == "multilabel" and cands[0]["figures"]["flip_rate"] > 0.005, text
+    assert any("flip_rate" in f for f in cands[0]["failures"]) and "flips " in text, text
+    assert all("agreement" not in c["figures"] for c in cands)  # no argmax over a sigmoid map
+    chosen = report.tables["tflite_int8"].get("chosen")
+    assert report.ok == (chosen is not None and chosen["figures"]["flip_rate"] <= 0.005), text

@@ -47,7 +47,8 @@ class FixReport:
             chosen = (result.get("chosen") or {}).get("label")
             for i, c in enumerate(result["candidates"]):
                 f = c["figures"]
-                rows.append([("-> " if i == result.get("chosen_index") else "   ") + c["label"], str(len(c["kept_float"])),
+                label = c["label"] if len(c["label"]) <= 76 else c["label"][:75] + "…"  # whole in the manifest
+                rows.append([("-> " if i == result.get("chosen_index") else "   ") + label, str(len(c["kept_float"])),
                              fmt_size(c["size_bytes"]), fmt_us(c["p50_us"]), fmt_pct(f.get("accuracy")),
                              fmt_points(f.get("accuracy_delta_points")), fmt_pct(f.get("agreement")),
                              fmt_pct(f.get("confident_agreement")), fmt_num(f.get("kl_divergence"), ".3g"),
