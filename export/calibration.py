@@ -91,9 +91,11 @@ def _dataset(record: dict[str, Any], inputs: Inputs) -> dict[str, np.ndarray]:
 def _uniform(record: dict[str, Any], inputs: Inputs) -> dict[str, np.ndarray]:
     """Seeded uniform values in each input's range (whole numbers for an integer input)."""
     rng = np.random.default_rng(record["seed"])
+    given = record.get("shapes") or {}
+    inputs = [(name, tuple(given.get(name) or shape)) for name, shape in inputs]
     if free := [f"{name} axis {i + 1}" for name, shape in inputs for i, d in enumerate(shape) if d is None]:
         raise ExportError(f"symbolic dimension(s) {', '.join(free)} have no size to calibrate on: give "
-                          "--calibration-data FILE.npz with samples (one array per input name) of the size to use")
+                          "--input-shape NAME=1xHxWxC, or --calibration-data FILE.npz with samples of the size to use")
     dtypes, out = record.get("dtypes") or {}, {}
     for name, shape in inputs:
         lo, hi = record["ranges"][name]
@@ -129,12 +131,25 @@ def rebuild(record: dict[str, Any], inputs: Inputs | None = None) -> dict[str, n
 
 def draw(inputs: Inputs, *, n: int, seed: int, file: Path | None, dataset: str | None, data_dir: str | None,
          image_size: tuple[int, int] | None, ranges: dict[str, tuple[float, float]],
-         dtypes: dict[str, str] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """(samples by input name, the record that rebuilds them); ``dtypes``: each input's dtype."""
+         dtypes: dict[str, str] | None = None, shapes: dict[str, tuple[int, ...]] | None = None
+         ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """(samples by input name, the record that rebuilds them); ``dtypes``: each input's dtype;
+    ``shapes`` (``--input-shape``, without the batch): the size random samples give symbolic dimensions."""
     record: dict[str, Any] = {"requested": n, "seed": seed,
                               "inputs": [[name, list(shape)] for name, shape in inputs]}  # null: symbolic
     if dtypes:
         record["dtypes"] = dict(dtypes)
+    if shapes:
+        if unknown := sorted(set(shapes) - {name for name, _ in inputs}):
+            raise ExportError(f"--input-shape {unknown[0]}: no such input; inputs: {', '.join(n for n, _ in inputs)}")
+        for name, shape in inputs:
+            given = shapes.get(name)
+            if given is not None and (len(given) != len(shape) or any(d is not None and d != g
+                                                                      for d, g in zip(shape, given))):
+                shown = "x".join("?" if d is None else str(d) for d in ("N", *shape))
+                raise ExportError(f"--input-shape {name}={'x'.join(map(str, (1, *given)))} contradicts the "
+                                  f"input's shape {shown}")
+        record["shapes"] = {k: list(v) for k, v in shapes.items()}
     if file is not None:
         record.update(source=f"file:{Path(file).resolve()}", file_sha256=sha256_file(file))
     elif dataset is not None:

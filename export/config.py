@@ -54,6 +54,7 @@ class ExportConfig:
     onnx_keep_float: tuple[str, ...] = ()  # onnx_int8: node names left unquantized
     int16x8_keep_float: tuple[str, ...] = ()  # tflite_int16x8: op outputs (tensor names) or op types left in float
     onnx_calibration: OnnxCalibration = OnnxCalibration.MINMAX
+    input_shape: tuple[str, ...] = ()  # NAME=1xHxWxC: the size random calibration gives symbolic dimensions
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -79,6 +80,14 @@ class ExportConfig:
         for name in ("keep_float", "onnx_keep_float", "int16x8_keep_float"):
             names = tuple(n.strip() for item in getattr(self, name) for n in str(item).split(",") if n.strip())
             set_(self, name, names)
+        shapes = {}
+        for item in self.input_shape:
+            name, _, dims = str(item).partition("=")
+            parts = dims.lower().split("x")
+            if not name.strip() or not all(p.isascii() and p.isdigit() and int(p) >= 1 for p in parts):
+                raise ExportConfigError(f"--input-shape {item}: expected NAME=1xHxWxC (sizes >= 1, batch first)")
+            shapes[name.strip()] = tuple(int(p) for p in parts)
+        set_(self, "input_shape", tuple(f"{k}={'x'.join(map(str, v))}" for k, v in shapes.items()))
         if self.calibration_data is not None:
             path = Path(self.calibration_data)
             if path.suffix not in (".npy", ".npz"):
@@ -87,3 +96,8 @@ class ExportConfig:
             if not path.is_file():
                 raise ExportConfigError(f"--calibration-data {path}: no such file")
             set_(self, "calibration_data", path)
+
+
+def sample_shapes(items: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
+    """``("image=1x320x320x3",)`` (validated by ExportConfig) -> {"image": (320, 320, 3)}: without the batch."""
+    return {name: tuple(int(d) for d in dims.split("x"))[1:] for name, _, dims in (i.partition("=") for i in items)}

@@ -10,7 +10,7 @@ import numpy as np
 
 from edgeport import __version__
 from edgeport.errors import EdgeportError, ExportError
-from edgeport.export.config import ExportConfig
+from edgeport.export.config import ExportConfig, sample_shapes
 from edgeport.export.registry import INFO, Format, of_family
 from edgeport.export.source import ModelSource, load_source
 from edgeport.lazy import resolve
@@ -215,7 +215,8 @@ class ExportContext:
             self.inputs, n=self.config.calibration_samples, seed=self.config.seed, file=self.config.calibration_data,
             dataset=dataset, data_dir=(self.config.data_dir or self._training_data_dir()) if dataset else None,
             image_size=(shape[0], shape[1]) if image else None,
-            ranges={name: self._range(s) for name, s in self.inputs}, dtypes=self.input_dtypes)
+            ranges={name: self._range(s) for name, s in self.inputs}, dtypes=self.input_dtypes,
+            shapes=sample_shapes(self.config.input_shape))
         if self.calibration["source"] == "random-uniform":
             self.warn(f"warning: {self.name} is not a known course model and no --calibration-data was given: "
                       f"calibrating on {self.calibration['samples']} seeded random-uniform inputs; quantized "

@@ -134,7 +134,7 @@ def export_model(model: str, *, formats: list[str] = ["default"], out: Path = Pa
                  calibration_data: str | None = None, data_dir: str | None = None,
                  allow_unsafe: bool = False, keep_float: list[str] | None = None,
                  onnx_keep_float: list[str] | None = None, onnx_calibration: str = "minmax",
-                 int16x8_keep_float: list[str] | None = None,
+                 int16x8_keep_float: list[str] | None = None, input_shape: list[str] | None = None,
                  isolate: bool = True) -> ExportReport:
     """Export a model to every deployable format, with a manifest a device can trust.
 
@@ -152,6 +152,7 @@ def export_model(model: str, *, formats: list[str] = ["default"], out: Path = Pa
     onnx_keep_float: onnx_int8: node names to leave unquantized (what `edgeport fix` chose)
     int16x8_keep_float: tflite_int16x8: op outputs (tensor names) or op types to keep in float, through ai-edge-quantizer
     onnx_calibration: onnx_int8 calibration method: minmax, entropy, percentile or distribution
+    input_shape: NAME=1xHxWxC per input with symbolic dimensions: the size seeded random calibration draws (without --calibration-data); repeatable
     isolate: run the conversions in a child process, so that a crash inside TensorFlow or a converter
         fails the export with an error instead of killing this process
     """
@@ -160,7 +161,7 @@ def export_model(model: str, *, formats: list[str] = ["default"], out: Path = Pa
                           seed=seed, int8_io=int8_io, calibration_data=calibration_data,
                           data_dir=data_dir, allow_unsafe=allow_unsafe, keep_float=tuple(keep_float or ()),
                           onnx_keep_float=tuple(onnx_keep_float or ()), onnx_calibration=onnx_calibration,
-                          int16x8_keep_float=tuple(int16x8_keep_float or ()))
+                          int16x8_keep_float=tuple(int16x8_keep_float or ()), input_shape=tuple(input_shape or ()))
     source = resolve_source(model, Path(out))
     if isolate:
         args = dict(model=model, formats=list(formats), out=str(out), opset=opset,
@@ -168,7 +169,7 @@ def export_model(model: str, *, formats: list[str] = ["default"], out: Path = Pa
                     calibration_data=str(calibration_data) if calibration_data else None, data_dir=data_dir,
                     allow_unsafe=allow_unsafe, keep_float=list(keep_float or ()),
                     onnx_keep_float=list(onnx_keep_float or ()), onnx_calibration=str(onnx_calibration),
-                    int16x8_keep_float=list(int16x8_keep_float or ()))
+                    int16x8_keep_float=list(int16x8_keep_float or ()), input_shape=list(input_shape or ()))
         return _isolated(args, source)
     report = ExportReport(source.name, source.model_dir)
     log = NativeLog()

@@ -250,7 +250,15 @@ def test_a_keras_model_with_symbolic_height_and_width_calibrates_on_data_or_says
     report = export_model(str(tmp_path / "fcn.keras"), formats=["tflite_int8"], out=tmp_path / "a")
     assert not report.ok
     line = report.results[0].error
-    assert "symbolic dimension(s) image axis 1, image axis 2" in line and "--calibration-data" in line, line
+    assert "symbolic dimension(s) image axis 1, image axis 2" in line and "--input-shape" in line, line
+    report = export_model(str(tmp_path / "fcn.keras"), formats=["tflite_int8"], out=tmp_path / "c",
+                          input_shape=["image=1x20x20x3"])
+    assert report.ok, report.render()
+    record = load_manifest(tmp_path / "c" / "fcn")["artifacts"]["tflite_int8"]["calibration"]
+    assert record["source"] == "random-uniform" and record["per_input"]["image"]["shape"] == [20, 20, 3]
+    report = export_model(str(tmp_path / "fcn.keras"), formats=["tflite_int8"], out=tmp_path / "d",
+                          input_shape=["image=1x20x20x4"])
+    assert "contradicts the input's shape Nx?x?x3" in report.results[0].error
     np.save(tmp_path / "cal.npy", np.random.default_rng(0).integers(0, 256, (16, 24, 32, 3)).astype(np.uint8))
     report = export_model(str(tmp_path / "fcn.keras"), formats=["tflite_int8"], out=tmp_path / "b",
                           calibration_data=str(tmp_path / "cal.npy"))

@@ -26,6 +26,8 @@ def calibration_settings(manifest: dict[str, Any], fmt: str) -> dict[str, Any]:
         kwargs["calibration_data"] = source[5:]
     elif source.startswith("dataset:") and record.get("data_dir"):
         kwargs["data_dir"] = record["data_dir"]
+    if record.get("shapes"):  # --input-shape of a model with symbolic dimensions
+        kwargs["input_shape"] = [f"{k}={'x'.join(map(str, (1, *v)))}" for k, v in record["shapes"].items()]
     return kwargs
 
 
