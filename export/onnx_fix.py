@@ -40,6 +40,10 @@ class OnnxInt8Fixer:
         for method in (m.value for m in OnnxCalibration if m is not OnnxCalibration.MINMAX):
             yield f"{method}, {self.base} samples", {"calibration_samples": self.base, "onnx_calibration": method}
 
+    def float_size(self) -> int:
+        """Bytes of the float ONNX model every candidate is quantized from."""
+        return self.pre.stat().st_size
+
     def _reader(self, settings: dict[str, Any]):
         from edgeport.export.onnx import calibration_batch, reader
 

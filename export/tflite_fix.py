@@ -88,6 +88,12 @@ class TfliteInt8Fixer:
             self._quantizers[n] = q
         return self._quantizers[n]
 
+    def float_size(self) -> int:
+        """Bytes of the float32 .tflite of the same SavedModel (the float end of the float fraction)."""
+        from edgeport.export.tflite import float32_model
+
+        return len(float32_model(self.saved_model))
+
     def build(self, settings: dict[str, Any]) -> tuple[bytes, str]:
         from edgeport.export.tflite import int8_model
 

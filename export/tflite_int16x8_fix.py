@@ -25,6 +25,10 @@ class TfliteInt16x8Fixer:
         self.float_model = float32_model(job["source"])
         self.base = cal.requested_samples(self.record)
 
+    def float_size(self) -> int:
+        """Bytes of the float32 .tflite every candidate is quantized from."""
+        return len(self.float_model)
+
     def calibrations(self) -> Iterator[tuple[str, dict[str, Any]]]:
         yield (f"every op int16x8 ({cal.used_samples(self.record)} calibration samples)",
                {"calibration_samples": self.base})

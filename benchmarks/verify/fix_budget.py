@@ -28,13 +28,15 @@ class Budget:
         return None
 
 
-def float_fraction(size: int, all_quantized: int) -> float:
-    """Estimated fraction of the weight bytes kept in float: int8 weights are a quarter of float32,
-    so a fully quantized model of ``all_quantized`` bytes holds about ``4 * all_quantized`` float32
-    weight bytes, and each float byte above it is three more (estimated from sizes)."""
+def float_fraction(size: int, all_quantized: int, all_float: int | None = None) -> float:
+    """Fraction of the weight bytes a candidate of ``size`` keeps in float: where it stands between
+    the fully quantized model (``all_quantized`` bytes) and the float32 one (``all_float``, the same
+    converter's; 0 and 1). Without the float size, estimated as 4 x the quantized one (int8 weights
+    are a quarter of float32: an estimate that counts the file's fixed overhead as weights)."""
     if all_quantized <= 0:
         return 0.0
-    return max(0.0, min(1.0, (size - all_quantized) / (3.0 * all_quantized)))
+    span = (all_float - all_quantized) if all_float and all_float > all_quantized else 3.0 * all_quantized
+    return max(0.0, min(1.0, (size - all_quantized) / span))
 
 
 def quantization_scheme(fmt: str) -> str:

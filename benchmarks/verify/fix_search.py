@@ -219,11 +219,12 @@ def _search(job: dict[str, Any], scorer: Scorer, builder, budget: Any,
         return tried, None
     ranking = builder.ranking(base)
     quantized = tried[0].size_bytes
+    float_size = builder.float_size() if hasattr(builder, "float_size") else None  # the same converter's float32
 
     def score(kept: list[str], label: str) -> Candidate:
         settings = {**base, builder.keep_key: builder.expand(kept)}
         cand = _built(scorer, builder, Candidate(label, settings, kept_float=kept))
-        cand.float_fraction = float_fraction(cand.size_bytes, quantized)
+        cand.float_fraction = float_fraction(cand.size_bytes, quantized, float_size)
         return cand
 
     return tried, _grow(score, ranking, int(job.get("max_float", 64)), tried, budget, stop)
