@@ -135,6 +135,21 @@ def test_bench_times_batch_1_and_says_why_batch_32_is_not_measured(stateful, cap
     assert any("batch sizes other than 1 are not measured" in n for n in report["notes"])
 
 
+def test_verify_proves_a_stateful_step_given_whole(stateful, tmp_path):
+    """A feed whose inputs share no batch axis is one step: verify runs it whole and gates every output."""
+    import shutil
+
+    from edgeport.benchmarks.verify.command import verify_model
+
+    model, npz = stateful
+    copy = tmp_path / "vad_copy.onnx"
+    shutil.copyfile(model, copy)
+    report = verify_model(str(copy), reference=str(model), data_npz=str(npz))
+    row = report.results[0]
+    assert report.ok and set(row.outputs) == {"prob", "new_state", "sr_is_big", "sr_mod"}, report.render()
+    assert all(f["n"] == 1 and f["max_abs_diff"] == 0.0 for f in row.outputs.values())
+
+
 def test_bad_npz_inputs_are_one_line_errors_naming_the_file(stateful, tmp_path, capsys):
     model, _ = stateful
     good = input_models.stateful_feed()

@@ -33,6 +33,11 @@ def load_inputs(path: str | Path) -> np.ndarray | dict[str, np.ndarray]:
 
 
 def count(x: np.ndarray | dict[str, np.ndarray]) -> int:
+    """Rows of ``x``; one feed given whole (inputs with no shared batch axis) is one."""
+    from edgeport.training.testset import is_whole
+
+    if is_whole(x):
+        return 1
     return len(x) if isinstance(x, np.ndarray) else len(next(iter(x.values())))
 
 
@@ -44,7 +49,12 @@ def predict_all(session, x: np.ndarray | dict[str, np.ndarray], *, batch: int = 
     """Every output of ``session`` for every input row, by output name."""
     from edgeport.runtimes.base import tensor_key
 
+    from edgeport.training.testset import is_whole
+
     names = [tensor_key(s.name) for s in session.outputs]
+    if is_whole(x):  # one feed given whole (a stateful model's step): its outputs are one row
+        out = session.predict(x)
+        return {n: np.asarray(y, dtype=np.float32)[None] for n, y in zip(names, out if isinstance(out, list) else [out])}
     parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
     n = count(x)
     for start in range(0, n, batch):

@@ -88,7 +88,7 @@ def _noise(session, x, n: int) -> tuple[dict[str, float], str]:
     from edgeport.runtimes.keras_runtime import output_names
 
     twin = float64_twin(session.model)
-    sub = x[:n] if isinstance(x, np.ndarray) else {k: v[:n] for k, v in x.items()}
+    sub = x[:n] if isinstance(x, np.ndarray) else (x if count(x) == 1 else {k: v[:n] for k, v in x.items()})
     ref32 = predict_all(session, sub)
     feed = (np.asarray(sub, np.float64) if isinstance(sub, np.ndarray)
             else [np.asarray(sub[tensor_key(s.name)], np.float64) for s in session.inputs])
