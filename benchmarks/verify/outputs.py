@@ -39,9 +39,12 @@ def resolve_kinds(plan: plans.Plan, reference: Reference, given: Mapping[str, st
     where = str(plan.model_dir or plan.reference_source)
     found = kinds_mod.resolve(reference.outputs, plan.test.task, overrides, where=where)
     if given and plan.model_dir is not None and {**stored, **given} != stored:
-        manifest = load_manifest(plan.model_dir)
-        manifest[MANIFEST_KEY] = {**dict(manifest.get(MANIFEST_KEY) or {}), **given}
-        save_manifest(plan.model_dir, manifest)
+        from edgeport.export.commit import model_lock
+
+        with model_lock(plan.model_dir, "verify --output-kind"):  # an export may be rewriting the manifest
+            manifest = load_manifest(plan.model_dir)
+            manifest[MANIFEST_KEY] = {**dict(manifest.get(MANIFEST_KEY) or {}), **given}
+            save_manifest(plan.model_dir, manifest)
         notes.append(f"output kinds {', '.join(f'{k}={v}' for k, v in given.items())} kept in "
                      f"{plan.model_dir}/manifest.json for later runs")
     elif given:
