@@ -210,7 +210,7 @@ def test_embedding_gate_reads_direction_and_neighbours():
 
 @pytest.mark.parametrize("layout", ["raw", "post_nms"])
 def test_detection_gate_matches_boxes_by_class_and_iou(layout):
-    from edgeport.benchmarks.verify.detections import figures
+    from edgeport.benchmarks.verify.kinds.detections import figures
 
     rng = np.random.default_rng(3)
     if layout == "raw":  # [B, 4+C, N]: cx, cy, w, h in pixels and class scores

@@ -6,12 +6,13 @@ import json
 import numpy as np
 import pytest
 
-from edgeport.benchmarks.verify.figures import (BINARY, PROBABILITIES, SCORES, VALUES, compare, output_kind,
-                                                top1)
+from edgeport.benchmarks.verify.figures import compare, output_kind, top1
 from edgeport.benchmarks.verify.gates import DEFAULT_GATES, FLOAT32_ULP, Gate, GateFailure, load_gates
 from edgeport.benchmarks.verify.result import summarize
 from edgeport.errors import EdgeportError, GateError, UnknownNameError
 from edgeport.export.registry import INFO, Format, Precision, precision_of
+
+BINARY, PROBABILITIES, SCORES, VALUES = "binary", "probabilities", "scores", "values"
 
 
 def test_precision_classes_live_in_the_export_registry():

@@ -46,6 +46,7 @@ def measure(model_dir: Path, fmt: str, manifest: dict[str, Any], *, data_dir: st
             table, kinds: dict[str, str], timeout: float) -> list[dict[str, Any]]:
     """Export and verify each alternative in a scratch copy; one row per format (size, figures, verdict)."""
     from edgeport.benchmarks.device_info import usable_cores
+    from edgeport.benchmarks.verify import kinds as output_kinds
     from edgeport.benchmarks.verify import plan as plans
     from edgeport.benchmarks.verify.command import run_plan
     from edgeport.export.pipeline import export_model
@@ -79,7 +80,5 @@ def measure(model_dir: Path, fmt: str, manifest: dict[str, Any], *, data_dir: st
         f = r.figures
         rows.append({"format": r.format, "weights": i.weights, "activations": i.activations,
                      "size_bytes": r.size_bytes, "status": r.status, "runtime": r.runtime,
-                     "figures": {k: f[k] for k in ("agreement", "confident_agreement", "kl_divergence", "f1",
-                                                   "flip_rate", "cosine_min", "detection_recall", "relative_error")
-                                 if f.get(k) is not None}})
+                     "figures": {k: f[k] for k in output_kinds.alternative_figures() if f.get(k) is not None}})
     return rows

@@ -69,9 +69,10 @@ def verdict(model: str, fmt: str, result: dict[str, Any], limit: float) -> dict[
 
 def render(v: dict[str, Any]) -> list[str]:
     """The verdict, its cause and the alternatives table as text lines."""
+    from edgeport.benchmarks.verify import kinds
     from edgeport.tables import fmt_num, fmt_pct, fmt_size
 
-
+    pct = kinds.percent_figures()
     lines = [v["text"], "cause: the layers that carry the quantization error, worst first:"]
     for r in v["cause"]:
         num = {k: x for k, x in r.items() if isinstance(x, float)}
@@ -86,7 +87,7 @@ def render(v: dict[str, Any]) -> list[str]:
             lines.append(f"  {a['format']} | {a['status']}: {a['error']}")
             continue
         f = a["figures"]
-        figs = ", ".join(f"{k.replace('_', ' ')} {fmt_pct(x) if k in _PCT else fmt_num(x, '.3g')}" for k, x in f.items())
+        figs = ", ".join(f"{k.replace('_', ' ')} {fmt_pct(x) if k in pct else fmt_num(x, '.3g')}" for k, x in f.items())
         lines.append(f"  {a['format']} | {a['weights']}/{a['activations']} | {fmt_size(a['size_bytes'] or 0)} | "
                      f"{figs} | {a['status'].upper()}")
     if v.get("alternatives_error"):
@@ -95,5 +96,3 @@ def render(v: dict[str, Any]) -> list[str]:
         lines.append("  (none: the format registry has no format with quantized weights and float or int16 activations)")
     return lines
 
-
-_PCT = ("agreement", "confident_agreement", "f1", "flip_rate", "detection_recall")

@@ -23,8 +23,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from edgeport.benchmarks.verify import kinds
 from edgeport.benchmarks.verify.figures import compare
-from edgeport.benchmarks.verify.kinds import resolve
 from edgeport.benchmarks.verify.gates import Gate
 from edgeport.benchmarks.verify.jobs import load_inputs, predict_all
 from edgeport.benchmarks.verify.result import summarize
@@ -47,10 +47,7 @@ class Candidate:
         return self.error is None and not self.failures
 
     def to_dict(self) -> dict[str, Any]:
-        keys = ("kind", "accuracy", "accuracy_delta_points", "agreement", "confident_agreement", "kl_divergence",
-                "max_abs_diff", "relative_error", "flip_rate", "f1", "precision", "recall", "elements", "threshold",
-                "cosine_min", "cosine_mean", "neighbour_agreement", "detection_recall", "detection_precision",
-                "mean_iou", "matched_detections", "ref_detections", "detection_layout", "positions")
+        keys = ("kind", "max_abs_diff", *kinds.fix_figures())  # and each kind's own figures
         return {"label": self.label, "settings": self.settings, "kept_float": self.kept_float,
                 "size_bytes": self.size_bytes, "float_fraction": self.float_fraction, "p50_us": self.p50_us, "passes": self.passes,
                 "figures": {k: self.figures.get(k) for k in keys if k in self.figures},
@@ -66,7 +63,7 @@ class Scorer:
             self.ref = {k: z[k] for k in z.files}
         self.y = np.load(job["labels"]) if job.get("labels") else None
         self.task, self.gate = job["task"], Gate(**job["gate"])
-        self.kinds = resolve(self.ref, self.task, job.get("kinds"))  # verify's kinds (given or kept ones win)
+        self.kinds = kinds.resolve(self.ref, self.task, job.get("kinds"))  # verify's kinds (given or kept ones win)
         self.work = Path(tempfile.mkdtemp(prefix="edgeport-fix-"))
 
     def __call__(self, cand: Candidate, model: bytes, suffix: str) -> Candidate:
@@ -91,7 +88,7 @@ class Scorer:
         for i, name in enumerate(names):
             got = out[name] if name in out else out[arts[i]]
             f = compare(self.ref[name], got, kind=self.kinds[name], y=self.y if i == 0 else None,
-                        margin=self.gate.confidence_margin, settings=self.gate.settings())
+                        settings=self.gate.settings())
             per[name] = f
             cand.failures += [f"{e.figure} = {e.value} ({e.gate})"
                               for e in self.gate.failures(f, artifact="", runtime="", output=name if len(names) > 1
@@ -212,8 +209,7 @@ def _search(job: dict[str, Any], scorer: Scorer, builder, budget: Any,
         tried.append(cand)
         if cand.passes:
             return tried, cand
-    base = tried[-1].settings if builder.base_from_last else min(
-        tried, key=lambda c: c.figures.get("kl_divergence", float("inf"))).settings
+    base = tried[-1].settings if builder.base_from_last else min(tried, key=lambda c: kinds.rank(c.figures)).settings
     if why := budget.out(len(tried)):
         stop.update(stopped=why, not_tried=["selective quantization (layers kept in float)"])
         return tried, None

@@ -12,12 +12,9 @@ class has one :class:`Gate`. The gates mean the same on a one-layer MLP and a 15
 - **quantized**: accuracy change, agreement, agreement on confident inputs (reference top-1
   margin above ``confidence_margin``) and the mean KL divergence, all against the float model.
 
-Which task figures a gate holds depends on the output's kind (``kinds.py``): classifiers the
-agreement / confident agreement / KL / accuracy fields, ``per_position`` the agreement / confident
-agreement / KL fields over every position, ``multilabel`` ``max_flip_rate`` and ``min_f1``,
-``embedding`` ``min_cosine`` and ``min_neighbour_agreement``, ``detections``
-``min_detection_recall``, ``min_detection_precision`` and ``min_mean_iou``, ``values``
-``max_relative_error``. The tight bound (float32, fp16) holds for every kind.
+The rest of a gate's fields come from the output kinds (``kinds/``: each kind module declares its
+fields with their default per precision class, and which of its figures each bounds); a gate
+checks the fields of the output's own kind. The tight bound (float32, fp16) holds for every kind.
 
 Every gate also needs finite outputs. A figure a gate needs that was not measured is a failure,
 never a skip; the one exception is accuracy on data without labels, which the table states.
@@ -28,83 +25,91 @@ more specific and winning over it, a format name.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import FrozenInstanceError, dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from edgeport.benchmarks.verify.kinds import CLASSIFIER_KINDS, DETECTIONS, EMBEDDING, MULTILABEL, PER_POSITION
+from edgeport.benchmarks.verify import kinds
+from edgeport.benchmarks.verify.kinds.base import Check, GateField
 from edgeport.errors import EdgeportError, GateError, UnknownNameError
 from edgeport.export.registry import INFO, Precision, precision_of
 
 FLOAT32_ULP = float(np.finfo(np.float32).eps)
 FLOOR_ULPS = 4
-_FRACTIONS = ("min_agreement", "min_confident_agreement", "confidence_margin", "max_flip_rate", "min_f1",
-              "min_cosine", "min_neighbour_agreement", "min_detection_recall", "min_detection_precision",
-              "min_mean_iou", "decision_threshold", "score_threshold", "nms_iou", "match_iou")
-#: Fields that say how a figure is measured, not what it must reach.
-SETTINGS = ("confidence_margin", "decision_threshold", "score_threshold", "nms_iou", "match_iou")
+_TIGHT = (GateField("tolerance_factor", "``tolerance_diff`` (max |artifact - tight reference|: Keras float32, or "
+                    "the fp16-weights reference for fp16) <= factor x the reference's float32 noise",
+                    {Precision.FLOAT32: 10.0, Precision.FP16: 10.0}, fraction=False),
+          GateField("max_abs_diff", "a fixed bound on ``tolerance_diff`` instead of the derived one", fraction=False))
 
 
-@dataclass(frozen=True)
+def fields() -> dict[str, GateField]:
+    """Every gate field: the tight bound's, then each output kind's (registry order)."""
+    return {**{g.name: g for g in _TIGHT}, **kinds.gate_fields()}
+
+
+def _rebuild(values: dict[str, float | None]) -> "Gate":
+    return Gate(**values)
+
+
 class Gate:
     """Thresholds one artifact x runtime must meet, per output; ``None`` means "not gated".
 
-    tolerance_factor: ``tolerance_diff`` (max |artifact - tight reference|: Keras float32, or the
-        fp16-weights reference for fp16) <= factor x the reference's float32 noise.
-    max_abs_diff: a fixed bound on ``tolerance_diff`` instead of the derived one.
-    min_agreement: fraction of inputs whose top-1 class equals the reference's.
-    min_confident_agreement: the same over inputs whose reference top-1 margin > confidence_margin.
-    confidence_margin: top-1 minus top-2 probability that makes an input "confident".
-    max_accuracy_drop_points: accuracy may fall at most this many points below the reference's.
-    max_kl_divergence: mean KL(reference || artifact) of the class distributions.
-    max_relative_error: value outputs: mean |artifact - reference| / mean |reference|.
-    max_flip_rate: multilabel: fraction of elements whose decision at decision_threshold flips.
-    min_f1: multilabel: F1 of the artifact's positive elements against the reference's.
-    min_cosine: embedding: the smallest cosine similarity of a row with the reference's row.
-    min_neighbour_agreement: embedding: rows whose nearest other row is the reference's.
-    min_detection_recall / min_detection_precision: detections matched to the reference's
-        (same class, IoU >= match_iou) over the reference's / the artifact's detections.
-    min_mean_iou: detections: mean IoU of the matched detections.
-    decision_threshold, score_threshold, nms_iou, match_iou: how those figures are measured.
+    Frozen: built with keyword fields (``fields()``: the tight bound's and every output kind's, each
+    documented where it is declared), read as attributes, changed with :meth:`replace`. Settings
+    (``GateField.setting``) say how a figure is measured and always have a value.
     """
 
-    tolerance_factor: float | None = None
-    max_abs_diff: float | None = None
-    min_agreement: float | None = None
-    min_confident_agreement: float | None = None
-    confidence_margin: float = 0.2
-    max_accuracy_drop_points: float | None = None
-    max_kl_divergence: float | None = None
-    max_relative_error: float | None = None
-    max_flip_rate: float | None = None
-    min_f1: float | None = None
-    min_cosine: float | None = None
-    min_neighbour_agreement: float | None = None
-    min_detection_recall: float | None = None
-    min_detection_precision: float | None = None
-    min_mean_iou: float | None = None
-    decision_threshold: float = 0.5
-    score_threshold: float = 0.25
-    nms_iou: float = 0.45
-    match_iou: float = 0.5
+    __slots__ = ("_values",)
 
-    def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
+    def __init__(self, **values: float | None):
+        known = fields()
+        if unknown := sorted(set(values) - set(known)):
+            raise TypeError(f"Gate has no field {unknown[0]!r}; fields: {', '.join(known)}")
+        full = {name: values.get(name, g.default()) for name, g in known.items()}
+        for name, value in full.items():
             if value is None:
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-                raise ValueError(f"Gate.{f.name} must be a number >= 0, got {value!r}")
-            if f.name in _FRACTIONS and value > 1:
-                raise ValueError(f"Gate.{f.name} is a fraction in [0, 1], got {value}")
-        if self.tolerance_factor is not None and self.tolerance_factor < 1:
-            raise ValueError(f"Gate.tolerance_factor must be >= 1, got {self.tolerance_factor}")
-        if all(getattr(self, f.name) is None for f in dataclasses.fields(self) if f.name not in SETTINGS):
+                raise ValueError(f"Gate.{name} must be a number >= 0, got {value!r}")
+            if known[name].fraction and value > 1:
+                raise ValueError(f"Gate.{name} is a fraction in [0, 1], got {value}")
+        if full["tolerance_factor"] is not None and full["tolerance_factor"] < 1:
+            raise ValueError(f"Gate.tolerance_factor must be >= 1, got {full['tolerance_factor']}")
+        if all(v is None for n, v in full.items() if known[n].setting is None):
             raise ValueError("a Gate must set at least one threshold")
+        object.__setattr__(self, "_values", MappingProxyType(full))
+
+    def __getattr__(self, name: str) -> float | None:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(f"Gate has no field {name!r}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Gate) and dict(self._values) == dict(other._values)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._values.items()))
+
+    def __repr__(self) -> str:
+        return "Gate(" + ", ".join(f"{k}={v!r}" for k, v in self._values.items()
+                                   if v is not None and fields()[k].setting is None) + ")"
+
+    def __reduce__(self):
+        return _rebuild, (dict(self._values),)
+
+    def replace(self, **changes: float | None) -> "Gate":
+        """A copy with ``changes`` (checked like a new gate)."""
+        return Gate(**{**self._values, **changes})
 
     @property
     def tight(self) -> bool:
@@ -113,7 +118,7 @@ class Gate:
 
     def settings(self) -> dict[str, float]:
         """How the figures are measured: pass to ``figures.compare(..., settings=)``."""
-        return {f: getattr(self, f) for f in SETTINGS}
+        return {n: self._values[n] for n, g in fields().items() if g.setting is not None}
 
     def tolerance(self, noise: float | None, scale: float) -> tuple[float | None, str]:
         """(bound on max |diff|, how it was derived) for an output whose reference has float32
@@ -130,10 +135,10 @@ class Gate:
                  else f"floor of {FLOOR_ULPS} float32 ulps")
         return bound, basis
 
-    def checks(self, f: Mapping[str, Any], *, labelled: bool) -> Iterator[tuple[str, str, Any, bool]]:
+    def checks(self, f: Mapping[str, Any], *, labelled: bool) -> Iterator[Check]:
         """(figure, gate text, value, ok) for every figure this gate needs of one output's figures
         ``f``; a needed figure that is missing yields ok=False with value None."""
-        def need(figure: str, text: str, ok) -> tuple[str, str, Any, bool]:
+        def need(figure: str, text: str, ok) -> Check:
             value = f.get(figure)
             return figure, text, value, value is not None and bool(ok(value))
 
@@ -143,47 +148,8 @@ class Gate:
             yield need("tolerance_diff", f"<= {bound:.3g} ({f.get('tolerance_basis')})" if bound is not None
                        else f"<= tolerance ({f.get('tolerance_basis', 'not derived')})",
                        lambda v: bound is not None and v <= bound)
-        kind = f.get("kind")
-        if kind in CLASSIFIER_KINDS or kind == PER_POSITION:
-            yield from self._class_checks(need, labelled=labelled and kind != PER_POSITION)
-        elif kind == MULTILABEL:
-            yield from self._minmax(need, ("flip_rate", "max_flip_rate", "<="), ("f1", "min_f1", ">="))
-        elif kind == EMBEDDING:
-            yield from self._minmax(need, ("cosine_min", "min_cosine", ">="),
-                                    ("neighbour_agreement", "min_neighbour_agreement", ">="))
-        elif kind == DETECTIONS:
-            yield from self._minmax(need, ("detection_recall", "min_detection_recall", ">="),
-                                    ("detection_precision", "min_detection_precision", ">="),
-                                    ("mean_iou", "min_mean_iou", ">="))
-        else:  # values, and anything else
-            if self.max_relative_error is not None:
-                yield need("relative_error", f"<= {self.max_relative_error:g}",
-                           lambda v: v <= self.max_relative_error)
-
-    def _class_checks(self, need, *, labelled: bool) -> Iterator[tuple[str, str, Any, bool]]:
-        if self.min_agreement is not None:
-            yield need("agreement", f">= {self.min_agreement:.2%}", lambda v: v >= self.min_agreement)
-        if self.min_confident_agreement is not None:
-            yield need("confident_agreement", f">= {self.min_confident_agreement:.2%} (margin > "
-                       f"{self.confidence_margin:g})", lambda v: v >= self.min_confident_agreement)
-        if self.max_kl_divergence is not None:
-            yield need("kl_divergence", f"<= {self.max_kl_divergence:g}", lambda v: v <= self.max_kl_divergence)
-        if self.max_accuracy_drop_points is not None and labelled:
-            yield need("accuracy_delta_points", f">= -{self.max_accuracy_drop_points:g} points",
-                       lambda v: v >= -self.max_accuracy_drop_points)
-
-    def _minmax(self, need, *rules: tuple[str, str, str]) -> Iterator[tuple[str, str, Any, bool]]:
-        """(figure, gate field, ">=" or "<=") rules for the fields this gate sets."""
-        for figure, field, op in rules:
-            bound = getattr(self, field)
-            if bound is None:
-                continue
-            text = f"{op} {bound:g}"
-            if field == "max_flip_rate":
-                text = f"<= {bound:.3%} (decision at {self.decision_threshold:g})"
-            elif field.startswith("min_detection") or field == "min_mean_iou":
-                text += f" (score >= {self.score_threshold:g}, same class, IoU >= {self.match_iou:g})"
-            yield need(figure, text, (lambda v, b=bound: v >= b) if op == ">=" else (lambda v, b=bound: v <= b))
+        kind = kinds.find(f.get("kind")) or kinds.get(kinds.FALLBACK)
+        yield from kind.checks(self, need, labelled=labelled)
 
     def failures(self, figures: Mapping[str, Any], *, artifact: str, runtime: str, output: str = "",
                  labelled: bool = True) -> list["GateFailure"]:
@@ -192,7 +158,7 @@ class Gate:
                 for figure, text, value, ok in self.checks(figures, labelled=labelled) if not ok]
 
     def to_dict(self) -> dict[str, float | None]:
-        return dataclasses.asdict(self)
+        return dict(self._values)
 
 
 class GateFailure(GateError):
@@ -214,17 +180,21 @@ class GateFailure(GateError):
                 "figure": self.figure, "value": self.value, "gate": self.gate, "message": str(self)}
 
 
-DEFAULT_GATES: dict[Precision, Gate] = {
-    Precision.FLOAT32: Gate(tolerance_factor=10.0, min_agreement=0.999),
-    Precision.FP16: Gate(tolerance_factor=10.0, min_agreement=0.99, min_confident_agreement=0.999,
-                         max_accuracy_drop_points=0.5, max_kl_divergence=0.01, max_relative_error=1e-3,
-                         max_flip_rate=0.001, min_f1=0.85, min_cosine=0.999, min_neighbour_agreement=0.95,
-                         min_detection_recall=0.95, min_detection_precision=0.95, min_mean_iou=0.9),
-    Precision.QUANTIZED: Gate(min_agreement=0.95, min_confident_agreement=0.99, max_accuracy_drop_points=1.0,
-                              max_kl_divergence=0.05, max_relative_error=0.02, max_flip_rate=0.005, min_f1=0.8,
-                              min_cosine=0.95, min_neighbour_agreement=0.9, min_detection_recall=0.9,
-                              min_detection_precision=0.9, min_mean_iou=0.8),
-}
+class _Defaults(Mapping[Precision, Gate]):
+    """The default gate of each precision class, from every field's default for that class (built
+    when asked, so a kind registered later brings its own fields)."""
+
+    def __getitem__(self, precision: Precision) -> Gate:
+        return Gate(**{n: g.default(precision) for n, g in fields().items()})
+
+    def __iter__(self) -> Iterator[Precision]:
+        return iter(Precision)
+
+    def __len__(self) -> int:
+        return len(Precision)
+
+
+DEFAULT_GATES: Mapping[Precision, Gate] = _Defaults()
 
 
 @dataclass(frozen=True)
@@ -232,7 +202,7 @@ class GateTable:
     """The gates in force: per precision class, plus per-format overrides."""
 
     by_precision: Mapping[Precision, Gate]
-    by_format: Mapping[str, Gate] = dataclasses.field(default_factory=dict)
+    by_format: Mapping[str, Gate] = field(default_factory=dict)
 
     def for_format(self, fmt: str) -> Gate:
         if fmt in self.by_format:
@@ -276,16 +246,16 @@ def load_gates(spec: str | Path | Mapping[str, Mapping[str, Any]] | None = None)
         overrides = _parse_pairs(str(spec))
     by_precision, by_format = dict(DEFAULT_GATES), {}
     classes = {p.value: p for p in Precision}
-    fields = {f.name for f in dataclasses.fields(Gate)}
+    names = set(fields())
     # precision classes first, so a format override builds on an overridden class
     for key, changes in sorted(overrides.items(), key=lambda kv: kv[0] not in classes):
         if key not in classes and key not in INFO:
             raise UnknownNameError("gate class or format", key, [*classes, *INFO])
-        if unknown := set(changes) - fields:
-            raise UnknownNameError("gate field", sorted(unknown)[0], sorted(fields))
+        if unknown := set(changes) - names:
+            raise UnknownNameError("gate field", sorted(unknown)[0], sorted(names))
         base = by_precision[classes[key]] if key in classes else by_precision[precision_of(key)]
         try:
-            gate = dataclasses.replace(base, **changes)
+            gate = base.replace(**changes)
         except (ValueError, TypeError) as exc:
             raise EdgeportError(f"gate override for {key}: {exc}") from None
         if key in classes:

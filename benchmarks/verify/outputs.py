@@ -8,7 +8,7 @@ import numpy as np
 
 from edgeport.benchmarks.verify import kinds as kinds_mod
 from edgeport.benchmarks.verify import plan as plans
-from edgeport.benchmarks.verify.figures import CLASSIFIER_KINDS, compare, top1
+from edgeport.benchmarks.verify.figures import compare
 from edgeport.benchmarks.verify.reference import Reference
 from edgeport.errors import EdgeportError
 from edgeport.export.registry import Precision
@@ -64,11 +64,10 @@ def reference_figures(reference: Reference, plan: plans.Plan, kinds: Mapping[str
     out: dict[str, Any] = {"n": len(ref), "output": first, "kind": kinds[first],
                            "outputs": {n: {"kind": kinds[n], "shape": list(v.shape)}
                                        for n, v in reference.outputs.items()}}
-    if plan.test.y is not None and kinds[first] in CLASSIFIER_KINDS:
-        labels = plan.test.y.reshape(-1).astype(np.int64)
-        pred = top1(ref, kinds[first])
-        if len(pred) == len(labels):
-            out["accuracy"] = float((pred == labels).mean())
+    if plan.test.y is not None:
+        accuracy = kinds_mod.reference_accuracy(kinds[first], ref, plan.test.y)
+        if accuracy is not None:
+            out["accuracy"] = accuracy
     return out
 
 
@@ -87,7 +86,7 @@ def figures(name: str, out: np.ndarray, reference: Reference, precision: Precisi
     """One output's figures against the reference (of ``kind``), with the tight bound when gated."""
     ref = reference.outputs[name]
     y = plan.test.y if labelled_output else None
-    f = compare(ref, out, kind=kind, y=y, margin=gate.confidence_margin, settings=gate.settings())
+    f = compare(ref, out, kind=kind, y=y, settings=gate.settings())
     f["output"] = name
     if not gate.tight:
         return f

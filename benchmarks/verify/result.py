@@ -5,35 +5,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeport.benchmarks.verify.kinds import DETECTIONS, EMBEDDING, MULTILABEL, PER_POSITION, VALUES
+from edgeport.benchmarks.verify import kinds
 from edgeport.tables import fmt_num, fmt_pct, fmt_points, fmt_size, text_table
 from edgeport.errors import EdgeportError
 
-#: How a summary over several outputs picks its figure: the worst one.
-_WORST_IS_MAX = ("max_abs_diff", "mean_abs_diff", "max_scaled_diff", "tolerance_diff", "kl_divergence",
-                 "relative_error", "disagreements", "nonfinite_values", "flip_rate", "flips")
-_WORST_IS_MIN = ("agreement", "confident_agreement", "accuracy", "accuracy_delta_points", "top5_overlap", "f1",
-                 "precision", "recall", "cosine_min", "cosine_mean", "neighbour_agreement", "detection_recall",
-                 "detection_precision", "mean_iou")
+#: How a summary over several outputs picks its figure: the worst one (each kind adds its own figures).
+_WORST_IS_MAX = ("max_abs_diff", "mean_abs_diff", "max_scaled_diff", "tolerance_diff", "nonfinite_values")
 NO_LABELS = "no labels: accuracy not gated"
-
-
-def task_text(f: dict[str, Any]) -> str:
-    """The kind's own figures in a few words (multilabel, embedding, detections, values)."""
-    kind = f.get("kind")
-    if kind == MULTILABEL:
-        return f"flips {fmt_pct(f.get('flip_rate'), 3)}, F1 {fmt_num(f.get('f1'), '.3f')}"
-    if kind == EMBEDDING:
-        return (f"cosine min {fmt_num(f.get('cosine_min'), '.4f')}, "
-                f"neighbours {fmt_pct(f.get('neighbour_agreement'), 1)}")
-    if kind == DETECTIONS:
-        return (f"recall {fmt_pct(f.get('detection_recall'), 1)}, precision {fmt_pct(f.get('detection_precision'), 1)}"
-                f", IoU {fmt_num(f.get('mean_iou'), '.3f')} ({f.get('ref_detections', 0)} ref boxes)")
-    if kind == PER_POSITION:
-        return f"{f.get('positions', 0):,} positions"
-    if kind == VALUES:
-        return f"rel err {fmt_num(f.get('relative_error'), '.2e')}"
-    return ""
+task_text = kinds.text  # the kind's own figures in a few words
 
 
 def summarize(outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -41,15 +20,16 @@ def summarize(outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     if len(outputs) == 1:
         return dict(next(iter(outputs.values())))
     out: dict[str, Any] = {}
+    worst_max, worst_min = (*_WORST_IS_MAX, *kinds.worst_is_max()), kinds.worst_is_min()
     for figures in outputs.values():
         for key, value in figures.items():
             if key not in out or value is None:
                 out.setdefault(key, value)
             elif out[key] is None:
                 out[key] = value
-            elif key in _WORST_IS_MAX:
+            elif key in worst_max:
                 out[key] = max(out[key], value)
-            elif key in _WORST_IS_MIN:
+            elif key in worst_min:
                 out[key] = min(out[key], value)
             elif key == "finite":
                 out[key] = out[key] and value
