@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import sys
 import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
+from typing import Any
 
 from edgeport.files import atomic_path
 from edgeport.names import data_home
@@ -72,6 +75,76 @@ def _redirect(path: Path, title: str) -> Iterator[None]:
         os.dup2(saved[1], 2)
         for fd in saved:
             os.close(fd)
+
+
+#: Lines that are TensorFlow's, absl's or oneDNN's, not edgeport's: absl's native prefix (``W0000 00:00:...
+#: util.cc:163] Not handling type DT_DOUBLE``, oneDNN's and the CUDA probe's), absl's pre-init notice, the
+#: CPU feature guard's second line, TensorFlow's and absl's Python loggers (retracing warnings), and Python
+#: warnings raised inside those packages (with the ``warnings.warn(`` line that follows them).
+NATIVE_LINE = re.compile(
+    r"^(?:[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w.+-]+:\d+\]"
+    r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
+    r"|To enable the following instructions: "
+    r"|(?:WARNING|INFO|ERROR):(?:tensorflow|absl|tf2onnx|h5py):"
+    r"|\S*/(?:tensorflow|tf_keras|keras|absl|tf2onnx|ai_edge_\w+)/\S+:\d+: \w*Warning: )")
+_WARNING_SOURCE = re.compile(r"^\S+:\d+: \w*Warning: ")
+
+
+@contextlib.contextmanager
+def native_to_log(title: str, path: Path | None = None) -> Iterator[Path]:
+    """For the block, what reaches file descriptor 2 (the process's, its threads' and its children's
+    stderr) is sorted line by line: TensorFlow's, absl's and oneDNN's lines (:data:`NATIVE_LINE`) are
+    appended to ``path`` (default ``$EDGEPORT_DATA_HOME/logs/native.log``), every other line reaches the
+    terminal as it came. Nothing of edgeport's own output moves; Python's ``sys.stderr`` is untouched."""
+    path = Path(path) if path else data_home() / "logs" / "native.log"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(path, "ab")  # noqa: SIM115 (closed in the finally below)
+    except OSError:  # no writable data home: the lines stay where they were
+        yield path
+        return
+    with contextlib.suppress(Exception):
+        sys.stderr.flush()
+    log.write(f"\n===== {title} =====\n".encode())
+    log.flush()
+    terminal = os.dup(2)
+    read_end, write_end = os.pipe()
+    sorter = threading.Thread(target=_sort_lines, args=(read_end, terminal, log), name="edgeport-native-log",
+                              daemon=True)
+    sorter.start()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    try:
+        yield path
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        os.dup2(terminal, 2)  # our write end closes; the sorter ends at EOF (or once lingering children exit)
+        sorter.join(timeout=5)
+        os.close(terminal)
+        log.close()
+
+
+def _sort_lines(read_end: int, terminal: int, log: Any) -> None:
+    """Read the pipe to its end: each line (ended by a newline or a carriage return) to the log or the terminal."""
+    pending, follows_warning = b"", False
+    with contextlib.suppress(OSError, ValueError):
+        while chunk := os.read(read_end, 1 << 16):
+            pending += chunk
+            lines = re.split(rb"(?<=[\r\n])", pending)
+            pending = lines.pop()
+            for line in lines:
+                text = line.decode("utf-8", "replace")
+                native = bool(NATIVE_LINE.match(text)) or (follows_warning and text.startswith("  "))
+                follows_warning = native and bool(_WARNING_SOURCE.match(text))
+                if native:
+                    log.write(line)
+                    log.flush()
+                else:
+                    os.write(terminal, line)
+        if pending:
+            os.write(terminal, pending)
+    os.close(read_end)
 
 
 def start_tensorflow() -> None:

@@ -1,8 +1,9 @@
 """The report's PNG plots (matplotlib, Agg backend: no display needed)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -16,7 +17,6 @@ MIN_SPAN_POINTS = 1.0
 def format_colors() -> dict[str, Any]:
     """A colour per export format: the shade of its precision class (registry order within a class)."""
     import matplotlib
-
     from edgeport.export.registry import INFO, Precision, precision_of
 
     colors: dict[str, Any] = {}
@@ -36,6 +36,32 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def time_label(us: float) -> str:
+    """A latency tick in µs, ms or s (``60 µs``, ``2.5 ms``), not ``6x10^1``."""
+    for scale, unit in ((1e6, "s"), (1e3, "ms")):
+        if us >= scale:
+            return f"{us / scale:.3g} {unit}"
+    return f"{us:.3g} µs"
+
+
+def size_label(kb: float) -> str:
+    """A size tick in KB or MB (``300 KB``, ``1.2 MB``), not ``10^2``."""
+    return f"{kb / 1024:.3g} MB" if kb >= 1024 else f"{kb:.3g} KB"
+
+
+def log_axis(axis: Any, label: Any) -> None:
+    """A log axis (call it once the data are drawn) whose ticks read as ``label(value)``: 1 per decade
+    over more than 4 decades, 1, 2 and 5 over more than one, 1 to 9 over less; no minor labels."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    lo, hi = sorted(axis.get_view_interval())
+    decades = np.log10(hi / lo) if lo > 0 else 9.0
+    subs = (1.0,) if decades > 4 else (1.0, 2.0, 5.0) if decades > 1 else tuple(float(k) for k in range(1, 10))
+    axis.set_major_locator(LogLocator(base=10, subs=subs))
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: label(v)))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def _series(r: dict[str, Any]) -> str:
@@ -72,7 +98,8 @@ def accuracy_vs_latency(rows: Sequence[dict[str, Any]], dest: Path) -> Path | No
                                 for i, m in enumerate(models)], fontsize=8, title="model", loc="lower left",
                        bbox_to_anchor=(1.01, 0.0), borderaxespad=0)
     ax.set_xscale("log")
-    ax.set_xlabel("batch-1 latency p50, 1 thread (µs, log scale)")
+    log_axis(ax.xaxis, time_label)
+    ax.set_xlabel("batch-1 latency p50, 1 thread (log scale)")
     ax.set_ylabel("accuracy change against Keras (points)")
     ax.set_title("accuracy change vs latency per artifact x runtime (0 = Keras)")
     ax.grid(True, which="both", alpha=0.3)
@@ -102,7 +129,8 @@ def size_per_format(sizes: dict[str, dict[str, int]], dest: Path) -> Path | None
                 ax.text(x, v, f"{v:.0f}", ha="center", va="bottom", fontsize=7)
     ax.set_xticks(np.arange(len(formats)) + 0.4 - width / 2, formats, rotation=30, ha="right")
     ax.set_yscale("log")
-    ax.set_ylabel("size (KB, log scale)")
+    log_axis(ax.yaxis, size_label)
+    ax.set_ylabel("size (log scale)")
     ax.set_title("artifact size per format (bytes a device holds; a C array: its model bytes)")
     ax.legend(fontsize=8)
     fig.tight_layout()
