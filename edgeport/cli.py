@@ -7,16 +7,19 @@ Options are derived from the function's signature (keyword-only -> ``--flag``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
 import re
 import os
 import sys
+import types
 import typing
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from edgeport.errors import EdgeportError
 from edgeport.lazy import resolve
+from edgeport.native_log import native_to_log
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("edgeport.training.models:list_models", "list the course models"),
@@ -42,7 +45,10 @@ def _docs(fn: Callable) -> tuple[str, dict[str, str]]:
     return summary, params
 
 
-def _add_param(parser: argparse.ArgumentParser, p: inspect.Parameter, hint: Any, help_: str) -> None:
+def _add_param(parser: argparse.ArgumentParser, p: inspect.Parameter, hint: Any, help_: str) -> argparse.Action:
+    if typing.get_origin(hint) is typing.Annotated:  # Annotated[str, REGISTRY]: the help lists its names
+        hint, names = typing.get_args(hint)[:2]
+        help_ = f"{help_}: {', '.join(names)}"
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
         inner = [a for a in args if a is not type(None)]
@@ -59,14 +65,13 @@ def _add_param(parser: argparse.ArgumentParser, p: inspect.Parameter, hint: Any,
     else:
         kw["type"] = _conv(hint)
     if p.default is inspect.Parameter.empty and p.kind is not p.KEYWORD_ONLY:
-        parser.add_argument(p.name, **kw)
-    elif p.kind is p.POSITIONAL_OR_KEYWORD:  # an optional positional: `edgeport verify [MODEL] [--bundle F]`
-        parser.add_argument(p.name, nargs="?", default=p.default, **kw)
-    else:
-        kw["default"] = p.default
-        if kw.get("help") and p.default not in (None, inspect.Parameter.empty) and hint is not bool:
-            kw["help"] += f" (default: {p.default})"
-        parser.add_argument("--" + p.name.replace("_", "-"), dest=p.name, **kw)
+        return parser.add_argument(p.name, **kw)
+    if p.kind is p.POSITIONAL_OR_KEYWORD:  # an optional positional: `edgeport verify [MODEL] [--bundle F]`
+        return parser.add_argument(p.name, nargs="?", default=p.default, **kw)
+    kw["default"] = p.default
+    if kw.get("help") and p.default not in (None, inspect.Parameter.empty) and hint is not bool:
+        kw["help"] += f" (default: {p.default})"
+    return parser.add_argument("--" + p.name.replace("_", "-"), dest=p.name, **kw)
 
 
 def _conv(t: Any) -> Callable[[str], Any]:
@@ -76,12 +81,50 @@ def _conv(t: Any) -> Callable[[str], Any]:
 def build_parser(fn: Callable, prog: str) -> argparse.ArgumentParser:
     summary, helps = _docs(fn)
     parser = argparse.ArgumentParser(prog=prog, description=summary)
-    hints = typing.get_type_hints(fn)
+    hints = typing.get_type_hints(fn, include_extras=True)
     for p in inspect.signature(fn).parameters.values():
         if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
             continue
+        if dataclasses.is_dataclass(cls := _dataclass_of(hints.get(p.name))):
+            _add_fields(parser, p.name, cls)
+            continue
         _add_param(parser, p, hints.get(p.name, str), helps.get(p.name, ""))
     return parser
+
+
+def _dataclass_of(hint: Any) -> Any:
+    """``Config`` of a ``Config | None`` hint (whatever else: itself)."""
+    inner = [a for a in typing.get_args(hint) if a is not type(None)]
+    return inner[0] if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(inner) == 1 else hint
+
+
+def _add_fields(parser: argparse.ArgumentParser, name: str, cls: type) -> None:
+    """A dataclass parameter is one ``--flag`` per field (help from the dataclass's docstring); an
+    empty-tuple default reads as None, so a list flag adds up and the dataclass keeps its default."""
+    _, helps = _docs(cls)
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        default = None if f.default == () else list(f.default) if isinstance(f.default, tuple) else f.default
+        p = inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default)
+        action = _add_param(parser, p, hints[f.name], helps.get(f.name, ""))
+        if action.nargs != 0:  # its value reads FORMATS, not CONFIG.FORMATS
+            action.metavar = f.name.upper()
+        action.dest = f"{name}.{f.name}"
+
+
+def _call_args(fn: Callable, parsed: dict[str, Any]) -> dict[str, Any]:
+    """The parsed options as ``fn``'s arguments: a dataclass parameter's fields built into one object."""
+    args: dict[str, Any] = {}
+    groups: dict[str, dict[str, Any]] = {}
+    for key, value in parsed.items():
+        head, _, field = key.partition(".")
+        if field:
+            if value is not None:
+                groups.setdefault(head, {})[field] = value
+        else:
+            args[key] = value
+    hints = typing.get_type_hints(fn)
+    return {**args, **{k: _dataclass_of(hints[k])(**v) for k, v in groups.items()}}
 
 
 def _top_help() -> str:
@@ -104,9 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     rest = argv[len(name.split()):]
     try:
-        fn = resolve(COMMANDS[name][0])
-        args = build_parser(fn, f"edgeport {name}").parse_args(rest)
-        result = fn(**vars(args))
+        with native_to_log(f"edgeport {' '.join(argv)}"):  # TensorFlow's, absl's and oneDNN's lines: to the log
+            fn = resolve(COMMANDS[name][0])
+            args = build_parser(fn, f"edgeport {name}").parse_args(rest)
+            result = fn(**_call_args(fn, vars(args)))
     except EdgeportError as exc:
         print(f"edgeport: error: {exc}", file=sys.stderr)
         return 2

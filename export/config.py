@@ -1,15 +1,21 @@
-"""The export configuration: checked once, frozen, shared by every format."""
+"""The export configuration: checked once, frozen, shared by every format.
+
+ExportConfig is the one spelling of the export options: ``export_model`` builds it from its keyword
+arguments, the CLI derives ``edgeport export``'s flags from its fields (help from its docstring),
+and an isolated export carries it to the child as :meth:`ExportConfig.to_dict`.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 from edgeport.errors import EdgeportError
 from edgeport.export.registry import Format, expand_formats
 
 MIN_OPSET = 13
-#: The export defaults, in one place: ExportConfig, export_model and the CLI take them from here.
+#: The export defaults, in one place (ExportConfig's fields; fix and the targets read them too).
 DEFAULT_OPSET, DEFAULT_CALIBRATION_SAMPLES, DEFAULT_SEED = 17, 200, 0
 
 
@@ -42,6 +48,23 @@ class Int8IO(str, Enum):
 
 @dataclass(frozen=True)
 class ExportConfig:
+    """How to export: the options of ``edgeport export`` (and ``export_model``'s keyword arguments).
+
+    formats: `default` (every format but the opt-in ones), `all`, or format names, space or comma separated (see `edgeport formats`)
+    opset: ONNX opset for tf2onnx (13 or newer)
+    calibration_samples: representative samples for int8/int16x8/onnx_int8 calibration
+    seed: seed that draws the calibration samples
+    int8_io: input/output type of tflite_int8: uint8, int8 or float32
+    calibration_data: a .npy (or .npz per input name) of raw inputs for models without a known dataset
+    data_dir: data directory for the course model's dataset (idx files, digits, image folder)
+    allow_unsafe: load a model that needs unsafe deserialisation (Lambda code; only for files you trust)
+    keep_float: tflite_int8: op outputs (TFLite tensor names) to keep in float (what `edgeport fix` chose)
+    onnx_keep_float: onnx_int8: node names to leave unquantized (what `edgeport fix` chose)
+    int16x8_keep_float: tflite_int16x8: op outputs (tensor names) or op types to keep in float, through ai-edge-quantizer
+    onnx_calibration: onnx_int8 calibration method: minmax, entropy, percentile or distribution
+    input_shape: NAME=1xHxWxC per input with symbolic dimensions: the size seeded random calibration draws (without --calibration-data); repeatable
+    """
+
     formats: tuple[Format, ...] = ("default",)  # expanded: every format but the opt-in ones
     opset: int = DEFAULT_OPSET
     calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES
@@ -96,6 +119,23 @@ class ExportConfig:
             if not path.is_file():
                 raise ExportConfigError(f"--calibration-data {path}: no such file")
             set_(self, "calibration_data", path)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as JSON values (what an isolated export sends its child): enums by value,
+        paths as strings, tuples as lists."""
+        def plain(v: Any) -> Any:
+            if isinstance(v, Enum):
+                return v.value
+            if isinstance(v, Path):
+                return str(v)
+            return [plain(i) for i in v] if isinstance(v, tuple) else v
+
+        return {f.name: plain(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExportConfig:
+        """The config :meth:`to_dict` wrote (checked again by ``__post_init__``)."""
+        return cls(**{f.name: tuple(v) if isinstance(v := data[f.name], list) else v for f in fields(cls)})
 
 
 def sample_shapes(items: tuple[str, ...]) -> dict[str, tuple[int, ...]]:

@@ -20,7 +20,7 @@ from typing import Any
 
 from edgeport.errors import ExportError, ModelFileError
 from edgeport.export.commit import model_lock, commit
-from edgeport.export.config import DEFAULT_CALIBRATION_SAMPLES, DEFAULT_OPSET, DEFAULT_SEED, ExportConfig
+from edgeport.export.config import ExportConfig
 from edgeport.export.context import ExportContext, cause_line
 from edgeport.export.describe import describe, versions
 from edgeport.native_log import LOG_NAME, NativeLog
@@ -128,49 +128,24 @@ def _open_manifest(model_dir: Path, warnings: list[str]) -> dict[str, Any]:
     return manifest
 
 
-def export_model(model: str, *, formats: list[str] = ["default"], out: Path = Path("artifacts"),  # noqa: B006
-                 opset: int = DEFAULT_OPSET, calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES,
-                 seed: int = DEFAULT_SEED, int8_io: str = "uint8",
-                 calibration_data: str | None = None, data_dir: str | None = None,
-                 allow_unsafe: bool = False, keep_float: list[str] | None = None,
-                 onnx_keep_float: list[str] | None = None, onnx_calibration: str = "minmax",
-                 int16x8_keep_float: list[str] | None = None, input_shape: list[str] | None = None,
-                 isolate: bool = True) -> ExportReport:
+def export_model(model: str, config: ExportConfig | None = None, *, out: Path = Path("artifacts"),
+                 isolate: bool = True, **options: Any) -> ExportReport:
     """Export a model to every deployable format, with a manifest a device can trust.
 
     model: a course model name or model directory under --out, a .keras or .h5 file, or a SavedModel directory
-    formats: `default` (every format but the opt-in ones), `all`, or format names, space or comma separated (see `edgeport formats`)
+    config: how to export (an ExportConfig); or its fields as keyword arguments (``formats=[...]``, ...)
     out: artifacts directory; a file or SavedModel exports to OUT/<its stem>/
-    opset: ONNX opset for tf2onnx (13 or newer)
-    calibration_samples: representative samples for int8/int16x8/onnx_int8 calibration
-    seed: seed that draws the calibration samples
-    int8_io: input/output type of tflite_int8: uint8, int8 or float32
-    calibration_data: a .npy (or .npz per input name) of raw inputs for models without a known dataset
-    data_dir: data directory for the course model's dataset (idx files, digits, image folder)
-    allow_unsafe: load a model that needs unsafe deserialisation (Lambda code; only for files you trust)
-    keep_float: tflite_int8: op outputs (TFLite tensor names) to keep in float (what `edgeport fix` chose)
-    onnx_keep_float: onnx_int8: node names to leave unquantized (what `edgeport fix` chose)
-    int16x8_keep_float: tflite_int16x8: op outputs (tensor names) or op types to keep in float, through ai-edge-quantizer
-    onnx_calibration: onnx_int8 calibration method: minmax, entropy, percentile or distribution
-    input_shape: NAME=1xHxWxC per input with symbolic dimensions: the size seeded random calibration draws (without --calibration-data); repeatable
     isolate: run the conversions in a child process, so that a crash inside TensorFlow or a converter
         fails the export with an error instead of killing this process
     """
     start = time.perf_counter()
-    config = ExportConfig(formats=tuple(formats), opset=opset, calibration_samples=calibration_samples,
-                          seed=seed, int8_io=int8_io, calibration_data=calibration_data,
-                          data_dir=data_dir, allow_unsafe=allow_unsafe, keep_float=tuple(keep_float or ()),
-                          onnx_keep_float=tuple(onnx_keep_float or ()), onnx_calibration=onnx_calibration,
-                          int16x8_keep_float=tuple(int16x8_keep_float or ()), input_shape=tuple(input_shape or ()))
+    if config is None:
+        config = ExportConfig(**options)
+    elif options:
+        raise TypeError(f"export_model: options in config or as keywords, not both ({', '.join(options)})")
     source = resolve_source(model, Path(out))
     if isolate:
-        args = dict(model=model, formats=list(formats), out=str(out), opset=opset,
-                    calibration_samples=calibration_samples, seed=seed, int8_io=str(int8_io),
-                    calibration_data=str(calibration_data) if calibration_data else None, data_dir=data_dir,
-                    allow_unsafe=allow_unsafe, keep_float=list(keep_float or ()),
-                    onnx_keep_float=list(onnx_keep_float or ()), onnx_calibration=str(onnx_calibration),
-                    int16x8_keep_float=list(int16x8_keep_float or ()), input_shape=list(input_shape or ()))
-        return _isolated(args, source)
+        return _isolated({"model": model, "out": str(out), "config": config.to_dict()}, source)
     report = ExportReport(source.name, source.model_dir)
     log = NativeLog()
     try:
@@ -197,7 +172,7 @@ def export_model(model: str, *, formats: list[str] = ["default"], out: Path = Pa
 def _isolated(args: dict[str, Any], source) -> ExportReport:
     from edgeport.children import RUNNER_FAILURES, raise_for, run_job
 
-    result = run_job({"kind": "export", "args": args}, timeout=6 * 3600, stream=True)
+    result = run_job({"kind": "export", **args}, timeout=6 * 3600, stream=True)
     if not result.get("ok"):
         if result.get("error_type") in RUNNER_FAILURES:  # crashed, hung, out of memory, did not start
             raise ExportError(f"{source.path}: the export process died ({result['error']}); a crash inside "
@@ -214,7 +189,7 @@ def export_job(job: dict[str, Any]) -> dict[str, Any]:
     """Worker side of an isolated export (``edgeport.worker`` kind ``export``)."""
     from dataclasses import asdict
 
-    report = export_model(**job["args"], isolate=False)
+    report = export_model(job["model"], ExportConfig.from_dict(job["config"]), out=Path(job["out"]), isolate=False)
     return {"model": report.model, "model_dir": str(report.model_dir), "warnings": report.warnings,
             "seconds": report.seconds, "log": str(report.log) if report.log else None,
             "results": [asdict(r) for r in report.results]}
