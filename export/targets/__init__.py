@@ -6,6 +6,7 @@ fixed-batch int8 model as C arrays. Nothing heavy is imported here.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 from edgeport.lazy import lookup
 
@@ -18,15 +19,15 @@ TARGETS: dict[str, str] = {
 }
 
 
-def bundle_model(model: str, *, target: str, out: Path = Path("artifacts"), dist: Path = Path("dist"),
-                 samples: int = 300, seed: int = 0, data_dir: str | None = None):
+def bundle_model(model: str, *, target: Annotated[str, TARGETS], out: Path = Path("artifacts"),
+                 dist: Path = Path("dist"), samples: int = 300, seed: int = 0, data_dir: str | None = None):
     """Package a verified model for a device: dist/MODEL-TARGET.tar.gz and its folder.
 
     model: model name or directory under --out (exported and verified first)
-    target: rpi, android, ios or mcu
+    target: the device to package for
     out: artifacts directory
     dist: where bundles go
-    samples: real test inputs in the bundle's reference set (rpi) or in the proofs (android, ios, mcu)
+    samples: real test inputs in the bundle's reference set (rpi) or in the proofs (the other targets)
     seed: seed that picks those inputs
     data_dir: data directory of the model's dataset
     """
