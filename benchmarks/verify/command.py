@@ -20,6 +20,7 @@ from edgeport.benchmarks.progress import Steps
 from edgeport.benchmarks.verify import outputs as outs
 from edgeport.benchmarks.verify import plan as plans
 from edgeport.benchmarks.verify.gates import GateFailure, GateTable, load_gates
+from edgeport.benchmarks.verify import kinds as output_kinds
 from edgeport.benchmarks.verify.kinds import parse_overrides
 from edgeport.benchmarks.verify.jobs import artifact_outputs, save_inputs
 from edgeport.benchmarks.verify.reference import Reference, reference_for
@@ -56,7 +57,7 @@ def verify_model(model: str | None = None, *, bundle: str | None = None, out: Pa
     timeout: seconds one artifact may run before it is called hung
     debug_int8: run TFLite's quantization debugger on a failing int8 artifact
     debug_all: run the quantization debugger on the int8 artifact even when it passes
-    output_kind: NAME=KIND per output (classifier, probabilities, binary, scores, multilabel, per_position, embedding, detections, values) instead of the detected kind; kept in the manifest for later runs
+    output_kind: NAME=KIND per output ({kinds}) instead of the detected kind; kept in the manifest for later runs
     """
     table = load_gates(gates)
     kinds = parse_overrides(output_kind)
@@ -76,6 +77,10 @@ def verify_model(model: str | None = None, *, bundle: str | None = None, out: Pa
                                     limit=limit, formats=formats)
     return run_plan(plan, table, runtimes=runtimes, threads=threads, timeout=timeout,
                     debug=(debug_int8, debug_all), kinds=kinds)
+
+
+
+verify_model.__doc__ = verify_model.__doc__.replace("{kinds}", ", ".join(output_kinds.names()))  # the registry's
 
 
 def _verify_bundle(source: Path, table: GateTable, *, formats: list[str] | None, runtimes: list[str] | None,

@@ -152,7 +152,7 @@ def fix_model(model: str, *, out: Path = Path("artifacts"), formats: list[str] |
                                 f"(edgeport export {model_dir} --formats {needs})")
     plan = plans.from_model_dir(model_dir, data_dir=data_dir, data_npz=data_npz, limit=None, formats=wanted)
     if plan.saved_model is None:
-        raise EdgeportError(f"{model_dir}: fix needs an intact saved_model artifact; export it first")
+        raise EdgeportError(f"{model_dir}: fix needs an intact SavedModel artifact (its reference); export it first")
     with tempfile.TemporaryDirectory(prefix="edgeport-fix-") as tmp:
         inputs = save_inputs(plan.test.x, Path(tmp) / "inputs.npz")
         reference = reference_for(plan.reference_source, plan.reference_runtime, inputs, key=plan.reference_key,
