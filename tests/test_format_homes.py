@@ -77,7 +77,8 @@ def spelled(path: Path, names: set[str], *, attributes: bool = False, root: Path
         elif in_f and (m := word.search(text)):
             found.append((where, line, m.group(1)))
     if attributes:
-        found += [(where, n.lineno, n.attr) for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr in shaped]
+        found += [(where, n.lineno, n.attr) for n in ast.walk(tree)
+                  if isinstance(n, ast.Attribute) and n.attr in shaped]
     return [f"{w}:{line}: {name!r}" for w, line, name in sorted(found)]
 
 

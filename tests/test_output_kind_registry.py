@@ -81,7 +81,8 @@ def test_verify_picks_up_a_registered_kind(sign_kind, tmp_path):
     from edgeport.benchmarks.fuzz.input_models import _save
     from edgeport.benchmarks.verify.command import verify_model
 
-    graph = h.make_graph([h.make_node("Sign", ["x"], ["y"])], "sign", [h.make_tensor_value_info("x", T.FLOAT, ["N", 8])],
+    graph = h.make_graph([h.make_node("Sign", ["x"], ["y"])], "sign",
+                         [h.make_tensor_value_info("x", T.FLOAT, ["N", 8])],
                          [h.make_tensor_value_info("y", T.FLOAT, ["N", 8])])
     model = _save(h.make_model(graph, opset_imports=[h.make_opsetid("", 13)]), tmp_path / "sign.onnx")
     copy = tmp_path / "sign_copy.onnx"
