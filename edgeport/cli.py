@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
+import json
 import re
 import os
 import sys
@@ -89,7 +90,23 @@ def build_parser(fn: Callable, prog: str) -> argparse.ArgumentParser:
             _add_fields(parser, p.name, cls)
             continue
         _add_param(parser, p, hints.get(p.name, str), helps.get(p.name, ""))
+    _add_output_flags(parser, fn, hints.get("return"))
     return parser
+
+
+#: dests of the flags the result's type brings (``render(wide=...)``: --wide; ``to_dict()``: --json)
+_WIDE, _JSON = "_output_wide", "_output_json"
+
+
+def _add_output_flags(parser: argparse.ArgumentParser, fn: Callable, result: Any) -> None:
+    params = inspect.signature(fn).parameters
+    render = getattr(result, "render", None)
+    if "wide" not in params and callable(render) and "wide" in inspect.signature(render).parameters:
+        parser.add_argument("--wide", dest=_WIDE, action="store_true",
+                            help="every column of the tables (default: the columns that fit 80)")
+    if "json" not in params and callable(getattr(result, "to_dict", None)):
+        parser.add_argument("--json", dest=_JSON, action="store_true",
+                            help="print the result as JSON, for machines, instead of tables")
 
 
 def _dataclass_of(hint: Any) -> Any:
@@ -149,8 +166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with native_to_log(f"edgeport {' '.join(argv)}"):  # TensorFlow's, absl's and oneDNN's lines: to the log
             fn = resolve(COMMANDS[name][0])
-            args = build_parser(fn, f"edgeport {name}").parse_args(rest)
-            result = fn(**_call_args(fn, vars(args)))
+            args = vars(build_parser(fn, f"edgeport {name}").parse_args(rest))
+            wide, as_json = args.pop(_WIDE, False), args.pop(_JSON, False)
+            result = fn(**_call_args(fn, args))
     except EdgeportError as exc:
         print(f"edgeport: error: {exc}", file=sys.stderr)
         return 2
@@ -158,13 +176,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("edgeport: interrupted", file=sys.stderr)
         return 130
     try:
-        return _emit(result)
+        return _emit(result, wide=wide, as_json=as_json)
     except BrokenPipeError:  # `edgeport formats | head`: the reader left; nothing is wrong
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 
 
-def _emit(result: Any) -> int:
+def _emit(result: Any, *, wide: bool = False, as_json: bool = False) -> int:
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=1, default=str))
+        return 0 if getattr(result, "ok", True) else 1
     if result is None:
         return 0
     if isinstance(result, bool):
@@ -173,7 +194,7 @@ def _emit(result: Any) -> int:
         return result
     render = getattr(result, "render", None)
     if callable(render):
-        print(render())
+        print(render(wide=True) if wide else render())
     elif isinstance(result, str):
         print(result)
     return 0 if getattr(result, "ok", True) else 1

@@ -15,6 +15,7 @@ from edgeport.benchmarks.devices import web_check
 from edgeport.benchmarks.devices.web_results import console_errors
 from edgeport.benchmarks.verify.command import verify_model
 from edgeport.errors import DataError, EdgeportError
+from edgeport.files import sha256_file
 from edgeport.export.pipeline import export_model
 from edgeport.export.targets import bundle_model
 from edgeport.export.targets.web_model import require_web_tflite
@@ -141,6 +142,9 @@ def test_altered_page_outputs_fail_the_proof(web, tmp_path):
     good = "return Float32Array.from(outs[0].toTypedArray());"
     assert text.count(good) == 1
     app.write_text(text.replace(good, "const a = Float32Array.from(outs[0].toTypedArray()); a[0] += 1e-4; return a;"))
+    meta = json.loads((folder / "bundle.json").read_text())  # re-listed: serve sends only what bundle.json lists
+    meta["files"]["app.js"]["sha256"] = sha256_file(app)
+    (folder / "bundle.json").write_text(json.dumps(meta))
     result = web_check.check_bundle(folder, web["model_dir"], samples=200, shots=tmp_path)
     assert not result["ok"]
     verdict = {(r["runtime"].split()[0], r["precision"]): r["gate"] for r in result["rows"]}

@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from edgeport.benchmarks.verify import kinds
-from edgeport.tables import fmt_num, fmt_pct, fmt_points, fmt_size, text_table
+
 from edgeport.errors import EdgeportError
+from edgeport.tables import fit, fmt_num, fmt_pct, fmt_points, fmt_size, text_table
 
 #: How a summary over several outputs picks its figure: the worst one (each kind adds its own figures).
 _WORST_IS_MAX = ("max_abs_diff", "mean_abs_diff", "max_scaled_diff", "tolerance_diff", "nonfinite_values")
@@ -108,34 +109,76 @@ class VerifyReport:
                 "keras": self.keras, "gates": self.gates, "results": [r.to_dict() for r in self.results], "slow_paths": self.slow_paths,
                 "notes": self.notes}
 
-    def _row(self, r: Result, name: str, f: dict[str, Any]) -> list[str]:
+    def _row(self, r: Result, name: str, f: dict[str, Any], named: bool) -> list[str]:
         tol = f.get("tolerance")
         return [r.format, r.runtime, r.engine or "-", fmt_size(r.size_bytes),
-                f"{name or '-'}: {f.get('kind', '?')}", fmt_pct(f.get("accuracy")),
+                f"{name or '-'}: {f.get('kind', '?')}" if named else str(f.get("kind", "?")),
+                deciding_figure(r, name, f), fmt_pct(f.get("accuracy")),
                 fmt_points(f.get("accuracy_delta_points")), fmt_pct(f.get("agreement")),
                 fmt_pct(f.get("confident_agreement")), fmt_num(f.get("kl_divergence"), ".2g"), task_text(f) or "-",
                 fmt_num(f.get("max_abs_diff"), ".2e"),
                 (fmt_num(f.get("tolerance_diff"), ".2e") + " <= " + fmt_num(tol, ".2e")) if tol is not None else "-",
                 fmt_num(r.timing.get("images_per_s"), ",.0f"), r.status.upper()]
 
-    def render(self) -> str:
+    def render(self, wide: bool = False) -> str:
+        """The table (80 columns: format, runtime, kind, the deciding figure, the verdict; ``wide``: all)."""
         from edgeport.benchmarks.verify.quant_debug import render_table
 
         rows, styles = [], []
+        named = any(len(r.outputs) > 1 for r in self.results)
         for r in self.results:
             for name, f in (r.outputs.items() if r.outputs else [("", r.figures)]):
-                rows.append(self._row(r, name, f))
+                rows.append(self._row(r, name, f, named))
                 styles.append(None if r.status == "pass" else "bold red")
         acc = self.keras.get("accuracy")
         title = (f"verify {self.model}: {self.data.get('n')} inputs from {self.data.get('source')} against "
                  f"{self.reference.get('runtime', '?')} {Path(str(self.reference.get('source', '?'))).name}"
                  + (f" (accuracy {acc:.2%})" if acc is not None else ""))
-        header = ["format", "runtime", "engine", "size", "output: kind", "accuracy", "Δ pts", "agree", "confident",
-                  "KL", "task figures", "max|diff|", "tight diff <= tolerance", "img/s", "gate"]
-        out = [text_table(title, header, rows, styles, left=5, drop_empty=True)]
-        out += [f"FAILED {type(e).__name__}: {e}" for e in self.failures]
+        header = ["format", "runtime", "engine", "size", "output: kind" if named else "kind", "deciding figure (gate)",
+                  "accuracy", "Δ pts", "agree", "confident", "KL", "task figures", "max|diff|",
+                  "tight diff <= tolerance", "img/s", "gate"]
+        out = [text_table(title, header, rows, styles, left=6, drop_empty=True, wide=wide, narrow=NARROW)]
+        out += fit([f"FAILED {type(e).__name__}: {e}" for e in self.failures], wide)
         out += [render_table(r.quant_debug) for r in self.results if r.quant_debug]
-        out += [f"note: {n}" for n in dict.fromkeys(self.notes + [n for r in self.results for n in r.notes])]
-        out.append(f"{self.model}: {'all artifacts pass their gates' if self.ok else 'VERIFY FAILED'}"
-                   + (f" -> {self.dest}" if self.dest else ""))
+        out += fit([f"note: {n}" for n in dict.fromkeys(self.notes + [n for r in self.results for n in r.notes])],
+                   wide)
+        out += fit([f"{self.model}: {'all artifacts pass their gates' if self.ok else 'VERIFY FAILED'}"
+                    + (f" -> {self.dest}" if self.dest else "")], wide)
         return "\n".join(out)
+
+
+#: The columns of the 80-column table; ``--wide`` shows every column.
+NARROW = ("format", "runtime", "kind", "output: kind", "deciding figure (gate)", "gate")
+#: Short names in the deciding-figure column (a figure not here is shown by its own name).
+SHORT = {"agreement": "agree", "confident_agreement": "confident", "kl_divergence": "KL",
+         "accuracy_delta_points": "Δ pts", "tolerance_diff": "diff", "max_abs_diff": "max|diff|"}
+
+
+def deciding_figure(r: Result, name: str, f: dict[str, Any]) -> str:
+    """The figure that decides an output's verdict, with its gate: the first that fails, else the first
+    the gate bounds (after finiteness); a refused or broken artifact: the error's type."""
+    from edgeport.benchmarks.verify.gates import Gate
+
+    mine = [e for e in r.failures if getattr(e, "figure", None) and getattr(e, "output", "") in ("", name)]
+    if mine:
+        return figure_text(mine[0].figure, mine[0].value, mine[0].gate)
+    if r.failures:
+        return type(r.failures[0]).__name__
+    try:
+        checks = [c for c in Gate(**r.gate).checks(f, labelled=f.get("accuracy") is not None) if c[0] != "finite"]
+    except (TypeError, ValueError):  # no gate recorded (an artifact that never ran)
+        return "-"
+    return figure_text(checks[0][0], checks[0][2], checks[0][1]) if checks else "-"  # (figure, gate, value, ok)
+
+
+def figure_text(figure: str, value: Any, gate: str) -> str:
+    """``agree 97.80% (>= 99.00%)``: the figure's short name, its value (a percentage when the gate
+    is one), and the gate without its explanation."""
+    bound = str(gate).split(" (")[0]
+    if value is None:
+        shown = "not measured"
+    elif isinstance(value, float) and "%" in bound:
+        shown = f"{value:.2%}"
+    else:
+        shown = fmt_num(value, ".3g")
+    return f"{SHORT.get(figure, figure)} {shown} ({bound})"

@@ -1,0 +1,98 @@
+"""Tables that fit: verify's table is 80 columns by default (format, runtime, kind, the figure that
+decides the gate, the verdict), every column with ``wide``, plain text when piped; ``--wide`` and
+``--json`` come from the result's type. Fast: a realistic report built by hand, no model."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edgeport import cli
+from edgeport.benchmarks.verify.gates import DEFAULT_GATES
+from edgeport.benchmarks.verify.result import Result, VerifyReport
+from edgeport.errors import IntegrityError
+from edgeport.export.registry import Precision
+from edgeport.tables import WIDTH, text_table
+
+FLOAT = {"kind": "probabilities", "finite": True, "tolerance": 1.19e-6, "tolerance_basis": "10 x float32 noise",
+         "tolerance_diff": 2.4e-7, "max_abs_diff": 2.4e-7, "agreement": 1.0, "confident_agreement": 1.0,
+         "kl_divergence": 1e-9, "accuracy": 0.9123, "keras_accuracy": 0.9123, "accuracy_delta_points": 0.0}
+INT8 = {**FLOAT, "tolerance": None, "tolerance_diff": None, "max_abs_diff": 0.31, "agreement": 0.9312,
+        "confident_agreement": 0.9905, "kl_divergence": 0.021, "accuracy": 0.8951, "accuracy_delta_points": -1.72}
+
+
+def _result(fmt: str, runtime: str, precision: Precision, figures: dict, engine: str) -> Result:
+    gate = DEFAULT_GATES[precision]
+    r = Result(fmt, runtime, f"model_{fmt}", precision.value, size_bytes=412_000, engine=engine,
+               outputs={"probs": dict(figures)}, figures=dict(figures), gate=gate.to_dict(),
+               timing={"images_per_s": 41_000.0})
+    for failure in gate.failures(figures, artifact=fmt, runtime=runtime):
+        r.fail(failure)
+    return r
+
+
+@pytest.fixture
+def report() -> VerifyReport:
+    results = [_result("saved_model", "tensorflow", Precision.FLOAT32, FLOAT, "tensorflow 2.20.0"),
+               _result("tflite_fp32", "litert", Precision.FLOAT32, FLOAT, "ai-edge-litert 1.4.0"),
+               _result("onnx", "onnxruntime", Precision.FLOAT32, FLOAT, "onnxruntime 1.22.1"),
+               _result("tflite_int8", "litert", Precision.QUANTIZED, INT8, "ai-edge-litert 1.4.0"),
+               _result("tflite_int16x8", "onnxruntime", Precision.QUANTIZED, INT8, "onnxruntime 1.22.1")]
+    refused = Result("onnx_int8", "onnxruntime", "model_int8.onnx", "quantized")
+    refused.fail(IntegrityError("model_int8.onnx: sha256 differs from the manifest; re-run edgeport export"),
+                 "refused")
+    return VerifyReport("fashion_cnn", Path("artifacts/fashion_cnn"),
+                        {"n": 10000, "source": "fashion_mnist test set"},
+                        {"runtime": "keras", "source": "artifacts/fashion_cnn/fashion_cnn.keras",
+                         "figures": {"accuracy": 0.9123}}, {}, [*results, refused],
+                        dest=Path("artifacts/fashion_cnn/verify.json"))
+
+
+@pytest.mark.parametrize("plain", [True, False])
+def test_verify_fits_80_columns_with_the_failing_figure_and_verdict(report, plain, monkeypatch):
+    monkeypatch.setattr("edgeport.tables._is_terminal", lambda: not plain)
+    text = report.render()
+    print(text)
+    assert max(len(line) for line in text.splitlines()) <= WIDTH
+    int8 = next(line for line in text.splitlines() if "tflite_int8 " in line)
+    assert "agree 93.12% (>= " in int8 and "FAIL" in int8  # the figure that decides it, and the verdict
+    assert "Δ pts -1.72" not in int8  # only the first failing figure; the FAILED lines below name every one
+    assert "REFUSED" in text and "IntegrityError" in text and "VERIFY FAILED" in text
+    fp32 = next(line for line in text.splitlines() if "tflite_fp32" in line)
+    assert "diff 2.4e-07 (<= 1.19e-06)" in fp32 and "PASS" in fp32
+    assert ("│" in text or "━" in text or "─" in text) is not plain  # box drawing only on a terminal
+
+
+def test_wide_shows_every_column(report):
+    text = report.render(wide=True)
+    header = next(line for line in text.splitlines() if "format" in line)
+    for column in ("format", "runtime", "engine", "size", "kind", "accuracy", "Δ pts", "agree", "confident", "KL",
+                   "max|diff|", "tight diff <= tolerance", "img/s", "deciding figure (gate)", "gate"):
+        assert column in header, column
+    assert "ai-edge-litert 1.4.0" in text and "-1.72" in text and "89.51%" in text
+
+
+def test_plain_text_has_no_box_drawing():
+    text = text_table("t", ["a", "b"], [["x" * 100, "1"]], narrow=["a", "b"], plain=True)
+    assert all(ord(ch) < 128 or ch == "…" for ch in text) and max(map(len, text.splitlines())) <= WIDTH
+
+
+def test_cli_wide_and_json_come_from_the_result_type(report, monkeypatch, capsys):
+    def fake_verify(model: str) -> VerifyReport:
+        """A verify that returns the report.
+
+        model: the model
+        """
+        return report
+
+    monkeypatch.setattr(cli, "resolve", lambda spec: fake_verify)
+    assert cli.main(["verify", "m"]) == 1
+    narrow = capsys.readouterr().out
+    assert "tflite_int8" in narrow and "engine" not in narrow
+    assert cli.main(["verify", "m", "--wide"]) == 1
+    assert "ai-edge-litert 1.4.0" in capsys.readouterr().out
+    assert cli.main(["verify", "m", "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["ok"] is False and data["results"][3]["status"] == "fail"
+    assert "--wide" in cli.build_parser(fake_verify, "v").format_help()
