@@ -1,4 +1,5 @@
-"""Small formatting helpers shared by verify, bench and report: numbers, sizes, text tables that fit\n80 columns (``wide``: every column) and are plain text when piped."""
+"""Small formatting helpers shared by verify, bench and report: numbers, sizes, text tables that fit
+80 columns (``wide``: every column) and are plain text when piped."""
 from __future__ import annotations
 
 import io
