@@ -96,3 +96,28 @@ def test_cli_wide_and_json_come_from_the_result_type(report, monkeypatch, capsys
     data = json.loads(capsys.readouterr().out)
     assert data["ok"] is False and data["results"][3]["status"] == "fail"
     assert "--wide" in cli.build_parser(fake_verify, "v").format_help()
+
+
+def test_bench_and_fix_fit_80_columns():
+    from edgeport.benchmarks.bench.result import BenchReport
+    from edgeport.benchmarks.verify.fix import FixReport
+
+    rows = [{"format": f, "label": rt, "runtime": rt, "threads": 2, "size_bytes": 412_000, "load_s": 0.41,
+             "first_inference_s": 0.003, "batch1": {"p50_us": 61.0, "p99_us": 95.0},
+             "batch32": {"images_per_s": 41_000.0}, "gmac_s_batch32": 3.1, "efficiency": 0.12,
+             "peak_rss_bytes": 300_000_000, "rss_delta_bytes": 12_000_000}
+            for f, rt in (("tflite_int16x8", "litert xnnpack"), ("onnx_int8_dynamic", "onnxruntime"))]
+    bench = BenchReport("fashion_cnn", Path("a"), "cpu", {"cpu": "AMD EPYC 9654 96-Core Processor", "cores": 2,
+                        "isa_summary": "avx512"}, 2.0, rows, macs={"total": 2_400_000}, inputs="real test images")
+    text = bench.render()
+    assert max(map(len, text.splitlines())) <= WIDTH and "61.0 µs" in text and "GMAC/s" not in text.splitlines()[1]
+    assert "peak RSS" in bench.render(wide=True)
+    cands = [{"label": "int8, float: conv2d_3, dense_1, batch_normalization_4", "kept_float": ["a", "b"],
+              "size_bytes": 120_000, "p50_us": 70.0, "figures": {"kind": "probabilities", "agreement": p,
+                                                                  "kl_divergence": 0.01}, "passes": p > 0.95,
+              "error": None} for p in (0.93, 0.97)]
+    fix = FixReport("fashion_cnn", {"tflite_int8": {"candidates": cands, "chosen": cands[1], "chosen_index": 1,
+                                                    "seconds": 12.0}})
+    text = fix.render()
+    assert max(map(len, text.splitlines())) <= WIDTH and "float layers" in text and "97.00%" in text
+    assert "PASS" in text and "fail" in text and "KL" in fix.render(wide=True)

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeport.tables import fmt_num, fmt_pct, fmt_size, fmt_us, text_table
+from edgeport.tables import fit, fmt_num, fmt_pct, fmt_size, fmt_us, text_table
 
 BENCH_FILES = {"cpu": "bench.json", "gpu": "bench_gpu.json"}
 
@@ -42,7 +42,8 @@ class BenchReport:
                 "input_shapes": self.input_shapes,
                 "notes": self.notes, "skipped": self.skipped}
 
-    def render(self) -> str:
+    def render(self, wide: bool = False) -> str:
+        """The table (80 columns: format, runtime, size, batch-1 p50, batch-32 img/s; ``wide``: all)."""
         if self.skipped:
             return self.skipped
         rows, styles = [], []
@@ -64,7 +65,8 @@ class BenchReport:
         title = (f"bench {self.model} on {d.get('cpu')} ({d.get('cores')} cores; {d.get('isa_summary')})"
                  + (f", GPU {d['gpu']} driver {d['gpu_driver']}" if d.get("gpu") else ""))
         out = [text_table(title, ["format", "runtime", "thr", "size", "load", "first", "p50 b1", "p99 b1",
-                                  "img/s b32", "GMAC/s", "eff vs peak", "peak RSS", "RSS Δ"], rows, styles)]
+                                  "img/s b32", "GMAC/s", "eff vs peak", "peak RSS", "RSS Δ"], rows, styles,
+                          wide=wide, narrow=NARROW)]
         macs = self.macs.get("total")
         out.append(f"MACs per image: {macs:,}" if macs else f"MACs: {self.macs.get('error', 'not counted')}")
         for t, p in self.peak.items():
@@ -85,4 +87,8 @@ class BenchReport:
         out += [f"{'ERROR' if 'error' in r else 'skipped'} {r['format']} / {r.get('label', r['runtime'])}: "
                 f"{r.get('error') or r.get('skipped')}" for r in self.rows if "error" in r or "skipped" in r]
         out += [f"note: {n}" for n in dict.fromkeys(self.notes)]
-        return "\n".join(out)
+        return "\n".join([out[0], *fit(out[1:], wide)])
+
+
+#: The columns of bench's 80-column table; ``--wide`` shows every column.
+NARROW = ("format", "runtime", "size", "p50 b1", "img/s b32")

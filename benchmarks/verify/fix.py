@@ -19,14 +19,14 @@ import numpy as np
 
 from edgeport.children import raise_for, run_job
 from edgeport.benchmarks.device_info import usable_cores
-from edgeport.tables import fmt_num, fmt_pct, fmt_points, fmt_size, fmt_us, text_table
+from edgeport.tables import fit, fmt_num, fmt_pct, fmt_points, fmt_size, fmt_us, text_table
 from edgeport.benchmarks.verify import outputs as outs
 from edgeport.benchmarks.verify import plan as plans
 from edgeport.benchmarks.verify.command import run_plan
 from edgeport.benchmarks.verify.gates import load_gates
 from edgeport.benchmarks.verify.jobs import save_inputs
 from edgeport.benchmarks.verify.reference import reference_for
-from edgeport.benchmarks.verify.result import summarize, task_text
+from edgeport.benchmarks.verify.result import task_text
 from edgeport.errors import EdgeportError
 from edgeport.export import registry
 
@@ -40,7 +40,9 @@ class FixReport:
     verified: Any = None
     ok: bool = True
 
-    def render(self) -> str:
+    def render(self, wide: bool = False) -> str:
+        """Each format's candidates (80 columns: candidate, size, p50, the kind's figures, the verdict;
+        ``wide``: all) and what was chosen."""
         out = []
         for fmt, result in self.tables.items():
             rows, styles = [], []
@@ -56,13 +58,18 @@ class FixReport:
                 styles.append(None if c["passes"] else "red")
             out.append(text_table(f"fix {self.model} {fmt}: candidates, cheapest first ({result['seconds']:.0f} s)",
                                   ["candidate", "float layers", "size", "p50 b1", "accuracy", "Δ pts", "agree",
-                                   "confident", "KL", "task figures", "gate"], rows, styles, drop_empty=True))
+                                   "confident", "KL", "task figures", "gate"], rows, styles, drop_empty=True,
+                                  wide=wide, narrow=FIX_NARROW))
             out.append(f"{fmt}: " + (f"chose {chosen!r}" if chosen else "no candidate passes its gate"))
-        out += [f"note: {n}" for n in self.notes]
+        out += fit([f"note: {n}" for n in self.notes], wide)
         if self.verified is not None:
-            out.append(self.verified.render())
+            out.append(self.verified.render(wide=wide))
         out.append(f"{self.model}: {'fixed artifacts pass their gates' if self.ok else 'FIX FAILED'}")
         return "\n".join(out)
+
+
+#: The columns of fix's 80-column candidate table; ``--wide`` shows every column.
+FIX_NARROW = ("candidate", "float layers", "size", "agree", "task figures", "gate")
 
 
 def _failing(model_dir: Path, fixable: list[str], report: FixReport) -> list[str]:
