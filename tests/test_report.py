@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +78,10 @@ def test_report_writes_json_csv_md_and_plots(artifacts):
     assert f"## {NAME}" in md and "| format | runtime | size | accuracy |" in md and "p50" in md
     assert "![accuracy_vs_latency](accuracy_vs_latency.png)" in md and "per-call framework overhead" in md
     assert "tflite_int8" in report.render()
+    page = (d / "index.html").read_text()  # the page to open: every image beside it, nothing from the network
+    assert f"<h2 id=\"{NAME}\">" in page and "tflite_int8" in page and "://" not in page
+    for img in re.findall(r'src="([^"]+)"', page):
+        assert (d / img).is_file(), img
 
 
 def test_report_says_what_is_missing(artifacts, tmp_path):

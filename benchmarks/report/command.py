@@ -16,13 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from edgeport.benchmarks.report import plots
+from edgeport.benchmarks.report import html, plots
 from edgeport.benchmarks.device_info import device_info, device_key
 from edgeport.benchmarks.report.rows import COLUMNS, model_section, read_json
 from edgeport.tables import fmt_num, fmt_pct, fmt_points, fmt_size, fmt_us, md_table, text_table
 from edgeport.errors import EdgeportError
 from edgeport.export import registry
 from edgeport.files import write_json_atomic, write_text_atomic
+from edgeport.manifest import load_manifest
 
 GRID_IMAGES = 25
 MD_HEADER = ["format", "runtime", "size", "accuracy", "Δ pts", "agreement", "max error", "p50", "p99",
@@ -94,7 +95,7 @@ def _grid(model_dir: Path, section: dict[str, Any], dest: Path) -> Path | None:
     from edgeport.benchmarks.verify.jobs import artifact_outputs, save_inputs
     from edgeport.benchmarks.verify.reference import cached_outputs
     from edgeport.training.testset import load_testset
-    from edgeport.manifest import check_integrity, load_manifest
+    from edgeport.manifest import check_integrity
 
     data, manifest = section.get("data") or {}, load_manifest(model_dir)
     fmt = grid_format(manifest)
@@ -162,7 +163,7 @@ def _markdown(data: dict[str, Any], images: dict[str, list[str]]) -> str:
 
 
 def build_report(models: list[str], *, out: Path = Path("artifacts")) -> Report:
-    """Write OUT/report/: report.json, report.csv, report.md and the PNG plots.
+    """Write OUT/report/: index.html (the page to open), report.json, report.csv, report.md and the PNG plots.
 
     models: model names (directories under --out with manifest.json, verify.json, bench.json)
     out: artifacts directory; the report goes to OUT/report/
@@ -194,15 +195,21 @@ def build_report(models: list[str], *, out: Path = Path("artifacts")) -> Report:
     sizes = {m: sec.get("sizes") or {} for m, sec in sections.items()}  # deploy sizes (a C array: its flash bytes)
     keep("", plots.size_per_format({m: s for m, s in sizes.items() if s}, report_dir / "size_per_format.png"))
     for name, sec in sections.items():
+        artifacts = load_manifest(out / name).get("artifacts", {})
+        sec["fix"] = {fmt: e["fix"] for fmt, e in artifacts.items() if e.get("fix")}  # fix's trade tables
         keep(name, plots.training_curves(name, sec["history"], report_dir / f"training_curves_{name}.png"))
         try:
             keep(name, _grid(out / name, sec, report_dir / f"prediction_grid_{name}.png"))
         except (EdgeportError, OSError, ValueError) as exc:
             sec["notes"].append(f"prediction grid not drawn: {exc}")
     data["plots"] = [p.name for p in report.files]
+    for name in sections:  # `make web-check`'s screenshot of the page in a browser, when it ran
+        if (report_dir / "web" / f"{name}.png").is_file():
+            images.setdefault(name, []).append(f"web/{name}.png")
     report.files[:0] = [write_json_atomic(report_dir / "report.json", data),
                         write_csv(all_rows, report_dir / "report.csv"),
-                        write_text_atomic(report_dir / "report.md", _markdown(data, images))]
+                        write_text_atomic(report_dir / "report.md", _markdown(data, images)),
+                        write_text_atomic(report_dir / "index.html", html.render(data, images))]
     return report
 
 

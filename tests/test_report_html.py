@@ -1,0 +1,106 @@
+"""artifacts/report/index.html: one self-contained page (nothing fetched from the network) whose
+failing rows read as failing, with the figure that failed and the command that fixes it. Fast: a
+report.json-shaped dict; tests/test_report.py checks the page `edgeport report` writes."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from html.parser import HTMLParser
+
+import pytest
+
+from edgeport.benchmarks.report.html import render
+
+
+class Page(HTMLParser):
+    """The page's links and its table rows (class, cell texts)."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.links: list[str] = []
+        self.rows: list[tuple[str, list[str]]] = []
+        self._cell: list[str] | None = None
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.links += [v for k, v in attrs if k in ("src", "href", "action", "data") and v]
+        if tag == "tr":
+            self.rows.append((a.get("class") or "", []))
+        elif tag == "td":
+            self._cell = []
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+    def handle_endtag(self, tag):
+        if tag == "td" and self._cell is not None:
+            self.rows[-1][1].append("".join(self._cell))
+            self._cell = None
+
+
+def _row(fmt, runtime, gate, **figures):
+    return {"format": fmt, "runtime": runtime, "gate": gate, "precision": "quantized", "size_bytes": 120_000,
+            "accuracy": 0.89, "agreement": 0.93, "p50_us": 61.0, **figures}
+
+
+DATA = {"generated": "2026-12-05T08:00:00+00:00", "device_name": "x86_64-epyc", "device": {"cpu": "EPYC"},
+        "models": {
+            "fashion_cnn": {"rows": [_row("keras", "keras (reference)", "reference"),
+                                     _row("tflite_fp32", "litert", "pass"), _row("tflite_int8", "litert", "fail")],
+                            "verify_ok": False, "data": {"n": 10000, "source": "fashion_mnist"}, "notes": [],
+                            "failures": [{"type": "GateFailure", "artifact": "tflite_int8", "runtime": "litert",
+                                          "figure": "agreement", "value": 0.93, "gate": ">= 95.00%",
+                                          "message": "tflite_int8 on litert: agreement = 0.93 fails"}]},
+            "mnist_mlp": {"rows": [_row("tflite_fp32", "litert", "pass")], "verify_ok": True, "failures": [],
+                          "notes": []}}}
+
+
+def test_a_failing_row_is_rendered_failing_with_its_figure_and_fix():
+    page = Page(render(DATA, {"fashion_cnn": ["prediction_grid_fashion_cnn.png"], "": ["accuracy_vs_latency.png"]}))
+    by = {(cells[0], cells[1]): (cls, cells) for cls, cells in page.rows if cells}
+    cls, cells = by[("tflite_int8", "litert")]
+    assert cls == "fail" and "FAIL" in cells and "PASS" not in cells
+    assert any("agreement = 0.93" in c and ">= 95.00%" in c for c in cells)
+    assert by[("tflite_fp32", "litert")][0] == "pass" and by[("keras", "keras (reference)")][0] == "pass"
+    text = render(DATA, {})
+    assert "edgeport fix fashion_cnn" in text and "edgeport fix mnist_mlp" not in text
+    assert "every gate passes" in text
+
+
+def test_nothing_leaves_the_machine():
+    page = Page(render(DATA, {"fashion_cnn": ["prediction_grid_fashion_cnn.png"], "": ["accuracy_vs_latency.png"]}))
+    assert page.links == ["prediction_grid_fashion_cnn.png", "accuracy_vs_latency.png"]
+    assert not any("://" in link or link.startswith("//") for link in page.links)
+    assert "<script" not in render(DATA, {})
+
+
+def test_the_fix_trade_table_marks_the_chosen_candidate():
+    cands = [{"label": "int8", "kept_float": [], "size_bytes": 100_000, "p50_us": 60.0, "passes": False,
+              "error": None, "figures": {"agreement": 0.93}},
+             {"label": "int8, float: dense_1", "kept_float": ["dense_1"], "size_bytes": 140_000, "p50_us": 75.0,
+              "passes": True, "error": None, "figures": {"agreement": 0.97}}]
+    data = {**DATA, "models": {"fashion_cnn": {**DATA["models"]["fashion_cnn"],
+                                               "fix": {"tflite_int8": {"chosen": "int8, float: dense_1",
+                                                                       "candidates": cands}}}}}
+    text = render(data, {})
+    rows = [(cls, cells) for cls, cells in Page(text).rows if cells and cells[0].lstrip("-> ").startswith("int8")]
+    assert rows == [("fail", ["int8", "0", "97.7 KB", "60.0 µs", "-", "93.00%", "FAIL"]),
+                    ("pass", ["-> int8, float: dense_1", "1", "136.7 KB", "75.0 µs", "-", "97.00%", "PASS"])]
+    assert "fix tflite_int8: chose int8, float: dense_1" in text
+
+
+def test_the_page_renders_in_headless_chromium(tmp_path):
+    """Chromium opens the page from disk (its Content-Security-Policy allows nothing from the network)
+    and draws it: a screenshot of the head and the failing row."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        pytest.skip("chromium is not installed")
+    (tmp_path / "index.html").write_text(render(DATA, {}))
+    shot = tmp_path / "index.png"
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                    "--disable-background-networking", f"--user-data-dir={tmp_path / 'profile'}",
+                    f"--screenshot={shot}", "--window-size=1100,700", (tmp_path / "index.html").as_uri()],
+                   capture_output=True, timeout=120, check=False)
+    assert shot.is_file() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 5000
