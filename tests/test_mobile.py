@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from edgeport.benchmarks.verify.command import verify_model
+from edgeport.benchmarks.verify.gates import load_gates
 from edgeport.bundle import open_bundle
 from edgeport.cli import main
 from edgeport.errors import DataError, EdgeportError
@@ -87,14 +88,46 @@ def test_the_proof_is_in_bundle_json(fashion):
                                         "head": "softmax", "how": "the model's softmax"}
     proof = meta["proof"]
     assert proof["ok"] and proof["data"]["n"] == SAMPLES and proof["data"]["dataset"] == "fashion_mnist"
-    for variant, artifact in (("float32", "tflite_fp32"), ("int8", "tflite_int8")):
-        row = proof["variants"][variant]
-        assert row["status"] == "pass" and row["artifact"] == artifact and row["n"] == SAMPLES
-        assert row["agreement_artifact"] == 1.0 and row["identical_to_artifact"]  # same network, same scales
-    assert proof["variants"]["float32"]["agreement_keras"] == 1.0
-    assert proof["variants"]["float32"]["max_abs_diff_keras"] < 1e-5
+    rows = {(r["file"], r["notes"][0]): r for r in proof["results"]}  # verify rows, "against ..." first
+    for file, fmt, artifact in (("model.tflite", "tflite_fp32", "model_fp32.tflite"),
+                                ("model_int8.tflite", "tflite_int8", "model_int8.tflite")):
+        keras_row, same = rows[(file, "against Keras")], rows[(file, f"against {artifact}")]
+        for row in (keras_row, same):
+            assert row["status"] == "pass" and row["format"] == fmt and row["figures"]["n"] == SAMPLES
+        assert keras_row["gate"] == load_gates().for_format(fmt).to_dict()  # the gate verify holds fmt to
+        assert same["figures"]["agreement"] == 1.0 and same["figures"]["max_abs_diff"] == 0.0  # same network
+    float_row = rows[("model.tflite", "against Keras")]["figures"]
+    assert float_row["agreement"] == 1.0 and float_row["tolerance_diff"] <= float_row["tolerance"] < 1e-4
     assert meta["mobile"]["variants"]["int8"]["float_ops"] == ["CAST", "MUL", "SUM", "ADD", "MUL", "FLOOR"]
-    assert any("top-1 = Keras" in t for t in fashion["android"].tables)
+    assert any("verify's gates" in t for t in fashion["android"].tables)
+
+
+def test_a_perturbed_variant_fails_the_gate_verify_uses(fashion, tmp_path):
+    """The proof is verify's: model.tflite with its weights moved by 1% still picks the same top-1, yet
+    fails the float32 tolerance verify holds tflite_fp32 to against Keras, as a verify row."""
+    from tensorflow.lite.tools import flatbuffer_utils as fu
+
+    from edgeport.export.targets.bundle import require_verified
+    from edgeport.export.targets.mobile import _source_model
+    from edgeport.export.targets.mobile_proof import proof_images, prove
+    from edgeport.manifest import effective_entries, load_manifest
+
+    model_dir, assets = fashion["out"] / "fashion_mlp", fashion["android"].folder / "assets"
+    manifest = load_manifest(model_dir)
+    model = fu.read_model(str(assets / "model.tflite"))
+    weights = max(model.buffers, key=lambda b: 0 if b.data is None else len(b.data))
+    weights.data = np.frombuffer((np.frombuffer(bytes(weights.data), np.float32) * 1.01).tobytes(), np.uint8)
+    fu.write_model(model, str(tmp_path / "model.tflite"))
+    x, y, _ = proof_images(model_dir, manifest, require_verified(model_dir, []), SAMPLES, 0, None)
+    rows = prove({"float32": tmp_path / "model.tflite", "int8": assets / "model_int8.tflite"},
+                 _source_model(model_dir, manifest), model_dir, effective_entries(model_dir, manifest), "softmax",
+                 x, y, load_gates())
+    verdicts = {(r.file, r.notes[0], r.precision): r.status for r in rows}
+    assert verdicts[("model.tflite", "against Keras", "float32")] == "fail"
+    assert verdicts[("model_int8.tflite", "against Keras", "quantized")] == "pass"
+    failed = next(r for r in rows if r.status == "fail")
+    assert failed.gate == load_gates().for_format("tflite_fp32").to_dict()
+    assert "tolerance_diff" in [e.figure for e in failed.failures] and failed.to_dict()["status"] == "fail"
 
 
 def test_gray_inside_equals_pillow_l(fashion, tmp_path):
@@ -117,7 +150,7 @@ def test_gray_inside_equals_pillow_l(fashion, tmp_path):
 def test_ios_bundle_through_the_cli(fashion, capsys):
     assert main(["bundle", "fashion_mlp", "--target", "ios", "--out", str(fashion["out"]),
                  "--dist", str(fashion["dist"]), "--samples", str(SAMPLES)]) == 0
-    assert "top-1 = Keras" in capsys.readouterr().out
+    assert "verify's gates" in capsys.readouterr().out
     with open_bundle(fashion["dist"] / "fashion_mlp-ios.tar.gz") as bundle:
         assert set(bundle.meta["files"]) == {"model.tflite", "model_int8.tflite", "labels.txt", "USAGE.md"}
         assert "MediaPipeTasksVision" in bundle.path("USAGE.md").read_text()
@@ -232,7 +265,11 @@ def test_one_different_answer_fails_the_mediapipe_check():
             {"top_k": [{"index": t, "label": labels[t], "probability": 0.9},
                        {"index": 1 - t, "label": labels[1 - t], "probability": 0.1}]} for t in tops]}
 
-    same = compare(mp_out, doc([0, 1]), doc([0, 1]), labels, np.array([0, 1]))
+    names = {"fmt": "tflite_fp32", "file": "model.tflite", "original": "model_fp32.tflite"}
+    same = compare(mp_out, doc([0, 1]), doc([0, 1]), labels, np.array([0, 1]), **names)
     assert same["status"] == "pass" and same["agreement_bundle"] == 1.0 and same["labels_equal"]
-    differ = compare(mp_out, doc([0, 1]), doc([0, 0]), labels, None)
+    assert [r["status"] for r in same["results"]] == ["pass", "pass"]  # verify rows
+    differ = compare(mp_out, doc([0, 1]), doc([0, 0]), labels, None, **names)
     assert differ["status"] == "fail" and differ["agreement_original"] == 0.5 and differ["disagreements_original"] == 1
+    failure = differ["results"][1]["failures"][0]
+    assert failure["type"] == "GateFailure" and failure["figure"] == "agreement"  # verify's gate says so

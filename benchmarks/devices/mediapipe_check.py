@@ -16,8 +16,9 @@ For each model:
    artifact it was made from (``model_fp32.tflite`` / ``model_int8.tflite``, which read the PNG as
    Pillow's "L" for a grayscale model).
 
-Gates, per model and variant: MediaPipe's top-1 category equals edgeport's on every image, for the
-bundle file and for the original artifact, and MediaPipe names it with the same label. A check that
+Gates, per model and variant, through `edgeport verify`'s compare and gates (two verify rows, the
+same-model gate): MediaPipe's top-1 category equals edgeport's on every image, for the bundle file
+and for the original artifact; and MediaPipe names it with the label file's label. A check that
 cannot run (no virtualenv, a crash, a timeout, a bundle that cannot be built) is a failure.
 Writes ``OUT/MODEL/mediapipe_check.json``; exit status 1 unless every model passes.
 
@@ -48,59 +49,58 @@ TARGET = "android"
 
 # -- the gate ----------------------------------------------------------------------------------------
 
+def _probabilities(doc: dict[str, Any], classes: int) -> np.ndarray:
+    """Per image, `edgeport run`'s answer as one value per class: the top-k probabilities, or an
+    artifact's raw values when its output is not a probability distribution (logits)."""
+    out = np.full((len(doc["results"]), classes), np.nan)
+    for i, r in enumerate(doc["results"]):
+        if "top_k" in r:
+            for t in r["top_k"]:
+                out[i, t["index"]] = t["probability"]
+        else:
+            out[i] = [np.nan if v is None else v for v in r["outputs"][0]["values"]][:classes]
+    return out
+
+
 def compare(mp_out: dict[str, Any], bundle_doc: dict[str, Any], original_doc: dict[str, Any],
-            labels: list[str], y: np.ndarray | None) -> dict[str, Any]:
-    """MediaPipe's answers against edgeport's on the same files (bundle model, original artifact)."""
+            labels: list[str], y: np.ndarray | None, *, fmt: str, file: str, original: str) -> dict[str, Any]:
+    """MediaPipe's scores against `edgeport run`'s answers on the same files, for the bundle file and
+    the verified artifact (``fmt``, file ``original``) it was made from: two verify rows under the
+    same-model gate (the same top-1 on every image), and MediaPipe's own labels checked."""
+    from edgeport.benchmarks.verify.figures import output_kind
+    from edgeport.benchmarks.verify.proof import SAME_MODEL, prove
+    from edgeport.export.registry import precision_of
+
     rows = mp_out["rows"]
-    n = len(rows)
-    mp_top = np.array([r["index"] for r in rows])
-    mp_scores = np.array([r["scores"] for r in rows], np.float64)
-
-    def top(doc: dict[str, Any]) -> tuple[np.ndarray, list[str], np.ndarray]:
-        """Top-1 index, label and scores per image; an artifact whose output is not a probability
-        distribution (logits) comes back from `edgeport run` as values: its top-1 is their argmax."""
-        res = doc["results"]
-        probs = np.full((len(res), len(labels)), np.nan)
-        index = []
-        for i, r in enumerate(res):
-            if "top_k" in r:
-                for t in r["top_k"]:
-                    probs[i, t["index"]] = t["probability"]
-                index.append(r["top_k"][0]["index"])
-            else:
-                values = np.array([np.nan if v is None else v for v in r["outputs"][0]["values"]], np.float64)
-                index.append(int(np.nanargmax(values)))
-        names = [labels[k] if k < len(labels) else str(k) for k in index]
-        return np.array(index), names, probs
-
-    ep_top, ep_names, ep_probs = top(bundle_doc)
-    or_top, or_names, _ = top(original_doc)
-    mp_names = [r["name"] for r in rows]
+    n, classes = len(rows), len(labels)
+    scores = np.array([r["scores"] for r in rows], np.float64).reshape(n, classes)
+    bundle = _probabilities(bundle_doc, classes)
+    common = {"gate": SAME_MODEL, "precision": precision_of(fmt).value, "engine": f"mediapipe {mp_out['mediapipe']}",
+              "y": y, "kinds": {"output": output_kind(np.nan_to_num(bundle), "classification")}}
+    results = [prove(fmt, "mediapipe", file, bundle, scores,
+                     against=f"edgeport run {file}", **common),
+               prove(fmt, "mediapipe", file, _probabilities(original_doc, classes), scores,
+                     against=f"edgeport run {original}", **common)]
+    mislabelled = sum(labels[r["index"]] != r["name"] for r in rows)
+    categories = sorted({r["categories"] for r in rows})
+    problems = [f"MediaPipe names {mislabelled} top-1 categories other than the label file does"] if mislabelled else []
+    problems += [] if categories == [classes] else [f"MediaPipe gave {categories} categories, not {classes}"]
     ms = np.asarray(mp_out["classify_s"]) * 1e3
-    f: dict[str, Any] = {
-        "n": n, "mediapipe_categories": sorted({r["categories"] for r in rows}),
-        "agreement_bundle": float((mp_top == ep_top).mean()), "disagreements_bundle": int((mp_top != ep_top).sum()),
-        "agreement_original": float((mp_top == or_top).mean()),
-        "disagreements_original": int((mp_top != or_top).sum()),
-        "labels_equal": mp_names == ep_names == or_names and all(labels[i] == nm for i, nm in zip(mp_top, mp_names)),
-        "label_mismatches": int(sum(a != b for a, b in zip(mp_names, ep_names))),
-        "max_abs_score_diff": float(np.nanmax(np.abs(mp_scores - ep_probs))) if n else None,
-        "mediapipe_ties": int(sum(np.sum(s == np.nanmax(s)) > 1 for s in mp_scores)),
+    mine, orig = (r.figures for r in results)
+    return {
+        "n": n, "results": [r.to_dict() for r in results], "problems": problems, "mediapipe_categories": categories,
+        "agreement_bundle": mine.get("agreement"), "agreement_original": orig.get("agreement"),
+        "disagreements_original": orig.get("disagreements"), "labels_equal": not mislabelled,
+        "max_abs_score_diff": mine.get("max_abs_diff"), "mediapipe_accuracy": mine.get("accuracy"),
         "time": {"mediapipe_create_s": round(mp_out["create_s"], 3),
                  "mediapipe_classify_ms_p50": round(float(np.median(ms)), 4) if n else None,
-                 "mediapipe_classify_ms_mean": round(float(ms.mean()), 4) if n else None,
                  "mediapipe_process_s": round(mp_out["process_s"], 2),
                  "edgeport_run_bundle_s": round(bundle_doc["seconds"], 2),
                  "edgeport_run_original_s": round(original_doc["seconds"], 2)},
         "engines": {"mediapipe": mp_out["mediapipe"], "edgeport_bundle": bundle_doc.get("engine"),
                     "edgeport_original": original_doc.get("engine")},
         "image_formats": mp_out.get("image_formats"),
-    }
-    if y is not None:
-        f["mediapipe_accuracy"] = float((mp_top == y).mean())
-    f["status"] = "pass" if (n and f["disagreements_bundle"] == 0 and f["disagreements_original"] == 0
-                             and f["labels_equal"] and f["mediapipe_categories"] == [len(labels)]) else "fail"
-    return f
+        "status": "pass" if n and not problems and all(r.status == "pass" for r in results) else "fail"}
 
 
 # -- one model ---------------------------------------------------------------------------------------
@@ -128,14 +128,15 @@ def _bundle(model: str, model_dir: Path, out: Path, dist: Path, samples: int, se
     return result.folder, json.loads((result.folder / BUNDLE_FILE).read_text()), True
 
 
-def _check_variant(python: Path, bundle_file: Path, original: Path, pngs: list[Path], labels: list[str],
+def _check_variant(python: Path, fmt: str, bundle_file: Path, original: Path, pngs: list[Path], labels: list[str],
                    y: np.ndarray | None, work: Path, timeout: float) -> dict[str, Any]:
-    """One bundle file in MediaPipe against edgeport run on it and on its original artifact."""
+    """One bundle file in MediaPipe against edgeport run on it and on its original artifact (``fmt``)."""
     try:
         work.mkdir()
         mp_out = run_mediapipe(python, bundle_file, pngs, len(labels), work, timeout)
         return compare(mp_out, run_edgeport(bundle_file, pngs, len(labels)),
-                       run_edgeport(original, pngs, len(labels)), labels, y)
+                       run_edgeport(original, pngs, len(labels)), labels, y, fmt=fmt, file=bundle_file.name,
+                       original=original.name)
     except EdgeportError as exc:
         return {"status": "fail", "error": str(exc)}
 
@@ -162,7 +163,7 @@ def check_model(model: str, python: Path, *, out: Path, dist: Path, samples: int
         original = model_dir / manifest["artifacts"][v.artifact]["file"]
         print(f"mediapipe-check: {model} {info['file']} ({len(pngs)} images)", flush=True)
         results.append({"variant": v.name, "file": info["file"], "original": original.name,
-                        **_check_variant(python, folder / info["file"], original, pngs, labels, y,
+                        **_check_variant(python, v.artifact, folder / info["file"], original, pngs, labels, y,
                                          work / v.name, timeout)})
     return {"schema": 1, "model": model_dir.name, "generated": _now(), "bundle": str(folder), "bundle_built": built,
             "images": {**data, "format": "PNG, RGB 8-bit"}, "labels": labels, "results": results,
@@ -201,6 +202,8 @@ class MediaPipeReport:
                              fmt_num(t.get("mediapipe_process_s"), ".1f"),
                              fmt_num(t.get("edgeport_run_bundle_s"), ".1f"), r["status"].upper()])
                 errors += [f"{name} {r['file']}: {r['error']}"] if r.get("error") else []
+                errors += [f"{name} {r['file']}: {e['message']}" for x in r.get("results", []) for e in x["failures"]]
+                errors += [f"{name} {r['file']}: {p}" for p in r.get("problems", [])]
             if sec.get("error"):
                 rows.append([name, "-", "-", "-", "-", "-", "-", "-", "-", "-", "FAIL"])
                 errors.append(f"{name}: {sec['error']}")

@@ -54,14 +54,10 @@ def puppeteer() -> Path:
 
 def keras_reference(model_dir: Path, manifest: dict[str, Any], head: str, x: np.ndarray) -> tuple[np.ndarray, float]:
     """(Keras probabilities on ``x``, float32 noise: max |Keras float32 - its float64 twin|)."""
-    from edgeport.benchmarks.verify.reference import float64_twin
     from edgeport.export.targets.mobile import _source_model
-    from edgeport.export.targets.mobile_model import probabilities
+    from edgeport.export.targets.mobile_proof import keras_reference as reference
 
-    model = _source_model(model_dir, manifest)
-    ref = probabilities(model.predict(x.astype(np.float32), batch_size=64, verbose=0), head)
-    ref64 = probabilities(float64_twin(model).predict(x.astype(np.float64), batch_size=64, verbose=0), head)
-    return ref.astype(np.float32).astype(np.float64), float(np.abs(ref - ref64).max(initial=0.0))
+    return reference(_source_model(model_dir, manifest), head, x)
 
 
 def run_page(folder: Path, job: dict[str, Any], timeout: float) -> dict[str, Any]:

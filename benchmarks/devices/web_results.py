@@ -10,8 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from edgeport.benchmarks.verify.figures import compare, output_kind
 from edgeport.benchmarks.verify.gates import GateTable
+from edgeport.benchmarks.verify.proof import prove
+from edgeport.export.registry import precision_of
 
 #: Console errors that are engine INFO lines, not errors (LiteRT.js logs INFO through console.error).
 KNOWN_INFO = (re.compile(r"^\s*INFO: "), re.compile(r"^\s*I\d{4} "),
@@ -28,17 +29,13 @@ def console_errors(messages: list[dict[str, str]]) -> list[str]:
 
 def gated(out: np.ndarray, ref: np.ndarray, noise: float, y: np.ndarray | None, task: str | None,
           table: GateTable, artifact: str, where: str) -> dict[str, Any]:
-    """verify's figures of ``out`` against the Keras reference ``ref`` and the gate of ``artifact``'s
-    precision class (float: the derived float32 tolerance; int8: the quantized gate)."""
-    gate = table.for_format(artifact)
-    f = compare(ref, out, kind=output_kind(ref, task or "classification"), y=y, margin=gate.confidence_margin)
-    if gate.tight:
-        f["tolerance_diff"] = float(np.abs(out - ref).max(initial=0.0)) if f["finite"] else float("inf")
-        f["tolerance"], f["tolerance_basis"] = gate.tolerance(noise, float(np.abs(ref).max(initial=0.0)))
-        f["noise"] = noise
-    failures = gate.failures(f, artifact=where, runtime="browser", labelled=y is not None)
-    return {"figures": f, "gate": gate.to_dict(), "failures": [str(e) for e in failures],
-            "status": "fail" if failures else "pass"}
+    """verify's row of ``out`` against the Keras reference ``ref`` under the gate of ``artifact``'s
+    format (float: the derived float32 tolerance; int8: the quantized gate): its figures, gate and
+    failures (:func:`edgeport.benchmarks.verify.proof.prove`)."""
+    row = prove(artifact, "browser", where, ref, out, gate=table.for_format(artifact), against="Keras",
+                precision=precision_of(artifact).value, y=y, noise=noise, task=task)
+    return {"figures": row.figures, "gate": row.gate, "failures": [str(e) for e in row.failures],
+            "status": "fail" if row.failures else "pass"}
 
 
 def native_p50(path: Path, pixels: np.ndarray) -> tuple[float, str]:

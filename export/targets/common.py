@@ -1,12 +1,11 @@
 """What the microcontroller and mobile targets share: the checks on a verified artifact before a
 bundle is made, the real test set `edgeport verify` used and the seeded draw of proof inputs from
-it, a Keras model exported as a batch-1 SavedModel and its full-integer converter, and the text
-table a bundle prints. TensorFlow is imported only by the functions that convert.
+it (batch-1 models are made by :mod:`edgeport.export.fixed_batch`).
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -42,18 +41,3 @@ def seeded_indices(n: int, samples: int, seed: int) -> np.ndarray:
 def take_rows(x: Any, idx: np.ndarray) -> Any:
     """Rows ``idx`` of one input array or of each array of a dict of inputs."""
     return x[idx] if isinstance(x, np.ndarray) else {k: v[idx] for k, v in x.items()}
-
-
-# -- batch-1 conversion -------------------------------------------------------------------------------
-
-def export_batch1(model, inputs: Sequence[tuple[str, Sequence[int]]], dest: Path, *, dtype: str = "float32") -> None:
-    """A Keras model as a SavedModel whose inputs (``(name, shape without the batch)``, in the
-    model's order) have a fixed batch of 1."""
-    import tensorflow as tf
-
-    specs = [tf.TensorSpec((1, *shape), getattr(tf, dtype), name=name) for name, shape in inputs]
-    model.export(str(dest), format="tf_saved_model", verbose=False,
-                 input_signature=specs if len(specs) == 1 else [specs])
-
-
-# -- what a bundle prints -----------------------------------------------------------------------------

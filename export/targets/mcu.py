@@ -1,18 +1,19 @@
 """Microcontroller bundle (TensorFlow Lite Micro): a fixed batch-1, full-integer int8 model, its C
 array, an op resolver with exactly its ops, the tensor arena it needs, and a proof.
 
-The model is converted again from the source model (``model.keras``, ``model.h5`` or the source
-SavedModel) with a batch-1 input signature, so that no SHAPE / STRIDED_SLICE / PACK ops (the
-dynamic batch's bookkeeping) reach the firmware, calibrated on the very samples the verified
-``tflite_int8`` artifact was calibrated on (the manifest's record, rebuilt exactly). int8 inputs
-and outputs (``IO_TYPE``).
+The model is the format the target carries (the registry's full-integer TFLite row) made again by
+its own converter from the source model (``model.keras``, ``model.h5`` or the source SavedModel)
+with a batch-1 input signature (:mod:`edgeport.export.fixed_batch`), so that no SHAPE /
+STRIDED_SLICE / PACK ops (the dynamic batch's bookkeeping) reach the firmware, calibrated on the
+very samples the verified artifact was calibrated on (the manifest's record, rebuilt exactly). int8
+inputs and outputs (``IO_TYPE``).
 
-The proof, at bundle time: the batch-1 model runs in TFLite Micro (its Python interpreter, the
-same C++ kernels and memory planner firmware links, in a child process, with exactly the arena
-measured) and in LiteRT without default delegates on real test inputs; every output must be
-identical or one quantization step apart, else the bundle fails. Top-1 agreement with the Keras
-model is reported for information. Only a model whose ``tflite_int8`` passed `edgeport verify`
-is bundled.
+The proof, at bundle time, is two verify rows (`edgeport verify`'s compare and gates) on real test
+inputs: TFLite Micro (its Python interpreter, the same C++ kernels and memory planner firmware
+links, in a child process, with exactly the arena measured) against LiteRT without default
+delegates, every output at most one quantization step apart; and the model in LiteRT against the
+source model under the gate verify holds the format to. A failing row fails the bundle. Only a
+model whose artifact of that format passed `edgeport verify` is bundled.
 
 This module checks the inputs and runs the steps (:func:`build`); the parts are
 :mod:`~edgeport.export.targets.mcu_model` (the batch-1 model), :mod:`~edgeport.export.targets.mcu_proof`
@@ -28,16 +29,14 @@ from typing import Any
 import numpy as np
 
 from edgeport.errors import EdgeportError
-from edgeport.export import registry
+from edgeport.benchmarks.verify.proof import table, verified_gates
 from edgeport.export.targets.bundle import VERIFY_FILE, BundleBuilder, require_verified
 from edgeport.export.targets.common import check_artifacts, seeded_indices, take_rows, verified_testset
 from edgeport.export.targets.mcu_files import MODEL_FILE, summary_table, write
-from edgeport.export.targets.mcu_model import IO_TYPE, batch1_model
+from edgeport.export.targets.mcu_model import FORMAT, IO_TYPE, batch1_model
 from edgeport.export.targets.mcu_proof import proof_error, prove
 from edgeport.files import sha256_file
 from edgeport.manifest import effective_entries, load_manifest
-
-FORMAT = registry.for_bundle("mcu")[0]  # the full-integer TFLite model the firmware variant is proved against
 
 MIN_SAMPLES = 200
 
@@ -59,7 +58,7 @@ def _source(model_dir: Path, manifest: dict[str, Any]):
 
 
 def _checked(model_dir: Path, samples: int) -> dict[str, Any]:
-    """Everything the bundle is made from, checked before any work: a verified tflite_int8 from
+    """Everything the bundle is made from, checked before any work: a verified FORMAT artifact from
     the source beside it now, its calibration record, TFLite Micro installed."""
     from edgeport.runtimes import tflm
 
@@ -132,14 +131,17 @@ def build(model_dir: Path, builder: BundleBuilder, *, samples: int, seed: int, d
     if len(idx) < MIN_SAMPLES:
         builder.notes.append(f"the test set has {len(test)} inputs: the proof ran on all of them "
                              f"(fewer than the {MIN_SAMPLES} a proof should have)")
-    proof = prove(model_path, inputs["source"].path, take_rows(test.x, idx),
-                  test.y[idx] if test.y is not None else None, arena_size=use["arena"], task=test.task)
+    proof = prove(FORMAT, model_path, inputs["source"].path, take_rows(test.x, idx),
+                  test.y[idx] if test.y is not None else None, arena_size=use["arena"],
+                  gates=verified_gates(inputs["verify"]), task=test.task)
     seconds.update(proof=lap(), tflm_run=proof.pop("tflm_seconds"))
     if not proof["ok"]:
-        raise proof_error(name, MODEL_FILE, proof, idx)
+        raise proof_error(name, MODEL_FILE, proof)
+    rows = proof.pop("rows")
     record = _record(name, model, ops, use, proof, inputs, idx, seed)
     write(model_dir, builder, model, record, inputs["manifest"].get("input_contract"))
     seconds["total"] = round(time.perf_counter() - clock[0], 2)
     builder.meta.update(mcu={k: v for k, v in record.items() if k not in ("indices", "calibration")} | {
         "seconds": seconds}, source_sha256=inputs["source_sha256"])
     builder.tables.append(summary_table(name, record, proof))
+    builder.tables.append(table(f"{name}: {MODEL_FILE}, verify's gates", rows))

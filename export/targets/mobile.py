@@ -7,9 +7,10 @@ of its own::
     uint8 RGB [1, H, W, 3] -> float32 -> (grayscale models: luma as PIL's "L") -> the model
                            -> probabilities float32 [1, N]   (a sigmoid model: [1 - p, p])
 
-It is exported as a batch-1 SavedModel and converted twice: ``model.tflite`` (float32) and
-``model_int8.tflite`` (int8, calibrated on the manifest's recorded calibration samples in the RGB
-camera form). Both carry standard TFLite Metadata: name, description, version, the input's
+It is exported as a batch-1 SavedModel and converted twice by the export registry's own converters
+(:mod:`~edgeport.export.fixed_batch`): ``model.tflite`` (float32) and ``model_int8.tflite`` (int8,
+calibrated on the manifest's recorded calibration samples in the RGB camera form). Both carry
+standard TFLite Metadata: name, description, version, the input's
 ImageProperties (RGB) and the labels packed as a ``TENSOR_AXIS_LABELS`` file.
 
 - Grayscale models (Fashion-MNIST, MNIST) compute luma inside, as Pillow converts RGB to "L"
@@ -23,10 +24,10 @@ ImageProperties (RGB) and the labels packed as a ``TENSOR_AXIS_LABELS`` file.
   scales. On the real test images its outputs equal that verified artifact's.
 
 Nothing ships unproved: the model must have passed `edgeport verify` as it is now, and on
-``samples`` (at least 200) seeded real test images each variant's top-1 through
-``edgeport.runtimes`` must equal the Keras model's and the verified artifact's on the same pixels.
-The figures go to bundle.json (``proof``); `python -m edgeport.benchmarks.devices.mediapipe_check`
-proves the same files again inside MediaPipe itself.
+``samples`` (at least 200) seeded real test images each variant, through ``edgeport.runtimes``,
+passes verify's gate of its format against the Keras model and picks the verified artifact's top-1
+on every image (same pixels). The rows (verify.json's) go to bundle.json (``proof``);
+`python -m edgeport.benchmarks.devices.mediapipe_check` proves the same files again inside MediaPipe.
 
 This module checks the model and assembles the bundle (:func:`build_android`, :func:`build_ios`);
 the parts are :mod:`~edgeport.export.targets.mobile_model` (the wrapper and its conversion),
@@ -43,13 +44,15 @@ from typing import Any
 
 import numpy as np
 
+from edgeport.benchmarks.verify import proof
+from edgeport.benchmarks.verify.proof import verified_gates
 from edgeport.errors import EdgeportError, ExportError
 from edgeport.export.registry import for_bundle
 from edgeport.export.targets.bundle import BundleBuilder, require_verified
 from edgeport.export.targets.common import check_artifacts
 from edgeport.export.targets.mobile_model import (HEADS, VARIANTS, camera_form, check_io, convert, describe,
                                                   output_head, wrap)
-from edgeport.export.targets.mobile_proof import proof_images, proof_table, prove
+from edgeport.export.targets.mobile_proof import proof_images, prove
 from edgeport.export.targets.mobile_usage import ANDROID, IOS, Layout, usage
 from edgeport.files import sha256_file
 from edgeport.manifest import effective_entries, load_manifest
@@ -163,6 +166,13 @@ def _source_model(model_dir: Path, manifest: dict[str, Any]):
     return load_keras(path, kind=source["kind"])
 
 
+def _meta(src: Source) -> dict[str, Any]:
+    """The edgeport metadata of the variants (their own input contract is added where they are made)."""
+    from edgeport import __version__
+
+    return {"model": src.name, "labels": src.labels, "source_sha256": src.sha256, "edgeport": __version__}
+
+
 def mobile_variants(src: Source) -> tuple[Any, str, bytes, bytes, list[str]]:
     """(the Keras model, its head, float32 model, int8 model, tensors kept float in the int8 one)."""
     from edgeport.export.calibration import rebuild
@@ -179,10 +189,10 @@ def mobile_variants(src: Source) -> tuple[Any, str, bytes, bytes, list[str]]:
         head = output_head(np.asarray(model.predict(calibration[:32], verbose=0)), src.labels, src.name)
         with tempfile.TemporaryDirectory(prefix="edgeport-mobile-") as tmp, log.capture(f"convert {src.name}"):
             wrapper = wrap(model, src.contract, head)
-            fp32, int8, kept = convert(wrapper, src.contract, camera_form(calibration), Path(tmp))
+            fp32, int8, kept = convert(wrapper, src.contract, camera_form(calibration), Path(tmp), _meta(src))
     except EdgeportError:
         raise
-    except Exception as exc:  # the converters raise anything; say what failed, keep the log's tail
+    except Exception as exc:  # noqa: BLE001 - the converters raise anything; say what failed, keep the log's tail
         first = next((ln for ln in str(exc).splitlines() if ln.strip()), "")
         tail = [ln for ln in log.path.read_text(errors="replace").splitlines() if ln.strip()][-5:]
         raise ExportError(f"{src.name}: building the mobile variant failed ({type(exc).__name__}: {first})\n"
@@ -272,19 +282,20 @@ def _build(model_dir: Path, builder: BundleBuilder, layout: Layout, *, samples: 
     variants["int8"].update(calibration={k: src.calibration.get(k) for k in ("source", "requested", "seed", "samples")},
                             kept_float=kept)
     x, y, data = proof_images(model_dir, src.manifest, src.verify, samples, seed, data_dir)
-    proof = prove(files, model, model_dir, src.entries, head, x, y)
-    table = proof_table(src.name, proof)
-    if failed := [r for r in proof.values() if r["status"] != "pass"]:
+    rows = prove(files, model, model_dir, src.entries, head, x, y, verified_gates(src.verify))
+    table = proof.table(f"{src.name}: mobile variants (RGB uint8 in) vs Keras and the verified artifacts, "
+                        "verify's gates", rows)
+    if any(r.status != "pass" for r in rows):
         raise EdgeportError(f"{src.name}: the mobile variants do not agree with what they were made from; nothing "
-                            f"shipped:\n{table}\n" + "\n".join(
-                                f"{r['file']}: {r['disagreements_keras']} images differ from Keras, "
-                                f"{r['disagreements_artifact']} from {r['artifact_file']}" for r in failed))
+                            f"shipped:\n{table}\n" + "\n".join(proof.failure_lines(rows)))
     builder.tables.append(table)
     _notes(builder, src, variants, kept, data)
     as_is = ship_as_is(builder, layout, src)
-    builder.add_text("USAGE.md", usage(layout, src, variants, proof, data, as_is))
+    builder.add_text("USAGE.md", usage(layout, src, variants, rows, data, as_is))
     builder.meta.update(
         source_sha256=src.sha256, verified=src.verify.get("reference", {}).get("runtime"),
         mobile=_mobile_meta(layout, src, head, variants), as_is=as_is,
         proof={"data": data, "reference": "Keras (the source model) and the verified artifacts, same pixels",
-               "runtime": "litert", "variants": proof, "ok": True})
+               "runtime": "litert", "gates": "verify's, as the model was verified",
+               "results": [r.to_dict() for r in rows],
+               "ok": True})

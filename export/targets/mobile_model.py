@@ -5,7 +5,6 @@ float32 and int8 TFLite with the wrapper's own steps kept float32; how a .tflite
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,8 +12,6 @@ from typing import Any
 import numpy as np
 
 from edgeport.errors import EdgeportError, ExportError
-from edgeport.export.targets.common import export_batch1
-from edgeport.export.tflite import INT8_OPS, calibrated_converter
 from edgeport.types import InputContract
 
 #: PIL's RGB -> "L" (libImaging/Convert.c): BT.601 luma weights in 16-bit fixed point, rounded.
@@ -22,6 +19,7 @@ LUMA_WEIGHTS = (19595.0, 38470.0, 7471.0)
 LUMA_ROUND, LUMA_SHIFT = 32768.0, 65536.0
 #: Names of the wrapper's layers; those in FLOAT_LAYERS stay float32 in the int8 model.
 PIXELS, GRAY = "edgeport_pixels", "edgeport_rgb_to_gray"
+IMAGE = "image"  # the variant's one input
 TWO_CLASSES, SOFTMAX = "edgeport_two_classes", "edgeport_softmax"
 FLOAT_LAYERS = (GRAY, TWO_CLASSES, SOFTMAX)
 HEADS = {"softmax": "the model's softmax", "sigmoid": "[1 - p, p] from the model's sigmoid (2 labels)",
@@ -97,7 +95,7 @@ def wrap(model, contract: InputContract, head: str):
         def call(self, p):
             return keras.ops.concatenate([1.0 - p, p], axis=-1)
 
-    image = keras.Input((contract.height, contract.width, 3), batch_size=1, dtype="uint8", name="image")
+    image = keras.Input((contract.height, contract.width, 3), batch_size=1, dtype="uint8", name=IMAGE)
     x = Pixels(name=PIXELS)(image)
     if contract.channels == 1:
         x = RgbToGray(name=GRAY)(x)
@@ -109,33 +107,31 @@ def wrap(model, contract: InputContract, head: str):
     return keras.Model(image, y, name="edgeport_mobile")
 
 
-def convert(wrapper, contract: InputContract, calibration: np.ndarray, work: Path) -> tuple[bytes, bytes, list[str]]:
-    """(float32 model, int8 model, tensors kept float in the int8 model) of the wrapper."""
-    import tensorflow as tf
+def convert(wrapper, contract: InputContract, calibration: np.ndarray, work: Path,
+            meta: dict[str, Any] | None = None) -> tuple[bytes, bytes, list[str]]:
+    """(float32 model, int8 model, tensors kept float in the int8 model) of the wrapper, made by the
+    registry's converters of the formats the variants are proved against, at a fixed batch of 1
+    (:mod:`edgeport.export.fixed_batch`); ``meta``: the edgeport metadata they carry."""
+    from edgeport.export import fixed_batch
 
-    from edgeport.export.tflite_selective import SelectiveQuantizer
-
-    saved = work / "wrapper"
-    export_batch1(wrapper, [("image", (contract.height, contract.width, 3))], saved, dtype="uint8")
-
-    def feed():
-        for i in range(len(calibration)):
-            yield [calibration[i:i + 1]]
-
-    with warnings.catch_warnings():  # TF's calibrator builds deprecated tf.lite.Interpreters itself
-        warnings.simplefilter("ignore")
-        fp32 = tf.lite.TFLiteConverter.from_saved_model(str(saved)).convert()
-        quantizer = SelectiveQuantizer(calibrated_converter(saved, feed, INT8_OPS)[1])
-        int8 = quantizer.model(keep := _float_tensors(wrapper, quantizer.debugger.calibrated_model))
-    return bytes(fp32), int8, keep
+    rgb = InputContract("image", height=contract.height, width=contract.width, channels=3)
+    meta = {"input_contract": rgb.to_dict(), "input_names": [IMAGE], **(meta or {})}
+    saved = fixed_batch.keras_saved_model(wrapper, [(IMAGE, (contract.height, contract.width, 3))],
+                                          work / "wrapper", dtype="uint8")
+    samples = {IMAGE: calibration}
+    fp32, _ = fixed_batch.convert(VARIANTS[0].artifact, saved, samples, meta)
+    keep = _float_tensors(wrapper, fp32)
+    int8, _ = fixed_batch.convert(VARIANTS[1].artifact, saved, samples, meta, keep_float=keep)
+    return fp32, int8, keep
 
 
-def _float_tensors(wrapper, calibrated: bytes) -> list[str]:
-    """The calibrated model's tensors that the wrapper's own steps make. The last op's output is named
-    after the signature, not the layer: it is kept too when the wrapper ends with a step of its own."""
+def _float_tensors(wrapper, model: bytes) -> list[str]:
+    """The converted model's tensors that the wrapper's own steps make (the int8 converter names its
+    tensors alike). The last op's output is named after the signature, not the layer: it is kept too
+    when the wrapper ends with a step of its own."""
     from tensorflow.lite.tools import flatbuffer_utils as fu
 
-    graph = fu.read_model_from_bytearray(bytearray(calibrated)).subgraphs[0]
+    graph = fu.read_model_from_bytearray(bytearray(model)).subgraphs[0]
     names = [t.name.decode() if isinstance(t.name, bytes) else t.name for t in graph.tensors]
     post = any(layer.name in (TWO_CLASSES, SOFTMAX) for layer in wrapper.layers)
     outputs = {names[i] for i in graph.outputs} if post else set()

@@ -1,6 +1,8 @@
-"""The mobile variants' proof: on a seeded sample of the real test images `edgeport verify` used,
-each variant's top-1 through ``edgeport.runtimes`` must equal the Keras model's (float32) and the
-verified artifact's (both variants) on the same pixels; and the table `edgeport bundle` prints.
+"""The mobile variants' proof, through `edgeport verify`'s compare and gates
+(:mod:`edgeport.benchmarks.verify.proof`): on a seeded sample of the real test images verify used,
+each variant (camera form in, through ``edgeport.runtimes``) against the Keras model with the gate
+of the format it is a variant of (what verify holds that artifact to), and against the verified
+artifact it was made from (same pixels) with the same-model gate: the same top-1 on every image.
 """
 from __future__ import annotations
 
@@ -9,10 +11,12 @@ from typing import Any
 
 import numpy as np
 
+from edgeport.benchmarks.verify.gates import GateTable
+from edgeport.benchmarks.verify.result import Result
 from edgeport.errors import EdgeportError
+from edgeport.export.registry import precision_of
 from edgeport.export.targets.common import seeded_indices, verified_testset
-from edgeport.tables import fmt_num, fmt_pct, text_table
-from edgeport.export.targets.mobile_model import VARIANTS, Variant, camera_form, probabilities, to_uint8
+from edgeport.export.targets.mobile_model import VARIANTS, camera_form, probabilities, to_uint8
 
 
 def proof_images(model_dir: Path, manifest: dict[str, Any], verify: dict[str, Any], samples: int, seed: int,
@@ -34,63 +38,43 @@ def proof_images(model_dir: Path, manifest: dict[str, Any], verify: dict[str, An
     return x8, y, info
 
 
+def keras_reference(model, head: str, x: np.ndarray) -> tuple[np.ndarray, float]:
+    """(Keras probabilities on ``x``, their float32 noise: max |Keras float32 - its float64 twin|),
+    as verify's reference gives them."""
+    from edgeport.benchmarks.verify.reference import float64_twin
+
+    ref = probabilities(model.predict(x.astype(np.float32), batch_size=64, verbose=0), head)
+    ref64 = probabilities(float64_twin(model).predict(x.astype(np.float64), batch_size=64, verbose=0), head)
+    return ref.astype(np.float32).astype(np.float64), float(np.abs(ref - ref64).max(initial=0.0))
+
+
 def _first(y: Any) -> np.ndarray:
-    return np.asarray(y[0] if isinstance(y, (list, tuple)) else y)
-
-
-def _compare(p: np.ndarray, ref: np.ndarray) -> dict[str, Any]:
-    a, b = p.argmax(axis=1), ref.argmax(axis=1)
-    return {"agreement": float((a == b).mean()), "disagreements": int((a != b).sum()),
-            "max_abs_diff": float(np.abs(p - ref).max()), "identical": bool(np.array_equal(p, ref))}
-
-
-def _row(v: Variant, path: Path, artifact: str, engine: str, p: np.ndarray, keras_p: np.ndarray,
-         art_p: np.ndarray, y: np.ndarray | None) -> dict[str, Any]:
-    """One variant's figures and gate: the float model must pick what Keras picks; both what the
-    verified artifact they were made from picks."""
-    vs_keras, vs_artifact = _compare(p, keras_p), _compare(p, art_p)
-    row: dict[str, Any] = {
-        "file": path.name, "artifact": v.artifact, "artifact_file": artifact, "engine": engine,
-        "n": int(len(p)), "agreement_keras": vs_keras["agreement"],
-        "disagreements_keras": vs_keras["disagreements"],
-        "max_abs_diff_keras": vs_keras["max_abs_diff"], "agreement_artifact": vs_artifact["agreement"],
-        "disagreements_artifact": vs_artifact["disagreements"],
-        "max_abs_diff_artifact": vs_artifact["max_abs_diff"], "identical_to_artifact": vs_artifact["identical"]}
-    if y is not None:
-        row.update(accuracy=float((p.argmax(1) == y).mean()), keras_accuracy=float((keras_p.argmax(1) == y).mean()),
-                   artifact_accuracy=float((art_p.argmax(1) == y).mean()))
-    gated = ["artifact"] + (["keras"] if v.name == "float32" else [])
-    row["gate"] = " and ".join(f"top-1 == {'Keras' if g == 'keras' else v.artifact} on every image" for g in gated)
-    row["status"] = "pass" if all(row[f"disagreements_{g}"] == 0 for g in gated) else "fail"
-    return row
+    return np.asarray(y[0] if isinstance(y, (list, tuple)) else y, np.float64)
 
 
 def prove(files: dict[str, Path], model, model_dir: Path, entries: dict[str, dict[str, Any]], head: str,
-          x: np.ndarray, y: np.ndarray | None) -> dict[str, dict[str, Any]]:
-    """Each variant on the camera form of ``x`` against the Keras model and the verified artifact on ``x``."""
+          x: np.ndarray, y: np.ndarray | None, gates: GateTable) -> list[Result]:
+    """Verify rows of each variant on the camera form of ``x``: against the Keras model on ``x``
+    (the gate of its format in ``gates``) and against the verified artifact on ``x`` (same model)."""
+    from edgeport.benchmarks.verify.figures import output_kind
+    from edgeport.benchmarks.verify.proof import SAME_MODEL
+    from edgeport.benchmarks.verify.proof import prove as proved
     from edgeport.runtimes import load
 
     # probe=False: the verified artifacts ran in verify's child processes, and this process has just
     # run the variants (calibration, describe); a crash would already have happened
-    own = x.astype(np.float32)
-    rgb = camera_form(x).astype(np.float32)
-    keras_p = probabilities(model.predict(own, batch_size=64, verbose=0), head)
-    out: dict[str, dict[str, Any]] = {}
+    own, rgb = x.astype(np.float32), camera_form(x).astype(np.float32)
+    keras_p, noise = keras_reference(model, head, x)
+    kinds = {"output": output_kind(keras_p, "classification")}  # a quantized artifact's sums are not exactly 1
+    rows = []
     for v in VARIANTS:
         artifact = entries[v.artifact]["file"]
         art_p = probabilities(_first(load(model_dir / artifact, runtime="litert", probe=False).predict(own)), head)
         session = load(files[v.name], runtime="litert", probe=False)
-        p = np.asarray(_first(session.predict(rgb)), np.float64)
-        out[v.name] = _row(v, files[v.name], artifact, session.engine, p, keras_p, art_p, y)
-    return out
-
-
-def proof_table(model: str, proof: dict[str, dict[str, Any]]) -> str:
-    rows = [[r["file"], r["artifact_file"], str(r["n"]), fmt_pct(r["agreement_keras"]),
-             fmt_pct(r["agreement_artifact"]), fmt_num(r["max_abs_diff_keras"], ".2e"),
-             fmt_num(r["max_abs_diff_artifact"], ".2e"), fmt_pct(r.get("accuracy")), r["status"].upper()]
-            for r in proof.values()]
-    header = ["mobile model", "verified artifact", "images", "top-1 = Keras", "top-1 = artifact",
-              "max |p - Keras|", "max |p - artifact|", "accuracy", "gate"]
-    return text_table(f"{model}: mobile variants (RGB uint8 in) vs Keras and the verified artifacts, litert",
-                      header, rows, left=2)
+        p = _first(session.predict(rgb))
+        common = {"engine": session.engine, "precision": precision_of(v.artifact).value, "kinds": kinds}
+        rows.append(proved(v.artifact, "litert", files[v.name].name, keras_p, p, gate=gates.for_format(v.artifact),
+                           against="Keras", y=y, noise=noise, **common))
+        rows.append(proved(v.artifact, "litert", files[v.name].name, art_p, p, gate=SAME_MODEL, against=artifact,
+                           y=y, **common))
+    return rows

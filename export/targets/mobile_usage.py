@@ -5,6 +5,7 @@ and ONNX Runtime Mobile code for the .ort files the bundle carries as they were 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Any
 
 from edgeport.tables import fmt_pct
@@ -124,7 +125,6 @@ IOS = Layout("", IOS_USAGE, IOS_ORT)
 
 def as_is_usage(layout: Layout, as_is: dict[str, dict[str, Any]]) -> str:
     """The USAGE.md section for the artifacts carried as they are ("" when there are none)."""
-    from pathlib import PurePosixPath
 
     if not as_is:
         return ""
@@ -145,15 +145,23 @@ def as_is_usage(layout: Layout, as_is: dict[str, dict[str, Any]]) -> str:
         shape=", ".join(str(d) for d in dims(tensor)))
 
 
-def usage(layout: Layout, src: Any, variants: dict[str, dict[str, Any]], proof: dict[str, dict[str, Any]],
+def _proof_line(file: str, rows: list[Any]) -> str:
+    """One variant's proof rows (verify rows) in a line: what it was held to, and how it did."""
+    from edgeport.benchmarks.verify.proof import against
+
+    mine = [r for r in rows if r.file == PurePosixPath(file).name]
+    acc = next((r.figures["accuracy"] for r in mine if r.figures.get("accuracy") is not None), None)
+    return (f"- `{file}`: " + "; ".join(f"top-1 = {against(r)} on {fmt_pct(r.figures.get('agreement'))}, gate "
+                                        f"{r.status.upper()}" for r in mine)
+            + f" ({mine[0].figures.get('n')} real test images" + (f", accuracy {acc:.4f})" if acc is not None else ")"))
+
+
+def usage(layout: Layout, src: Any, variants: dict[str, dict[str, Any]], rows: list[Any],
           data: dict[str, Any], as_is: dict[str, dict[str, Any]] | None = None) -> str:
     """USAGE.md of a bundle (``src``: the checked :class:`~edgeport.export.targets.mobile.Source`)."""
     from edgeport.files import human_size
 
-    summary = "\n".join(f"- `{variants[k]['file']}`: top-1 equals Keras on {fmt_pct(r['agreement_keras'])} and "
-                        f"`{r['artifact_file']}` on {fmt_pct(r['agreement_artifact'])} of {r['n']} real test images"
-                        + (f" (accuracy {r['accuracy']:.4f})" if r.get("accuracy") is not None else "")
-                        for k, r in proof.items())
+    summary = "\n".join(_proof_line(v["file"], rows) for v in variants.values())
     rows = "\n".join(f"| `{v['file']}` | {v['weights']} | {human_size(v['bytes'])} |" for v in variants.values())
     return layout.usage.format(
         model=src.name, h=src.contract.height, w=src.contract.width, n=len(src.labels), files=rows,

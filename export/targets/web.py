@@ -19,11 +19,13 @@ from typing import Any
 
 import numpy as np
 
+from edgeport.benchmarks.verify import proof
 from edgeport.errors import EdgeportError
 from edgeport.export.targets.bundle import BundleBuilder
 from edgeport.export.targets.mobile import LABELS_FILE, checked_source, mobile_variants
+from edgeport.export.registry import precision_of
 from edgeport.export.targets.mobile_model import HEADS, VARIANTS, camera_form
-from edgeport.export.targets.mobile_proof import proof_images, proof_table, prove
+from edgeport.export.targets.mobile_proof import proof_images, prove
 from edgeport.export.targets import web_engines
 from edgeport.export.targets.web_model import onnx_io, require_web_tflite, to_onnx
 from edgeport.export.targets.web_readme import readme
@@ -54,12 +56,13 @@ def build(model_dir: Path, builder: BundleBuilder, *, samples: int, seed: int, d
                          "output": desc["output"]},
             "onnxruntime_web": {"file": MODELS_DIR + stem + ".onnx", "bytes": len(onnx), **onnx_io(onnx)}}
     x, y, data = proof_images(model_dir, src.manifest, src.verify, samples, seed, data_dir)
-    proof = prove(tflite_files, model, model_dir, src.entries, head, x, y)
-    proof.update(_onnx_proof(tflite_files, onnx_files, x))
-    table = proof_table(src.name, proof)
-    if failed := [r for r in proof.values() if r["status"] != "pass"]:
+    rows = prove(tflite_files, model, model_dir, src.entries, head, x, y, proof.verified_gates(src.verify))
+    rows += _onnx_rows(tflite_files, onnx_files, x, y)
+    table = proof.table(f"{src.name}: web models (RGB uint8 in) vs Keras, the verified artifacts and their "
+                        ".tflite, verify's gates", rows)
+    if any(r.status != "pass" for r in rows):
         raise EdgeportError(f"{src.name}: the web models do not agree with what they were made from; nothing "
-                            f"shipped:\n{table}\n" + "\n".join(f"{r['file']}: fails {r['gate']}" for r in failed))
+                            f"shipped:\n{table}\n" + "\n".join(proof.failure_lines(rows)))
     builder.tables.append(table)
     for name in APP_FILES:
         builder.add_file(name, web_engines.APP / name)
@@ -74,46 +77,29 @@ def build(model_dir: Path, builder: BundleBuilder, *, samples: int, seed: int, d
         builder.notes.append("model_int8: the wrapper's own steps run in float32; the network is int8")
     builder.meta.update(source_sha256=src.sha256, web=web, sizes=sizes(builder.stage),
                         proof={"data": data, "runtime": "litert and onnxruntime (Python); the browser proof is "
-                               "make web-check", "variants": proof, "ok": True})
+                               "make web-check", "results": [r.to_dict() for r in rows], "ok": True})
 
 
-def _onnx_proof(tflite: dict[str, Path], onnx: dict[str, Path], x: np.ndarray) -> dict[str, dict[str, Any]]:
-    """Each ONNX file's top-1 against its own .tflite's on every image (same pixels, camera form)."""
-    import onnxruntime as ort
+def _onnx_rows(tflite: dict[str, Path], onnx: dict[str, Path], x: np.ndarray, y: np.ndarray | None
+               ) -> list[proof.Result]:
+    """Each ONNX file against its own .tflite on every image (same pixels, camera form): verify rows,
+    the same-model gate."""
+    from edgeport.benchmarks.verify.figures import output_kind
+    from edgeport.runtimes import load
 
-    rgb = camera_form(x)
-    out = {}
-    for v in VARIANTS:
-        ref = np.asarray(_litert(tflite[v.name], rgb), np.float64)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        s = ort.InferenceSession(str(onnx[v.name]), opts, providers=["CPUExecutionProvider"])
-        p = np.concatenate([s.run(None, {s.get_inputs()[0].name: rgb[i:i + 1]})[0] for i in range(len(rgb))])
-        same = p.argmax(1) == ref.argmax(1)
-        out[f"{v.name} onnx"] = {
-            "file": onnx[v.name].name, "artifact": v.artifact, "artifact_file": tflite[v.name].name,
-            "engine": f"onnxruntime {ort.__version__}", "n": len(p), "agreement_keras": None,
-            "agreement_artifact": float(same.mean()), "disagreements_artifact": int((~same).sum()),
-            "max_abs_diff_keras": None, "max_abs_diff_artifact": float(np.abs(p - ref).max()),
-            "gate": f"top-1 == {tflite[v.name].name} on every image",
-            "status": "pass" if same.all() else "fail"}
-    return out
-
-
-def _litert(path: Path, rgb: np.ndarray) -> np.ndarray:
-    """A batch-1 .tflite run image by image (its batch is fixed)."""
-    from edgeport.runtimes.litert import import_engine
-
-    Interpreter, resolvers, _, _ = import_engine()
-    it = Interpreter(model_path=str(path), num_threads=1)
-    it.allocate_tensors()
-    i, o = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
+    rgb = camera_form(x).astype(np.float32)
+    refs = {v.name: np.asarray(load(tflite[v.name], runtime="litert", threads=1, probe=False).predict(rgb), np.float64)
+            for v in VARIANTS}
+    kinds = {"output": output_kind(refs[VARIANTS[0].name], "classification")}  # the float variant's
     rows = []
-    for k in range(len(rgb)):
-        it.set_tensor(i, rgb[k:k + 1])
-        it.invoke()
-        rows.append(it.get_tensor(o).copy())
-    return np.concatenate(rows)
+    for v in VARIANTS:
+        ref = refs[v.name]
+        session = load(onnx[v.name], runtime="onnxruntime", threads=1, probe=False)
+        rows.append(proof.prove(v.artifact, "onnxruntime", onnx[v.name].name, ref,
+                                np.asarray(session.predict(rgb), np.float64), gate=proof.SAME_MODEL,
+                                against=tflite[v.name].name, precision=precision_of(v.artifact).value,
+                                engine=session.engine, y=y, kinds=kinds))
+    return rows
 
 
 def _web_meta(src, head: str, models: dict[str, Any], versions: dict[str, str]) -> dict[str, Any]:
