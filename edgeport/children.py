@@ -40,6 +40,11 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BL
 STDERR_LINES = 5
 _POLL_S = 0.02
 
+#: Job kinds run in the calling process instead of a child: the test suite sets verify's own jobs
+#: here (TensorFlow and the engines are loaded in it already); tests/test_children.py and one verify
+#: test per engine keep proving the child path. Empty for every command: never set it there.
+IN_PROCESS: set[str] = set()
+
 
 class ChildFailed(EdgeportError):
     """A child process ended without a result (it exited early, or could not start)."""
@@ -153,6 +158,10 @@ def run_job(job: dict[str, Any], *, threads: int | None = None, timeout: float =
         ``idle_timeout`` seconds (``startup_timeout`` before its first change).
     label: how failures name the job (default: ``the KIND job``)."""
     label = label or f"the {job.get('kind', '?')} job"
+    if job.get("kind") in IN_PROCESS:
+        from edgeport.worker import run
+
+        return run(job, catch=Exception)
     with tempfile.TemporaryDirectory(prefix="edgeport-job-") as tmp:
         job_path, result_path, err_path = Path(tmp) / "job.json", Path(tmp) / "result.json", Path(tmp) / "stderr"
         job_path.write_text(json.dumps(job))

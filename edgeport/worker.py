@@ -12,6 +12,7 @@ import json
 import sys
 import traceback
 from pathlib import Path
+from collections.abc import Callable
 
 from edgeport.lazy import lookup, resolve
 
@@ -25,23 +26,31 @@ JOBS: dict[str, str] = {
     "reference": "edgeport.benchmarks.verify.reference:compute_reference",
     "fix_search": "edgeport.benchmarks.verify.fix_search:search",
     "probe": "edgeport.runtimes.guard:probe_job",
-    "tflm": "edgeport.runtimes.tflm_arena:tflm_job",
     "fuzz": "edgeport.benchmarks.fuzz.harness:worker_job",
     "selftest": "edgeport.children:selftest_job",
 }
 
 
-def main(argv: list[str]) -> int:
-    job_path, result_path = Path(argv[0]), Path(argv[1])
-    job = json.loads(job_path.read_text())
+def job_function(job: dict) -> Callable[[dict], dict]:
+    """The function that runs ``job``: its kind's row in JOBS, or a "call" job's own
+    ``"module:attr"`` target (a format's debugger, say)."""
+    return resolve(job["target"]) if job["kind"] == "call" else lookup(JOBS, "job kind", job["kind"])
+
+
+def run(job: dict, *, catch: type[BaseException] = BaseException) -> dict:
+    """Run ``job`` here; its result dict, or ``{"ok": False, ...}`` naming the error's class.
+    The result is what travels between processes: it goes through JSON either way."""
     try:
-        # "call": a registry row's own "module:attr" job (a format's debugger, say)
-        fn = resolve(job["target"]) if job["kind"] == "call" else lookup(JOBS, "job kind", job["kind"])
-        result = {"ok": True, **fn(job)}
-    except BaseException as exc:  # noqa: BLE001 - the parent reports it as this job's error (typed)
+        result = {"ok": True, **job_function(job)(job)}
+    except catch as exc:  # the parent reports it as this job's error (typed)
         result = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "error_type": type(exc).__name__,
                   "traceback": traceback.format_exc(limit=5)}
-    result_path.write_text(json.dumps(result))
+    return json.loads(json.dumps(result))
+
+
+def main(argv: list[str]) -> int:
+    job_path, result_path = Path(argv[0]), Path(argv[1])
+    result_path.write_text(json.dumps(run(json.loads(job_path.read_text()))))
     return 0
 
 

@@ -93,6 +93,29 @@ def _export_in_process(monkeypatch):
     monkeypatch.setitem(pipeline.export_model.__kwdefaults__, "isolate", False)
 
 
+#: verify's jobs (the reference and each artifact's outputs) run in the test process, where TensorFlow
+#: and the engines are loaded already; a fresh child per row cost seconds each. The child path stays
+#: proved: tests/test_children.py, and the tests that ask for ``child_processes`` (one per engine).
+IN_PROCESS_JOBS = ("outputs", "reference")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _verify_jobs_in_process():
+    from edgeport import children
+
+    children.IN_PROCESS.update(IN_PROCESS_JOBS)
+    yield
+    children.IN_PROCESS.difference_update(IN_PROCESS_JOBS)
+
+
+@pytest.fixture
+def child_processes(monkeypatch):
+    """Every job in its own child process, as every command runs them."""
+    from edgeport import children
+
+    monkeypatch.setattr(children, "IN_PROCESS", set())
+
+
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> dict[str, Path]:
     """Every tiny model saved once per test session: {kind: path to .keras}."""
@@ -172,3 +195,76 @@ def edits():
     import types
 
     return types.SimpleNamespace(scale_weights=scale_weights, rehash=rehash)
+
+
+# -- test time: the 15 slowest, the total against the budget, growth against the last run ---------
+BUDGET_S = 25 * 60
+RECORD = Path(__file__).with_name("durations.json")  # the last full run recorded in the repository
+GROWTH = (1.25, 15.0)  # a module that grew by 25% and 15 s is named
+
+
+def pytest_addoption(parser):
+    parser.addoption("--durations-file", default=None,
+                     help="write each test's seconds (its fixtures' setup included) here, print the 15 "
+                          "slowest and the total against the 25-minute budget, and say what grew against the "
+                          "last run written there (else tests/durations.json)")
+
+
+def pytest_configure(config):
+    import time
+
+    config.edgeport_times, config.edgeport_t0 = {}, time.monotonic()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    import time
+
+    t0 = time.monotonic()
+    yield
+    item.config.edgeport_times[item.nodeid] = round(time.monotonic() - t0, 2)
+
+
+def _by_module(times: dict[str, float]) -> dict[str, float]:
+    modules: dict[str, float] = {}
+    for nodeid, seconds in times.items():
+        modules[nodeid.split("::")[0]] = modules.get(nodeid.split("::")[0], 0.0) + seconds
+    return modules
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    import json
+    import time
+
+    path = config.getoption("--durations-file")
+    if not path:
+        return
+    path, times = Path(path), config.edgeport_times
+    total = time.monotonic() - config.edgeport_t0
+    write = terminalreporter.write_line
+    write("")
+    write(f"test time: {total / 60:.1f} min for {len(times)} tests, against a budget of {BUDGET_S // 60} min"
+          + ("" if total <= BUDGET_S else "  ** OVER BUDGET **"))
+    write("15 slowest (fixture setup included):")
+    for nodeid, seconds in sorted(times.items(), key=lambda kv: -kv[1])[:15]:
+        write(f"  {seconds:7.1f} s  {nodeid}")
+    last = next((p for p in (path, RECORD) if p.is_file()), None)
+    if last is not None:
+        try:
+            before = json.loads(last.read_text())
+            old, new = _by_module(before["tests"]), _by_module(times)
+            grew = [(m, old.get(m, 0.0), s) for m, s in new.items()
+                    if s > old.get(m, 0.0) * GROWTH[0] and s - old.get(m, 0.0) > GROWTH[1]]
+            write(f"against the last recorded run ({last}, {before['total_s'] / 60:.1f} min):")
+            for module, was, now in sorted(grew, key=lambda g: g[1] - g[2]):
+                write(f"  warning: {module} grew from {was:.0f} s to {now:.0f} s")
+            if not grew:
+                write("  no module grew by more than 25% and 15 s")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            write(f"  warning: the last recorded run {last} could not be read ({exc})")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"total_s": round(total, 1), "n": len(times), "exit": int(exitstatus),
+                               "when": time.strftime("%Y-%m-%d %H:%M"), "tests": times}, indent=1))
+    tmp.replace(path)
+    write(f"durations written to {path}")

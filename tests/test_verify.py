@@ -81,7 +81,9 @@ def copy_export(exported, tmp_path: Path) -> Path:
     return dest
 
 
-def test_intact_export_passes_every_gate(exported):
+def test_intact_export_passes_every_gate(exported, child_processes):
+    """Every engine in its own child process, as the command runs it (the rest of the suite runs
+    verify's jobs in the test process)."""
     report = verify_model(NAME, out=exported["dir"].parent, data_npz=str(exported["npz"]))
     assert report.ok, report.render()
     by_format = {r.format: r for r in report.results}
@@ -223,7 +225,7 @@ def test_unlabelled_data_is_allowed_and_says_accuracy_is_not_gated(exported):
     assert all("accuracy" not in r.figures for r in report.results if r.format != "c_array")
 
 
-def test_an_engine_fallback_is_said_and_recorded(exported, tmp_path, monkeypatch, capsys):
+def test_an_engine_fallback_is_said_and_recorded(exported, tmp_path, monkeypatch, capsys, child_processes):
     broken = tmp_path / "broken" / "ai_edge_litert"
     broken.mkdir(parents=True)
     (broken / "__init__.py").write_text("raise ImportError('simulated broken ai-edge-litert install')\n")
