@@ -7,6 +7,7 @@ Options are derived from the function's signature (keyword-only -> ``--flag``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import inspect
 import json
@@ -168,7 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             fn = resolve(COMMANDS[name][0])
             args = vars(build_parser(fn, f"edgeport {name}").parse_args(rest))
             wide, as_json = args.pop(_WIDE, False), args.pop(_JSON, False)
-            result = fn(**_call_args(fn, args))
+            with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+                result = fn(**_call_args(fn, args))  # --json: stdout holds the JSON alone
     except EdgeportError as exc:
         print(f"edgeport: error: {exc}", file=sys.stderr)
         return 2

@@ -121,3 +121,18 @@ def test_bench_and_fix_fit_80_columns():
     text = fix.render()
     assert max(map(len, text.splitlines())) <= WIDTH and "float layers" in text and "97.00%" in text
     assert "PASS" in text and "fail" in text and "KL" in fix.render(wide=True)
+
+
+def test_json_stdout_is_the_json_alone(report, monkeypatch, capsys):
+    def chatty_verify(model: str) -> VerifyReport:
+        """A verify that says where it is on stdout, as the real one does.
+
+        model: the model
+        """
+        print("[1/4] verify m: reference on 64 inputs")
+        return report
+
+    monkeypatch.setattr(cli, "resolve", lambda spec: chatty_verify)
+    assert cli.main(["verify", "m", "--json"]) == 1
+    out, err = capsys.readouterr()
+    assert json.loads(out)["model"] == "fashion_cnn" and "[1/4]" in err
