@@ -79,7 +79,7 @@ verify: $(STAMP) data
 bench: $(STAMP)
 	@for m in $(MODELS); do $(BIN)/edgeport bench $$m --out $(ARTIFACTS) --device $(DEVICE) || exit 1; done
 
-# Package each model for a device: dist/MODEL-TARGET.tar.gz and its folder (TARGET=rpi|android|ios|mcu).
+# Package each model for a device: dist/MODEL-TARGET.tar.gz and its folder (TARGET=rpi|android|ios|web|mcu).
 TARGET ?= rpi
 bundle: $(STAMP) data
 	@for m in $(MODELS); do $(BIN)/edgeport bundle $$m --target $(TARGET) --out $(ARTIFACTS) --dist dist || exit 1; done
@@ -117,7 +117,9 @@ fuzz: $(STAMP) data
 report: $(STAMP)
 	$(BIN)/edgeport report $(MODELS) --out $(ARTIFACTS)
 
+# ruff first (configured in pyproject.toml: each remaining `# noqa` names its rule and why), then the suite.
 test: $(STAMP) data web-deps
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: $(STAMP) data

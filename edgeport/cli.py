@@ -28,15 +28,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("edgeport.training.train:train", "train a course model into artifacts/MODEL/"),
     "export": ("edgeport.export.pipeline:export_model", "export a model to every deployable format"),
     "formats": ("edgeport.export.registry:list_formats", "list the export formats"),
-    "bundle": ("edgeport.export.targets:bundle_model", "package a verified model for a Pi, Android, iOS, the web or a microcontroller"),
-    "serve": ("edgeport.serve:serve", "serve a web bundle on loopback with the headers it needs (COOP/COEP, application/wasm)"),
+    "bundle": ("edgeport.export.targets:bundle_model",
+               "package a verified model for a Pi, Android, iOS, the web or a microcontroller"),
+    "serve": ("edgeport.serve:serve",
+              "serve a web bundle on loopback with the headers it needs (COOP/COEP, application/wasm)"),
     "run": ("edgeport.runtimes.cli:run_artifact", "run an artifact on images, .npy batches or numbers"),
     "runtimes": ("edgeport.runtimes.registry:list_runtimes", "list the runtimes and whether each is installed"),
     "verify": ("edgeport.benchmarks.verify.command:verify_model", "prove every artifact against the Keras outputs"),
     "fix": ("edgeport.benchmarks.verify.fix:fix_model", "find the cheapest quantized artifact that passes its gate"),
     "bench": ("edgeport.benchmarks.bench.command:bench_model", "measure latency, throughput, size and memory"),
     "report": ("edgeport.benchmarks.report.command:build_report", "write artifacts/report/ (json, csv, md, plots)"),
-    "report merge": ("edgeport.benchmarks.report.command:merge_reports", "join report.json files from several machines"),
+    "report merge": ("edgeport.benchmarks.report.command:merge_reports",
+                     "join report.json files from several machines"),
 }
 
 

@@ -55,7 +55,7 @@ def _type_name(kind: Any) -> str:
 def _fields(obj: Any, required: dict, optional: dict, where: str, path: str) -> None:
     if not isinstance(obj, dict):
         raise ModelFileError(f"{where}: manifest field {path or 'root'}: expected an object")
-    for key, kind in required.items():
+    for key in required:
         if key not in obj:
             raise ModelFileError(f"{where}: manifest field {path}{key} is missing")
     for key, value in obj.items():

@@ -99,7 +99,7 @@ def native_to_log(title: str, path: Path | None = None) -> Iterator[Path]:
     path = Path(path) if path else data_home() / "logs" / "native.log"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(path, "ab")  # noqa: SIM115 (closed in the finally below)
+        log = open(path, "ab")  # closed in the finally below
     except OSError:  # no writable data home: the lines stay where they were
         yield path
         return

@@ -183,7 +183,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header(k, v)
         super().end_headers()
 
-    def log_message(self, format: str, *args: Any) -> None:
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         if not getattr(self.server, "quiet", False):
             super().log_message(format, *args)
 

@@ -88,7 +88,8 @@ def export(ctx: ExportContext, dest: Path) -> dict[str, Any]:
     header = header_text(model, ops, name=ctx.name, source=INFO[needs.value].file)
     (dest.parent / HEADER).write_bytes(header.encode())
     dest.write_bytes(source_text(model, name=ctx.name).encode())
-    return {"converter": "edgeport c_array", "header": HEADER, "array": SYMBOL, "array_bytes": len(model), "alignment": 16,
+    return {"converter": "edgeport c_array", "header": HEADER, "array": SYMBOL, "array_bytes": len(model),
+            "alignment": 16,
             "tflite_sha256": hashlib.sha256(model).hexdigest(), "builtin_ops": ops}
 
 

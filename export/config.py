@@ -63,7 +63,7 @@ class ExportConfig:
     int16x8_keep_float: tflite_int16x8: op outputs (tensor names) or op types to keep in float, through ai-edge-quantizer
     onnx_calibration: onnx_int8 calibration method: minmax, entropy, percentile or distribution
     input_shape: NAME=1xHxWxC per input with symbolic dimensions: the size seeded random calibration draws (without --calibration-data); repeatable
-    """
+    """  # noqa: E501 - edgeport.cli reads each parameter's help from its one line
 
     formats: tuple[Format, ...] = ("default",)  # expanded: every format but the opt-in ones
     opset: int = DEFAULT_OPSET
@@ -99,7 +99,8 @@ class ExportConfig:
             set_(self, "onnx_calibration", OnnxCalibration(str(self.onnx_calibration)))
         except ValueError:
             valid = ", ".join(m.value for m in OnnxCalibration)
-            raise ExportConfigError(f"--onnx-calibration must be one of {valid}, got {self.onnx_calibration!r}") from None
+            raise ExportConfigError(f"--onnx-calibration must be one of {valid}, "
+                                    f"got {self.onnx_calibration!r}") from None
         for name in ("keep_float", "onnx_keep_float", "int16x8_keep_float"):
             names = tuple(n.strip() for item in getattr(self, name) for n in str(item).split(",") if n.strip())
             set_(self, name, names)

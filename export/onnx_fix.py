@@ -21,7 +21,7 @@ class OnnxInt8Fixer:
     base_from_last = False  # selective candidates start from the calibration with the lowest KL
 
     def __init__(self, job: dict[str, Any]):
-        import onnx  # noqa: F401 - fail here, not mid-search, when onnx is missing
+        import onnx  # fail here, not mid-search, when onnx is missing
 
         from edgeport.export.onnx import preprocess
 

@@ -116,7 +116,8 @@ def required_operators(config: Path) -> dict[str, list[str]]:
             key = f"{m['domain'] or 'ai.onnx'};{m['opset']}"
             ops.setdefault(key, []).extend(sorted(o.strip() for o in m["ops"].split(",") if o.strip()))
     if not ops:
-        raise ExportError(f"{config}: no operators listed (a required_operators.config has `domain;opset;Op,...` lines)")
+        raise ExportError(f"{config}: no operators listed "
+                          "(a required_operators.config has `domain;opset;Op,...` lines)")
     return ops
 
 

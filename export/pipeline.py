@@ -211,7 +211,7 @@ def _run_formats(ctx: ExportContext, config: ExportConfig, report: ExportReport,
             with log.capture(fmt.value):
                 entry = _export_one(ctx, fmt, manifest, t0)
             result.status, result.bytes = "ok", entry["bytes"]
-        except Exception as exc:  # one format's failure is reported, the others go on
+        except Exception as exc:  # noqa: BLE001 - one format's failure is reported, the others go on
             ctx.failed.setdefault(fmt, cause_line(exc))
             result.error = f"{fmt.value}: {cause_line(exc)}"
         result.seconds = time.perf_counter() - t0

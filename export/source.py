@@ -93,7 +93,8 @@ def resolve_source(model: str, out: Path) -> ModelSource:
         if (found := installed(path)) is not None:
             return found
         raise ModelFileError(f"{path}: a directory that is neither a SavedModel (no saved_model.pb) nor a "
-                             f"model directory (no {', '.join(INSTALLED_NAMES.values())}); pass a .keras, .h5 or .hdf5 file")
+                             f"model directory (no {', '.join(INSTALLED_NAMES.values())}); "
+                             "pass a .keras, .h5 or .hdf5 file")
     if bare and model in _course_names():
         raise ModelFileError(f"{out / model / MODEL_FILE}: not found; run `edgeport train {model} "
                              f"--out {out}` first")
@@ -122,7 +123,7 @@ def load_keras(path: Path, *, allow_unsafe: bool = False, kind: str | None = Non
 
     try:
         return keras.saving.load_model(path, safe_mode=not allow_unsafe, compile=False)
-    except Exception as exc:  # keras raises ValueError, TypeError, KeyError, zip, h5py and OS errors
+    except Exception as exc:  # noqa: BLE001 - keras raises ValueError, TypeError, KeyError, zip, h5py and OS errors
         text = str(exc)
         if not allow_unsafe and ("safe_mode" in text or "unsafe" in text.lower() or "arbitrary code" in text):
             raise ModelFileError(
@@ -163,7 +164,8 @@ def source_record(src: ModelSource) -> dict:
     """The manifest's ``source`` block: what the artifacts were exported from (once installed)."""
     from edgeport.files import size_bytes
 
-    return {"file": src.installed_path.name, "kind": src.kind, "sha256": sha256_file(src.path), "bytes": size_bytes(src.path),
+    return {"file": src.installed_path.name, "kind": src.kind, "sha256": sha256_file(src.path),
+            "bytes": size_bytes(src.path),
             "reference_runtime": REFERENCE_RUNTIME[src.kind]}
 
 

@@ -138,7 +138,7 @@ def _int8_converted(saved_model: str | Path, feed: Feed, io_type: str, warn: Cal
     label = Format.TFLITE_INT8.value
     try:
         model = _convert(make([INT8_OPS]))
-    except Exception as exc:  # noqa: BLE001 - only an op the converter refuses falls back; the rest re-raises
+    except Exception as exc:  # only an op the converter refuses falls back; the rest re-raises
         if fb.refused_op(str(exc)) is None:
             raise
         return fb.convert(make, INT8_OPS, fb.refusal_reason(exc), label, _convert, warn)
@@ -184,7 +184,7 @@ def _converter_int16x8(ctx: ExportContext, fields: dict[str, Any]) -> tuple[byte
 
     try:
         model = _convert(_calibrated(ctx, INT16X8_OPS)[1])
-    except Exception as exc:  # noqa: BLE001 - only an op the converter refuses falls back; the rest re-raises
+    except Exception as exc:  # only an op the converter refuses falls back; the rest re-raises
         if (op := fb.refused_op(str(exc))) is None:
             raise
         reason, label = fb.refusal_reason(exc), Format.TFLITE_INT16X8.value
@@ -206,7 +206,8 @@ def _converter_int16x8(ctx: ExportContext, fields: dict[str, Any]) -> tuple[byte
 
 def _load_int16x8(ctx: ExportContext, fields: dict[str, Any]) -> bytes:
     """The converter's int16x8 model (an op it refuses kept float by its float fallback); when even
-    that fallback fails or LiteRT refuses the converter's model, or ops are asked to stay float (what `edgeport fix` chose), the float32 .tflite of the same
+    that fallback fails or LiteRT refuses the converter's model, or ops are asked to stay float (what
+    `edgeport fix` chose), the float32 .tflite of the same
     SavedModel through ai-edge-quantizer's static_wi8_ai16 with those ops kept in float, calibrated
     on the same samples (see tflite_int16x8)."""
     from collections import Counter

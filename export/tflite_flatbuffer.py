@@ -30,7 +30,7 @@ def _aligned_buffer_class():
     fb = _schema()
 
     class AlignedBufferT(fb.BufferT):
-        def Pack(self, builder):  # noqa: N802 - flatbuffers naming
+        def Pack(self, builder):  # flatbuffers' own names
             # flatbuffers' Python Builder has no public aligned-bytes call: write the vector through
             # its ``head`` / ``Bytes`` fields (stable since flatbuffers 1.12; tests/test_private_apis.py).
             data = None

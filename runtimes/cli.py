@@ -35,7 +35,7 @@ def run_artifact(artifact: str, inputs: list[str], *, runtime: str | None = None
     device: cpu or gpu
     ignore_metadata: run a model whose standard TFLite Metadata cannot be read here on raw inputs anyway
     input_shape: NAME=1x3x320x320 for an input with symbolic dimensions (images are resized to it; data must agree); several allowed
-    """
+    """  # noqa: E501 - edgeport.cli reads each parameter's help from its one line
     path = Path(artifact)
     session = load(path, runtime=runtime, threads=threads, device=device)
     shapes = parse_input_shapes(input_shape, session)

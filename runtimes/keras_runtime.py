@@ -81,14 +81,14 @@ class KerasSession(Session):
         try:
             with tf.device(self._device):
                 model = keras.saving.load_model(str(self.path), compile=False, safe_mode=safe_mode)
-        except Exception as exc:  # keras raises ValueError, TypeError, OSError, ...
+        except Exception as exc:  # noqa: BLE001 - keras raises ValueError, TypeError, OSError, ...
             raise LoadError(f"{self.path}: keras could not load it: {type(exc).__name__}: "
                             f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
         try:
             model_inputs, model_outputs = list(model.inputs), list(model.outputs)
         except (AttributeError, ValueError):
             raise LoadError(f"{self.path}: the model does not declare its inputs (a subclassed "
-                            "model that was never built?); save a functional or Sequential model")
+                            "model that was never built?); save a functional or Sequential model") from None
         self.model = model
         self.inputs = [TensorSpec(t.name, spec_shape([-1 if d is None else d for d in t.shape]),
                                   np.dtype(t.dtype).name) for t in model_inputs]

@@ -49,7 +49,7 @@ def import_engine(name: str | None = None) -> tuple[type, Any, str, list[str]]:
             else:
                 import tensorflow as tf
                 found = (tf.lite.Interpreter, tf.lite.experimental.OpResolverType, f"tf.lite {tf.__version__}")
-        except Exception as exc:  # ImportError, or a wheel built against another NumPy
+        except Exception as exc:  # noqa: BLE001 - ImportError, or a wheel built against another NumPy
             errors.append(f"{eng}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
             continue
         notes = [f"litert engine fallback: using {found[2]} because {'; '.join(errors)}"] if errors else []

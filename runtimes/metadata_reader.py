@@ -181,7 +181,8 @@ def fetch(dest: Path | None = None) -> Path:
             names = whl.namelist()
             wanted = {"mediapipe/tasks/metadata/" + SCHEMA_FILE: SCHEMA_FILE,
                       "mediapipe/tasks/metadata/metadata_schema.fbs": "metadata_schema.fbs"}
-            wanted.update({n: "LICENSE" for n in names if ".dist-info/" in n and n.rsplit("/", 1)[-1].startswith("LICENSE")})
+            wanted.update({n: "LICENSE" for n in names
+                           if ".dist-info/" in n and n.rsplit("/", 1)[-1].startswith("LICENSE")})
             for member, name in wanted.items():
                 if member in names:
                     tmp_file = dest / f".{name}.tmp"

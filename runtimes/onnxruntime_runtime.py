@@ -78,7 +78,7 @@ class OnnxRuntimeSession(Session):
                                     f"this onnxruntime has {', '.join(available)}")
         try:
             self._sess = ort.InferenceSession(str(self.path), sess_options=so, providers=wanted)
-        except Exception as exc:  # onnxruntime raises its own pybind types (InvalidProtobuf, Fail, ...)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own pybind types (InvalidProtobuf, ...)
             raise LoadError(f"{self.path}: onnxruntime could not load it: "
                             f"{type(exc).__name__}: {exc}") from None
         self.providers = self._sess.get_providers()

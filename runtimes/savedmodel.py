@@ -39,7 +39,7 @@ class SavedModelSession(Session):
         try:
             with tf.device(self._device):
                 loaded = tf.saved_model.load(str(self.path))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - TensorFlow raises many types for a broken SavedModel
             raise LoadError(f"{self.path}: TensorFlow could not load the SavedModel: "
                             f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
                             ) from None
@@ -76,5 +76,5 @@ def _positional_names(loaded: Any) -> list[str] | None:
             return None
         import tensorflow as tf
         return [s.name for s in tf.nest.flatten(fns[0].structured_input_signature)]
-    except Exception:
+    except Exception:  # noqa: BLE001 - no Keras serve endpoint to read: the signature's own order
         return None

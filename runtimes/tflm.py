@@ -41,7 +41,7 @@ def import_engine() -> tuple[Any, str]:
     try:
         import tflite_micro
         from tflite_micro import runtime
-    except Exception as exc:  # ImportError, or a wheel built for another platform
+    except Exception as exc:  # noqa: BLE001 - ImportError, or a wheel built for another platform
         raise ImportError(f"the tflm runtime needs tflite-micro ({INSTALL_HINT}): "
                           f"{type(exc).__name__}: {exc}") from None
     return runtime, f"tflite_micro {getattr(tflite_micro, '__version__', '?')}"

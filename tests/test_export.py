@@ -15,10 +15,10 @@ import pytest
 
 from edgeport.export.pipeline import export_model
 from edgeport.export.registry import FILES, INFO, Format
-
-DEFAULT = [f for f in Format if not INFO[f.value].opt_in]  # what an export without --formats builds
 from edgeport.files import sha256_file
 from edgeport.manifest import check_integrity, load_manifest
+
+DEFAULT = [f for f in Format if not INFO[f.value].opt_in]  # what an export without --formats builds
 
 SAMPLES = 16
 #: max abs difference from Keras per format, relative to max(1, max |Keras output|)

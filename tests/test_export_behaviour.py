@@ -37,7 +37,8 @@ def test_all_expands_in_dependency_order_and_names_are_checked():
     assert main(["formats"]) == 0
 
 
-@pytest.mark.parametrize("kwargs, flag", [({"opset": 12}, "--opset"), ({"calibration_samples": 0}, "--calibration-samples"),
+@pytest.mark.parametrize("kwargs, flag", [({"opset": 12}, "--opset"),
+                                          ({"calibration_samples": 0}, "--calibration-samples"),
                                           ({"int8_io": "int4"}, "--int8-io"), ({"seed": "x"}, "--seed"),
                                           ({"calibration_data": "missing.npy"}, "--calibration-data")])
 def test_config_invariants(kwargs, flag):
@@ -86,7 +87,8 @@ def test_a_failed_dependency_is_reported_for_the_formats_that_need_it(tiny_model
                                        "ValueError: converter exploded")
     assert report.results[1].error == ("onnx: not attempted: needs saved_model, which failed: "
                                        "ValueError: converter exploded")
-    report = export_model(str(tiny_models["celsius"]), formats=["saved_model", "tflite_fp32"], out=tmp_path, isolate=False)
+    report = export_model(str(tiny_models["celsius"]), formats=["saved_model", "tflite_fp32"], out=tmp_path,
+                          isolate=False)
     assert report.results[1].error.startswith("tflite_fp32: not attempted: needs saved_model, which failed")
 
 
@@ -194,7 +196,8 @@ def test_an_int8_model_litert_refuses_keeps_the_failing_op_in_float(tiny_models,
         return real(model, *args)
 
     monkeypatch.setattr(tflite, "interpreter", first_fails)
-    report = export_model(str(tiny_models["cnn"]), formats=["tflite_int8"], out=tmp_path, calibration_samples=8, isolate=False)
+    report = export_model(str(tiny_models["cnn"]), formats=["tflite_int8"], out=tmp_path, calibration_samples=8,
+                          isolate=False)
     assert report.ok, report.render()
     entry = load_manifest(tmp_path / "tiny_cnn")["artifacts"]["tflite_int8"]
     assert len(entry["kept_float_to_load"]) == 1 and entry["io_type"] == "float32"
@@ -207,7 +210,7 @@ def test_course_model_calibrates_on_its_dataset(tmp_path):
     data = pytest.importorskip("edgeport.training.data")
     try:
         data.representative_samples("fashion_mnist", 1, 0)
-    except Exception as exc:  # the data package is not installed here
+    except Exception as exc:  # noqa: BLE001 - the data package is not installed here
         pytest.skip(f"Fashion-MNIST unavailable: {exc}")
     model_dir = tmp_path / "fashion_mlp"
     model_dir.mkdir()

@@ -4,7 +4,6 @@ from its tensors (dynamic-range int8 weights with float I/O, float16 weights).""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -45,7 +45,8 @@ def broken(tmp_path_factory):
     outlier_model(ds.x_train[:6000], ds.y_train[:6000]).save(tmp / f"{NAME}.keras")
     np.save(tmp / "cal.npy", ds.x_train[6000:7000])
     np.savez(tmp / "test.npz", x_test=ds.x_test[:1000], y_test=ds.y_test[:1000])
-    report = export_model(str(tmp / f"{NAME}.keras"), formats=["saved_model", "tflite_int8", "c_array", "onnx", "onnx_int8"],
+    report = export_model(str(tmp / f"{NAME}.keras"),
+                          formats=["saved_model", "tflite_int8", "c_array", "onnx", "onnx_int8"],
                           out=tmp / "out", calibration_data=str(tmp / "cal.npy"))
     assert report.ok, report.render()
     return tmp

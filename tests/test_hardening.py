@@ -75,7 +75,7 @@ def test_inputs_that_do_not_fit_are_clear_errors(artifacts, fmt):
         "strings": (np.array([["a"] * 28] * 28)[None, ..., None], "expected numbers"),
         "objects": (np.array([None, 1], dtype=object), "expected numbers"),
     }
-    for name, (x, message) in cases.items():
+    for x, message in cases.values():
         with pytest.raises(InputError, match=message):
             session.predict(x)
     assert session.predict(good).shape == (2, 10)

@@ -13,19 +13,20 @@ import pytest
 
 pytest.importorskip("tflite_micro")
 
-from edgeport.benchmarks.verify.command import verify_model  # noqa: E402
-from edgeport.errors import EdgeportError  # noqa: E402
-from edgeport.export.pipeline import export_model  # noqa: E402
-from edgeport.export.targets import bundle_model  # noqa: E402
-from edgeport.export.targets import mcu_files, mcu_model  # noqa: E402
-from edgeport.export.tflite_flatbuffer import builtin_ops  # noqa: E402
-from edgeport.runtimes import tflm  # noqa: E402
-from edgeport.runtimes.litert import LiteRTSession  # noqa: E402
+from edgeport.benchmarks.verify.command import verify_model
+from edgeport.errors import EdgeportError
+from edgeport.export.pipeline import export_model
+from edgeport.export.targets import bundle_model
+from edgeport.export.targets import mcu_files, mcu_model
+from edgeport.export.tflite_flatbuffer import builtin_ops
+from edgeport.runtimes import tflm
+from edgeport.runtimes.litert import LiteRTSession
 
 NAME = "mcu_cnn"
 SAMPLES = 200
 #: The TFLM method names, spelled by hand from micro_mutable_op_resolver.h (not by the rule under test).
-TFLM_METHODS = {"CONV_2D": "AddConv2D", "DEPTHWISE_CONV_2D": "AddDepthwiseConv2D", "FULLY_CONNECTED": "AddFullyConnected",
+TFLM_METHODS = {"CONV_2D": "AddConv2D", "DEPTHWISE_CONV_2D": "AddDepthwiseConv2D",
+                "FULLY_CONNECTED": "AddFullyConnected",
                 "MAX_POOL_2D": "AddMaxPool2D", "AVERAGE_POOL_2D": "AddAveragePool2D", "RESHAPE": "AddReshape",
                 "SOFTMAX": "AddSoftmax", "MUL": "AddMul", "QUANTIZE": "AddQuantize", "DEQUANTIZE": "AddDequantize",
                 "UNIDIRECTIONAL_SEQUENCE_LSTM": "AddUnidirectionalSequenceLSTM", "BATCH_MATMUL": "AddBatchMatMul",
@@ -41,7 +42,8 @@ def _tiny_cnn():
     return keras.Sequential([
         keras.Input((28, 28, 1)), keras.layers.Rescaling(1 / 255.0),
         keras.layers.Conv2D(8, 3, activation="relu"), keras.layers.MaxPooling2D(),
-        keras.layers.Flatten(), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(10, activation="softmax")])
+        keras.layers.Flatten(), keras.layers.Dense(16, activation="relu"),
+        keras.layers.Dense(10, activation="softmax")])
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +109,8 @@ def test_tflm_equals_litert_without_delegates(built):
 def test_the_arena_is_measured_and_exactly_enough(built):
     model, arena = built["model"], built["proof"]["arena_bytes"]
     assert arena > 0 and arena == built["proof"]["proof"]["arena_bytes"]
-    assert arena >= built["proof"]["arena_recorded_total"] == built["proof"]["arena_head"] + built["proof"]["arena_tail"]
+    proof = built["proof"]
+    assert arena >= proof["arena_recorded_total"] == proof["arena_head"] + proof["arena_tail"]
     assert tflm.arena_fits(model, arena)
     assert not tflm.arena_fits(model, arena - 16)  # tight: a smaller arena fails
     assert not tflm.arena_fits(model, 16)  # a segfault inside TFLite Micro, in a child: this process lives on

@@ -39,7 +39,8 @@ def _row(fmt, status, kl):
 
 
 def test_the_error_budget_reads_widths_from_the_rows_not_names():
-    rows = [_row("tflite_int8", "fail", 0.4), _row("tflite_int16x8", "fail", 0.38), _row("tflite_dynamic", "pass", 0.01)]
+    rows = [_row("tflite_int8", "fail", 0.4), _row("tflite_int16x8", "fail", 0.38),
+            _row("tflite_dynamic", "pass", 0.01)]
     lines = error_budget(rows)
     assert len(lines) == 1 and "WEIGHTS" in lines[0] and "tflite_int16x8" in lines[0]
     rows[1] = _row("tflite_int16x8", "pass", 0.01)

@@ -234,7 +234,7 @@ def test_keras_crc_damage_is_caught(tmp_path):
 
 def test_registry_names_and_defaults(tmp_path):
     assert set(RUNTIMES) == {"keras", "savedmodel", "litert", "onnxruntime", "tflm"}
-    for name, target in RUNTIMES.items():
+    for target in RUNTIMES.values():
         assert target.startswith("edgeport.runtimes.") and ":" in target
     (tmp_path / "a.tflite").write_bytes(_mini_tflite())
     assert runtimes_for(tmp_path / "a.tflite") == ["litert"]

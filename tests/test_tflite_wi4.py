@@ -9,12 +9,12 @@ import pytest
 
 pytest.importorskip("ai_edge_quantizer")
 
-from edgeport.benchmarks.verify.command import verify_model  # noqa: E402
-from edgeport.errors import ExportError  # noqa: E402
-from edgeport.export.pipeline import export_model  # noqa: E402
-from edgeport.export.registry import INFO, Precision  # noqa: E402
-from edgeport.export.tflite_wi4 import RECIPE, quantize  # noqa: E402
-from edgeport.manifest import load_manifest  # noqa: E402
+from edgeport.benchmarks.verify.command import verify_model
+from edgeport.errors import ExportError
+from edgeport.export.pipeline import export_model
+from edgeport.export.registry import INFO, Precision
+from edgeport.export.tflite_wi4 import RECIPE, quantize
+from edgeport.manifest import load_manifest
 
 NAME = "bands_cnn"
 
@@ -38,7 +38,8 @@ def small_cnn():
         keras.Input((28, 28, 1)), keras.layers.Rescaling(1 / 255.0),
         keras.layers.Conv2D(16, 3, activation="relu"), keras.layers.MaxPooling2D(),
         keras.layers.Conv2D(32, 3, activation="relu"), keras.layers.MaxPooling2D(),
-        keras.layers.Flatten(), keras.layers.Dense(64, activation="relu"), keras.layers.Dense(10, activation="softmax")])
+        keras.layers.Flatten(), keras.layers.Dense(64, activation="relu"),
+        keras.layers.Dense(10, activation="softmax")])
     net.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     x, y = band_data(1000, 0)
     net.fit(x, y, epochs=2, batch_size=32, verbose=0)

@@ -130,7 +130,7 @@ def test_real_celsius_meets_course_targets(tmp_path):
 def test_mobilenet_without_weights_trains_the_whole_network():
     net = get_spec("mobilenet_v2_transfer").build(input_size=32, weights="none", alpha=0.35)
     base = next(layer for layer in net.layers if hasattr(layer, "layers"))
-    assert net.base_trainable is True and base.trainable and all(l.trainable for l in base.layers)
+    assert net.base_trainable is True and base.trainable and all(layer.trainable for layer in base.layers)
     assert net.weights_source == "none: trained from scratch, whole network trainable"
     assert len(net.trainable_weights) > 100
 

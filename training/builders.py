@@ -10,7 +10,7 @@ def _keras():
     return keras
 
 
-def celsius(**_) -> "keras.Model":
+def celsius(**_):
     """One Dense unit: learns F = 1.8 C + 32."""
     keras = _keras()
     return keras.Sequential([keras.Input((1,), name="celsius"), keras.layers.Dense(1, name="l0")],
@@ -68,7 +68,7 @@ def image_cnn(num_classes: int = 2, input_size: int = 150, blocks: int = 4, augm
     if augment:  # identity at inference: exported artifacts carry no augmentation ops
         layers += [L.RandomFlip("horizontal"), L.RandomRotation(0.1), L.RandomZoom(0.1)]
     layers.append(L.Rescaling(1 / 255.0))
-    for i, filters in enumerate((16, 32, 64, 64, 64)[:blocks]):
+    for filters in (16, 32, 64, 64, 64)[:blocks]:
         layers += [L.Conv2D(filters, 3, activation="relu", padding="same"), L.MaxPooling2D(2)]
     layers += [L.Flatten(), L.Dropout(dropout), L.Dense(512, activation="relu"), _head(keras, num_classes)]
     return keras.Sequential(layers, name="image_cnn")

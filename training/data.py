@@ -92,7 +92,8 @@ def load_fashion_mnist(data_dir: str | Path | None = None, *, allow_download: bo
     cache; online users fall back to the Keras download."""
     candidates = [Path(p) for p in (data_dir, os.environ.get("EDGEPORT_FASHION_MNIST_DIR")) if p]
     if data_dir is not None and _find_idx(Path(data_dir)) is None:
-        raise DataError(f"{data_dir}: no Fashion-MNIST idx files there (need {', '.join(f'{s}.gz' for s in IDX_FILES.values())})")
+        need = ", ".join(f"{s}.gz" for s in IDX_FILES.values())
+        raise DataError(f"{data_dir}: no Fashion-MNIST idx files there (need {need})")
     candidates += [FASHION_DEBIAN_DIR, keras_cache() / "fashion-mnist"]
     for directory in candidates:
         files = _find_idx(directory)
@@ -184,7 +185,7 @@ def load_mnist(data_dir: str | Path | None = None, *, allow_download: bool | Non
 
             keras.datasets.mnist.load_data()
             return _mnist_from_npz(npz)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - any download failure: named in the error's list
             tried.append(f"keras download ({type(exc).__name__})")
     raise DataError(f"MNIST digits not found ({'; '.join(tried)}); get them with: {MNIST_INSTALL}")
 

@@ -202,7 +202,7 @@ def train(model: str, *, epochs: int | None = None, batch_size: int | None = Non
     weights: mobilenet_v2_transfer base weights: auto, imagenet, none, or a local weights file
     fine_tune_at: mobilenet_v2_transfer: unfreeze base layers from this index after the first phase
     verbose: Keras progress: 1 progress bar, 2 one line per epoch (default: 1 on a terminal, else 2)
-    """
+    """  # noqa: E501 - edgeport.cli reads each parameter's help from its one line
     spec = get_spec(model)
     d = spec.defaults
     pick = lambda given, default: default if given is None else given  # noqa: E731 - 0 is not "unset"

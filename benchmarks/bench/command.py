@@ -150,7 +150,7 @@ def bench_model(model: str | None = None, *, bundle: str | None = None, out: Pat
     data_npz: a .npz to feed instead of the model's dataset: x_test (one input), or one array per input name (several inputs, integer, scalar and state inputs)
     peak_n: matrix size of the float32 and int8 matmuls that measure this machine's peaks
     input_shape: NAME=1x3x320x320 for an input with symbolic dimensions when no --data-npz gives them; several allowed
-    """
+    """  # noqa: E501 - edgeport.cli reads each parameter's help from its one line
     if device not in ("cpu", "gpu"):
         raise EdgeportError(f"--device must be cpu or gpu, got {device!r}")
     if seconds <= 0:
@@ -167,7 +167,8 @@ def bench_model(model: str | None = None, *, bundle: str | None = None, out: Pat
     bare = is_bare(model, Path(out))
     if bare:
         artifact = Path(model)
-        model_dir, manifest, dest = artifact.parent, {}, artifact.with_name(f"{artifact.name}.{bench_file(Path(), device).name}")
+        model_dir, manifest = artifact.parent, {}
+        dest = artifact.with_name(f"{artifact.name}.{bench_file(Path(), device).name}")
     else:
         model_dir = model_dir_of(model, Path(out))
         manifest, dest = load_manifest(model_dir), bench_file(model_dir, device)

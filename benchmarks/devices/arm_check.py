@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeport.benchmarks.devices.boards import BOARDS, FORBIDDEN, Board, board as board_named
-from edgeport.benchmarks.devices.arm_results import (  # noqa: F401  (re-exported)
+from edgeport.benchmarks.devices.arm_results import (  # used here, and re-exported
     HEADER, REFERENCE, RESULT_FILE, TIMING_NOTE, ArmCheckReport, BoardRun, Row, engines_installed, render,
     table_rows, write_results)
 from edgeport.errors import EdgeportError

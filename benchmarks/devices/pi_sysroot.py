@@ -88,7 +88,7 @@ def parse_deb822(text: str) -> list[AptSource]:
                 key = key.lower()
                 fields[key] = value
         if "uris" in fields:
-            get = lambda k: tuple(fields.get(k, "").split())  # noqa: E731
+            get = lambda k: tuple(fields.get(k, "").split())  # noqa: E731, B023 - used at once, in this iteration
             out.append(AptSource(get("types"), get("uris"), get("suites"), get("components"),
                                  get("architectures"), fields.get("enabled", "yes").lower() != "no"))
     return out

@@ -1,6 +1,7 @@
 """The fuzz supervisor and its workers.
 
-A worker process (``edgeport.children.run_job``, job kind ``fuzz``) runs a batch of cases of one kind, writing a ``start`` line before and an ``end``
+A worker process (``edgeport.children.run_job``, job kind ``fuzz``) runs a batch of cases of one kind,
+writing a ``start`` line before and an ``end``
 line after each to a JSONL log. The supervisor watches the log: a worker that dies mid-case (a
 signal) or makes no progress for ``timeout`` seconds (killed) leaves that case unfinished; the case
 is then replayed alone on the product's guarded path (child-process probes) in a fresh worker, and

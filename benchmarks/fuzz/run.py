@@ -4,7 +4,8 @@
     python -m edgeport.benchmarks.fuzz --replay KIND SEED      # one case again, on the guarded path
 
 Kinds: one per model file the format registry makes (named by that file: ``model_int8.tflite``),
-plus ``keras``, ``h5``, ``manifest`` and ``bundle``. Every case is (kind, seed): the same corpus and the same pair give the same bytes, so a failure
+plus ``keras``, ``h5``, ``manifest`` and ``bundle``. Every case is (kind, seed): the same corpus and
+the same pair give the same bytes, so a failure
 in the report is replayed with ``--replay``. Exit status 1 when any case was unclear, unclean,
 crashed or hung.
 """

@@ -228,7 +228,8 @@ def merge_reports(reports: list[str], *, out: Path = Path("artifacts/report/merg
         name = data.get("device_name") or device_key(data.get("device") or {})
         if name in merged["devices"]:
             name = f"{name} ({Path(path).parent.name or path})"
-        merged["devices"][name] = {"device": data.get("device"), "source": str(path), "generated": data.get("generated")}
+        merged["devices"][name] = {"device": data.get("device"), "source": str(path),
+                                   "generated": data.get("generated")}
         for model, sec in data["models"].items():
             target = merged["models"].setdefault(model, {"rows": []})
             target["rows"] += [{**r, "device": name} for r in sec["rows"]]
@@ -236,7 +237,8 @@ def merge_reports(reports: list[str], *, out: Path = Path("artifacts/report/merg
     rows = [r for m in merged["models"].values() for r in m["rows"]]
     lines = ["# edgeport report: merged", "", f"Devices: {', '.join(merged['devices'])}.", ""]
     for model, sec in merged["models"].items():
-        lines += [f"## {model}", "", md_table(["device", *MD_HEADER], [[r["device"], *_md_row(r)] for r in sec["rows"]], left=3), ""]
+        table = [[r["device"], *_md_row(r)] for r in sec["rows"]]
+        lines += [f"## {model}", "", md_table(["device", *MD_HEADER], table, left=3), ""]
     report = Report(out, merged)
     report.files = [write_json_atomic(out / "report.json", merged), write_csv(rows, out / "report.csv"),
                     write_text_atomic(out / "report.md", "\n".join(lines))]

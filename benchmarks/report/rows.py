@@ -15,7 +15,8 @@ from edgeport.training_record import load_training_record
 COLUMNS = ("device", "model", "format", "runtime", "target", "precision", "size_bytes", "accuracy",
            "keras_accuracy", "accuracy_delta_points", "agreement", "max_abs_diff", "mean_abs_diff", "mae",
            "gate", "p50_us", "p90_us", "p99_us", "latency_threads", "throughput_ips", "throughput_threads",
-           "gmac_s", "efficiency", "efficiency_peak", "load_s", "first_inference_s", "peak_rss_bytes", "rss_delta_bytes", "engine")
+           "gmac_s", "efficiency", "efficiency_peak", "load_s", "first_inference_s", "peak_rss_bytes",
+           "rss_delta_bytes", "engine")
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -100,7 +101,8 @@ def model_section(model_dir: Path) -> dict[str, Any]:
         rows.append({"format": fmt, "runtime": rt, "target": "gpu",
                      "gate": gates.get((fmt, base), "not verified"), **bench_figures(group)})
     # browser rows of `make web-check` (benchmarks/devices/web_check.py), in these columns already
-    rows += [{k: r.get(k) for k in COLUMNS if k in r} for r in (read_json(model_dir / "web_check.json") or {}).get("rows", [])]
+    web_rows = (read_json(model_dir / "web_check.json") or {}).get("rows", [])
+    rows += [{k: r.get(k) for k in COLUMNS if k in r} for r in web_rows]
     sizes = deploy_sizes(model_dir, manifest)
     for r in rows:
         r.setdefault("target", "cpu")

@@ -285,8 +285,8 @@ def _debug(plan: plans.Plan, report: VerifyReport, inputs: Path, debug_int8: boo
             r.quant_debug = {"layers": [], "error": "no intact saved_model artifact to re-quantize"}
             continue
         print(f"verify {plan.name}: running the quantization debugger on {r.file} ...", flush=True)
-        result = run_job({"kind": "call", "target": debugger, "savedmodel": str(plan.saved_model), "calibration": record,
-                          "inputs": str(inputs)}, timeout=timeout)
+        result = run_job({"kind": "call", "target": debugger, "savedmodel": str(plan.saved_model),
+                          "calibration": record, "inputs": str(inputs)}, timeout=timeout)
         r.quant_debug = result if result.get("ok") else {
             "layers": [], "error": f"quantization debugger failed: {result.get('error')}"}
         if result.get("calibration"):

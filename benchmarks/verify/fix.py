@@ -133,7 +133,7 @@ def fix_model(model: str, *, out: Path = Path("artifacts"), formats: list[str] |
     max_seconds: seconds the whole search may take (shared by the formats); when it runs out the best candidate so far is kept and what was not tried is printed
     max_candidates: candidates one format's search may score
     max_float_fraction: the largest estimated fraction of the weights kept in float you accept (default 0.25: above it fix says int8 does not fit and leaves the artifact failing)
-    """
+    """  # noqa: E501 - edgeport.cli reads each parameter's help from its one line
     import time
 
     from edgeport.benchmarks.verify import fix_budget
@@ -209,7 +209,8 @@ def fix_model(model: str, *, out: Path = Path("artifacts"), formats: list[str] |
                     manifest = load_manifest(model_dir)
                     manifest["artifacts"][fmt]["fix"] = {"verdict": v, "candidates": result["candidates"],
                                                          "seconds": result["seconds"], "gate": job["gate"],
-                                                         **{k: result[k] for k in ("stopped", "not_tried") if k in result}}
+                                                         **{k: result[k] for k in ("stopped", "not_tried")
+                                                            if k in result}}
                     save_manifest(model_dir, manifest)
                 result["chosen"] = None
                 continue

@@ -93,6 +93,7 @@ def render(v: dict[str, Any]) -> list[str]:
     if v.get("alternatives_error"):
         lines.append(f"  alternatives not measured: {v['alternatives_error']}")
     elif not v["alternatives"]:
-        lines.append("  (none: the format registry has no format with quantized weights and float or int16 activations)")
+        lines.append("  (none: the format registry has no format with quantized weights and float or int16 "
+                     "activations)")
     return lines
 

@@ -49,7 +49,8 @@ class Candidate:
     def to_dict(self) -> dict[str, Any]:
         keys = ("kind", "max_abs_diff", *kinds.fix_figures())  # and each kind's own figures
         return {"label": self.label, "settings": self.settings, "kept_float": self.kept_float,
-                "size_bytes": self.size_bytes, "float_fraction": self.float_fraction, "p50_us": self.p50_us, "passes": self.passes,
+                "size_bytes": self.size_bytes, "float_fraction": self.float_fraction, "p50_us": self.p50_us,
+                "passes": self.passes,
                 "figures": {k: self.figures.get(k) for k in keys if k in self.figures},
                 "failures": self.failures, "error": self.error}
 
@@ -124,7 +125,8 @@ def _grow(score: Callable[[list[str], str], Candidate], ranking: list[str], limi
         if len(kept) == 1:
             break
         if budget is not None and (why := budget.out(len(tried))):
-            stop.update(stopped=why, not_tried=[f"pruning {_short(n)} (and {len(kept) - 1} more kept)" for n in kept[:1]])
+            stop.update(stopped=why,
+                        not_tried=[f"pruning {_short(n)} (and {len(kept) - 1} more kept)" for n in kept[:1]])
             break
         trial = score([n for n in kept if n != name], f"{len(kept) - 1} layer(s) in float (without {_short(name)})")
         tried.append(trial)

@@ -54,7 +54,8 @@ def predict_all(session, x: np.ndarray | dict[str, np.ndarray], *, batch: int = 
     names = [tensor_key(s.name) for s in session.outputs]
     if is_whole(x):  # one feed given whole (a stateful model's step): its outputs are one row
         out = session.predict(x)
-        return {n: np.asarray(y, dtype=np.float32)[None] for n, y in zip(names, out if isinstance(out, list) else [out])}
+        outs = out if isinstance(out, list) else [out]
+        return {n: np.asarray(y, dtype=np.float32)[None] for n, y in zip(names, outs)}
     parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
     n = count(x)
     for start in range(0, n, batch):

@@ -127,9 +127,11 @@ def bare(artifact: Path, *, reference: str | None, data_npz: str | None, limit: 
          task: str | None = None) -> Plan:
     if not reference:
         raise EdgeportError(f"{artifact}: no manifest here: name what to verify it against with --reference "
-                            "(a .keras/.h5/.hdf5 model, a SavedModel or another artifact) and the inputs with --data-npz")
+                            "(a .keras/.h5/.hdf5 model, a SavedModel or another artifact) and the inputs with "
+                            "--data-npz")
     if not data_npz:
-        raise EdgeportError(f"{artifact}: --data-npz FILE is needed (x_test, optional y_test) to verify a bare artifact")
+        raise EdgeportError(f"{artifact}: --data-npz FILE is needed (x_test, optional y_test) to verify a bare "
+                            "artifact")
     from edgeport.runtimes import runtimes_for
     from edgeport.runtimes.artifact_info import artifact_info
 

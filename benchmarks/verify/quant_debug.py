@@ -33,13 +33,14 @@ def calibration_inputs(record: dict[str, Any] | None, *, max_samples: int = 200)
     if len(arrays) != 1:
         raise EdgeportError("the quantization debugger handles single-input models only")
     x = next(iter(arrays.values()))[:max_samples]
-    return x, f"{len(x)} samples rebuilt from the recorded calibration ({record.get('source')}, seed {record.get('seed')})"
+    where = f"{record.get('source')}, seed {record.get('seed')}"
+    return x, f"{len(x)} samples rebuilt from the recorded calibration ({where})"
 
 
 def _rows_from_dump(text: str) -> list[dict[str, Any]]:
     rows = []
     for rec in csv.DictReader(io.StringIO(text)):
-        def num(key: str) -> float:
+        def num(key: str, rec: dict[str, str] = rec) -> float:
             try:
                 return float(rec.get(key, "nan"))
             except ValueError:

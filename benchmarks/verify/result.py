@@ -106,7 +106,8 @@ class VerifyReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": 2, "model": self.model, "ok": self.ok, "data": self.data, "reference": self.reference,
-                "keras": self.keras, "gates": self.gates, "results": [r.to_dict() for r in self.results], "slow_paths": self.slow_paths,
+                "keras": self.keras, "gates": self.gates, "results": [r.to_dict() for r in self.results],
+                "slow_paths": self.slow_paths,
                 "notes": self.notes}
 
     def _row(self, r: Result, name: str, f: dict[str, Any], named: bool) -> list[str]:

@@ -37,10 +37,10 @@ class _AlignedBuilder(flatbuffers.Builder):
 
     _force = 0
 
-    def StartVector(self, elemSize, numElems, alignment):  # noqa: N802 - flatbuffers naming
+    def StartVector(self, elemSize, numElems, alignment):  # flatbuffers' own names
         return super().StartVector(elemSize, numElems, max(alignment, self._force))
 
-    def CreateNumpyVector(self, x):  # noqa: N802
+    def CreateNumpyVector(self, x):  # flatbuffers' own names
         self._force = ALIGNMENT if x.dtype == np.uint8 else 0
         try:
             return super().CreateNumpyVector(x)

@@ -49,7 +49,8 @@ def _reference(model_dir: Path, verify: dict[str, Any], samples: int, seed: int,
     try:
         cached = reference_set.read(model_dir / reference_set.REFERENCE_FILE)
     except (OSError, ValueError, KeyError):
-        raise EdgeportError(f"{model_dir.name}: no reference outputs cached; run `edgeport verify {model_dir}`") from None
+        raise EdgeportError(f"{model_dir.name}: no reference outputs cached; "
+                            f"run `edgeport verify {model_dir}`") from None
     key = cached["meta"].get("key", {})
     source_sha = (manifest.get("source") or {}).get("sha256")
     if key.get("data_sha256") != data.get("sha256") or key.get("model_sha256") != source_sha:

@@ -67,7 +67,7 @@ def to_onnx(tflite: bytes, name: str) -> bytes:
         path.write_bytes(tflite)
         try:
             proto, _ = tf2onnx.convert.from_tflite(str(path), opset=OPSET)
-        except Exception as exc:  # tf2onnx raises anything; name the model and the cause
+        except Exception as exc:  # noqa: BLE001 - tf2onnx raises anything; name the model and the cause
             raise ExportError(f"{name}: tf2onnx could not convert it ({type(exc).__name__}: {exc})") from None
     for v in [*proto.graph.input, *proto.graph.output]:
         t = v.type.tensor_type

@@ -12,7 +12,8 @@ def readme(model: str, web: dict[str, Any], sizes: dict[str, int]) -> str:
     i, o = web["input"], web["output"]
     engines = ", ".join(f"{e['name']} {e['version']} (npm {e['package']})" for e in web["engines"].values())
     rows = "\n".join(f"| {v} | `{m['litertjs']['file']}` ({human_size(m['litertjs']['bytes'])}) | "
-                     f"`{m['onnxruntime_web']['file']}` ({human_size(m['onnxruntime_web']['bytes'])}) | {m['verified_artifact']} |"
+                     f"`{m['onnxruntime_web']['file']}` ({human_size(m['onnxruntime_web']['bytes'])}) | "
+                     f"{m['verified_artifact']} |"
                      for v, m in web["models"].items())
     headers = "\n".join(f"    {k}: {v}" for k, v in HEADERS.items() if k.startswith("Cross-Origin"))
     return f"""# {model} in the browser
