@@ -6,7 +6,7 @@ catches one weight tensor 1% off in the deep network; and a deliberately bad int
 image) fails its gate until `edgeport fix` brings it back inside, recording what it chose.
 
 Epochs are cut short for CI; the floors sit well below what the defaults reach (validation 1.0 on
-seeds 0-2 with the full defaults; see the README "Image models")."""
+seeds 0-2 with the full defaults; see docs/course-models.md)."""
 from __future__ import annotations
 
 import shutil

@@ -68,7 +68,7 @@ MODELS: dict[str, ModelSpec] = {s.name: s for s in (
               _B + "mnist_mlp", "mnist", TrainDefaults(epochs=20, target_accuracy=0.99), labels=DIGIT_LABELS),
     # Image models: defaults measured on the faces folder (160 train / 40 validation images, 2 cores):
     # image_cnn 30 epochs ~1 min, validation 1.0 on seeds 0-2; mobilenet_v2_transfer from scratch
-    # (offline) 10 epochs ~3-4 min, validation 1.0 on seeds 0-2. See /README "Image models".
+    # (offline) 10 epochs ~3-4 min, validation 1.0 on seeds 0-2. See docs/course-models.md.
     ModelSpec("image_cnn", "horses-vs-humans CNN: Rescaling, 3-5 Conv/MaxPool, augmentation, dropout",
               _B + "image_cnn", "image_folder", TrainDefaults(epochs=30), input_size=150),
     ModelSpec("mobilenet_v2_transfer", "MobileNetV2 (frozen ImageNet base, or from scratch without "
