@@ -25,6 +25,7 @@ import numpy as np
 
 from edgeport.benchmarks.devices import web_results as wr
 from edgeport.benchmarks.verify.gates import load_gates
+from edgeport.benchmarks.verify.proof import verified_gates
 from edgeport.errors import EdgeportError
 from edgeport.export.targets import web_engines
 from edgeport.files import human_size, write_json_atomic
@@ -95,7 +96,8 @@ def check_bundle(folder: Path, model_dir: Path, *, samples: int = 200, seed: int
     folder, model_dir = Path(folder), Path(model_dir)
     web = json.loads((folder / "web.json").read_text())
     manifest = load_manifest(model_dir)
-    x, y, data = proof_images(model_dir, manifest, require_verified(model_dir, []), samples, seed, data_dir)
+    verified = require_verified(model_dir, [])
+    x, y, data = proof_images(model_dir, manifest, verified, samples, seed, data_dir)
     ref, noise = keras_reference(model_dir, manifest, web["output"]["head"], x)
     rgb = camera_form(x)
     runs = [{"engine": e, "variant": v} for v in web["models"] for e in web["engines"]]
@@ -111,7 +113,8 @@ def check_bundle(folder: Path, model_dir: Path, *, samples: int = 200, seed: int
                [f"console error: {e}" for e in wr.console_errors(page["console"])] + \
                [f"request failed: {e}" for e in page["failed_requests"]] + \
                ([f"driver: {page['error'].splitlines()[0]}"] if page.get("error") else [])
-    device, table, rows = device_key(device_info()), load_gates(gates), []
+    table = load_gates(gates) if gates else verified_gates(verified)  # by default, the gates verify ran with
+    device, rows = device_key(device_info()), []
     for r in page["runs"]:
         m, eng = web["models"][r["variant"]], web["engines"][r["engine"]]
         out = np.asarray(r["probs"], np.float64)
@@ -158,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dist", type=Path, default=Path("dist"))
     ap.add_argument("--samples", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--gates", default=None)
+    ap.add_argument("--gates", default=None, help="gate overrides (default: the gates the model was verified with)")
     ap.add_argument("--data-dir", default=None)
     args = ap.parse_args(argv)
     ok = True
