@@ -82,6 +82,11 @@ def test_report_writes_json_csv_md_and_plots(artifacts):
     assert f"<h2 id=\"{NAME}\">" in page and "tflite_int8" in page and "://" not in page
     for img in re.findall(r'src="([^"]+)"', page):
         assert (d / img).is_file(), img
+    proof = report.data["page"]  # opened in headless Chromium when there is one (make web-deps)
+    if proof["ok"] is not None:
+        assert proof["ok"] and not proof["problems"], proof
+        assert proof["failing_rows"] == sum(r["gate"] in ("fail", "refused", "error") for r in rows)
+        _valid_png(d / "index.png")
 
 
 def test_report_says_what_is_missing(artifacts, tmp_path):
@@ -90,13 +95,13 @@ def test_report_says_what_is_missing(artifacts, tmp_path):
     shutil.copytree(artifacts / NAME, tmp_path / NAME)
     (tmp_path / NAME / "verify.json").unlink()
     (tmp_path / NAME / "bench.json").unlink()
-    build_report([NAME], out=tmp_path)
+    build_report([NAME], out=tmp_path, browser=False)
     md = (tmp_path / "report" / "report.md").read_text()
     assert f"not verified: run `edgeport verify {NAME}`" in md and "not benchmarked" in md
 
 
 def test_merge_joins_reports_keyed_by_device(artifacts, tmp_path):
-    build_report([NAME], out=artifacts)
+    build_report([NAME], out=artifacts, browser=False)
     base = json.loads((artifacts / "report" / "report.json").read_text())
     paths = []
     for device in ("workstation / x86", "raspberrypi / Cortex-A72"):
@@ -129,7 +134,7 @@ def test_merge_refuses_what_is_not_a_report(tmp_path):
 def test_sizes_are_deploy_sizes_a_c_array_counts_its_flash_bytes(artifacts):
     from edgeport.export import registry
 
-    build_report([NAME], out=artifacts)
+    build_report([NAME], out=artifacts, browser=False)
     sec = json.loads((artifacts / "report" / "report.json").read_text())["models"][NAME]
     source = artifacts / NAME / registry.FILES["c_array"]
     int8 = artifacts / NAME / registry.FILES["tflite_int8"]

@@ -4,7 +4,6 @@ report.json-shaped dict; tests/test_report.py checks the page `edgeport report` 
 from __future__ import annotations
 
 import shutil
-import subprocess
 from html.parser import HTMLParser
 
 import pytest
@@ -91,16 +90,31 @@ def test_the_fix_trade_table_marks_the_chosen_candidate():
     assert "fix tflite_int8: chose int8, float: dense_1" in text
 
 
-def test_the_page_renders_in_headless_chromium(tmp_path):
-    """Chromium opens the page from disk (its Content-Security-Policy allows nothing from the network)
-    and draws it: a screenshot of the head and the failing row."""
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not chromium:
-        pytest.skip("chromium is not installed")
-    (tmp_path / "index.html").write_text(render(DATA, {}))
-    shot = tmp_path / "index.png"
-    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                    "--disable-background-networking", f"--user-data-dir={tmp_path / 'profile'}",
-                    f"--screenshot={shot}", "--window-size=1100,700", (tmp_path / "index.html").as_uri()],
-                   capture_output=True, timeout=120, check=False)
-    assert shot.is_file() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 5000
+def _prove(page):
+    from edgeport.benchmarks.report.page_check import prove_page
+    from edgeport.errors import EdgeportError
+
+    if not shutil.which("node"):
+        pytest.skip("node is missing; run make web-deps")
+    try:
+        return prove_page(page)
+    except EdgeportError as exc:
+        pytest.skip(str(exc))
+
+
+def test_the_page_loads_in_headless_chromium_and_a_request_outside_fails_it(tmp_path):
+    """Chromium opens the page from disk with no console error and no request outside its folder; its
+    screenshot lands beside it. A page that asks for anything else fails the proof."""
+    (tmp_path / "index.html").write_text(render(DATA, {"fashion_cnn": ["grid.png"]}))
+    (tmp_path / "grid.png").write_bytes(_PNG)
+    proof = _prove(tmp_path / "index.html")
+    assert proof["ok"] and proof["failing_rows"] == 1 and proof["requests"] == 2, proof
+    assert (tmp_path / "index.png").read_bytes()[:8] == _PNG[:8]
+    (tmp_path / "index.html").write_text('<!doctype html><img src="http://127.0.0.1:9/x.png">')
+    bad = _prove(tmp_path / "index.html")
+    assert not bad["ok"] and any("127.0.0.1:9" in p for p in bad["problems"]), bad
+
+
+#: A 1x1 PNG.
+_PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                     "1f15c4890000000d49444154789c6360000002000100e221bc330000000049454e44ae426082")

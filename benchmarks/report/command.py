@@ -70,6 +70,7 @@ class Report:
     data: dict[str, Any]
     files: list[Path] = field(default_factory=list)
     ok: bool = True
+    notes: list[str] = field(default_factory=list)
 
     @property
     def rows(self) -> list[dict[str, Any]]:
@@ -83,6 +84,7 @@ class Report:
         header = [*(["device"] if many else []), "model", "format", "runtime", "accuracy", "p50", "img/s", "gate"]
         out = [text_table(f"report ({self.data.get('device_name')})", header, rows, left=3 + many)]
         out += [f"wrote {p}" for p in self.files]
+        out += [f"note: {n}" for n in self.notes]
         return "\n".join(out)
 
 
@@ -162,11 +164,12 @@ def _markdown(data: dict[str, Any], images: dict[str, list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def build_report(models: list[str], *, out: Path = Path("artifacts")) -> Report:
+def build_report(models: list[str], *, out: Path = Path("artifacts"), browser: bool = True) -> Report:
     """Write OUT/report/: index.html (the page to open), report.json, report.csv, report.md and the PNG plots.
 
     models: model names (directories under --out with manifest.json, verify.json, bench.json)
     out: artifacts directory; the report goes to OUT/report/
+    browser: open index.html in headless Chromium (no console error, no request outside it) and keep index.png
     """
     out = Path(out)
     report_dir = out / "report"
@@ -206,11 +209,35 @@ def build_report(models: list[str], *, out: Path = Path("artifacts")) -> Report:
     for name in sections:  # `make web-check`'s screenshot of the page in a browser, when it ran
         if (report_dir / "web" / f"{name}.png").is_file():
             images.setdefault(name, []).append(f"web/{name}.png")
-    report.files[:0] = [write_json_atomic(report_dir / "report.json", data),
+    page = write_text_atomic(report_dir / "index.html", html.render(data, images))
+    if browser:
+        _prove_page(report, page)
+    report.files[:0] = [page, write_json_atomic(report_dir / "report.json", data),
                         write_csv(all_rows, report_dir / "report.csv"),
-                        write_text_atomic(report_dir / "report.md", _markdown(data, images)),
-                        write_text_atomic(report_dir / "index.html", html.render(data, images))]
+                        write_text_atomic(report_dir / "report.md", _markdown(data, images))]
     return report
+
+
+def _prove_page(report: Report, page: Path) -> None:
+    """index.html opened in headless Chromium: its verdict in report.json, its screenshot beside it; a
+    missing browser is said, a page that fails fails the report."""
+    from edgeport.benchmarks.report.page_check import prove_page
+
+    try:
+        proof = prove_page(page)
+    except EdgeportError as exc:
+        report.data["page"] = {"ok": None, "error": str(exc)}
+        report.notes.append(f"{page.name} not opened in a browser: {exc}")
+        return
+    report.data["page"] = proof
+    if proof["screenshot"]:
+        report.files.append(Path(proof["screenshot"]))
+    if not proof["ok"]:
+        report.ok = False
+        report.notes += [f"{page.name}: {p}" for p in proof["problems"]]
+    else:
+        report.notes.append(f"{page.name} opened in {proof['browser']}: no console error, nothing fetched from "
+                            f"outside {page.parent}")
 
 
 def merge_reports(reports: list[str], *, out: Path = Path("artifacts/report/merged")) -> Report:
@@ -228,8 +255,7 @@ def merge_reports(reports: list[str], *, out: Path = Path("artifacts/report/merg
         name = data.get("device_name") or device_key(data.get("device") or {})
         if name in merged["devices"]:
             name = f"{name} ({Path(path).parent.name or path})"
-        merged["devices"][name] = {"device": data.get("device"), "source": str(path),
-                                   "generated": data.get("generated")}
+        merged["devices"][name] = {"device": data.get("device"), "source": str(path), "generated": data.get("generated")}
         for model, sec in data["models"].items():
             target = merged["models"].setdefault(model, {"rows": []})
             target["rows"] += [{**r, "device": name} for r in sec["rows"]]
@@ -237,8 +263,7 @@ def merge_reports(reports: list[str], *, out: Path = Path("artifacts/report/merg
     rows = [r for m in merged["models"].values() for r in m["rows"]]
     lines = ["# edgeport report: merged", "", f"Devices: {', '.join(merged['devices'])}.", ""]
     for model, sec in merged["models"].items():
-        table = [[r["device"], *_md_row(r)] for r in sec["rows"]]
-        lines += [f"## {model}", "", md_table(["device", *MD_HEADER], table, left=3), ""]
+        lines += [f"## {model}", "", md_table(["device", *MD_HEADER], [[r["device"], *_md_row(r)] for r in sec["rows"]], left=3), ""]
     report = Report(out, merged)
     report.files = [write_json_atomic(out / "report.json", merged), write_csv(rows, out / "report.csv"),
                     write_text_atomic(out / "report.md", "\n".join(lines))]
