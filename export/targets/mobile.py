@@ -45,7 +45,6 @@ from typing import Any
 import numpy as np
 
 from edgeport.benchmarks.verify import proof
-from edgeport.benchmarks.verify.proof import verified_gates
 from edgeport.errors import EdgeportError, ExportError
 from edgeport.export.registry import for_bundle
 from edgeport.export.targets.bundle import BundleBuilder, require_verified
@@ -282,7 +281,7 @@ def _build(model_dir: Path, builder: BundleBuilder, layout: Layout, *, samples: 
     variants["int8"].update(calibration={k: src.calibration.get(k) for k in ("source", "requested", "seed", "samples")},
                             kept_float=kept)
     x, y, data = proof_images(model_dir, src.manifest, src.verify, samples, seed, data_dir)
-    rows = prove(files, model, model_dir, src.entries, head, x, y, verified_gates(src.verify))
+    rows = prove(files, model, model_dir, src.entries, head, x, y, proof.verified_gates(src.verify))
     table = proof.table(f"{src.name}: mobile variants (RGB uint8 in) vs Keras and the verified artifacts, "
                         "verify's gates", rows)
     if any(r.status != "pass" for r in rows):
@@ -297,5 +296,4 @@ def _build(model_dir: Path, builder: BundleBuilder, layout: Layout, *, samples: 
         mobile=_mobile_meta(layout, src, head, variants), as_is=as_is,
         proof={"data": data, "reference": "Keras (the source model) and the verified artifacts, same pixels",
                "runtime": "litert", "gates": "verify's, as the model was verified",
-               "results": [r.to_dict() for r in rows],
-               "ok": True})
+               "results": [r.to_dict() for r in rows], "ok": True})
