@@ -32,10 +32,11 @@ def failing_rows(section: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _why(row: dict[str, Any], failures: list[dict[str, Any]]) -> str:
     """The failing figure of a row: the first failure naming its artifact and runtime."""
+    from edgeport.benchmarks.verify.result import figure_text
+
     for f in failures:
         if f.get("artifact") == row["format"] and f.get("runtime") == row["runtime"]:
-            shown = fmt_num(f.get("value"), ".4g") if f.get("value") is not None else "not measured"
-            return f"{f.get('figure')} = {shown} (gate {f.get('figure')} {f.get('gate')})"
+            return figure_text(str(f.get("figure")), f.get("value"), str(f.get("gate")))  # as verify's table says it
     mine = [f for f in failures if row["format"] in str(f.get("message", ""))]
     return f"{mine[0].get('type', 'error')}: {mine[0].get('message')}" if mine else ""
 
