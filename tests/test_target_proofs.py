@@ -5,10 +5,12 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from edgeport.benchmarks.verify import proof
 from edgeport.benchmarks.verify.gates import GateFailure, load_gates
 from edgeport.benchmarks.verify.result import Result
+from edgeport.errors import EdgeportError
 from edgeport.export import registry
 
 
@@ -82,3 +84,5 @@ def test_verified_gates_are_the_ones_verify_ran_with():
     verify_json = {"gates": table.to_dict()}
     assert proof.verified_gates(verify_json).to_dict() == table.to_dict()
     assert proof.verified_gates({}).to_dict() == load_gates().to_dict()
+    with pytest.raises(EdgeportError, match=r"gates in verify.json cannot be read .*verify` again"):
+        proof.verified_gates({"gates": {"quantized": {"a_field_of_another_edgeport": 1}}})

@@ -34,7 +34,10 @@ def _named(x: Any) -> dict[str, np.ndarray]:
 
 def verified_gates(verify: Mapping[str, Any]) -> GateTable:
     """The gates the model was verified under (verify.json's ``gates``), the defaults when it has none."""
-    return load_gates(dict(verify.get("gates") or {}) or None)
+    try:
+        return load_gates(dict(verify.get("gates") or {}) or None)
+    except EdgeportError as exc:  # written by another edgeport: its gate fields are not this one's
+        raise EdgeportError(f"the gates in verify.json cannot be read ({exc}); run `edgeport verify` again") from None
 
 
 def prove(fmt: str, runtime: str, file: str, ref: Any, out: Any, *, gate: Gate | Mapping[str, Gate],
