@@ -40,7 +40,8 @@ def render_table() -> str:
     for name, (target, help_) in COMMANDS.items():
         synopsis, options = _synopsis(name, build_parser(resolve(target), f"edgeport {name}"))
         function = target.replace(":", ".")
-        rows.append(f"| `{synopsis}` | {help_} | {options or '-'} | `{function}` |")
+        cells = (f"`{synopsis}`", help_, options or "-", f"`{function}`")
+        rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")  # a | would end the cell
     return "\n".join(rows) + "\n"
 
 
