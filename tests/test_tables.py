@@ -39,6 +39,9 @@ def report() -> VerifyReport:
                _result("onnx", "onnxruntime", Precision.FLOAT32, FLOAT, "onnxruntime 1.22.1"),
                _result("tflite_int8", "litert", Precision.QUANTIZED, INT8, "ai-edge-litert 1.4.0"),
                _result("tflite_int16x8", "onnxruntime", Precision.QUANTIZED, INT8, "onnxruntime 1.22.1")]
+    results[3].quant_debug = {"debug_samples": 100, "layers": [
+        {"layer": "sequential_1/conv2d_3/BiasAdd;sequential_1/conv2d_3/Conv2D;conv2d_3/bias", "op": "CONV_2D",
+         "mse": 1.2e-3, "rmse_per_scale": 2.41, "max_abs_error": 0.21}]}
     refused = Result("onnx_int8", "onnxruntime", "model_int8.onnx", "quantized")
     refused.fail(IntegrityError("model_int8.onnx: sha256 differs from the manifest; re-run edgeport export"),
                  "refused")
@@ -62,6 +65,7 @@ def test_verify_fits_80_columns_with_the_failing_figure_and_verdict(report, plai
     fp32 = next(line for line in text.splitlines() if "tflite_fp32" in line)
     assert "diff 2.4e-07 (<= 1.19e-06)" in fp32 and "PASS" in fp32
     assert ("│" in text or "━" in text or "─" in text) is not plain  # box drawing only on a terminal
+    assert "RMSE/scale" in text and "2.410" in text  # the int8 debugger's worst layers, within 80 too
 
 
 def test_wide_shows_every_column(report):
@@ -70,7 +74,7 @@ def test_wide_shows_every_column(report):
     for column in ("format", "runtime", "engine", "size", "kind", "accuracy", "Δ pts", "agree", "confident", "KL",
                    "max|diff|", "tight diff <= tolerance", "img/s", "deciding figure (gate)", "gate"):
         assert column in header, column
-    assert "ai-edge-litert 1.4.0" in text and "-1.72" in text and "89.51%" in text
+    assert "ai-edge-litert 1.4.0" in text and "-1.72" in text and "89.51%" in text and "MSE" in text
 
 
 def test_plain_text_has_no_box_drawing():

@@ -84,16 +84,19 @@ def debug_int8(saved_model_dir: str | Path, calibration: np.ndarray, debug_input
             "ideal_rmse_per_scale": IDEAL_RMSE_PER_SCALE}
 
 
-def render_table(result: dict[str, Any], *, top: int = 15) -> str:
-    """The per-layer table as plain text, worst tensors first."""
+def render_table(result: dict[str, Any], *, top: int = 15, wide: bool = False) -> str:
+    """The per-layer table as plain text, worst tensors first (80 columns; ``wide``: MSE and longer names)."""
     rows = result.get("layers", [])
     if not rows:
         return f"quantization debugger: {result.get('error', 'no quantized tensors reported')}"
+    name, op = (48, 18) if wide else (36, 16)
+    mse = (lambda v: f" {v:>10.3g}") if wide else (lambda v: "")
     lines = [f"per-layer int8 error ({result.get('debug_samples', '?')} samples; RMSE/scale: error in "
              f"quantization steps, ideal {IDEAL_RMSE_PER_SCALE:.2f}):",
-             f"  {'layer (tensor)':<48} {'op':<18} {'MSE':>10} {'RMSE/scale':>10} {'max|err|':>10}"]
+             f"  {'layer (tensor)':<{name}} {'op':<{op}}" + (f" {'MSE':>10}" if wide else "")
+             + f" {'RMSE/scale':>10} {'max|err|':>10}"]
     for r in rows[:top]:
-        lines.append(f"  {r['layer'][-48:]:<48} {r['op'][:18]:<18} {r['mse']:>10.3g} "
+        lines.append(f"  {r['layer'][-name:]:<{name}} {r['op'][:op]:<{op}}{mse(r['mse'])} "
                      f"{r['rmse_per_scale']:>10.3f} {r['max_abs_error']:>10.3g}")
     if len(rows) > top:
         lines.append(f"  ... {len(rows) - top} more tensors in verify.json")

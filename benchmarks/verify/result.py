@@ -113,7 +113,7 @@ class VerifyReport:
     def _row(self, r: Result, name: str, f: dict[str, Any], named: bool) -> list[str]:
         tol = f.get("tolerance")
         return [r.format, r.runtime, r.engine or "-", fmt_size(r.size_bytes),
-                f"{name or '-'}: {f.get('kind', '?')}" if named else str(f.get("kind", "?")),
+                f"{name or '-'}: {f.get('kind', '-')}" if named else str(f.get("kind", "-")),
                 deciding_figure(r, name, f), fmt_pct(f.get("accuracy")),
                 fmt_points(f.get("accuracy_delta_points")), fmt_pct(f.get("agreement")),
                 fmt_pct(f.get("confident_agreement")), fmt_num(f.get("kl_divergence"), ".2g"), task_text(f) or "-",
@@ -140,7 +140,8 @@ class VerifyReport:
                   "tight diff <= tolerance", "img/s", "gate"]
         out = [text_table(title, header, rows, styles, left=6, drop_empty=True, wide=wide, narrow=NARROW)]
         out += fit([f"FAILED {type(e).__name__}: {e}" for e in self.failures], wide)
-        out += [render_table(r.quant_debug) for r in self.results if r.quant_debug]
+        out += fit([line for r in self.results if r.quant_debug
+                    for line in render_table(r.quant_debug, wide=wide).splitlines()], wide)
         out += fit([f"note: {n}" for n in dict.fromkeys(self.notes + [n for r in self.results for n in r.notes])],
                    wide)
         out += fit([f"{self.model}: {'all artifacts pass their gates' if self.ok else 'VERIFY FAILED'}"
