@@ -37,7 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("edgeport.benchmarks.verify.command:verify_model", "prove every artifact against the Keras outputs"),
     "fix": ("edgeport.benchmarks.verify.fix:fix_model", "find the cheapest quantized artifact that passes its gate"),
     "bench": ("edgeport.benchmarks.bench.command:bench_model", "measure latency, throughput, size and memory"),
-    "report": ("edgeport.benchmarks.report.command:build_report", "write artifacts/report/ (json, csv, md, plots)"),
+    "report": ("edgeport.benchmarks.report.command:build_report", "write artifacts/report/ (index.html, json, csv, md, plots)"),
     "report merge": ("edgeport.benchmarks.report.command:merge_reports",
                      "join report.json files from several machines"),
 }
