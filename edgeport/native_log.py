@@ -103,11 +103,16 @@ def native_to_log(title: str, path: Path | None = None) -> Iterator[Path]:
     except OSError:  # no writable data home: the lines stay where they were
         yield path
         return
+    try:
+        terminal = os.dup(2)
+    except OSError:  # no stderr at all (a daemon): nothing to sort
+        log.close()
+        yield path
+        return
     with contextlib.suppress(Exception):
         sys.stderr.flush()
     log.write(f"\n===== {title} =====\n".encode())
     log.flush()
-    terminal = os.dup(2)
     read_end, write_end = os.pipe()
     sorter = threading.Thread(target=_sort_lines, args=(read_end, terminal, log), name="edgeport-native-log",
                               daemon=True)
