@@ -183,6 +183,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header(k, v)
         super().end_headers()
 
+    def log_error(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        """A 404 is not logged twice: its refusal is one line of its own (:meth:`BundleServer.refuse`)."""
+        if not (args and args[0] == 404):
+            super().log_error(format, *args)
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         if not getattr(self.server, "quiet", False):
             super().log_message(format, *args)
