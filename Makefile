@@ -104,6 +104,18 @@ web-deps: $(STAMP)
 	@command -v npm >/dev/null 2>&1 || { echo "edgeport: npm is missing; run: apt-get install -y npm"; exit 1; }
 	@$(BIN)/python -m edgeport.benchmarks.devices.web_check --install >/dev/null
 
+# The device tests' ssh server: Debian's openssh-server, installed once when missing (as root; tests/test_devices.py
+# starts its own unprivileged sshd on loopback from it, never the system's). Elsewhere those tests skip, saying why.
+ssh-deps:
+	@if [ ! -x /usr/sbin/sshd ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server) \
+	      || { echo "edgeport: could not install openssh-server; run: apt-get install -y openssh-server"; exit 1; }; \
+	  else \
+	    echo "edgeport: note: no /usr/sbin/sshd, the device tests skip; run: sudo apt-get install -y openssh-server"; \
+	  fi; \
+	fi
+
 # Prove the web bundles (dist/MODEL-web) in headless Chromium: LiteRT.js and ONNX Runtime Web on 200 real test
 # images per model against Keras with verify's gates; screenshot and browser-vs-native latency in the report.
 web-check: $(STAMP) data web-deps
@@ -118,7 +130,7 @@ report: $(STAMP)
 	$(BIN)/edgeport report $(MODELS) --out $(ARTIFACTS)
 
 # ruff first (configured in pyproject.toml: each remaining `# noqa` names its rule and why), then the suite.
-test: $(STAMP) data web-deps
+test: $(STAMP) data web-deps ssh-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

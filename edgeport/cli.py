@@ -41,6 +41,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
                "write artifacts/report/ (index.html, json, csv, md, plots)"),
     "report merge": ("edgeport.benchmarks.report.command:merge_reports",
                      "join report.json files from several machines"),
+    "device add": ("edgeport.devices.command:device_add", "name a device reached over ssh (a Pi, any Linux board)"),
+    "device list": ("edgeport.devices.command:device_list", "list the named devices"),
+    "device check": ("edgeport.devices.command:device_check",
+                     "reach a device and say what it is and whether edgeport can run there"),
+    "device remove": ("edgeport.devices.command:device_remove", "forget a named device"),
 }
 
 

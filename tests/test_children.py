@@ -29,6 +29,8 @@ RUNS_OTHER_PROGRAMS = {
     "benchmarks/devices/mediapipe_run.py": "a separate virtualenv's python (MediaPipe cannot share ours) and pip",
     "benchmarks/devices/pi_sysroot.py": "debootstrap, dpkg and pip: building the emulated board's sysroot",
     "training/faces.py": "pip install of the optional face-dataset dependency",
+    "edgeport/devices/ssh.py": "OpenSSH's own client (ssh): commands on a user's device, files onto it",
+    "edgeport/devices/loopback.py": "Debian's sshd and ssh-keygen: a loopback device for tests and tries",
 }
 
 

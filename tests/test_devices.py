@@ -1,0 +1,158 @@
+"""`edgeport device add|list|check|remove` against a real device: Debian's OpenSSH server started by
+this module on loopback (generated keys, its own known_hosts), this machine's plain python3 (no
+TensorFlow, no edgeport) as the device's Python. Each fault is one clear line. Seconds in all."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from edgeport.cli import main
+from edgeport.devices import loopback, probe, ssh
+from edgeport.devices.config import Device, DeviceConfigError, load_devices, parse_address
+from edgeport.files import sha256_file
+
+pytestmark = pytest.mark.skipif(loopback.missing() is not None,
+                                reason=f"no loopback device: {loopback.missing()}")
+
+
+@pytest.fixture(scope="module")
+def lb(tmp_path_factory):
+    loop = loopback.start(tmp_path_factory.mktemp("sshd"))
+    yield loop
+    loop.stop()
+
+
+@pytest.fixture(autouse=True)
+def config_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+
+
+def _device(lb, **kw) -> Device:
+    kw = {"user": lb.user, "port": lb.port, "identity": str(lb.client_key), "ssh_config": str(lb.ssh_config), **kw}
+    return Device("loop", "127.0.0.1", **kw)
+
+
+def _fake_python(tmp_path: Path, sed: str) -> str:
+    """A python3 whose probe answer is the real one, edited (an old Python, another architecture)."""
+    path = tmp_path / "python3"
+    path.write_text(f"#!/bin/sh\n/usr/bin/python3 \"$@\" | sed -e '{sed}'\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def _err(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("edgeport: error: ") and "\n" not in err, err
+    return err
+
+
+def test_addresses_parse_and_nothing_secret_is_kept(tmp_path):
+    d = parse_address("pi", "ssh://pi@raspberrypi.local:2222", identity="/home/me/.ssh/id_pi")
+    assert (d.user, d.host, d.port, d.address) == ("pi", "raspberrypi.local", 2222, "ssh://pi@raspberrypi.local:2222")
+    assert parse_address("pi", "mypi").address == "mypi" and parse_address("pi", "me@mypi").user == "me"
+    for bad in ("ssh://pi:secret@host", "http://host", "-oProxyCommand=evil", "ssh://host:99999"):
+        with pytest.raises(DeviceConfigError):
+            parse_address("pi", bad)
+    assert parse_address("pi", "h", workdir="~/x").workdir == "x"
+
+
+def test_add_list_check_remove_on_the_loopback_device(lb, tmp_path, capsys):
+    address = f"ssh://{lb.user}@127.0.0.1:{lb.port}"
+    assert main(["device", "add", "loop", address, "--identity", str(lb.client_key),
+                 "--ssh-config", str(lb.ssh_config)]) == 0
+    assert main(["device", "add", "alias", loopback.ALIAS, "--ssh-config", str(lb.ssh_config)]) == 0
+    assert main(["device", "add", "loop", address]) == 2 and "exists" in _err(capsys)
+    saved = json.loads((tmp_path / "config" / "edgeport" / "devices.json").read_text())
+    assert saved["devices"]["loop"]["identity"] == str(lb.client_key)  # the key's path, never the key
+    assert "PRIVATE KEY" not in json.dumps(saved)
+    assert main(["device", "list"]) == 0 and address in capsys.readouterr().out
+    for name in ("loop", "alias"):
+        assert main(["device", "check", name]) == 0
+        out = capsys.readouterr().out
+        assert "reachable" in out and os.uname().machine in out and "usable" in out and "NOT" not in out
+    assert main(["device", "check", "loop", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["ok"] and info["info"]["cores"] >= 1 and info["info"]["memory"]["MemTotal"] > 0
+    assert info["info"]["engines"].get("tensorflow") is None and info["info"]["edgeport"] is None
+    assert "onnxruntime" in info["installs"]
+    assert main(["device", "remove", "alias"]) == 0 and set(load_devices()) == {"loop"}
+    assert main(["device", "check", "nosuch"]) == 2 and "no device named 'nosuch'" in _err(capsys)
+
+
+def test_unreachable_host(lb):
+    with pytest.raises(ssh.Unreachable, match=r"unreachable: .*Connection refused.*ssh server"):
+        probe.probe(_device(lb, port=loopback.free_port()))
+
+
+def test_refused_key(lb, tmp_path):
+    stranger = loopback.keygen(tmp_path / "stranger")
+    with pytest.raises(ssh.KeyRefused, match=r"refused the key .*stranger; add its public key"):
+        probe.probe(_device(lb, identity=str(stranger)))
+
+
+def test_unknown_host_key_is_never_accepted(lb, tmp_path, capsys):
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    config = lb.write_ssh_config(tmp_path / "ssh_config", empty)
+    with pytest.raises(ssh.UnknownHostKey, match=r"not in your known_hosts; edgeport never accepts .*ssh-keyscan -p"):
+        probe.probe(_device(lb, ssh_config=str(config)))
+    assert empty.read_text() == ""  # nothing was added behind the user's back
+    assert main(["device", "add", "new", f"ssh://{lb.user}@127.0.0.1:{lb.port}", "--ssh-config", str(config),
+                 "--identity", str(lb.client_key)]) == 0
+    capsys.readouterr()
+    assert main(["device", "check", "new"]) == 2
+    print("unknown host key:", _err(capsys))
+
+
+def test_no_python3(lb):
+    with pytest.raises(probe.PythonMissing, match=r"no '/nonexistent/python3' on the device; install Python 3"):
+        probe.probe(_device(lb, python="/nonexistent/python3"))
+
+
+def test_python_too_old(lb, tmp_path):
+    device = _device(lb, python=_fake_python(tmp_path, 's/"python": "[0-9.]*"/"python": "3.8.10"/'))
+    result = probe.check(device)
+    assert not result.ok and "its Python is 3.8.10" in result.problem and probe.requires_python() in result.problem
+    assert "NOT usable" in result.render()
+    with pytest.raises(probe.PythonTooOld):
+        probe.require_usable(device, result.info)
+
+
+def test_an_architecture_with_no_engine_wheel_is_said_before_anything_is_copied(lb, tmp_path):
+    device = _device(lb, python=_fake_python(tmp_path, "s/x86_64/armv6l/g"))
+    info = probe.probe(device)
+    assert info["machine"] == "armv6l"
+    with pytest.raises(probe.NoEngineWheel, match=r"no inference engine publishes a wheel for armv6l.*nothing was"):
+        probe.require_usable(device, info)
+    assert probe.wheel_engines({**info["markers"], "platform_machine": "armv7l", "python_version": "3.11"}) \
+        == ["tflite-runtime"]
+    assert probe.wheel_engines({**info["markers"], "platform_machine": "aarch64"}) == ["ai-edge-litert", "onnxruntime"]
+
+
+def test_no_space_left(lb, tmp_path):
+    device = _device(lb)
+    local = tmp_path / "bundle.tar.gz"
+    local.write_bytes(os.urandom(4096))
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    (remote / "bundle.tar.gz.part").symlink_to("/dev/full")  # a real ENOSPC from the device's disk
+    with pytest.raises(ssh.NoSpace, match=r"no space left on the device's disk .*free some space"):
+        ssh.push(device, local, str(remote / "bundle.tar.gz"), sha256_file(local))
+    assert not (remote / "bundle.tar.gz").exists()
+    with pytest.raises(ssh.NoSpace, match=r"only .* free under .edgeport on the device; this needs"):
+        probe.require_space(device, {"disk_free": 10 << 20}, 300 << 20)
+
+
+def test_a_copy_arrives_whole_or_not_at_all(lb, tmp_path):
+    device = _device(lb)
+    local = tmp_path / "a.bin"
+    local.write_bytes(os.urandom(100_000))
+    dest = tmp_path / "far" / "a.bin"
+    ssh.push(device, local, str(dest), sha256_file(local))
+    assert dest.read_bytes() == local.read_bytes() and not Path(str(dest) + ".part").exists()
+    with pytest.raises(ssh.DeviceError, match=r"arrived damaged .* nothing was run"):
+        ssh.push(device, local, str(tmp_path / "b.bin"), "0" * 64)
+    assert not (tmp_path / "b.bin").exists() and not (tmp_path / "b.bin.part").exists()
