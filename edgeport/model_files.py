@@ -36,6 +36,13 @@ def is_saved_model(path: str | os.PathLike) -> bool:
     return p.is_dir() and ((p / "saved_model.pb").is_file() or (p / "saved_model.pbtxt").is_file())
 
 
+def kind_of_name(name: str, *, directory: bool = False) -> str | None:
+    """The kind a model path of this name has, by its name alone (None: not known by name)."""
+    if directory or name in ("saved_model.pb", "saved_model.pbtxt"):
+        return "savedmodel"
+    return SUFFIXES.get(Path(name).suffix.lower())
+
+
 def _head(p: Path) -> bytes:
     try:
         with open(p, "rb") as fh:

@@ -68,7 +68,8 @@ class FormatInfo:
     needs: Format | None  # what it is built from (it follows that format when that one changes)
     precision: Precision
     summary: str
-    runtimes: tuple[str, ...] = ()  # runtimes that load it (edgeport.runtimes registry names)
+    #: runtimes that load it (runtime registry names); left out: the runtime registry's for its file's kind
+    runtimes: tuple[str, ...] = ()
     proof: Proof = Proof.RUN
     embedded: str | None = None  # SAME_BYTES: "module:attr" of ``(path) -> bytes`` it embeds
     fixer: str | None = None  # "module:attr" of the class `edgeport fix` builds candidates with
@@ -81,6 +82,13 @@ class FormatInfo:
     opt_in: str = ""  # why it is left out of ``default`` (exported by name or with ``all``); "": in it
     extra_files: tuple[str, ...] = ()  # written beside ``file`` in the same step
     directory: bool = False
+
+    def __post_init__(self) -> None:
+        if self.proof is Proof.RUN and not self.runtimes:
+            from edgeport.model_files import kind_of_name
+            from edgeport.runtimes.registry import runtimes_of_kind
+
+            object.__setattr__(self, "runtimes", runtimes_of_kind(kind_of_name(self.file, directory=self.directory)))
 
     @property
     def quantized(self) -> bool:
@@ -95,42 +103,41 @@ class FormatInfo:
 _P = "edgeport.export."
 _F = Format
 _FP32, _Q = Precision.FLOAT32, Precision.QUANTIZED
-_LITERT, _ORT = ("litert",), ("onnxruntime",)
 _INFOS = (
     FormatInfo(_F.SAVED_MODEL, _P + "saved_model:export", "saved_model", "savedmodel", None, _FP32,
-               "TensorFlow SavedModel (Keras model.export), serving signature", runtimes=("savedmodel",),
+               "TensorFlow SavedModel (Keras model.export), serving signature",
                directory=True),
     FormatInfo(_F.TFLITE_FP32, _P + "tflite:export_fp32", "model_fp32.tflite", "tflite",
-               _F.SAVED_MODEL, _FP32, "TFLite float32", runtimes=_LITERT, bundles=("rpi",)),
+               _F.SAVED_MODEL, _FP32, "TFLite float32", bundles=("rpi",)),
     FormatInfo(_F.TFLITE_FP16, _P + "tflite:export_fp16", "model_fp16.tflite", "tflite",
-               _F.SAVED_MODEL, Precision.FP16, "TFLite float16 weights, float32 compute/IO", runtimes=_LITERT,
+               _F.SAVED_MODEL, Precision.FP16, "TFLite float16 weights, float32 compute/IO",
                weights="float16"),
     FormatInfo(_F.TFLITE_DYNAMIC, _P + "tflite:export_dynamic", "model_dynamic.tflite", "tflite",
-               _F.SAVED_MODEL, _Q, "TFLite dynamic-range (int8 weights, float IO)", runtimes=_LITERT,
+               _F.SAVED_MODEL, _Q, "TFLite dynamic-range (int8 weights, float IO)",
                weights="int8"),
     FormatInfo(_F.TFLITE_INT8, _P + "tflite:export_int8", "model_int8.tflite", "tflite",
-               _F.SAVED_MODEL, _Q, "TFLite full integer int8 (uint8 IO by default), calibrated", runtimes=_LITERT,
+               _F.SAVED_MODEL, _Q, "TFLite full integer int8 (uint8 IO by default), calibrated",
                fixer=_P + "tflite_fix:TfliteInt8Fixer", debugger="edgeport.benchmarks.verify.quant_debug:run_debug_job",
                weights="int8", activations="int8", bundles=("rpi", "mcu")),
     FormatInfo(_F.TFLITE_INT16X8, _P + "tflite:export_int16x8", "model_int16x8.tflite", "tflite",
-               _F.SAVED_MODEL, _Q, "TFLite int16 activations, int8 weights, calibrated", runtimes=_LITERT,
+               _F.SAVED_MODEL, _Q, "TFLite int16 activations, int8 weights, calibrated",
                fixer=_P + "tflite_int16x8_fix:TfliteInt16x8Fixer", weights="int8", activations="int16"),
     FormatInfo(_F.TFLITE_WI4, _P + "tflite_wi4:export", "model_wi4.tflite", "tflite", _F.TFLITE_FP32, _Q,
-               "TFLite int4 weights (ai-edge-quantizer), float activations/IO", runtimes=_LITERT,
+               "TFLite int4 weights (ai-edge-quantizer), float activations/IO",
                weights="int4", opt_in="int4 weights pass the quantized gate on the course models but not on every "
                "model (a 1-epoch Fashion-MNIST MLP: agreement 94.4% < 95%); export it by name and verify it"),
     FormatInfo(_F.ONNX, _P + "onnx:export_fp32", "model.onnx", "onnx", _F.SAVED_MODEL, _FP32,
-               "ONNX float32 (tf2onnx from the SavedModel)", runtimes=_ORT, bundles=("rpi",)),
+               "ONNX float32 (tf2onnx from the SavedModel)", bundles=("rpi",)),
     FormatInfo(_F.ONNX_INT8, _P + "onnx:export_int8", "model_int8.onnx", "onnx", _F.ONNX, _Q,
-               "ONNX int8 QDQ, per-channel, static calibration (ONNX Runtime)", runtimes=_ORT,
+               "ONNX int8 QDQ, per-channel, static calibration (ONNX Runtime)",
                fixer=_P + "onnx_fix:OnnxInt8Fixer", weights="int8", activations="int8", bundles=("rpi",)),
     FormatInfo(_F.ORT, _P + "ort:export_fp32", "model.ort", "ort", _F.ONNX, _FP32,
                "ONNX Runtime Mobile format (from the float ONNX), with its required_operators.config",
-               runtimes=_ORT, describer=_P + "ort:describe", bundles=("android", "ios"),
+               describer=_P + "ort:describe", bundles=("android", "ios"),
                extra_files=("model.required_operators.config",)),
     FormatInfo(_F.ORT_INT8, _P + "ort:export_int8", "model_int8.ort", "ort", _F.ONNX_INT8, _Q,
                "ONNX Runtime Mobile format (from the int8 QDQ ONNX), with its required_operators.config",
-               runtimes=_ORT, describer=_P + "ort:describe", weights="int8", activations="int8",
+               describer=_P + "ort:describe", weights="int8", activations="int8",
                bundles=("android", "ios"), extra_files=("model_int8.required_operators.config",)),
     FormatInfo(_F.C_ARRAY, _P + "c_array:export", "model_int8_data.c", "c_array", _F.TFLITE_INT8,
                _Q, "the int8 TFLite model as a C source/header pair for firmware", proof=Proof.SAME_BYTES,

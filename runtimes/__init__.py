@@ -9,6 +9,6 @@ is created (``keras`` and ``savedmodel`` need TensorFlow; ``litert`` needs ai-ed
 tflite-runtime or TensorFlow; ``onnxruntime`` needs onnxruntime).
 """
 from edgeport.runtimes.base import Session
-from edgeport.runtimes.registry import DEFAULTS, RUNTIMES, list_runtimes, load, runtimes_for
+from edgeport.runtimes.registry import DEFAULTS, RUNTIMES, capabilities, list_runtimes, load, runtimes_for
 
-__all__ = ["DEFAULTS", "RUNTIMES", "Session", "list_runtimes", "load", "runtimes_for"]
+__all__ = ["DEFAULTS", "RUNTIMES", "Session", "capabilities", "list_runtimes", "load", "runtimes_for"]

@@ -1,16 +1,21 @@
-"""Runtimes by name, resolved lazily; which runtime runs which artifact; ``load``.
+"""Runtimes by name, resolved lazily; which runtime runs which artifact; what each can do; ``load``.
 
 Nothing here imports an engine: a runtime's module (and its engine) is imported when a session
-of it is created.
+of it is created. A runtime's name is spelled here and in its own module only: callers ask its
+:class:`Capabilities` (``capabilities(name).threads``), never ``name == ...``
+(tests/test_runtime_homes.py keeps it so).
 """
 from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
-from edgeport.errors import LoadError
+from edgeport.errors import LoadError, UnknownNameError
 from edgeport.lazy import lookup, resolve
 from edgeport.runtimes import guard
 
@@ -52,6 +57,78 @@ OPTIONAL: dict[str, tuple[str, ...]] = {"tflite": ("tflm",)}
 
 FORMAT_HINTS = {"keras": ".keras", "savedmodel": "saved_model/ dir", "litert": ".tflite",
                 "onnxruntime": ".onnx", "tflm": ".tflite (full integer, fixed batch)"}
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a runtime can do, declared once; verify, bench, report and the targets ask these."""
+
+    devices: tuple[str, ...] = ("cpu",)  # where it runs from Python: "cpu", "gpu"
+    cpu_only: str = "no GPU path declared"  # why it has no GPU path (said when a GPU row is skipped); "" with one
+    #: extra GPU rows: variant -> load options (labelled NAME-VARIANT, see variant_label)
+    gpu_variants: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
+    threads: bool = True  # honours an engine thread count
+    dynamic_batch: bool = True  # runs any batch size (False: the model's fixed batch only)
+    precisions: tuple[str, ...] = ("float32",)  # weight/activation types it computes with
+    source_model: bool = False  # runs a model's source: a float32 TensorFlow graph (fp16 reference lowered from it)
+    noise: bool = False  # measures its own float32 noise (against a float64 twin of the model)
+    bench_reference: bool = False  # bench times it as the reference (and its per-call predict, and the MACs)
+    int8_matmul: str | None = None  # "module:attr" building its int8 GEMM (n, threads) -> callable: the int8 peak
+    armv7l: bool = False  # has a wheel for 32-bit Arm Pi OS (what every Pi bundle can run)
+
+    def __post_init__(self) -> None:
+        if not self.devices or not set(self.devices) <= {"cpu", "gpu"}:
+            raise ValueError(f"devices must be cpu and/or gpu, got {self.devices}")
+        if "gpu" in self.devices:
+            object.__setattr__(self, "cpu_only", "")
+        elif not self.cpu_only:
+            raise ValueError("a CPU-only runtime says why it has no GPU path")
+        if self.gpu_variants and "gpu" not in self.devices:
+            raise ValueError("GPU variants need the gpu device")
+        object.__setattr__(self, "gpu_variants", MappingProxyType(dict(self.gpu_variants)))
+
+
+_BENCH = "edgeport.benchmarks.bench.int8_peak:"
+CAPABILITIES: dict[str, Capabilities] = {
+    "keras": Capabilities(devices=("cpu", "gpu"), source_model=True, noise=True, bench_reference=True),
+    "savedmodel": Capabilities(devices=("cpu", "gpu"), source_model=True),
+    "litert": Capabilities(cpu_only="no GPU path for TFLite in Python (LiteRT GPU delegates are mobile-only)",
+                           precisions=("float32", "float16", "int8", "int16", "int4"),
+                           int8_matmul=_BENCH + "litert_int8_matmul", armv7l=True),
+    "onnxruntime": Capabilities(devices=("cpu", "gpu"), precisions=("float32", "int8"),
+                                gpu_variants={"tensorrt": {"providers": ["TensorrtExecutionProvider",
+                                                                         "CUDAExecutionProvider"]}},
+                                int8_matmul=_BENCH + "onnxruntime_int8_matmul"),
+    "tflm": Capabilities(cpu_only="a microcontroller interpreter", threads=False, dynamic_batch=False,
+                         precisions=("int8", "int16")),
+}
+
+
+def capabilities(name: str) -> Capabilities:
+    """What runtime ``name`` (or a GPU variant's label, NAME-VARIANT) can do; a custom runtime
+    (``"package.module:Class"``) declares nothing beyond the defaults."""
+    name = runtime_of(name)
+    if name in CAPABILITIES:
+        return CAPABILITIES[name]
+    if ":" in name:
+        return Capabilities()
+    raise UnknownNameError("runtime", name, list(CAPABILITIES))
+
+
+def variant_label(name: str, variant: str) -> str:
+    """The row label of a runtime's GPU variant: ``NAME-VARIANT``."""
+    return f"{name}-{variant}"
+
+
+def runtime_of(label: str) -> str:
+    """The runtime a row label runs on: a GPU variant's label -> its runtime; any other label as it is."""
+    name, _, variant = label.rpartition("-")
+    return name if name in CAPABILITIES and variant in CAPABILITIES[name].gpu_variants else label
+
+
+def runtimes_of_kind(kind: str) -> tuple[str, ...]:
+    """Runtimes that run an artifact kind (``edgeport.model_files.KINDS``), the default first."""
+    return DEFAULTS.get(kind, ())
 
 
 def session_class(name: str) -> type:

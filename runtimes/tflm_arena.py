@@ -73,8 +73,9 @@ def _spawn(mode: str, model: bytes | Path, *, arena_size: int, x: Any = None,
             model_path.write_bytes(model)
         if x is not None:
             save_inputs(job / "inputs.npz", x)
-        result = run_job({"kind": "tflm", "mode": mode, "model": str(model_path), "arena_size": int(arena_size),
-                          "dir": str(job)}, timeout=timeout, label=f"the TFLite Micro {mode} child process")
+        result = run_job({"kind": "call", "target": "edgeport.runtimes.tflm_arena:tflm_job", "mode": mode,
+                          "model": str(model_path), "arena_size": int(arena_size), "dir": str(job)},
+                         timeout=timeout, label=f"the TFLite Micro {mode} child process")
         if not result.get("ok"):
             return {"ok": False, "crashed": result.get("error_type") == "ChildCrashed",
                     "error": result.get("error", "failed"), "stderr": result.get("stderr") or []}

@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from edgeport.model_files import model_file_kind
 from edgeport.runtimes import load
 
 GATE_RATIO = 1.10
@@ -165,7 +166,8 @@ def measure(path: str | Path, *, threads: int | None = 1, seconds: float = 4.0, 
     if len(session.inputs) != 1:
         raise SystemExit(f"{path}: the benchmark feeds single-input models")
     x = _sample(session)
-    fns = (_litert_bare if session.runtime == "litert" else _onnx_bare)(session, x)
+    engine_loop = _litert_bare if model_file_kind(session.path) == "tflite" else _onnx_bare
+    fns = engine_loop(session, x)
     reference = fns["bare_with_quant" if "bare_with_quant" in fns else "bare"]()
     np.testing.assert_allclose(session.predict(x), reference, atol=1e-6)
     fns["session"] = lambda: session.predict(x)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeport.benchmarks.bench.command import measure, skip_gpu, thread_counts
+from edgeport.benchmarks.bench.command import measure, runtime_rows, skip_gpu, thread_counts
 from edgeport.benchmarks.bench.result import BenchReport
 from edgeport.benchmarks.device_info import device_info, device_key
 from edgeport.benchmarks.report.rows import bench_figures, group_rows
@@ -27,7 +27,6 @@ def bench_bundle(source: Path, *, device: str, seconds: float, threads: list[int
                  formats: list[str] | None, peak_n: int) -> BenchReport:
     from edgeport.benchmarks.verify.bundle import plan_bundle, reference_of, results_path
     from edgeport.bundle import open_bundle
-    from edgeport.runtimes import runtimes_for
 
     dest = results_path(source, "bench.json")
     with open_bundle(source) as bundle, tempfile.TemporaryDirectory(prefix="edgeport-bench-") as tmp:
@@ -46,8 +45,8 @@ def bench_bundle(source: Path, *, device: str, seconds: float, threads: list[int
             if item.error is not None:
                 report.rows.append({"format": item.format, "runtime": "-", "error": str(item.error)})
                 continue
-            jobs += [(item.format, rt, rt, str(item.path), {}) for rt in runtimes_for(item.path)
-                     if not (device == "gpu" and rt == "litert")]
+            rows = runtime_rows(item.format, item.path, device, report)
+            jobs += [(fmt, rt, rt, path, opts) for fmt, rt, path, opts in rows]
         measure(report, jobs, counts, inputs, peak_n=peak_n)
     write_json_atomic(dest, merge_shape(report))
     return report

@@ -25,6 +25,7 @@ from edgeport.errors import EdgeportError, UnknownNameError
 from edgeport.export import registry
 from edgeport.files import size_bytes, write_json_atomic
 from edgeport.manifest import check_integrity, effective_entries, load_manifest
+from edgeport.runtimes.registry import capabilities, runtime_of, variant_label
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 KERAS_REFERENCE = "keras (compiled function, reference)"
@@ -36,8 +37,6 @@ BATCH_SIZES = (1, 32)
 def _plan(model_dir: Path, manifest: dict[str, Any], formats: list[str] | None, device: str,
           report: BenchReport) -> list[tuple[str, str, str, dict[str, Any]]]:
     """(format, runtime, path, load options) per row; tampered or unrunnable artifacts are noted."""
-    from edgeport.runtimes import runtimes_for
-
     entries = effective_entries(model_dir, manifest)
     source_sha = (manifest.get("source") or {}).get("sha256")
     if formats:
@@ -61,14 +60,24 @@ def _plan(model_dir: Path, manifest: dict[str, Any], formats: list[str] | None, 
             continue
         if entry.get("source_sha256") != source_sha:
             report.notes.append(f"{fmt}: stale: exported from an earlier version of the model (verify refuses it)")
-        for rt in runtimes_for(path):
-            if device == "gpu" and rt == "litert":
-                report.notes.append(f"{fmt}: no GPU path for TFLite in Python (LiteRT GPU delegates are mobile-only)")
-                continue
-            rows.append((fmt, rt, str(path), {}))
-            if device == "gpu" and rt == "onnxruntime":
-                rows.append((fmt, "onnxruntime-tensorrt", str(path),
-                             {"providers": ["TensorrtExecutionProvider", "CUDAExecutionProvider"]}))
+        rows += runtime_rows(fmt, path, device, report)
+    return rows
+
+
+def runtime_rows(fmt: str, path: Path, device: str, report: BenchReport) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """(format, runtime label, path, load options) on every runtime that runs ``path`` on ``device``
+    (and each GPU variant a runtime declares); a runtime without that device is noted, not run."""
+    from edgeport.runtimes import runtimes_for
+
+    rows = []
+    for rt in runtimes_for(path):
+        can = capabilities(rt)
+        if device not in can.devices:
+            report.notes.append(f"{fmt}: {can.cpu_only}")
+            continue
+        rows.append((fmt, rt, str(path), {}))
+        if device == "gpu":
+            rows += [(fmt, variant_label(rt, v), str(path), dict(opts)) for v, opts in can.gpu_variants.items()]
     return rows
 
 
@@ -104,7 +113,7 @@ def _peak_for(row: dict[str, Any], peak: dict[str, Any], int8_peak: dict[str, An
         return row["threads"] is None or int(t) <= row["threads"]
 
     if _integer(row["format"]):
-        rt = "onnxruntime" if row["runtime"].startswith("onnxruntime") else row["runtime"]
+        rt = runtime_of(row["runtime"])
         own = [(p["by_runtime"][rt]["gmac_s"], f"int8 {rt} matmul peak") for t, p in int8_peak.items()
                if fits(t) and p.get("gmac_s") and "gmac_s" in p.get("by_runtime", {}).get(rt, {})]
         best = [(p["gmac_s"], f"int8 {p['source']} matmul peak (none measured on {rt})")
@@ -179,14 +188,15 @@ def bench_model(model: str | None = None, *, bundle: str | None = None, out: Pat
     plan = _bare_plan(artifact, device, report) if bare else _plan(model_dir, manifest, formats, device, report)
     source = manifest.get("source") or {}
     keras_path = str(model_dir / source.get("file", "model.keras"))
-    has_keras = not bare and source.get("reference_runtime", "keras") == "keras" and Path(keras_path).exists()
+    reference = None if bare else _reference_runtime(source, Path(keras_path))
+    has_keras = reference is not None and capabilities(reference).bench_reference
     if not bare and not has_keras:
         report.notes.append(f"no Keras rows and no MAC count: the source is {source.get('file', 'missing')} "
                             f"({source.get('kind', '?')}), not a Keras model")
     want_keras = (not formats or "keras" in formats) and has_keras
     jobs = [(fmt, rt, rt, path, opts) for fmt, rt, path, opts in plan]
     if want_keras:
-        jobs.insert(0, ("keras", "keras", KERAS_REFERENCE, keras_path, {}))
+        jobs.insert(0, ("keras", reference, KERAS_REFERENCE, keras_path, {}))
         if keras_predict and device == "cpu":
             jobs.insert(1, ("keras", "keras.predict", KERAS_PREDICT, keras_path, {}))
     with tempfile.TemporaryDirectory(prefix="edgeport-bench-") as tmp:
@@ -203,6 +213,15 @@ def bench_model(model: str | None = None, *, bundle: str | None = None, out: Pat
         measure(report, jobs, counts, inputs, peak_n=peak_n, keras_path=keras_path if has_keras else None)
     write_json_atomic(dest, report.to_dict())
     return report
+
+
+def _reference_runtime(source: dict[str, Any], path: Path) -> str | None:
+    """The runtime that runs the model's source (the manifest's, else its file's default); None: no file."""
+    from edgeport.runtimes import runtimes_for
+
+    if not path.exists():
+        return None
+    return source.get("reference_runtime") or runtimes_for(path)[0]
 
 
 def thread_counts(threads: list[int] | None, device: str) -> list[int | None]:
@@ -249,7 +268,7 @@ def measure(report: BenchReport, jobs: list[tuple[str, str, str, str, dict[str, 
             for t in counts:
                 steps.step(f"{label} on {fmt}, {t or 'default'} thread(s)")
                 kind = "keras_predict" if rt == "keras.predict" else "runtime"
-                job = {"kind": kind, "path": path, "runtime": "onnxruntime" if rt.startswith("onnxruntime") else rt,
+                job = {"kind": kind, "path": path, "runtime": runtime_of(rt),
                        "threads": t, "device": device, "seconds": seconds, "inputs": inputs,
                        "batch_sizes": list(BATCH_SIZES), "options": opts}
                 row = _row(fmt, rt, label, t, path, run_job(job, threads=t, timeout=120 + 20 * seconds))
@@ -273,12 +292,11 @@ def _say_slow(report: BenchReport) -> None:
 
 def _bare_plan(artifact: Path, device: str, report: BenchReport) -> list[tuple[str, str, str, dict[str, Any]]]:
     """The rows of an artifact that came without a manifest: its file, on every runtime that loads it."""
-    from edgeport.runtimes import guard, runtimes_for
+    from edgeport.runtimes import guard
 
     guard.validate(artifact)  # a broken file is refused here, with its name, before any engine sees it
     report.notes.append(f"{artifact.name}: a bare artifact (no manifest): integrity and parity are not checked "
                         "here; `edgeport verify ARTIFACT --reference ...` proves it")
     # a bare artifact is labelled by its suffix (a directory: the registry's directory format)
     fmt = artifact.suffix.lstrip(".") or next((n for n, i in registry.INFO.items() if i.directory), "directory")
-    return [(fmt, rt, str(artifact), {}) for rt in runtimes_for(artifact)
-            if not (device == "gpu" and rt == "litert")]
+    return runtime_rows(fmt, artifact, device, report)

@@ -20,9 +20,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-#: engine -> how its int8 figure is measured (printed and recorded beside the numbers)
-HOW = {"onnxruntime": "ONNX Runtime MatMulInteger, uint8 x int8 -> int32",
-       "litert": "LiteRT int8 FULLY_CONNECTED, int8 x int8 -> int8 (int32 bias)"}
+#: builder -> how its int8 figure is measured (printed and recorded beside the numbers); a runtime's
+#: registry row names its builder (``Capabilities.int8_matmul``)
+HOW = {"onnxruntime_int8_matmul": "ONNX Runtime MatMulInteger, uint8 x int8 -> int32",
+       "litert_int8_matmul": "LiteRT int8 FULLY_CONNECTED, int8 x int8 -> int8 (int32 bias)"}
 
 
 def onnxruntime_int8_matmul(n: int, threads: int | None) -> Callable[[], Any]:
@@ -93,21 +94,26 @@ def litert_int8_matmul(n: int, threads: int | None) -> Callable[[], Any]:
     return interp.invoke
 
 
-ENGINES: dict[str, Callable[[int, int | None], Callable[[], Any]]] = {
-    "onnxruntime": onnxruntime_int8_matmul, "litert": litert_int8_matmul}
+def engines() -> dict[str, str]:
+    """Runtime -> "module:attr" of its int8 GEMM builder, for every runtime that declares one."""
+    from edgeport.runtimes.registry import CAPABILITIES
+
+    return {name: c.int8_matmul for name, c in CAPABILITIES.items() if c.int8_matmul}
 
 
 def int8_matmul_peak(n: int = 2048, *, seconds: float = 1.0, threads: int | None = None) -> dict[str, Any]:
     """The best int8 n x n product rate per engine (``by_runtime``) and overall; an engine that is
     not installed or fails is recorded with its error, never dropped."""
     from edgeport.benchmarks.bench.timing import rate
+    from edgeport.lazy import resolve
 
     by_runtime: dict[str, Any] = {}
-    for name, build in ENGINES.items():
+    for name, spec in engines().items():
+        how = HOW[spec.rpartition(":")[2]]
         try:
-            by_runtime[name] = {**rate(build(n, threads), n, seconds), "how": HOW[name]}
+            by_runtime[name] = {**rate(resolve(spec)(n, threads), n, seconds), "how": how}
         except Exception as exc:  # noqa: BLE001 - recorded; the other engine's figure stands
-            by_runtime[name] = {"error": f"{type(exc).__name__}: {exc}", "how": HOW[name]}
+            by_runtime[name] = {"error": f"{type(exc).__name__}: {exc}", "how": how}
     measured = [(k, v) for k, v in by_runtime.items() if "gmac_s" in v]
     if not measured:
         raise RuntimeError("no engine measured an int8 matmul: "

@@ -31,12 +31,12 @@ from edgeport.benchmarks.devices.arm_results import (  # used here, and re-expor
     HEADER, REFERENCE, RESULT_FILE, TIMING_NOTE, ArmCheckReport, BoardRun, Row, engines_installed, render,
     table_rows, write_results)
 from edgeport.errors import EdgeportError
+from edgeport.model_files import kind_of_name
 from edgeport.names import BUNDLE_FILE, MANIFEST_FILE, VERIFY_FILE
+from edgeport.runtimes.registry import runtimes_of_kind
 
 __all__ = ["HEADER", "REFERENCE", "RESULT_FILE", "TIMING_NOTE", "ArmCheckReport", "BoardRun", "Row",
            "engines_installed", "render", "table_rows", "write_results", "run_arm_check", "main"]
-
-RUNTIME_OF_SUFFIX = {".tflite": "litert", ".onnx": "onnxruntime"}
 
 
 # -- checking what the board has ---------------------------------------------------------------
@@ -80,7 +80,7 @@ def expected_pairs(bundle_folder: Path) -> list[tuple[str, str, str]]:
     out = []
     for fmt in meta.get("artifacts") or manifest["artifacts"]:
         file = manifest["artifacts"][fmt]["file"]
-        out.append((fmt, RUNTIME_OF_SUFFIX.get(Path(file).suffix, "?"), file))
+        out.append((fmt, (runtimes_of_kind(kind_of_name(file) or "") or ("?",))[0], file))
     return out
 
 

@@ -68,7 +68,7 @@ def run_case(kind: str, path: Path, corpus: dict[str, Path], work: Path, *, guar
     elif kind in ("keras", "h5"):
         from edgeport.runtimes import load
 
-        _predict(load(path, runtime="keras", probe=guarded))
+        _predict(load(path, probe=guarded))  # the runtime its kind runs on
     elif kind == "manifest":
         from edgeport.benchmarks.verify.plan import from_model_dir
 

@@ -9,6 +9,7 @@ from edgeport.benchmarks.bench.result import BENCH_FILES
 from edgeport.benchmarks.verify.command import VERIFY_FILE
 from edgeport.export import registry
 from edgeport.manifest import artifact_file, effective_entries, load_manifest
+from edgeport.runtimes.registry import runtime_of
 from edgeport.training_record import load_training_record
 
 #: The report's columns, in order (report.csv and report.json rows).
@@ -97,9 +98,8 @@ def model_section(model_dir: Path) -> dict[str, Any]:
             rows.append({"format": fmt, "runtime": rt, "gate": "not verified", **bench_figures(group)})
     gates = {(r["format"], r["runtime"]): r["gate"] for r in rows}
     for (fmt, rt), group in group_rows((benches["gpu"] or {}).get("rows", [])).items():
-        base = "onnxruntime" if rt.startswith("onnxruntime") else rt
         rows.append({"format": fmt, "runtime": rt, "target": "gpu",
-                     "gate": gates.get((fmt, base), "not verified"), **bench_figures(group)})
+                     "gate": gates.get((fmt, runtime_of(rt)), "not verified"), **bench_figures(group)})
     # browser rows of `make web-check` (benchmarks/devices/web_check.py), in these columns already
     web_rows = (read_json(model_dir / "web_check.json") or {}).get("rows", [])
     rows += [{k: r.get(k) for k in COLUMNS if k in r} for r in web_rows]

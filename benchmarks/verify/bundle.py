@@ -57,7 +57,8 @@ def plan_bundle(bundle: Bundle, dest: Path, formats: list[str] | None = None) ->
     manifest = bundle_manifest(bundle)
     data, test = reference_of(bundle)
     meta = data["meta"]
-    reference = from_reference_set({**data, "meta": {**meta, "runtime": meta.get("runtime", "keras"),
+    ran_on = meta.get("runtime") or (manifest.get("source") or {}).get("reference_runtime") or "unknown"
+    reference = from_reference_set({**data, "meta": {**meta, "runtime": ran_on,
                                                       "source": meta.get("source", "keras model")}})
     reference.noise_basis = (reference.noise_basis or "") + " (computed where the bundle was made)"
     plan = Plan(name=bundle.model, dest=dest, test=test, reference_source=bundle.source,

@@ -78,6 +78,8 @@ def _reexport(manifest: dict[str, Any], model_dir: Path, fmts: list[str]) -> str
 
 def from_model_dir(model_dir: Path, *, data_dir: str | None, data_npz: str | None, limit: int | None,
                    formats: list[str] | None = None) -> Plan:
+    from edgeport.runtimes import runtimes_for
+
     manifest = load_manifest(model_dir)
     source = manifest.get("source") or {}
     if not source.get("file"):
@@ -102,7 +104,8 @@ def from_model_dir(model_dir: Path, *, data_dir: str | None, data_npz: str | Non
                                 f"(it lists {', '.join(entries) or 'none'})")
         entries = {k: v for k, v in entries.items() if k in formats}
     plan = Plan(name=manifest.get("model") or model_dir.name, dest=model_dir / VERIFY_FILE, test=test,
-                reference_source=source_path, reference_runtime=source.get("reference_runtime", "keras"),
+                reference_source=source_path,
+                reference_runtime=source.get("reference_runtime") or runtimes_for(source_path)[0],
                 reference_key={"model_sha256": source_sha, "data_sha256": test.fingerprint(), "n": len(test)},
                 cache=model_dir / names.REFERENCE_FILE, saved_model=saved_model, manifest=manifest,
                 model_dir=model_dir)
@@ -132,7 +135,7 @@ def bare(artifact: Path, *, reference: str | None, data_npz: str | None, limit: 
     if not data_npz:
         raise EdgeportError(f"{artifact}: --data-npz FILE is needed (x_test, optional y_test) to verify a bare "
                             "artifact")
-    from edgeport.runtimes import runtimes_for
+    from edgeport.runtimes import guard, runtimes_for
     from edgeport.runtimes.artifact_info import artifact_info
 
     ref = Path(reference)
@@ -143,7 +146,7 @@ def bare(artifact: Path, *, reference: str | None, data_npz: str | None, limit: 
     dest = artifact.with_name(artifact.name + ".verify.json")
     plan = Plan(name=artifact.name, dest=dest, test=test, reference_source=ref, reference_runtime=ref_runtime,
                 reference_key={"model_sha256": ref_sha, "data_sha256": test.fingerprint(), "n": len(test)},
-                cache=None, saved_model=ref if ref_runtime == "savedmodel" else None)
+                cache=None, saved_model=ref if model_files.is_saved_model(guard.model_root(ref)) else None)
     plan.artifacts.append(Planned(bare_label(artifact), artifact, None))
     plan.notes.append(f"bare artifact: no manifest; its precision class is read from the file; reference "
                       f"{ref} ({ref_runtime})")

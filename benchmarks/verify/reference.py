@@ -120,16 +120,17 @@ def round_float_weights(tflite: bytes) -> tuple[bytes, int]:
     return bytes(fu.convert_object_to_bytearray(model)), rounded
 
 
-def _fp16(session, runtime: str, source: str, saved_model: str | None, x, work: Path) -> tuple[dict, str]:
+def _fp16(session, source: str, saved_model: str | None, x, work: Path) -> tuple[dict, str]:
     import warnings
 
     import tensorflow as tf
 
-    from edgeport.runtimes import load
+    from edgeport.model_files import is_saved_model
+    from edgeport.runtimes import guard, load
 
     if saved_model is None:
-        if runtime == "savedmodel":
-            saved_model = source
+        if is_saved_model(guard.model_root(source)):
+            saved_model = str(guard.model_root(source))
         else:
             saved_model = str(work / "savedmodel")
             session.model.export(saved_model, format="tf_saved_model", verbose=False)
@@ -139,30 +140,30 @@ def _fp16(session, runtime: str, source: str, saved_model: str | None, x, work: 
     rounded, count_ = round_float_weights(lowered)
     path = work / "fp16_reference.tflite"
     path.write_bytes(rounded)
-    outputs = predict_all(load(path, runtime="litert", probe=False), x)
+    outputs = predict_all(load(path, probe=False), x)
     return outputs, (f"float32 graph lowered by tf.lite {tf.__version__} from {Path(saved_model).name}, "
                      f"{count_} float weight tensors rounded to float16")
 
 
 def compute_reference(job: dict[str, Any]) -> dict[str, Any]:
     """Child side of :func:`reference_for`."""
-    from edgeport.runtimes import load
+    from edgeport.runtimes import capabilities, load
 
     t0 = time.perf_counter()
     session = load(job["path"], runtime=job["runtime"], threads=job.get("threads"), probe=False)
+    can = capabilities(job["runtime"])
     x = load_inputs(job["inputs"])
     arrays = {f"f32/{k}": v for k, v in predict_all(session, x).items()}
     result: dict[str, Any] = {"engine": session.engine, "notes": list(session.notes)}
-    if job["runtime"] == "keras":
+    if can.noise:
         result["noise"], result["noise_basis"] = _noise(session, x, int(job.get("noise_n", NOISE_N)))
     else:
         result["noise"], result["noise_basis"] = None, NO_NOISE.format(runtime=job["runtime"])
-    if job.get("fp16") and job["runtime"] not in ("keras", "savedmodel"):
+    if job.get("fp16") and not can.source_model:
         result["fp16_basis"] = f"none: a {job['runtime']} reference has no float32 graph to lower"
     elif job.get("fp16"):
         with tempfile.TemporaryDirectory(prefix="edgeport-fp16ref-") as tmp:
-            fp16, result["fp16_basis"] = _fp16(session, job["runtime"], job["path"], job.get("savedmodel"),
-                                               x, Path(tmp))
+            fp16, result["fp16_basis"] = _fp16(session, job["path"], job.get("savedmodel"), x, Path(tmp))
         arrays.update({f"f16/{k}": v for k, v in fp16.items()})
     np.savez(job["outputs"], **arrays)
     result["seconds"] = time.perf_counter() - t0

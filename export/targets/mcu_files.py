@@ -66,7 +66,7 @@ def summary_table(name: str, info: dict[str, Any], proof: dict[str, Any]) -> str
     if proof.get("top1_agreement_keras") is not None:
         rows.append(("top-1 agreement with source", f"{proof['top1_agreement_keras']:.1%} (verify's gate: PASS)"))
     width = max(len(a) for a, _ in rows)
-    title = f"{name} on a microcontroller ({proof['tflm']}):"
+    title = f"{name} on a microcontroller ({proof['micro_engine']}):"
     return "\n".join([title] + [f"  {a:<{width}}  {b}" for a, b in rows])
 
 
@@ -143,8 +143,8 @@ def _readme(model: str, record: dict[str, Any], contract: dict[str, Any] | None,
         head=record["arena_head"], tail=record["arena_tail"], short=short, nops=len(record["ops"]),
         ops=", ".join(record["ops"]), inputs="; ".join(map(_io_line, io["inputs"])),
         outputs="; ".join(map(_io_line, io["outputs"])), contract=scaling, n=proof["n"],
-        dataset=f"{data.get('dataset')} ({data.get('source')})", seed=data.get("seed"), tflm=proof["tflm"],
-        litert=proof["litert"], identical=proof["identical_fraction"], max_steps=proof["max_steps"],
+        dataset=f"{data.get('dataset')} ({data.get('source')})", seed=data.get("seed"), tflm=proof["micro_engine"],
+        litert=proof["litert_engine"], identical=proof["identical_fraction"], max_steps=proof["max_steps"],
         allowed=MAX_STEPS, keras_line=keras_line, proof=PROOF_FILE, files=", ".join(files))
 
 

@@ -36,7 +36,7 @@ def _litert_rows(path: Path, x: Any, n: int) -> tuple[list[np.ndarray], Any]:
     XNNPACK: its int8 kernels round differently from TFLite Micro's), one row at a time."""
     from edgeport.runtimes.registry import load
 
-    session = load(path, runtime="litert", xnnpack=False, threads=1)
+    session = load(path, xnnpack=False, threads=1)  # a .tflite's default runtime
     rows = [_as_list(session.predict(take_rows(x, np.arange(i, i + 1)))) for i in range(n)]
     return [np.concatenate([r[j] for r in rows]) for j in range(len(session.outputs))], session
 
@@ -76,9 +76,9 @@ def prove(fmt: str, model_path: Path, source_path: Path, x: Any, y: np.ndarray |
     source = dict(zip(names, keras)) if set(names) == set(lite_by) or len(keras) > 1 else {specs[0].name: keras[0]}
     kinds = {k: output_kind(v, task) for k, v in source.items()}  # a dequantized output's sums are not exactly 1
     common = {"precision": precision_of(fmt).value, "y": y, "kinds": kinds}
-    rows = [proof.prove(fmt, "tflm", model_path.name, lite_by, micro_by, gate=step_gates(specs),
+    rows = [proof.prove(fmt, tflm.TFLMSession.runtime, model_path.name, lite_by, micro_by, gate=step_gates(specs),
                         against=f"LiteRT (no delegates) {session.engine}", engine=micro_engine, **common),
-            proof.prove(fmt, "litert", model_path.name, source, lite_by, gate=gates.for_format(fmt),
+            proof.prove(fmt, session.runtime, model_path.name, source, lite_by, gate=gates.for_format(fmt),
                         against=f"{reference.engine}: {source_path.name}", engine=session.engine, **common)]
     identical = np.all([np.all(micro_by[k].reshape(n, -1) == lite_by[k].reshape(n, -1), axis=1) for k in lite_by],
                        axis=0)
@@ -86,7 +86,8 @@ def prove(fmt: str, model_path: Path, source_path: Path, x: Any, y: np.ndarray |
     return {"ok": all(r.status == "pass" for r in rows), "n": n, "max_steps": max(worst.values(), default=0),
             "allowed_steps": MAX_STEPS, "identical_fraction": float(identical.mean()),
             "top1_agreement_keras": rows[1].figures.get("agreement"), "arena_bytes": arena_size,
-            "tflm": micro_engine, "litert": session.engine, "litert_op_resolver": "BUILTIN_WITHOUT_DEFAULT_DELEGATES",
+            "micro_engine": micro_engine, "litert_engine": session.engine,
+            "litert_op_resolver": "BUILTIN_WITHOUT_DEFAULT_DELEGATES",
             "io": {"inputs": [s.to_dict() for s in session.inputs], "outputs": [s.to_dict() for s in specs]},
             "reference": f"{reference.engine}: {source_path.name}", "results": [r.to_dict() for r in rows],
             "rows": rows, "steps": worst, "tflm_seconds": round(t_micro, 2)}

@@ -295,5 +295,5 @@ def _build(model_dir: Path, builder: BundleBuilder, layout: Layout, *, samples: 
         source_sha256=src.sha256, verified=src.verify.get("reference", {}).get("runtime"),
         mobile=_mobile_meta(layout, src, head, variants), as_is=as_is,
         proof={"data": data, "reference": "Keras (the source model) and the verified artifacts, same pixels",
-               "runtime": "litert", "gates": "verify's, as the model was verified",
+               "runtime": rows[0].runtime, "gates": "verify's, as the model was verified",
                "results": [r.to_dict() for r in rows], "ok": True})

@@ -69,12 +69,13 @@ def prove(files: dict[str, Path], model, model_dir: Path, entries: dict[str, dic
     rows = []
     for v in VARIANTS:
         artifact = entries[v.artifact]["file"]
-        art_p = probabilities(_first(load(model_dir / artifact, runtime="litert", probe=False).predict(own)), head)
-        session = load(files[v.name], runtime="litert", probe=False)
+        art_p = probabilities(_first(load(model_dir / artifact, probe=False).predict(own)), head)
+        session = load(files[v.name], probe=False)
         p = _first(session.predict(rgb))
         common = {"engine": session.engine, "precision": precision_of(v.artifact).value, "kinds": kinds}
-        rows.append(proved(v.artifact, "litert", files[v.name].name, keras_p, p, gate=gates.for_format(v.artifact),
+        rows.append(proved(v.artifact, session.runtime, files[v.name].name, keras_p, p,
+                           gate=gates.for_format(v.artifact),
                            against="Keras", y=y, noise=noise, **common))
-        rows.append(proved(v.artifact, "litert", files[v.name].name, art_p, p, gate=SAME_MODEL, against=artifact,
+        rows.append(proved(v.artifact, session.runtime, files[v.name].name, art_p, p, gate=SAME_MODEL, against=artifact,
                            y=y, **common))
     return rows

@@ -18,9 +18,11 @@ from edgeport.export.targets.bundle import BundleBuilder, require_verified
 from edgeport.export.targets.common import check_artifacts, seeded_indices, take_rows, verified_testset
 from edgeport.manifest import effective_entries, load_manifest
 from edgeport.names import LABELS_FILE, MANIFEST_FILE
+from edgeport.runtimes.registry import capabilities
 
 FORMATS = registry.for_bundle("rpi")  # the registry rows that say a Pi bundle carries them
-REQUIRED = tuple(f for f in FORMATS if "litert" in registry.info(f).runtimes)  # what every Pi can run
+#: what every Pi runs: the formats whose runtimes all have a 32-bit Arm wheel
+REQUIRED = tuple(f for f in FORMATS if all(capabilities(r).armv7l for r in registry.info(f).runtimes))
 TOP_LEVEL = ("model", "dataset", "task", "labels", "labels_file", "input_contract", "input_names", "output_names",
              "source", "calibration")
 

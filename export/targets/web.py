@@ -88,14 +88,14 @@ def _onnx_rows(tflite: dict[str, Path], onnx: dict[str, Path], x: np.ndarray, y:
     from edgeport.runtimes import load
 
     rgb = camera_form(x).astype(np.float32)
-    refs = {v.name: np.asarray(load(tflite[v.name], runtime="litert", threads=1, probe=False).predict(rgb), np.float64)
+    refs = {v.name: np.asarray(load(tflite[v.name], threads=1, probe=False).predict(rgb), np.float64)
             for v in VARIANTS}
     kinds = {"output": output_kind(refs[VARIANTS[0].name], "classification")}  # the float variant's
     rows = []
     for v in VARIANTS:
         ref = refs[v.name]
-        session = load(onnx[v.name], runtime="onnxruntime", threads=1, probe=False)
-        rows.append(proof.prove(v.artifact, "onnxruntime", onnx[v.name].name, ref,
+        session = load(onnx[v.name], threads=1, probe=False)
+        rows.append(proof.prove(v.artifact, session.runtime, onnx[v.name].name, ref,
                                 np.asarray(session.predict(rgb), np.float64), gate=proof.SAME_MODEL,
                                 against=tflite[v.name].name, precision=precision_of(v.artifact).value,
                                 engine=session.engine, y=y, kinds=kinds))
