@@ -184,3 +184,27 @@ def figure_text(figure: str, value: Any, gate: str) -> str:
     else:
         shown = fmt_num(value, ".3g")
     return f"{SHORT.get(figure, figure)} {shown} ({bound})"
+
+
+def merged(previous: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """verify.json after a verify of some formats only (``edgeport fix``): ``new``'s rows replace every
+    row of the formats it re-verified (their artifact changed, so an older row of theirs on any runtime
+    is stale); the other formats' rows are kept, and ``ok`` is recomputed over all of them. Rows from
+    other data or another reference are not kept (they prove nothing beside these); a note says so."""
+    if not previous or not isinstance(previous.get("results"), list):
+        return new
+    redone = {r.get("format") for r in new.get("results", [])}
+    same = all((previous.get(k) or {}).get(field_) == (new.get(k) or {}).get(field_)
+               for k, field_ in (("data", "sha256"), ("reference", "source")))
+    kept = [r for r in previous["results"] if r.get("format") not in redone] if same else []
+    notes = list(new.get("notes", []))
+    if kept:
+        notes.append(f"rows of {', '.join(sorted(redone))} verified again; those of "
+                     f"{', '.join(dict.fromkeys(r.get('format', '?') for r in kept))} kept from the last verify")
+    elif not same and previous["results"]:
+        notes.append("the last verify's other rows were on other data or another reference and are not kept: "
+                     "run `edgeport verify MODEL` to prove every format together")
+    results = kept + list(new.get("results", []))
+    slow = [s for s in previous.get("slow_paths", []) if same and s.get("format") not in redone]
+    return {**new, "ok": bool(results) and all(r.get("status") == "pass" for r in results), "results": results,
+            "slow_paths": slow + list(new.get("slow_paths", [])), "notes": notes}
