@@ -25,7 +25,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edgeport.errors import IntegrityError, ModelFileError
+from edgeport.errors import EdgeportError, IntegrityError, ModelFileError
 from edgeport.files import sha256_file, write_json_atomic
 from edgeport.manifest_schema import validate
 from edgeport import names
@@ -150,13 +150,51 @@ def check_fresh(manifest: dict[str, Any], fmt: str, entry: dict[str, Any], sourc
 
 def effective_entries(model_dir: str | Path, manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The artifacts as the files on disk have them: a ``pending`` entry counts when its files are
-    in place (an export stopped after the rename), the old entry otherwise. Read only."""
+    in place (an export stopped after the rename), the old entry otherwise. Read only, except when an
+    interrupted export left a several-file artifact half replaced (``.ort`` and its config, ``.c`` and
+    its ``.h``), matching neither entry: that is settled first (:func:`settle`), never called tampering."""
+    if _half_replaced(Path(model_dir), manifest):
+        settle(model_dir, manifest)
     entries = dict(manifest.get("artifacts", {}))
     for fmt, pending in (manifest.get("pending") or {}).items():
         entry = {k: v for k, v in pending.items() if not k.startswith("commit_")}
         if _matches(Path(model_dir), entry):
             entries[fmt] = entry
     return entries
+
+
+def _half_replaced(model_dir: Path, manifest: dict[str, Any]) -> list[str]:
+    """The pending formats whose files on disk match neither their new entry nor their old one."""
+    out = []
+    for fmt, pending in (manifest.get("pending") or {}).items():
+        entry = {k: v for k, v in pending.items() if not k.startswith("commit_")}
+        old = manifest.get("artifacts", {}).get(fmt)
+        if not _matches(model_dir, entry) and not (old is not None and _matches(model_dir, old)):
+            out.append(fmt)
+    return out
+
+
+def settle(model_dir: str | Path, manifest: dict[str, Any]) -> list[str]:
+    """Settle an interrupted export's ``pending`` entries (:func:`recover`, under the model's lock) so
+    that every listed file matches its entry; the lines it says go to stderr. While an export holds
+    the lock its half-done replacement is its own: one clear error, to wait for it."""
+    import sys
+
+    from edgeport.export.commit import model_lock
+
+    try:
+        with model_lock(Path(model_dir), "export"):
+            fresh = load_manifest(model_dir)  # as it is now, under the lock (the caller's copy may be older)
+            said = recover(model_dir, fresh)
+    except ModelFileError:
+        raise
+    except EdgeportError as exc:  # the lock is held: an export is writing this model now
+        raise ModelFileError(str(exc)) from None
+    manifest.clear()
+    manifest.update(fresh)
+    for line in said:
+        print(f"edgeport: note: {model_dir}: {line}", file=sys.stderr, flush=True)
+    return said
 
 
 def recover(model_dir: str | Path, manifest: dict[str, Any]) -> list[str]:
