@@ -151,6 +151,44 @@ def test_an_unlisted_or_missing_file_is_refused(built, tmp_path):
         open_bundle(folder)
 
 
+def test_a_failing_format_is_left_out_when_asked_and_the_bundle_says_so(built, tmp_path):
+    """One failing int8 no longer blocks the Pi bundle for good: --skip-failing or --formats ship the
+    formats that passed, and README.md and bundle.json say what was left out and why."""
+    out = tmp_path / "out"
+    shutil.copytree(built["tmp"] / "out", out)
+    path = out / NAME / "verify.json"
+    verify = json.loads(path.read_text())
+    for row in verify["results"]:
+        if row["format"] == "tflite_int8":
+            row["status"], row["failures"] = "fail", [{"type": "GateError", "message": "agreement 72.50% < 95.00%"}]
+    path.write_text(json.dumps(verify))
+    with pytest.raises(EdgeportError, match="tflite_int8 did not pass the last verify.*--skip-failing"):
+        bundle_model(NAME, target="rpi", out=out, dist=tmp_path / "dist", samples=40)
+    skipped = bundle_model(NAME, target="rpi", out=out, dist=tmp_path / "dist", samples=40, skip_failing=True)
+    assert "model_int8.tflite" not in skipped.files and {"model_fp32.tflite", "model.onnx"} <= set(skipped.files)
+    meta = json.loads((skipped.folder / "bundle.json").read_text())
+    assert list(meta["left_out"]) == ["tflite_int8"] and "agreement 72.50%" in meta["left_out"]["tflite_int8"]
+    readme = (skipped.folder / "README.md").read_text()
+    assert "Left out of this bundle" in readme and "tflite_int8: fail on litert in the last verify" in readme
+    only = bundle_model(NAME, target="rpi", out=out, dist=tmp_path / "dist", samples=40, formats=["tflite_fp32"])
+    assert [f for f in only.files if f.startswith("model")] == ["model_fp32.tflite"]
+    assert json.loads((only.folder / "bundle.json").read_text())["left_out"]["onnx"] == "not asked for (--formats)"
+    report = verify_model(bundle=str(only.archive))
+    assert report.ok and [r.format for r in report.results] == ["tflite_fp32"]
+    with pytest.raises(EdgeportError, match="--formats tflite_wi9: this bundle carries"):
+        bundle_model(NAME, target="rpi", out=out, dist=tmp_path / "dist", formats=["tflite_wi9"])
+    with pytest.raises(EdgeportError, match="a mcu bundle is made and proved from fixed artifacts"):
+        bundle_model(NAME, target="mcu", out=out, dist=tmp_path / "dist", skip_failing=True)
+
+
+def test_a_bare_artifact_is_told_what_works(built, tmp_path):
+    bare = built["tmp"] / "out" / NAME / "model_fp32.tflite"
+    with pytest.raises(EdgeportError, match=r"a bare artifact; .* edgeport verify .* --reference SOURCE"):
+        bundle_model(str(bare), target="rpi", out=tmp_path, dist=tmp_path / "dist")
+    with pytest.raises(EdgeportError, match="a source model; bundle its model directory: edgeport export"):
+        bundle_model(str(built["tmp"] / f"{NAME}.keras"), target="rpi", out=tmp_path, dist=tmp_path / "dist")
+
+
 @pytest.mark.slow
 def test_pip_install_edgeport_pi_without_tensorflow_proves_the_bundle(built, tmp_path):
     """The device path: a fresh virtualenv with `pip install edgeport[pi]` (numpy, ai-edge-litert,

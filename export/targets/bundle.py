@@ -137,9 +137,65 @@ def require_verified(model_dir: Path, formats: list[str]) -> dict[str, Any]:
     except (OSError, ValueError):
         raise EdgeportError(f"{model_dir.name}: not verified; run `edgeport verify {model_dir}` first "
                             "(only proved artifacts ship)") from None
-    passed = {r["format"] for r in verify.get("results", []) if r.get("status") == "pass"}
-    failed = {r["format"] for r in verify.get("results", []) if r.get("status") != "pass"}
-    if bad := [f for f in formats if f in failed or f not in passed]:
+    if bad := [f for f in formats if _why_not(verify, f)]:
         raise EdgeportError(f"{model_dir.name}: {', '.join(bad)} did not pass the last verify ({path}); "
                             "fix or re-export and verify before bundling")
     return verify
+
+
+def _why_not(verify: dict[str, Any], fmt: str) -> str:
+    """Why ``fmt`` may not ship after this verify ("" when every row of it passed)."""
+    rows = [r for r in verify.get("results", []) if r.get("format") == fmt]
+    if not rows:
+        return "not in the last verify"
+    bad = next((r for r in rows if r.get("status") != "pass"), None)
+    if bad is None:
+        return ""
+    first = (bad.get("failures") or [{}])[0].get("message", "")
+    first = first if len(first) <= 160 else first[:159] + "…"
+    return f"{bad.get('status')} on {bad.get('runtime')} in the last verify" + (f": {first}" if first else "")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which of a target's formats ship (``edgeport bundle --formats F ... --skip-failing``)."""
+
+    formats: tuple[str, ...] = ()  # ship only these (empty: every format the target carries)
+    skip_failing: bool = False  # leave out a format that did not pass the last verify, and say why
+
+    def __bool__(self) -> bool:
+        return bool(self.formats) or self.skip_failing
+
+    def choose(self, model_dir: Path, carried: tuple[str, ...], exported: dict[str, Any],
+               required: tuple[str, ...]) -> tuple[list[str], dict[str, str], dict[str, Any]]:
+        """(formats to ship, {format left out: why}, verify.json) of ``carried`` (the target's formats,
+        in order); without a selection every ``required`` one must be exported and every one must pass."""
+        name = model_dir.name
+        if unknown := [f for f in self.formats if f not in carried]:
+            raise EdgeportError(f"--formats {' '.join(unknown)}: this bundle carries {', '.join(carried)}")
+        if missing := [f for f in (self.formats or ([] if self.skip_failing else required)) if f not in exported]:
+            raise EdgeportError(f"{name}: {', '.join(missing)} not exported; export first "
+                                f"(edgeport export {model_dir} --formats {' '.join(missing)})")
+        wanted = [f for f in carried if f in exported and (not self.formats or f in self.formats)]
+        left = {f: "not asked for (--formats)" for f in carried if f in exported and f not in wanted}
+        left.update({f: "not exported" for f in carried if f not in exported and f not in required})
+        if not self.skip_failing:
+            try:
+                return wanted, left, require_verified(model_dir, wanted)
+            except EdgeportError as exc:
+                raise EdgeportError(f"{exc}; or leave failing formats out: --skip-failing (or --formats F ...)") \
+                    from None
+        verify = require_verified(model_dir, [])
+        failing = {f: why for f in wanted if (why := _why_not(verify, f))}
+        ship = [f for f in wanted if f not in failing]
+        if not ship:
+            raise EdgeportError(f"{name}: none of {', '.join(wanted) or 'its formats'} passed the last verify "
+                                f"({model_dir / VERIFY_FILE}); nothing to ship")
+        return ship, {**left, **failing}, verify
+
+    @staticmethod
+    def readme(left: dict[str, str]) -> str:
+        """The README's paragraph on what was left out and why ("" when nothing was)."""
+        if not left:
+            return ""
+        return "\nLeft out of this bundle:\n\n" + "".join(f"- {f}: {why}\n" for f, why in left.items())

@@ -14,7 +14,7 @@ from typing import Any
 from edgeport import reference_set
 from edgeport.errors import EdgeportError
 from edgeport.export import registry
-from edgeport.export.targets.bundle import BundleBuilder, require_verified
+from edgeport.export.targets.bundle import BundleBuilder, Selection
 from edgeport.export.targets.common import check_artifacts, seeded_indices, take_rows, verified_testset
 from edgeport.manifest import effective_entries, load_manifest
 from edgeport.names import LABELS_FILE, MANIFEST_FILE
@@ -66,13 +66,13 @@ def _reference(model_dir: Path, verify: dict[str, Any], samples: int, seed: int,
             "data": data}, test
 
 
-def build(model_dir: Path, builder: BundleBuilder, *, samples: int, seed: int, data_dir: str | None) -> None:
+def build(model_dir: Path, builder: BundleBuilder, *, samples: int, seed: int, data_dir: str | None,
+          selection: Selection | None = None) -> None:
+    """The artifacts (those of ``selection``, said in README.md and bundle.json), labels, manifest and
+    the reference set."""
     manifest = load_manifest(model_dir)
     entries = effective_entries(model_dir, manifest)
-    if missing := [f for f in REQUIRED if f not in entries]:
-        raise EdgeportError(f"{model_dir.name}: a Pi bundle needs {', '.join(missing)}; export them first")
-    formats = [f for f in FORMATS if f in entries]
-    verify = require_verified(model_dir, formats)
+    formats, left_out, verify = (selection or Selection()).choose(model_dir, FORMATS, entries, REQUIRED)
     source_sha = (manifest.get("source") or {}).get("sha256", "")
     check_artifacts(model_dir, manifest, entries, formats, source_sha)
     for fmt in formats:
@@ -92,6 +92,7 @@ def build(model_dir: Path, builder: BundleBuilder, *, samples: int, seed: int, d
                         y=test.y[idx] if test.y is not None else None)
     files = ", ".join(entries[f]["file"] for f in formats) + ", labels.txt, manifest.json, reference.npz"
     builder.add_text("README.md", USAGE.format(model=model_dir.name, name=builder.name, files=files, n=len(idx),
-                                               source=ref["data"].get("source")))
-    builder.meta.update(artifacts=formats, reference={"file": "reference.npz", "n": int(len(idx))},
+                                               source=ref["data"].get("source")) + Selection.readme(left_out))
+    builder.notes += [f"left out {f}: {why}" for f, why in left_out.items()]
+    builder.meta.update(artifacts=formats, left_out=left_out, reference={"file": "reference.npz", "n": int(len(idx))},
                         source_sha256=source_sha, verified=verify.get("reference", {}).get("runtime"))
