@@ -145,6 +145,19 @@ def _fp16(session, source: str, saved_model: str | None, x, work: Path) -> tuple
                      f"{count_} float weight tensors rounded to float16")
 
 
+def _artifact_fp16(session, runtime: str) -> tuple[bool, str]:
+    """Whether a reference that is itself an engine artifact is its own fp16 baseline (an fp16
+    artifact: its outputs are the format's arithmetic, as it is), and the basis said."""
+    from edgeport.benchmarks.verify.jobs import precision_hint
+    from edgeport.export.registry import Precision
+
+    hint, read_as = precision_hint(session)
+    if hint != Precision.FP16.value:
+        return False, (f"none: a {runtime} reference of precision {hint} ({read_as}) is no float32 graph to lower "
+                      "and no fp16 artifact")
+    return True, f"the reference itself: an fp16 {runtime} artifact ({read_as}), the fp16 baseline as it is"
+
+
 def compute_reference(job: dict[str, Any]) -> dict[str, Any]:
     """Child side of :func:`reference_for`."""
     from edgeport.runtimes import capabilities, load
@@ -160,7 +173,8 @@ def compute_reference(job: dict[str, Any]) -> dict[str, Any]:
     else:
         result["noise"], result["noise_basis"] = None, NO_NOISE.format(runtime=job["runtime"])
     if job.get("fp16") and not can.source_model:
-        result["fp16_basis"] = f"none: a {job['runtime']} reference has no float32 graph to lower"
+        own, result["fp16_basis"] = _artifact_fp16(session, job["runtime"])
+        arrays.update({f"f16/{k[4:]}": v for k, v in arrays.items() if own})
     elif job.get("fp16"):
         with tempfile.TemporaryDirectory(prefix="edgeport-fp16ref-") as tmp:
             fp16, result["fp16_basis"] = _fp16(session, job["path"], job.get("savedmodel"), x, Path(tmp))
