@@ -74,8 +74,9 @@ def build_ios(model_dir: Path, builder: BundleBuilder, *, samples: int, seed: in
 
 # -- what can go to a phone --------------------------------------------------------------------------
 
-def image_contract(model: str, manifest: dict[str, Any]) -> InputContract:
-    """The model's input contract if a phone's image classifier can feed it; EdgeportError otherwise."""
+def image_contract(model: str, manifest: dict[str, Any], target: str = "android") -> InputContract:
+    """The model's input contract if a phone's (or a page's) image classifier can feed it; EdgeportError
+    naming ``target`` otherwise."""
     raw = manifest.get("input_contract") or {}
     try:
         contract = InputContract.from_dict(raw)
@@ -83,10 +84,10 @@ def image_contract(model: str, manifest: dict[str, Any]) -> InputContract:
         raise EdgeportError(f"{model}: the manifest has no readable input contract; re-export it") from None
     names = manifest.get("input_names") or []
     if contract.kind != "image":
-        raise EdgeportError(f"{model}: the android and ios targets are for image classifiers (a camera frame in, "
+        raise EdgeportError(f"{model}: the {target} target is for image classifiers (a camera frame in, "
                             f"labels out); this model takes {contract.kind} of shape {list(contract.shape)}"
                             f"{' (' + manifest['dataset'] + ')' if manifest.get('dataset') else ''}. "
-                            "Ship it with --target rpi, or call the .tflite artifacts from app code")
+                            "Ship it with --target rpi, or call its artifacts from your own app code")
     if len(names) > 1 or (contract.extra or {}).get("inputs"):
         raise EdgeportError(f"{model}: a mobile image classifier has one image input; this model takes {names}")
     if contract.channels not in (1, 3) or contract.layout.upper() != "NHWC" or \
@@ -95,7 +96,7 @@ def image_contract(model: str, manifest: dict[str, Any]) -> InputContract:
                             f"this model takes {contract.layout} {contract.channels} channels in "
                             f"{list(contract.pixel_range)}")
     if manifest.get("task") == "regression":
-        raise EdgeportError(f"{model}: the android and ios targets are for image classifiers; this model is a "
+        raise EdgeportError(f"{model}: the {target} target is for image classifiers; this model is a "
                             "regression")
     return contract
 
@@ -126,7 +127,7 @@ def checked_source(model_dir: Path, samples: int, target: str) -> Source:
     """The model if it may go to a phone: an image classifier, verified, its artifacts intact and fresh
     (those the ``target`` carries as they are too, when exported)."""
     name, manifest = model_dir.name, load_manifest(model_dir)
-    contract = image_contract(name, manifest)
+    contract = image_contract(name, manifest, target)
     entries = effective_entries(model_dir, manifest)
     if missing := [f for f in REQUIRED if f not in entries]:
         raise EdgeportError(f"{name}: a mobile bundle is proved against {', '.join(REQUIRED)}; export "
