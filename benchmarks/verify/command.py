@@ -40,7 +40,7 @@ def verify_model(model: str | None = None, *, bundle: str | None = None, out: Pa
                  data_npz: str | None = None, data_dir: str | None = None, formats: list[str] | None = None,
                  runtimes: list[str] | None = None, limit: int | None = None, gates: str | None = None,
                  threads: int | None = None, timeout: float = 900.0, debug_int8: bool = True,
-                 debug_all: bool = False, output_kind: list[str] | None = None) -> VerifyReport:
+                 debug_all: bool = False, output_kind: list[str] | None = None, on: str | None = None) -> VerifyReport:
     """Prove every artifact of a model (or one bare artifact) against its reference.
 
     model: model name or directory (its manifest lists the artifacts), or a bare .tflite/.onnx/SavedModel
@@ -58,7 +58,14 @@ def verify_model(model: str | None = None, *, bundle: str | None = None, out: Pa
     debug_int8: run TFLite's quantization debugger on a failing int8 artifact
     debug_all: run the quantization debugger on the int8 artifact even when it passes
     output_kind: NAME=KIND per output ({kinds}) instead of the detected kind; kept in the manifest for later runs
+    on: prove the model's rpi bundle on these devices (NAME[,NAME...]: edgeport device list), rows beside this machine's
     """
+    if on is not None:  # the devices' rows beside the last verify here: edgeport.devices.verify_on
+        from edgeport.devices.verify_on import verify_on
+
+        return verify_on(model, on, out=Path(out), data_dir=data_dir, formats=formats, unsupported={
+            "--bundle": bundle, "--gates": gates, "--runtimes": runtimes, "--limit": limit, "--reference": reference,
+            "--data-npz": data_npz, "--output-kind": output_kind})
     table = load_gates(gates)
     kinds = parse_overrides(output_kind)
     threads = threads or usable_cores()

@@ -1,0 +1,123 @@
+"""`edgeport verify MODEL --on NAME[,NAME...]`: the model's Pi bundle proved on each device, its rows
+shown beside the workstation's.
+
+The rpi bundle is built (reproducibly: an unchanged model gives the same archive, which a device that
+has it does not receive again); then, for every device at once, edgeport is installed or updated there
+(:mod:`remote`), the bundle copied and checked, ``edgeport verify --bundle`` run there with the
+workstation's gates, and its verify.json brought back to ``dist/MODEL-rpi.DEVICE.verify.json``.
+A device that fails is one line in the table; it never loses another device's results.
+"""
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgeport.devices import remote
+from edgeport.devices.config import get_device
+from edgeport.errors import EdgeportError
+from edgeport.names import VERIFY_FILE
+
+TARGET = "rpi"
+
+
+@dataclass
+class DeviceRun:
+    device: str
+    report: dict[str, Any] | None = None
+    results: Path | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.report is not None and bool(self.report.get("ok"))
+
+
+@dataclass
+class VerifyOnReport:
+    """The workstation's verify rows and each device's, side by side."""
+
+    model: str
+    workstation: dict[str, Any]
+    runs: list[DeviceRun] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.runs) and all(r.ok for r in self.runs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "ok": self.ok, "workstation": _rows(self.workstation),
+                "devices": {r.device: {"ok": r.ok, "error": r.error, "results": str(r.results) if r.results else None,
+                                       "rows": _rows(r.report or {})} for r in self.runs}}
+
+    def render(self, wide: bool = False) -> str:
+        here = _rows(self.workstation)
+        there = {r.device: _rows(r.report or {}) for r in self.runs}
+        keys = list(dict.fromkeys([*here, *(k for rows in there.values() for k in rows)]))
+        head = ["format", "runtime", f"workstation ({self.workstation.get('data', {}).get('n', '?')} inputs)"]
+        head += [f"{r.device} ({(r.report or {}).get('data', {}).get('n', '?')} inputs)" for r in self.runs]
+        table = [head] + [[k[0], k[1], here.get(k, "-"), *(there[r.device].get(k, "-") for r in self.runs)]
+                          for k in keys]
+        widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+        lines = [f"verify {self.model} --on {', '.join(r.device for r in self.runs)}: agreement with the Keras "
+                 "outputs and max |diff|, same gates (a device proves the bundle's reference set)"]
+        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table]
+        for r in self.runs:
+            lines.append(f"{r.device}: {'FAILED: ' + r.error if r.error else 'PASS' if r.ok else 'FAIL'}"
+                         + (f" -> {r.results}" if r.results else ""))
+        return "\n".join(lines)
+
+
+def _rows(report: dict[str, Any]) -> dict[tuple[str, str], str]:
+    out = {}
+    for r in report.get("results", []):
+        f = r.get("figures", {})
+        agr, diff = f.get("agreement"), f.get("max_abs_diff")
+        cell = r.get("status", "?").upper()
+        cell += f" {agr:.2%}" if isinstance(agr, (int, float)) else ""
+        cell += f" {diff:.1e}" if isinstance(diff, (int, float)) else ""
+        out[(r.get("format", "?"), r.get("runtime", "?"))] = cell
+    return out
+
+
+def _one(name: str, archive: Path, whl: Path, log) -> DeviceRun:
+    run = DeviceRun(name)
+    try:
+        device = get_device(name)
+        remote.ensure_edgeport(device, whl, log=log)
+        there = remote.copy_bundle(device, archive)
+        log(f"{name}: edgeport verify --bundle {there}")
+        run.results = archive.parent / f"{archive.name[:-len('.tar.gz')]}.{name}.{VERIFY_FILE}"
+        run.report = remote.verify_there(device, there, run.results)
+    except EdgeportError as exc:
+        run.error = str(exc)
+    return run
+
+
+def verify_on(model: str, on: str, *, out: Path = Path("artifacts"), dist: Path = Path("dist"),
+              samples: int = 300, data_dir: str | None = None, formats: list[str] | None = None,
+              unsupported: dict[str, Any] | None = None) -> VerifyOnReport:
+    """Prove MODEL's rpi bundle on the named devices (comma-separated), all at once; ``unsupported``:
+    options of `edgeport verify` given that a device's verify does not take (refused, not dropped)."""
+    if given := [k for k, v in (unsupported or {}).items() if v]:
+        raise EdgeportError(f"--on proves the bundle with the gates it carries; {', '.join(given)} cannot go with it")
+    if not model:
+        raise EdgeportError("--on: name the model whose bundle the devices prove (edgeport verify MODEL --on NAME)")
+    from edgeport.export.targets import bundle_model
+    from edgeport.manifest import find_model_dir
+
+    names = list(dict.fromkeys(n.strip() for n in on.split(",") if n.strip()))
+    if not names:
+        raise EdgeportError("--on: name at least one device (edgeport device list)")
+    for name in names:
+        get_device(name)  # an unknown name fails before anything is built
+    model_dir = find_model_dir(model, out)
+    chosen = {"formats": formats} if formats else {}  # default: every format the Pi bundle carries
+    built = bundle_model(model, target=TARGET, out=out, dist=dist, samples=samples, data_dir=data_dir, **chosen)
+    whl = remote.wheel()
+    with ThreadPoolExecutor(max_workers=len(names)) as pool:
+        runs = list(pool.map(lambda n: _one(n, built.archive, whl, print), names))
+    workstation = json.loads((model_dir / VERIFY_FILE).read_text())
+    return VerifyOnReport(model_dir.name, workstation, runs)

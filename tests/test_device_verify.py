@@ -1,0 +1,56 @@
+"""`edgeport verify MODEL --on NAME,NAME`: the rpi bundle proved on a real device over ssh (a loopback
+sshd, this machine's plain python3: edgeport installed there from its own wheel into a venv, the
+engines from the package index), rows beside the workstation's; a failing device loses nothing of
+another's. The device's venv is kept under the data home, so only the first run installs engines."""
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from edgeport.cli import main
+from edgeport.devices import loopback, remote
+from edgeport.devices.command import device_add
+from edgeport.export.pipeline import export_model
+from edgeport.names import data_home
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(loopback.missing() is not None, reason=f"no loopback device: {loopback.missing()}")]
+
+
+@pytest.fixture(scope="module")
+def lb(tmp_path_factory):
+    loop = loopback.start(tmp_path_factory.mktemp("sshd"))
+    yield loop
+    loop.stop()
+
+
+def test_verify_on_the_loopback_device_and_a_dead_one(lb, tiny_models, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (120, 28, 28, 1)).astype(np.uint8)
+    np.savez(tmp_path / "test.npz", x_test=x, y_test=rng.integers(0, 10, 120))
+    assert export_model(str(tiny_models["mlp"]), formats=["tflite_fp32"], out=tmp_path / "out").ok
+    assert main(["verify", "tiny_mlp", "--out", "out", "--data-npz", "test.npz"]) == 0
+    address = f"ssh://{lb.user}@127.0.0.1:{lb.port}"
+    device_add("loop", address, identity=lb.client_key, ssh_config=lb.ssh_config,
+               workdir=str(data_home() / "loopback-device"))
+    device_add("dead", f"ssh://{lb.user}@127.0.0.1:{loopback.free_port()}", identity=lb.client_key,
+               ssh_config=lb.ssh_config)
+    whl = tmp_path / remote.wheel().name  # one wheel for both runs (the shared checkout may change between them)
+    whl.write_bytes(remote.wheel().read_bytes())
+    monkeypatch.setattr(remote, "wheel", lambda: whl)
+    capsys.readouterr()
+    assert main(["verify", "tiny_mlp", "--out", "out", "--formats", "tflite_fp32", "--on", "loop,dead"]) == 1
+    out = capsys.readouterr().out
+    print(out, file=sys.stderr)  # the transcript, with -s
+    row = next(line for line in out.splitlines() if line.startswith("tflite_fp32"))
+    assert row.count("PASS 100.00%") == 2, row  # the workstation's and the device's
+    assert "dead: FAILED: dead (ssh://" in out and "unreachable" in out and "loop: PASS" in out
+    came_back = json.loads((tmp_path / "dist" / "tiny_mlp-rpi.loop.verify.json").read_text())
+    assert came_back["ok"] and came_back["results"][0]["format"] == "tflite_fp32"
+    assert main(["verify", "tiny_mlp", "--out", "out", "--formats", "tflite_fp32", "--on", "loop"]) == 0  # reused
+    assert "installing" not in capsys.readouterr().out
