@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from edgeport.cli import main
-from edgeport.devices import loopback, probe, ssh
+from edgeport.devices import loopback, probe, remote, ssh
 from edgeport.devices.config import Device, DeviceConfigError, load_devices, parse_address
 from edgeport.files import sha256_file
 
@@ -125,7 +125,7 @@ def test_an_architecture_with_no_engine_wheel_is_said_before_anything_is_copied(
     device = _device(lb, python=_fake_python(tmp_path, "s/x86_64/armv6l/g"))
     info = probe.probe(device)
     assert info["machine"] == "armv6l"
-    with pytest.raises(probe.NoEngineWheel, match=r"no inference engine publishes a wheel for armv6l.*nothing was"):
+    with pytest.raises(probe.NoEngineWheel, match=r"no inference engine publishes a wheel for armv6l.*copies nothing"):
         probe.require_usable(device, info)
     assert probe.wheel_engines({**info["markers"], "platform_machine": "armv7l", "python_version": "3.11"}) \
         == ["tflite-runtime"]
@@ -156,3 +156,12 @@ def test_a_copy_arrives_whole_or_not_at_all(lb, tmp_path):
     with pytest.raises(ssh.DeviceError, match=r"arrived damaged .* nothing was run"):
         ssh.push(device, local, str(tmp_path / "b.bin"), "0" * 64)
     assert not (tmp_path / "b.bin").exists() and not (tmp_path / "b.bin.part").exists()
+
+
+def test_a_dropped_connection_is_said_as_such(lb):
+    with pytest.raises(ssh.ConnectionLost, match=r"the connection dropped \(did the device reboot\?\)"):
+        ssh.run(_device(lb), "kill -9 $PPID; sleep 5")  # the device's sshd session dies mid-command
+
+
+def test_a_32_bit_pi_venv_sees_debians_numpy():
+    assert remote.system_site_packages("armv7l") and not remote.system_site_packages("aarch64")

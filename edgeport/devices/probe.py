@@ -95,9 +95,10 @@ def require_usable(device: Device, info: dict[str, Any]) -> list[str]:
     engines = wheel_engines(info["markers"])
     if not engines:
         m = info["markers"]
-        raise NoEngineWheel(f"{device.name}: no inference engine publishes a wheel for {m['platform_machine']} with "
-                            f"Python {m['python_version']} (LiteRT, tflite-runtime and ONNX Runtime); nothing was "
-                            "copied. A 64-bit OS (aarch64) runs them all; 32-bit armv7l needs Python <= 3.11")
+        raise NoEngineWheel(f"{device.name}: no inference engine publishes a wheel for {m['platform_machine']} "
+                            f"with Python {m['python_version']} (LiteRT, tflite-runtime and ONNX Runtime), so "
+                            "edgeport copies nothing to it. A 64-bit OS (aarch64) runs them all; 32-bit armv7l "
+                            "needs Python <= 3.11")
     return engines
 
 

@@ -46,6 +46,14 @@ def _q(path: str) -> str:
     return shlex.quote(path)
 
 
+def system_site_packages(machine: str) -> bool:
+    """Whether a venv on ``machine`` sees the OS's packages: a 32-bit Pi takes Debian's NumPy (PyPI has
+    no armv7l NumPy; the emulated boards of `make arm-check` say which)."""
+    from edgeport.benchmarks.devices.boards import BOARDS
+
+    return any(b.system_site_packages for b in BOARDS.values() if b.machine == machine)
+
+
 def venv_python(device: Device) -> str:
     return f"{device.workdir}/venv/bin/python"
 
@@ -65,7 +73,8 @@ def ensure_edgeport(device: Device, whl: Path, log=print) -> dict[str, Any]:
     remote = f"{device.workdir}/wheels/{whl.name}"
     ssh.push(device, whl, remote, sha)
     if not info.get("venv"):
-        made = ssh.run(device, f"{_q(device.python)} -m venv {_q(venv)}", timeout=300, check=False)
+        system = " --system-site-packages" if system_site_packages(info["machine"]) else ""
+        made = ssh.run(device, f"{_q(device.python)} -m venv{system} {_q(venv)}", timeout=300, check=False)
         if made.returncode != 0:
             ssh.run(device, f"rm -rf {_q(venv)}", check=False)
             hint = " (Debian/Pi OS: sudo apt install python3-venv)" if "ensurepip" in made.stderr else ""
