@@ -26,6 +26,9 @@ from edgeport.export import registry
 #: Below this fraction of its float sibling's throughput (same run, same runtime) a format is on a
 #: slow kernel path on this machine (see the module docstring for why 0.25).
 SLOW_FRACTION = 0.25
+#: Below this fraction (1.5x slower: beyond run-to-run noise) but above SLOW_FRACTION, a narrower
+#: format is still said to be slower than its float sibling (:func:`slower`): a note, not a slow path.
+SLOWER_FRACTION = 2 / 3
 
 Row = tuple[str, str, float] | Mapping[str, Any]
 
@@ -120,15 +123,30 @@ def unchecked(rows: Iterable[Row]) -> list[str]:
     return out
 
 
+def slower(rows: Iterable[Row], *, threshold: float = SLOW_FRACTION) -> list[str]:
+    """One line per format between ``threshold`` and :data:`SLOWER_FRACTION` of its float sibling's
+    throughput on the same runtime: not a slow kernel path, yet slower than the float it replaces."""
+    rates = _rates(rows)
+    out = []
+    for (fmt, rt), ips in rates.items():
+        sibling = _sibling(fmt)
+        ref = rates.get((sibling, rt)) if sibling else None
+        if ref and threshold * ref <= ips < SLOWER_FRACTION * ref:
+            out.append(f"{fmt} on {rt}: {ref / ips:.1f}x slower than {sibling} in this run ({ips:,.0f} vs "
+                       f"{ref:,.0f} img/s): it saves size, not time, on this machine")
+    return out
+
+
 def render(found: Sequence[SlowPath]) -> list[str]:
     """The one-line messages of :func:`slow_paths`' result, slowest first."""
     return [s.message for s in found]
 
 
 def notes(rows: Iterable[Row], *, threshold: float = SLOW_FRACTION) -> list[str]:
-    """Lines to append to a command's notes: every slow path, then what could not be compared."""
+    """Lines to append to a command's notes: every slow path, the formats slower than their float
+    sibling short of that, then what could not be compared."""
     rows = list(rows)
-    return render(slow_paths(rows, threshold=threshold)) + unchecked(rows)
+    return render(slow_paths(rows, threshold=threshold)) + slower(rows, threshold=threshold) + unchecked(rows)
 
 
 def to_records(found: Sequence[SlowPath]) -> list[dict[str, Any]]:

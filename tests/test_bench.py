@@ -181,3 +181,31 @@ def test_bench_says_and_records_a_slow_kernel_path(capsys):
     assert report.notes == [report.slow_paths[0]["message"]]  # keras, the reference, is not compared
     assert "bench: tflite_int16x8 on litert: 391 img/s, 0.6% of tflite_fp32's" in capsys.readouterr().out
     assert report.to_dict()["slow_paths"][0]["sibling"] == "tflite_fp32"
+
+
+def test_bench_says_when_int8_is_slower_than_float_short_of_a_slow_path(capsys):
+    from edgeport.benchmarks.bench.result import BenchReport
+
+    report = BenchReport("m", Path("."), "cpu", {}, 1.0)
+    report.rows = [{"format": f, "runtime": "onnxruntime", "batch32": {"images_per_s": ips}}
+                   for f, ips in (("onnx", 2400.0), ("onnx_int8", 1000.0))]
+    bench_mod._say_slow(report)
+    assert report.slow_paths == [] and report.notes == [
+        "onnx_int8 on onnxruntime: 2.4x slower than onnx in this run (1,000 vs 2,400 img/s): it saves size, not "
+        "time, on this machine"]
+    assert "bench: onnx_int8 on onnxruntime: 2.4x slower than onnx" in capsys.readouterr().out
+
+
+def test_no_matmul_peak_is_measured_when_the_macs_are_not_counted(monkeypatch):
+    """A bare artifact or a non-Keras source: no MAC count, so no efficiency; the peaks are skipped, said."""
+    from edgeport.benchmarks.bench.result import BenchReport
+
+    ran = []
+    monkeypatch.setattr(bench_mod, "run_job", lambda job, **_: ran.append(job["kind"]) or {"ok": False, "error": "x"})
+    report = BenchReport("m", Path("."), "cpu", {}, 0.1)
+    bench_mod.measure(report, [], [1, 2], None, peak_n=64, keras_path=None)
+    assert ran == [] and report.peak == {} and report.int8_peak == {}
+    assert any(n.startswith("matmul peaks not measured: the model's MACs are not counted") for n in report.notes)
+    report = BenchReport("m", Path("."), "cpu", {}, 0.1)
+    bench_mod.measure(report, [], [1], None, peak_n=64, keras_path="model.keras")  # the MAC count fails
+    assert ran == ["macs"] and report.peak == {} and "(x)" in report.notes[0]

@@ -245,14 +245,21 @@ def measure(report: BenchReport, jobs: list[tuple[str, str, str, str, dict[str, 
     count, then every job x thread count, each in a fresh process; rows go into ``report``, then the
     formats on a slow kernel path (against their float sibling in this run) into its notes."""
     device, seconds = report.device_kind, report.seconds
-    total = len(jobs) * len(counts) + (2 * len(counts) if device == "cpu" else 0) + int(keras_path is not None)
+    peaks = counts if device == "cpu" and keras_path is not None else []  # a peak serves the MACs' efficiency only
+    total = len(jobs) * len(counts) + 2 * len(peaks) + int(keras_path is not None)
     with Steps(total, f"bench {report.model}") as steps:
         if keras_path is not None:
             steps.step("MACs from the Keras model")
             macs = run_job({"kind": "macs", "path": keras_path}, timeout=300)
             report.macs = macs if macs.get("ok") else {"error": macs.get("error")}
             steps.advance()
-        for t in counts if device == "cpu" else []:
+        if device == "cpu" and not report.macs.get("total"):
+            report.notes.append("matmul peaks not measured: the model's MACs are not counted "
+                                f"({report.macs.get('error') or 'no Keras model'}), so no row has a GMAC/s or "
+                                "an efficiency to hold against them")
+            steps.advance(2 * len(peaks))
+            peaks = []
+        for t in peaks:
             steps.step(f"float32 matmul peak, {t} thread(s)")
             report.peak[str(t)] = run_job({"kind": "peak", "n": peak_n, "seconds": min(seconds, 2.0), "threads": t},
                                           threads=t)
