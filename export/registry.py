@@ -252,7 +252,9 @@ def read_precision(storage: dict[str, int]) -> tuple[Precision, str]:
     if storage.get("int16_quantized"):
         return Precision.QUANTIZED, f"{storage['int16_quantized']} int16-quantized tensors (int16x8)"
     if storage.get("int8_quantized"):
-        how = ("integer I/O (full integer)" if storage.get("integer_io")
+        how = ("dynamic range: activations quantized at run time (DynamicQuantizeLinear), float I/O"
+               if storage.get("dynamic_quantize")
+               else "quantized integer I/O (full integer)" if storage.get("integer_io")
                else "float I/O (dynamic range, or integer inside)")
         return Precision.QUANTIZED, f"{storage['int8_quantized']} int8-quantized tensors, {how}"
     if storage.get("float16"):

@@ -24,7 +24,8 @@ class ArtifactInfo:
     labels: list[str] | None = None
     contract: InputContract | None = None
     inputs: list[Any] | None = None  # input names in the model's (Keras) order, if recorded
-    source: str = "none"  # where labels/contract came from: manifest, embedded, tflite-metadata, labels.txt
+    source: str = "none"  # where the metadata came from: manifest, embedded, tflite-metadata, labels.txt
+    labels_from: str = "none"  # where ``labels`` came from (one of the above); "none" when there are none
     notes: list[str] = field(default_factory=list)
     #: NormalizationOptions of standard TFLite Metadata: the model wants (pixel - mean) / std.
     normalization: tuple[list[float], list[float]] | None = None
@@ -114,11 +115,13 @@ def artifact_info(path: str | Path) -> ArtifactInfo:
         info.contract = _contract(m.get("input_contract"))
         info.inputs = input_order(m)
         info.source = "manifest"
+        info.labels_from = "manifest" if info.labels else "none"
         break
     meta = embedded(p)
     if meta:
         info.model = info.model or meta.get("model")
-        info.labels = info.labels or meta.get("labels")
+        if not info.labels and meta.get("labels"):
+            info.labels, info.labels_from = meta["labels"], "embedded"
         info.contract = info.contract or _contract(meta.get("input_contract"))
         info.inputs = info.inputs or input_order(meta)
         if info.source == "none":
@@ -129,7 +132,7 @@ def artifact_info(path: str | Path) -> ArtifactInfo:
         for d in _manifest_dirs(p):
             labels = _read_labels(d / LABELS_FILE)
             if labels:
-                info.labels = labels
+                info.labels, info.labels_from = labels, names.LABELS_FILE
                 info.source = info.source if info.source != "none" else names.LABELS_FILE
                 break
     return info
@@ -159,7 +162,7 @@ def _standard(p: Path, info: ArtifactInfo) -> None:
     info.standard = standard
     info.model = info.model or standard.name or None
     if standard.labels and not info.labels:
-        info.labels = standard.labels
+        info.labels, info.labels_from = standard.labels, "tflite-metadata"
     first = standard.inputs[0] if standard.inputs else None
     if first is not None and first.mean and first.std:
         info.normalization = (first.mean, first.std)

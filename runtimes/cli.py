@@ -77,12 +77,13 @@ def run_artifact(artifact: str, inputs: list[str], *, runtime: str | None = None
                                      else None))
     if json:
         doc = {"artifact": str(path), "runtime": session.runtime, "engine": session.engine, "notes": session.notes,
-               "model": info.model, "labels_from": info.source, "normalization": info.normalization,
+               "model": info.model, "labels_from": info.labels_from, "normalization": info.normalization,
                "input_shapes": {k: list(v) for k, v in filled.items()}, "results": results}
         print(_json.dumps(doc, indent=2))
     else:
         print(f"# {path.name} · {session.runtime} [{session.engine}]"
-              + ("" if info.labels else " · no labels found (manifest, labels.txt, metadata)"))
+              + (f" · labels from {info.labels_from}" if info.labels
+                 else " · no labels found (manifest, labels.txt, metadata)"))
         for r in results:
             print(_text(r))
     return 0
@@ -220,7 +221,9 @@ def _num(v: float) -> float | None:
 def _text(r: dict[str, Any], shown: int = 8) -> str:
     if "top_k" in r:
         return f"{r['input']}: " + ", ".join(f"{t['label']} {t['probability']:.3f}" for t in r["top_k"])
-    given = f" {', '.join(f'{g:g}' for g in r['given'])} ->" if r.get("given") else ""
+    g = r.get("given") or []  # a short label: the first values and how many (--json has them all)
+    given = (f" {', '.join('nan' if v is None else f'{v:g}' for v in g[:shown // 2])}"
+             + (f", ... ({len(g)} values)" if len(g) > shown // 2 else "") + " ->") if g else ""
     parts = []
     for o in r["outputs"]:
         values = ", ".join("nan" if v is None else f"{v:.6g}" for v in o["values"][:shown])

@@ -30,9 +30,21 @@ def has_batch_axis(specs: Sequence[TensorSpec]) -> bool:
     return len(firsts) <= 1
 
 
+#: A dimension name a person can read and type back: a short identifier (``height``, ``batch_size``, ``N``).
+_READABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,23}$")
+#: Names converters generate, which say nothing (``unk__123``, ``P2O.DYNAMICDIMENSION.0``, ``DynamicDim0``).
+_GENERATED = re.compile(r"^unk__\d+$|dynamic", re.IGNORECASE)
+
+
+def readable_dim(d: Any) -> str | None:
+    """A symbolic dimension's name if it is one a person can read, else None (then called ``dimAXIS``)."""
+    return d if isinstance(d, str) and _READABLE.match(d) and not _GENERATED.search(d) else None
+
+
 def dim_names(shape: Sequence[Any]) -> tuple[str | None, ...]:
-    """The symbolic name of each dimension of an engine shape (``None`` for numbers and unnamed ones)."""
-    return tuple(d if isinstance(d, str) and d else None for d in shape)
+    """The readable symbolic name of each dimension of an engine shape (``None`` for numbers, unnamed
+    ones and converter-generated names such as ``P2O.DYNAMICDIMENSION.0`` or ``?``)."""
+    return tuple(readable_dim(d) for d in shape)
 
 
 def fmt_dims(shape: Sequence[int | None], names: Sequence[str | None] = ()) -> str:

@@ -129,15 +129,26 @@ def missing_dims_error(session: Session, free: list[tuple[str, int, str]], flag:
                        data_flag: str = "--data-npz") -> InputError:
     """The one line that says which symbolic dimensions have no size and how to give them."""
     dims = ", ".join(f"{k}.{n}" for k, n in dict.fromkeys((k, n) for k, _, n in free))
-    example = " ".join(f"{k}={'x'.join(_example(session, k))}" for k in dict.fromkeys(k for k, _, _ in free))
+    keys = list(dict.fromkeys(k for k, _, _ in free))
+    example = " ".join(f"{k}={'x'.join(_example(session, k))}" for k in keys)
+    concrete = " ".join(f"{k}={'x'.join(_concrete(session, k))}" for k in keys)
     return InputError(f"{session.path.name}: symbolic dimension(s) {dims} have no size: give {flag} {example} "
-                      f"(or data with {data_flag})")
+                      f"with your sizes, e.g. {flag} {concrete} (or data with {data_flag})")
+
+
+def _concrete(session: Session, key: str) -> list[str]:
+    """An ``--input-shape`` a person can type as it is: fixed sizes kept, a free axis 0 as 1, other
+    free axes 224 for a 4-D (image-like) input and 16 otherwise."""
+    shape = session.inputs[session._keys.index(key)].shape
+    return [str(d) if d is not None and d >= 0 else ("1" if a == 0 else "224" if len(shape) == 4 else "16")
+            for a, d in enumerate(shape)]
 
 
 def _example(session: Session, key: str) -> list[str]:
     i = session._keys.index(key)
     names = session.dim_names.get(key, ())
-    return [str(d) if d is not None and d >= 0 else (names[a] if a < len(names) and names[a] else f"dim{a}").upper()
+    return [str(d) if d is not None and d >= 0 else "N" if a == 0 and session.batched
+            else (names[a] if a < len(names) and names[a] else f"dim{a}").upper()
             for a, d in enumerate(session.inputs[i].shape)]
 
 

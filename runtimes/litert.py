@@ -134,7 +134,8 @@ class LiteRTSession(Session):
                 out["int16_quantized" if dtype.itemsize == 2 else "int8_quantized"] += 1
             elif dtype in (np.float32, np.float16):
                 out[dtype.name] += 1
-        out["integer_io"] = sum(np.dtype(s.dtype).kind in "iu" for s in (*self.inputs, *self.outputs))
+        # quantized I/O carries a scale; int32/int64 ids or indices are integers, not quantization
+        out["integer_io"] = sum(s.quantized for s in (*self.inputs, *self.outputs))
         return out
 
     def sample_bytes(self) -> int:

@@ -123,7 +123,10 @@ class OnnxRuntimeSession(Session):
         return {"float32": kinds.count(t.FLOAT), "float16": kinds.count(t.FLOAT16),
                 "int8_quantized": kinds.count(t.INT8) + kinds.count(t.UINT8) + quant_ops,
                 "int16_quantized": kinds.count(t.INT16) + kinds.count(t.UINT16),
-                "integer_io": sum(np.dtype(s.dtype).kind in "iu" for s in (*self.inputs, *self.outputs))}
+                "dynamic_quantize": sum(n.op_type == "DynamicQuantizeLinear" for n in graph.node),
+                # quantized I/O is 8-bit; int32/int64 ids or indices are integers, not quantization
+                "integer_io": sum(np.dtype(s.dtype).kind in "iu" and np.dtype(s.dtype).itemsize == 1
+                                  for s in (*self.inputs, *self.outputs))}
 
     def predict(self, x: Any, *, allow_nonfinite: bool | None = None) -> Any:
         try:
