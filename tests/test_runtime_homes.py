@@ -159,3 +159,20 @@ def test_capabilities_are_checked():
     with pytest.raises(UnknownNameError):
         capabilities("no_such_runtime")
     assert capabilities("my.module:Session") == Capabilities()  # a custom runtime declares nothing more
+
+
+def test_bench_plans_gpu_rows_from_the_capabilities(tmp_path):
+    """On a GPU: a CPU-only runtime is noted with its reason, a GPU variant is one more row."""
+    from edgeport.benchmarks.bench.command import runtime_rows
+    from edgeport.benchmarks.bench.result import BenchReport
+
+    report = BenchReport("m", tmp_path, "gpu", {}, 1.0)
+    (tmp_path / "m.onnx").write_bytes(b"")
+    (tmp_path / "m.tflite").write_bytes(b"")
+    onnx = runtime_rows("onnx", tmp_path / "m.onnx", "gpu", report)
+    assert [(rt, opts) for _, rt, _, opts in onnx] == [
+        ("onnxruntime", {}), ("onnxruntime-tensorrt", {"providers": ["TensorrtExecutionProvider",
+                                                                     "CUDAExecutionProvider"]})]
+    assert runtime_rows("tflite_fp32", tmp_path / "m.tflite", "gpu", report) == []
+    assert report.notes == ["tflite_fp32: no GPU path for TFLite in Python (LiteRT GPU delegates are mobile-only)"]
+    assert [rt for _, rt, _, _ in runtime_rows("onnx", tmp_path / "m.onnx", "cpu", report)] == ["onnxruntime"]
