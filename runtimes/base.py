@@ -12,6 +12,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from edgeport.errors import EdgeportError, EngineError, InputError, LoadError
+from edgeport.runtimes import batching
 from edgeport.runtimes.dims import (  # noqa: F401 - re-exported: the runtimes import them from here
     _all_finite, _matches, _spec_bytes, _to_array, available_memory, cast_to_feed, fmt_dims, fmt_shape,
     has_batch_axis, matches_exactly, order_inputs, shape_message, spec_shape, tensor_key, unbatched_reason)
@@ -69,6 +70,11 @@ class Session:
         # integer inputs that are not quantized (ids, a sample rate): fed as their own dtype, checked
         self._int_inputs = [q is None and d.kind in "iu" for q, d in zip(self._quantizers, self._feed_dtypes)]
         self.batched = has_batch_axis(self.inputs)
+        # A batch declared fixed at 1 is never resized (runtimes/batching.py): rows run one at a time.
+        self.fixed_batch = self.inputs[0].shape[0] if self.batched and self.inputs else None
+        self.row_by_row: bool | None = (self.fixed_batch == 1) if self.fixed_batch else None  # None: unchecked
+        self._stacked = [False] * len(self.outputs)
+        self._shapes_said = False
         self._out_quant = [Dequantizer(s) if s.quantized and s.dtype in QUANT_RANGES else None
                            for s in self.outputs]
         self._single_out = len(self.outputs) == 1
@@ -81,14 +87,45 @@ class Session:
         n = feeds[0].shape[0] if self.batched else 1
         limit = self.max_batch
         try:
-            if n <= limit or not self.batched:
-                return self.finish(self._run(feeds))
-            parts = [self._run([f[i:i + limit] for f in feeds]) for i in range(0, n, limit)]
+            if self.batched and self.row_by_row is None and n > 1:
+                self._check_batch(feeds)
+            if self.batched and self.row_by_row:
+                raw = self._by_rows(feeds, n)
+            elif n <= limit or not self.batched:
+                raw = self._run(feeds)
+            else:
+                parts = [self._run([f[i:i + limit] for f in feeds]) for i in range(0, n, limit)]
+                raw = [np.concatenate([p[k] for p in parts]) for k in range(len(parts[0]))]
         except EdgeportError:
             raise
         except Exception as exc:  # noqa: BLE001 - an engine's own exception types (RuntimeError, pybind ...)
             raise self.engine_error(exc) from None
-        return self.finish([np.concatenate([p[k] for p in parts]) for k in range(len(parts[0]))])
+        if not self._shapes_said:
+            self._shapes_said = True
+            names = [tensor_key(s.name) for s in self.outputs]
+            self.notes += batching.shape_notes(self.outputs, names, raw, n, self._stacked)
+        return self.finish(raw)
+
+    def batch_major(self, outputs: Any, n: int) -> list[np.ndarray]:
+        """``predict``'s outputs (one array or a list) for ``n`` rows as a list with the rows on axis 0,
+        each row's output as the engine returns it for one row (``batching.batch_major``)."""
+        outs = outputs if isinstance(outputs, list) else [outputs]
+        return batching.batch_major(outs, n, self._stacked, self.path.name)
+
+    def _by_rows(self, feeds: list[np.ndarray], n: int) -> list[np.ndarray]:
+        if n > 1 and self.fixed_batch == 1 and not any("never resized" in m for m in self.notes):
+            self.notes.append(f"its batch is fixed at 1 (declared input shape {tuple(self.inputs[0].shape)}): "
+                              "rows run one at a time, never resized")
+        raw, self._stacked = batching.by_rows(self._run, feeds, n)
+        return raw
+
+    def _check_batch(self, feeds: list[np.ndarray]) -> None:
+        why, stacked = batching.check(self._run, feeds, [tensor_key(s.name) for s in self.outputs])
+        self.row_by_row = bool(why)
+        if why:
+            self.notes.append(f"{why}: rows run one at a time")
+            if any(stacked):
+                self._fast = False  # an engine's batch-1 fast path would return the unstacked shape
 
     def engine_error(self, exc: BaseException) -> EngineError:
         return EngineError(f"{self.path}: {self.engine or self.runtime} failed while running it: "

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from edgeport.errors import InputError
+from edgeport.runtimes import preprocess
 from edgeport.runtimes.base import Session, tensor_key
 from edgeport.runtimes.artifact_info import ArtifactInfo, artifact_info
 from edgeport.runtimes.feeds import by_input, parse_input_shapes, read_npz, resolve_shapes, split_arrays
@@ -23,7 +24,8 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 
 def run_artifact(artifact: str, inputs: list[str], *, runtime: str | None = None, top_k: int = 3,
                  json: bool = False, threads: int | None = None, device: str = "cpu",
-                 ignore_metadata: bool = False, input_shape: list[str] | None = None) -> int:
+                 ignore_metadata: bool = False, input_shape: list[str] | None = None,
+                 normalize: str | None = None) -> int:
     """Run an artifact on images, .npy batches, numbers or a .npz by input name and print what it predicts.
 
     artifact: a .tflite, .onnx or .keras file, or a SavedModel directory
@@ -35,6 +37,7 @@ def run_artifact(artifact: str, inputs: list[str], *, runtime: str | None = None
     device: cpu or gpu
     ignore_metadata: run a model whose standard TFLite Metadata cannot be read here on raw inputs anyway
     input_shape: NAME=1x3x320x320 for an input with symbolic dimensions (images are resized to it; data must agree); several allowed
+    normalize: SCALE,MEAN,STD: feed images as (pixel x SCALE - MEAN) / STD of 0-255 pixels, e.g. 1/255,0.5,0.5 (MEAN, STD per channel joined by ':'); instead of the file's metadata
     """  # noqa: E501 - edgeport.cli reads each parameter's help from its one line
     path = Path(artifact)
     session = load(path, runtime=runtime, threads=threads, device=device)
@@ -52,11 +55,12 @@ def run_artifact(artifact: str, inputs: list[str], *, runtime: str | None = None
         filled, said = resolve_shapes(session, None, shapes, data_flag="a .npy/.npz input")
         session.notes.extend(said)
     contract = info.contract or _contract_from_spec(session, filled.get(keys[0]) if filled else None)
-    if info.normalization and contract.kind == "image":
-        mean, std = info.normalization
-        contract = replace(contract, mean=tuple(mean), std=tuple(std))
+    contract, fed = _preprocessing(contract, info, normalize)
     items = _read_inputs(inputs, contract, session, shapes)
-    for note in [*session.notes, *info.notes]:
+    said = [*session.notes, *info.notes, *([fed["text"]] if _images(inputs) else [])]
+    if normalize and not _images(inputs):
+        said.append(f"{preprocess.FLAG} normalises images; .npy, .npz and numbers are fed as given")
+    for note in said:
         print(f"note: {note}", file=sys.stderr)
     names = [tensor_key(s.name) for s in session.outputs]
     results = []
@@ -70,15 +74,19 @@ def run_artifact(artifact: str, inputs: list[str], *, runtime: str | None = None
             results.append(_describe(name, [np.asarray(y) for y in ys], names, contract, info, top_k, None))
             continue
         rows = len(batch) if isinstance(batch, np.ndarray) else len(next(iter(batch.values())))
+        ys = session.batch_major(ys, rows)  # each row's outputs with the shape the engine returns
         for row_index in range(rows):
             label = name if rows == 1 else f"{name}[{row_index}]"
             results.append(_describe(label, [np.asarray(y)[row_index] for y in ys], names, contract, info, top_k,
                                      batch[row_index] if contract.kind == "values" and isinstance(batch, np.ndarray)
                                      else None))
+    for note in [n for n in session.notes if n not in said]:  # found while running (batching, output shapes)
+        print(f"note: {note}", file=sys.stderr)
     if json:
         doc = {"artifact": str(path), "runtime": session.runtime, "engine": session.engine, "notes": session.notes,
                "model": info.model, "labels_from": info.labels_from, "normalization": info.normalization,
-               "input_shapes": {k: list(v) for k, v in filled.items()}, "results": results}
+               "input_shapes": {k: list(v) for k, v in filled.items()},
+               "preprocessing": fed if _images(inputs) else None, "results": results}
         print(_json.dumps(doc, indent=2))
     else:
         print(f"# {path.name} · {session.runtime} [{session.engine}]"
@@ -87,6 +95,34 @@ def run_artifact(artifact: str, inputs: list[str], *, runtime: str | None = None
         for r in results:
             print(_text(r))
     return 0
+
+
+def _images(inputs: list[str]) -> bool:
+    return any(Path(a).suffix.lower() in IMAGE_SUFFIXES for a in inputs)
+
+
+def _preprocessing(contract: InputContract, info: ArtifactInfo, normalize: str | None
+                   ) -> tuple[InputContract, dict[str, Any]]:
+    """The contract images are read with and what they become (``preprocess.stated``): ``--normalize``
+    when given, else the file's normalisation metadata, else the model's own contract, else raw pixels."""
+    if contract.kind != "image":
+        if normalize:
+            raise InputError(f"{preprocess.FLAG} is for images; this model takes {contract.kind} "
+                             f"{list(contract.shape)}")
+        return contract, preprocess.stated(contract, "")
+    if normalize:
+        over = (f"; the file's metadata says mean {list(info.normalization[0])} std {list(info.normalization[1])}"
+                if info.normalization else "")
+        contract = preprocess.Normalize.parse(normalize).contract(contract)
+        return contract, preprocess.stated(contract, f"{preprocess.FLAG} {normalize}{over}")
+    if info.normalization:
+        mean, std = info.normalization
+        contract = replace(contract, mean=tuple(mean), std=tuple(std))
+        return contract, preprocess.stated(contract, "the file's TFLite Metadata NormalizationOptions")
+    if info.contract is not None:
+        return contract, preprocess.stated(contract, "the model's input contract")
+    return contract, preprocess.stated(contract, "no normalisation metadata in the file; if the model expects "
+                                                 f"other, give {preprocess.FLAG} SCALE,MEAN,STD")
 
 
 def _contract_from_spec(session: Session, filled: tuple[int, ...] | None = None) -> InputContract:

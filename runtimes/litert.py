@@ -163,7 +163,7 @@ class LiteRTSession(Session):
             raise self.engine_error(exc) from None
 
     def _predict(self, x: Any, allow_nonfinite: bool | None) -> Any:
-        if (self._fast and x.__class__ is np.ndarray and x.shape == self._fast_shape
+        if (self._fast and self._shapes_said and x.__class__ is np.ndarray and x.shape == self._fast_shape
                 and x.dtype is _F32 and allow_nonfinite is None and _isfinite(_vdot(x, x))):
             conv = self._fast_conv
             self._set(self._fast_in, x if conv is None else conv(x))
@@ -173,7 +173,7 @@ class LiteRTSession(Session):
                 return [self._deq(i, self._get(o)) for i, o in enumerate(self._out_index)]
             d = self._fast_deq
             return y if d is None else d(y)
-        if (self._fast and x.__class__ is np.ndarray and x.dtype is self._fast_raw
+        if (self._fast and self._shapes_said and x.__class__ is np.ndarray and x.dtype is self._fast_raw
                 and x.shape == self._fast_shape and self._single_out):
             self._set(self._fast_in, x)
             self._invoke()

@@ -137,7 +137,7 @@ class OnnxRuntimeSession(Session):
             raise self.engine_error(exc) from None
 
     def _predict(self, x: Any, allow_nonfinite: bool | None) -> Any:
-        if (self._fast and x.__class__ is np.ndarray and x.dtype is _F32
+        if (self._fast and self._shapes_said and x.__class__ is np.ndarray and x.dtype is _F32
                 and x.shape[1:] == self._fast_sample and x.shape[0] == 1 and allow_nonfinite is None
                 and _isfinite(_vdot(x, x))):
             out = self._sess_run(self._out_names, {self._fast_name: x})

@@ -144,7 +144,8 @@ def _efficiency(row: dict[str, Any], macs: int | None, peak: dict[str, Any],
 def bench_model(model: str | None = None, *, bundle: str | None = None, out: Path = Path("artifacts"),
                 device: str = "cpu", seconds: float = 2.0, threads: list[int] | None = None,
                 formats: list[str] | None = None, keras_predict: bool = True, data_dir: str | None = None,
-                data_npz: str | None = None, peak_n: int = 2048, input_shape: list[str] | None = None) -> BenchReport:
+                data_npz: str | None = None, peak_n: int = 2048, input_shape: list[str] | None = None,
+                normalize: str | None = None) -> BenchReport:
     """Benchmark every artifact x runtime of a model, each measurement in a fresh process.
 
     model: model name or directory (its manifest lists the artifacts), or a bare .tflite/.onnx file
@@ -159,6 +160,7 @@ def bench_model(model: str | None = None, *, bundle: str | None = None, out: Pat
     data_npz: a .npz to feed instead of the model's dataset: x_test (one input), or one array per input name (several inputs, integer, scalar and state inputs)
     peak_n: matrix size of the float32 and int8 matmuls that measure this machine's peaks
     input_shape: NAME=1x3x320x320 for an input with symbolic dimensions when no --data-npz gives them; several allowed
+    normalize: SCALE,MEAN,STD: feed the inputs as (x * SCALE - MEAN) / STD (per channel: a:b:c); recorded
     """  # noqa: E501 - edgeport.cli reads each parameter's help from its one line
     if device not in ("cpu", "gpu"):
         raise EdgeportError(f"--device must be cpu or gpu, got {device!r}")
@@ -210,6 +212,10 @@ def bench_model(model: str | None = None, *, bundle: str | None = None, out: Pat
         else:
             report.inputs = bench_inputs.managed(model_dir, manifest, Path(inputs), data_dir, data_npz,
                                                  max(BATCH_SIZES))
+        fed = bench_inputs.preprocess(Path(inputs), normalize, manifest, data_npz or report.inputs)
+        report.inputs += f"; {fed['text']}"
+        report.notes.append(fed["text"])
+        print(f"bench: {fed['text']}", flush=True)
         measure(report, jobs, counts, inputs, peak_n=peak_n, keras_path=keras_path if has_keras else None)
     write_json_atomic(dest, report.to_dict())
     return report

@@ -79,3 +79,21 @@ def bare(artifact: Path, dest: Path, data_npz: str | None, input_shape: list[str
     save(dest, next(iter(data.values())) if len(data) == 1 and session.batched else data)
     where += "; shapes " + ", ".join(f"{k} {tuple(v)}" for k, v in shapes.items())
     return where, {k: list(v) for k, v in shapes.items()}, [*notes, *said]
+
+
+def preprocess(dest: Path, normalize: str | None, manifest: dict[str, Any], where: str) -> dict[str, Any]:
+    """What the inputs in ``dest`` are fed as (``--normalize SCALE,MEAN,STD`` applied to them first, when
+    given): the record ``runtimes.preprocess`` makes, its ``text`` one line."""
+    from edgeport.runtimes import preprocess as pre
+    from edgeport.types import InputContract
+
+    if normalize:
+        with np.load(dest, allow_pickle=False) as z:
+            x = z["x"] if "x" in z.files else {k.split("/", 1)[1]: z[k] for k in z.files}
+        fed, record = pre.normalize_feed(x, normalize, where)
+        save(dest, fed)
+        return record
+    contract = manifest.get("input_contract") or {}
+    if contract.get("kind") == "image":
+        return pre.stated(InputContract.from_dict(contract), "the model's input contract")
+    return {"from": where, "text": f"inputs fed as given ({where})"}

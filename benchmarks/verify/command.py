@@ -40,7 +40,8 @@ def verify_model(model: str | None = None, *, bundle: str | None = None, out: Pa
                  data_npz: str | None = None, data_dir: str | None = None, formats: list[str] | None = None,
                  runtimes: list[str] | None = None, limit: int | None = None, gates: str | None = None,
                  threads: int | None = None, timeout: float = 900.0, debug_int8: bool = True,
-                 debug_all: bool = False, output_kind: list[str] | None = None, on: str | None = None) -> VerifyReport:
+                 debug_all: bool = False, output_kind: list[str] | None = None, on: str | None = None,
+                 normalize: str | None = None) -> VerifyReport:
     """Prove every artifact of a model (or one bare artifact) against its reference.
 
     model: model name or directory (its manifest lists the artifacts), or a bare .tflite/.onnx/SavedModel
@@ -59,13 +60,14 @@ def verify_model(model: str | None = None, *, bundle: str | None = None, out: Pa
     debug_all: run the quantization debugger on the int8 artifact even when it passes
     output_kind: NAME=KIND per output ({kinds}) instead of the detected kind; kept in the manifest for later runs
     on: prove the model's rpi bundle on these devices (NAME[,NAME...]: edgeport device list), rows beside this machine's
+    normalize: SCALE,MEAN,STD: feed the test inputs as (x * SCALE - MEAN) / STD (per channel: a:b:c); recorded
     """
     if on is not None:  # the devices' rows beside the last verify here: edgeport.devices.verify_on
         from edgeport.devices.verify_on import verify_on
 
         return verify_on(model, on, out=Path(out), data_dir=data_dir, formats=formats, unsupported={
             "--bundle": bundle, "--gates": gates, "--runtimes": runtimes, "--limit": limit, "--reference": reference,
-            "--data-npz": data_npz, "--output-kind": output_kind})
+            "--data-npz": data_npz, "--output-kind": output_kind, "--normalize": normalize})
     table = load_gates(gates)
     kinds = parse_overrides(output_kind)
     threads = threads or usable_cores()
@@ -82,6 +84,7 @@ def verify_model(model: str | None = None, *, bundle: str | None = None, out: Pa
                                 "model is the reference")
         plan = plans.from_model_dir(plans.model_dir_of(model, Path(out)), data_dir=data_dir, data_npz=data_npz,
                                     limit=limit, formats=formats)
+    plans.preprocess(plan, normalize)
     return run_plan(plan, table, runtimes=runtimes, threads=threads, timeout=timeout,
                     debug=(debug_int8, debug_all), kinds=kinds)
 
@@ -113,7 +116,8 @@ def run_plan(plan: plans.Plan, table: GateTable, *, runtimes: list[str] | None, 
         names = ["-"] if item.error is not None else _runtimes(item, runtimes_for)
         rows += [(item, rt) for rt in names if runtimes is None or rt in runtimes or rt == "-"]
         skipped += [f"{item.format} on {rt}" for rt in names if not (runtimes is None or rt in runtimes or rt == "-")]
-    report = VerifyReport(plan.name, plan.model_dir or plan.dest.parent, plan.test.describe(), {}, table.to_dict(),
+    data = {**plan.test.describe(), **({"preprocessing": plan.preprocessing} if plan.preprocessing else {})}
+    report = VerifyReport(plan.name, plan.model_dir or plan.dest.parent, data, {}, table.to_dict(),
                           notes=list(plan.notes), dest=plan.dest)
     running = {item.format for item, _ in rows}
     for item in [i for i in plan.by_bytes if registry.info(i.format).needs.value not in running]:

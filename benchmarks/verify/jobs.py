@@ -59,8 +59,8 @@ def predict_all(session, x: np.ndarray | dict[str, np.ndarray], *, batch: int = 
     parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
     n = count(x)
     for start in range(0, n, batch):
-        out = session.predict(_rows(x, start, min(n, start + batch)))
-        out = out if isinstance(out, list) else [out]
+        stop = min(n, start + batch)
+        out = session.batch_major(session.predict(_rows(x, start, stop)), stop - start)  # rows on axis 0
         for name, y in zip(names, out):
             parts[name].append(np.asarray(y, dtype=np.float32))
     return {k: np.concatenate(v) for k, v in parts.items()}

@@ -52,6 +52,7 @@ class Plan:
     manifest: dict[str, Any] = field(default_factory=dict)
     model_dir: Path | None = None
     notes: list[str] = field(default_factory=list)
+    preprocessing: dict[str, Any] = field(default_factory=dict)  # what the inputs became before they were fed
 
 
 def is_bare(model: str, out: Path) -> bool:
@@ -151,3 +152,23 @@ def bare(artifact: Path, *, reference: str | None, data_npz: str | None, limit: 
     plan.notes.append(f"bare artifact: no manifest; its precision class is read from the file; reference "
                       f"{ref} ({ref_runtime})")
     return plan
+
+
+def preprocess(plan: Plan, normalize: str | None) -> None:
+    """State what the test inputs are fed as (the model's image contract: raw 0-255 pixels; a bare
+    artifact's .npz: as given); ``--normalize SCALE,MEAN,STD`` normalises them first, for every artifact
+    and the reference alike (the reference is keyed by the data it ran on)."""
+    from dataclasses import replace
+
+    from edgeport.runtimes import preprocess as pre
+    from edgeport.types import InputContract
+
+    if normalize:
+        x, plan.preprocessing = pre.normalize_feed(plan.test.x, normalize, plan.test.source)
+        plan.test = replace(plan.test, x=x)
+        plan.reference_key = {**plan.reference_key, "data_sha256": plan.test.fingerprint()}
+    elif (contract := plan.manifest.get("input_contract")) and contract.get("kind") == "image":
+        plan.preprocessing = pre.stated(InputContract.from_dict(contract), "the model's input contract")
+    else:
+        plan.preprocessing = {"from": plan.test.source, "text": f"inputs fed as given in {plan.test.source}"}
+    plan.notes.append(plan.preprocessing["text"])
