@@ -78,16 +78,16 @@ def test_a_float32_artifact_reference_gives_no_fp16_baseline_and_says_why(fp16_t
 
 
 # -- batching: N rows give the outputs of N single runs ------------------------------------------
-def _fold_tflite(path: Path, batch: int | None) -> Path:
+def _fold_tflite(path: Path, batch: int | None, lead: int = 1) -> Path:
     """A detector head in miniature: [B, 8, 8, 4] -> matmul -> reshape to [1, -1, 16], so a resized
-    batch folds into the anchors (64 of them per row)."""
+    batch folds into the anchors (64 of them per row); ``lead=-1``: [-1, 64, 16], batch-correct."""
     import tensorflow as tf
 
     w = tf.constant(np.random.default_rng(0).normal(size=(4, 16)).astype(np.float32))
 
     @tf.function(input_signature=[tf.TensorSpec([batch, 8, 8, 4], tf.float32)])
     def head(x):
-        return tf.reshape(tf.reshape(x, [1, -1, 4]) @ w, [1, -1, 16])
+        return tf.reshape(tf.reshape(x, [lead, -1 if lead == 1 else 64, 4]) @ w, [lead, -1 if lead == 1 else 64, 16])
 
     converter = tf.lite.TFLiteConverter.from_concrete_functions([head.get_concrete_function()], head)
     path.write_bytes(converter.convert())
@@ -101,6 +101,7 @@ def fold(tmp_path_factory) -> dict[str, Path]:
     np.save(d / "rows8.npy", x)
     np.savez(d / "rows8.npz", x_test=x)
     return {"fixed": _fold_tflite(d / "fold_fixed.tflite", 1), "free": _fold_tflite(d / "fold_free.tflite", None),
+            "ok": _fold_tflite(d / "fold_ok.tflite", None, lead=-1),
             "npy": d / "rows8.npy", "npz": d / "rows8.npz", "x": x}
 
 
@@ -137,9 +138,10 @@ def test_verify_runs_a_fixed_batch_model_row_by_row(fold, tmp_path):
     from edgeport.benchmarks.verify.jobs import predict_all
     from edgeport.runtimes import load
 
-    report = verify_model(str(fold["free"]), reference=str(fold["fixed"]), data_npz=str(fold["npz"]))
-    assert report.ok, report.render()
-    assert report.reference["outputs"] == {"Identity": [8, 64, 16]}
+    for model in ("fixed", "free"):  # each against a model that batches right
+        report = verify_model(str(fold[model]), reference=str(fold["ok"]), data_npz=str(fold["npz"]))
+        assert report.ok and report.results[0].outputs["Identity"]["tolerance_diff"] < 1e-5, report.render()
+        assert report.reference["outputs"] == {"Identity": [8, 64, 16]}
     session = load(fold["free"], probe=False)
     rows = np.concatenate([session.predict(fold["x"][i:i + 1]) for i in range(8)])
     np.testing.assert_array_equal(predict_all(load(fold["free"], probe=False), fold["x"])["Identity"], rows)
