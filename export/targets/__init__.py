@@ -22,7 +22,7 @@ TARGETS: dict[str, str] = {
 
 def bundle_model(model: str, *, target: Annotated[str, TARGETS], out: Path = Path("artifacts"),
                  dist: Path = Path("dist"), samples: int = 300, seed: int = 0, data_dir: str | None = None,
-                 formats: list[str] | None = None, skip_failing: bool = False):
+                 formats: list[str] | None = None, skip_failing: bool = False, offline: bool = False):
     """Package a verified model for a device: dist/MODEL-TARGET.tar.gz and its folder.
 
     model: model name or directory under --out (exported and verified first)
@@ -34,6 +34,7 @@ def bundle_model(model: str, *, target: Annotated[str, TARGETS], out: Path = Pat
     data_dir: data directory of the model's dataset
     formats: ship only these of the target's formats (what is left out is said in the bundle's README.md and bundle.json)
     skip_failing: leave out the formats that did not pass the last verify (said, with why) instead of refusing the bundle
+    offline: also pack the board's wheels (rpi: 64-bit Pi OS, Python 3.11), so install.sh needs no internet
     """  # noqa: E501 - edgeport.cli reads each parameter's help from its one line
     import inspect
 
@@ -46,22 +47,25 @@ def bundle_model(model: str, *, target: Annotated[str, TARGETS], out: Path = Pat
         raise EdgeportError(f"--formats/--skip-failing: a {target} bundle is made and proved from fixed artifacts "
                             "and ships them all; choosing formats is for the targets that ship artifacts as they "
                             f"are ({', '.join(t for t in TARGETS if _selects(t))})")
+    if offline and "offline" not in inspect.signature(build).parameters:
+        raise EdgeportError(f"--offline: a {target} bundle installs nothing on its device; --offline is for "
+                            f"{', '.join(t for t in TARGETS if _selects(t, 'offline'))}")
     model_dir = _model_dir(model, out, find_model_dir)
     builder = BundleBuilder(model_dir.name, target, Path(dist))
     try:
         build(model_dir, builder, samples=samples, seed=seed, data_dir=data_dir,
-              **({"selection": selection} if selection else {}))
+              **({"selection": selection} if selection else {}), **({"offline": True} if offline else {}))
         return builder.finish()
     except BaseException:
         builder.abort()
         raise
 
 
-def _selects(target: str) -> bool:
-    """Whether a target's build takes a :class:`~edgeport.export.targets.bundle.Selection`."""
+def _selects(target: str, option: str = "selection") -> bool:
+    """Whether a target's build takes ``option`` (a :class:`~edgeport.export.targets.bundle.Selection`, offline)."""
     import inspect
 
-    return "selection" in inspect.signature(lookup(TARGETS, "bundle target", target)).parameters
+    return option in inspect.signature(lookup(TARGETS, "bundle target", target)).parameters
 
 
 def _model_dir(model: str, out: Path, find_model_dir) -> Path:

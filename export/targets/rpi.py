@@ -14,6 +14,7 @@ from typing import Any
 from edgeport import reference_set
 from edgeport.errors import EdgeportError
 from edgeport.export import registry
+from edgeport.export.targets import rpi_install
 from edgeport.export.targets.bundle import BundleBuilder, Selection
 from edgeport.export.targets.common import check_artifacts, seeded_indices, take_rows, verified_testset
 from edgeport.manifest import effective_entries, load_manifest
@@ -28,17 +29,10 @@ TOP_LEVEL = ("model", "dataset", "task", "labels", "labels_file", "input_contrac
 
 USAGE = """# {model} on a Raspberry Pi
 
-Proved on the Pi itself, with the same gates as on the workstation and no TensorFlow:
+Proved on the Pi itself, with the same gates as on the workstation and no TensorFlow. On a bare
+Raspberry Pi OS, in the folder that holds {name}.tar.gz:
 
-```bash
-python3 -m venv ~/edgeport && . ~/edgeport/bin/activate
-pip install 'edgeport[pi]'            # 64-bit Pi OS: numpy, ai-edge-litert (+ onnxruntime)
-# 32-bit Pi OS (armv7l): python3 -m venv --system-site-packages ...; sudo apt install python3-numpy;
-#                        pip install 'edgeport[pi32]'   (tflite-runtime 2.14, Debian's NumPy 1.x)
-edgeport verify --bundle {name}.tar.gz   # every artifact against the Keras outputs in reference.npz
-edgeport bench --bundle {name}.tar.gz    # latency on this Pi -> {name}.bench.json (edgeport report merge)
-edgeport run model_int8.tflite photo.png # after tar xzf {name}.tar.gz
-```
+{commands}
 
 Files: {files}. Every file's sha256 is in bundle.json and is checked before anything is loaded.
 The reference set: {n} real test inputs from {source} with the Keras outputs on them.
@@ -67,9 +61,9 @@ def _reference(model_dir: Path, verify: dict[str, Any], samples: int, seed: int,
 
 
 def build(model_dir: Path, builder: BundleBuilder, *, samples: int, seed: int, data_dir: str | None,
-          selection: Selection | None = None) -> None:
-    """The artifacts (those of ``selection``, said in README.md and bundle.json), labels, manifest and
-    the reference set."""
+          selection: Selection | None = None, offline: bool = False) -> None:
+    """The artifacts (those of ``selection``, said in README.md and bundle.json), labels, manifest, the
+    reference set, and edgeport's wheel with install.sh (``offline``: the 64-bit Pi OS wheels too)."""
     manifest = load_manifest(model_dir)
     entries = effective_entries(model_dir, manifest)
     formats, left_out, verify = (selection or Selection()).choose(model_dir, FORMATS, entries, REQUIRED)
@@ -90,8 +84,12 @@ def build(model_dir: Path, builder: BundleBuilder, *, samples: int, seed: int, d
             "task": test.task, "labels": list(test.labels)}
     reference_set.write(builder.path("reference.npz"), f32=ref["f32"], meta=meta, x=x,
                         y=test.y[idx] if test.y is not None else None)
-    files = ", ".join(entries[f]["file"] for f in formats) + ", labels.txt, manifest.json, reference.npz"
+    wheels = rpi_install.add(builder, offline=offline)
+    commands = rpi_install.usage(builder.name, offline, entries[formats[0]]["file"])
+    files = ", ".join(entries[f]["file"] for f in formats) + ", labels.txt, manifest.json, reference.npz, " \
+        f"install.sh, wheels/ ({len(wheels)} wheels)"
     builder.add_text("README.md", USAGE.format(model=model_dir.name, name=builder.name, files=files, n=len(idx),
+                                               commands=commands,
                                                source=ref["data"].get("source")) + Selection.readme(left_out))
     builder.notes += [f"left out {f}: {why}" for f, why in left_out.items()]
     builder.meta.update(artifacts=formats, left_out=left_out, reference={"file": "reference.npz", "n": int(len(idx))},
