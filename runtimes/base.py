@@ -117,15 +117,15 @@ class Session:
             self.notes.append(f"its batch is fixed at 1 (declared input shape {tuple(self.inputs[0].shape)}): "
                               "rows run one at a time, never resized")
         raw, self._stacked = batching.by_rows(self._run, feeds, n)
+        if any(self._stacked):
+            self._fast = False  # an engine's batch-1 fast path would return a row's output unstacked
         return raw
 
     def _check_batch(self, feeds: list[np.ndarray]) -> None:
-        why, stacked = batching.check(self._run, feeds, [tensor_key(s.name) for s in self.outputs])
+        why, _ = batching.check(self._run, feeds, [tensor_key(s.name) for s in self.outputs])
         self.row_by_row = bool(why)
         if why:
             self.notes.append(f"{why}: rows run one at a time")
-            if any(stacked):
-                self._fast = False  # an engine's batch-1 fast path would return the unstacked shape
 
     def engine_error(self, exc: BaseException) -> EngineError:
         return EngineError(f"{self.path}: {self.engine or self.runtime} failed while running it: "

@@ -158,15 +158,13 @@ def test_a_batch_safe_model_is_checked_once_and_stays_batched(tiny_models, rng):
 
 
 # -- outputs as returned: the engine's shape, not the declared one --------------------------------
-@pytest.fixture(scope="module")
-def ctc(tmp_path_factory) -> dict[str, Path]:
+def _ctc_onnx(path: Path, batch: int | str) -> Path:
     """An ONNX that declares its output [1, 5] and returns [3, N, 5] (a CTC recogniser's [T, N, C]):
     an If on a data-dependent condition keeps shape inference from replacing the declared shape."""
     import onnx
     from onnx import TensorProto as T
     from onnx import helper as h
 
-    d = tmp_path_factory.mktemp("ctc")
     then = h.make_graph([h.make_node("Unsqueeze", ["x", "axes"], ["u"]), h.make_node("Tile", ["u", "reps"], ["t"]),
                          h.make_node("Mul", ["t", "w"], ["a"])], "then", [],
                         [h.make_tensor_value_info("a", T.FLOAT, None)])
@@ -175,18 +173,27 @@ def ctc(tmp_path_factory) -> dict[str, Path]:
     graph = h.make_graph(
         [h.make_node("ReduceMax", ["x"], ["mx"], keepdims=0), h.make_node("Greater", ["mx", "low"], ["cond"]),
          h.make_node("If", ["cond"], ["y"], then_branch=then, else_branch=other)], "ctc",
-        [h.make_tensor_value_info("x", T.FLOAT, ["N", 5])], [h.make_tensor_value_info("y", T.FLOAT, [1, 5])],
+        [h.make_tensor_value_info("x", T.FLOAT, [batch, 5])], [h.make_tensor_value_info("y", T.FLOAT, [1, 5])],
         [h.make_tensor("low", T.FLOAT, [], [-1e30]), h.make_tensor("axes", T.INT64, [1], [0]),
          h.make_tensor("reps", T.INT64, [3], [3, 1, 1]),
          h.make_tensor("w", T.FLOAT, [3, 1, 5], np.arange(1, 16, dtype=np.float32).tolist())])
     model = h.make_model(graph, opset_imports=[h.make_opsetid("", 13)])
     model.ir_version = 8
-    onnx.save(model, d / "ctc.onnx")
+    onnx.save(model, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def ctc(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("ctc")
+    _ctc_onnx(d / "ctc.onnx", "N")
+    _ctc_onnx(d / "ctc_fixed.onnx", 1)
     x = np.random.default_rng(0).normal(size=(4, 5)).astype(np.float32)
     np.save(d / "one.npy", x[:1])
     np.save(d / "four.npy", x)
     np.savez(d / "four.npz", x_test=x)
-    return {"model": d / "ctc.onnx", "one": d / "one.npy", "four": d / "four.npy", "npz": d / "four.npz", "x": x}
+    return {"model": d / "ctc.onnx", "fixed": d / "ctc_fixed.onnx", "one": d / "one.npy", "four": d / "four.npy",
+            "npz": d / "four.npz", "x": x}
 
 
 def _expected(x: np.ndarray) -> np.ndarray:
@@ -301,3 +308,15 @@ def test_verify_and_bench_take_normalize_and_record_it(mean_pixels, tmp_path):
     bench = bench_model(str(copy), data_npz=str(mean_pixels["npz"]), normalize="1,127.5,127.5", seconds=0.05,
                         threads=[1])
     assert "inputs fed as (value - mean 127.5) / std 127.5 (--normalize 1,127.5,127.5" in bench.inputs
+
+
+@pytest.mark.parametrize("which", ["model", "fixed"])
+def test_rows_of_an_output_without_a_batch_axis_stay_rows_in_any_chunking(ctc, which):
+    """verify's chunks of 32 and a last chunk of one row (the batch-1 fast paths) give one stacked array."""
+    from edgeport.benchmarks.verify.jobs import predict_all
+    from edgeport.runtimes import load
+
+    x = np.random.default_rng(1).normal(size=(33, 5)).astype(np.float32)
+    y = predict_all(load(ctc[which], probe=False), x)["y"]
+    assert y.shape == (33, 3, 1, 5)
+    np.testing.assert_allclose(y, np.stack([_expected(x[i:i + 1]) for i in range(33)]), rtol=1e-6)
