@@ -148,6 +148,12 @@ class Session:
         class is read from). Empty when the engine does not say."""
         return {}
 
+    def float16_weights(self, dest_dir: Path) -> tuple[Path, int] | None:
+        """This artifact with every float32 constant rounded to float16 and kept float32 (the fp16
+        baseline of a float32 artifact), written into ``dest_dir``, and how many tensors were rounded;
+        None where the engine's files cannot be rewritten so."""
+        return None
+
     def sample_bytes(self) -> int:
         """Bytes one sample needs in the engine (an estimate; engines that know say better)."""
         return 64 * sum(int(np.prod([d or 1 for d in s.shape[1:]])) * np.dtype(s.dtype).itemsize

@@ -138,6 +138,16 @@ class LiteRTSession(Session):
         out["integer_io"] = sum(s.quantized for s in (*self.inputs, *self.outputs))
         return out
 
+    def float16_weights(self, dest_dir: Path) -> tuple[Path, int] | None:
+        """The flatbuffer with its float32 constant buffers rounded (needs TensorFlow's flatbuffer tools)."""
+        try:
+            rounded, n = round_float_weights(self.path.read_bytes())
+        except ImportError:
+            return None
+        dest = Path(dest_dir) / self.path.name
+        dest.write_bytes(rounded)
+        return dest, n
+
     def sample_bytes(self) -> int:
         """Every tensor of the interpreter at its allocated (batch-1) shape: activations and weights."""
         total = 0
@@ -234,6 +244,24 @@ class LiteRTSession(Session):
 
     def close(self) -> None:
         self._others.clear()
+
+
+def round_float_weights(tflite: bytes) -> tuple[bytes, int]:
+    """The model with every float32 constant buffer rounded to float16 (kept float32), and how many."""
+    from tensorflow.lite.tools import flatbuffer_utils as fu
+
+    model = fu.read_model_from_bytearray(bytearray(tflite))
+    seen, rounded = set(), 0
+    for graph in model.subgraphs:
+        for tensor in graph.tensors:
+            buf = model.buffers[tensor.buffer]
+            if tensor.type != 0 or tensor.buffer in seen or buf.data is None or not len(buf.data):
+                continue
+            seen.add(tensor.buffer)
+            values = np.frombuffer(bytes(bytearray(buf.data)), np.float32)
+            buf.data = np.frombuffer(values.astype(np.float16).astype(np.float32).tobytes(), np.uint8)
+            rounded += 1
+    return bytes(fu.convert_object_to_bytearray(model)), rounded
 
 
 def _signature_names(interp: Any) -> dict[int, str]:

@@ -128,6 +128,24 @@ class OnnxRuntimeSession(Session):
                 "integer_io": sum(np.dtype(s.dtype).kind in "iu" and np.dtype(s.dtype).itemsize == 1
                                   for s in (*self.inputs, *self.outputs))}
 
+    def float16_weights(self, dest_dir: Path) -> tuple[Path, int] | None:
+        """The graph with its float32 initializers rounded (needs ``onnx``; None without it)."""
+        try:
+            import onnx
+            from onnx import numpy_helper
+        except ImportError:
+            return None
+        model = onnx.load(str(self.path))
+        n = 0
+        for init in model.graph.initializer:
+            if init.data_type == onnx.TensorProto.FLOAT:
+                values = numpy_helper.to_array(init).astype(np.float16).astype(np.float32)
+                init.CopyFrom(numpy_helper.from_array(values, init.name))
+                n += 1
+        dest = Path(dest_dir) / self.path.name
+        onnx.save(model, str(dest))
+        return dest, n
+
     def predict(self, x: Any, *, allow_nonfinite: bool | None = None) -> Any:
         try:
             return self._predict(x, allow_nonfinite)

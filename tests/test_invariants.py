@@ -13,7 +13,8 @@ FLOAT16 = 1  # tflite TensorType.FLOAT16
 
 @pytest.fixture(scope="module")
 def fp16_tflite(tmp_path_factory) -> tuple[Path, Path]:
-    """A float16-weight .tflite (the converter's fp16 path, as third parties ship them) and inputs."""
+    """A float16-weight .tflite (the converter's fp16 path, as third parties ship them) and inputs;
+    its float32 sibling beside it (``fp32.tflite``)."""
     import keras
     import tensorflow as tf
 
@@ -21,6 +22,7 @@ def fp16_tflite(tmp_path_factory) -> tuple[Path, Path]:
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
                               keras.layers.Dense(4, activation="softmax")])
+    (d / "fp32.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.target_spec.supported_types = [tf.float16]
@@ -28,6 +30,24 @@ def fp16_tflite(tmp_path_factory) -> tuple[Path, Path]:
     path.write_bytes(converter.convert())
     np.savez(d / "x.npz", x_test=np.random.default_rng(0).normal(size=(20, 8)).astype(np.float32))
     return path, d / "x.npz"
+
+
+def _matmul_onnx(path: Path, weights: np.ndarray) -> Path:
+    """x [N, 8] @ W [8, 4] (W float16 + Cast when ``weights`` is float16: an fp16-weights ONNX)."""
+    import onnx
+    from onnx import TensorProto as T
+    from onnx import helper as h
+    from onnx import numpy_helper
+
+    half = weights.dtype == np.float16
+    nodes = ([h.make_node("Cast", ["w"], ["wf"], to=T.FLOAT)] if half else []) + [
+        h.make_node("MatMul", ["x", "wf" if half else "w"], ["y"])]
+    graph = h.make_graph(nodes, "mm", [h.make_tensor_value_info("x", T.FLOAT, ["N", 8])],
+                         [h.make_tensor_value_info("y", T.FLOAT, ["N", 4])], [numpy_helper.from_array(weights, "w")])
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
 
 
 def scale_fp16_weights(path: Path, factor: float) -> str:
@@ -65,16 +85,41 @@ def test_an_fp16_artifact_passes_against_its_own_copy_and_fails_once_a_weight_mo
     assert not report.ok and report.results[0].outputs["output_0"]["tolerance_diff"] > 0, report.render()
 
 
-def test_a_float32_artifact_reference_gives_no_fp16_baseline_and_says_why(fp16_tflite, tmp_path):
-    """A figure that cannot be measured still fails: a float32 artifact is no fp16 baseline."""
+def test_an_fp16_artifact_against_its_float32_sibling_is_held_to_the_sibling_with_rounded_weights(fp16_tflite):
+    """Was: "no fp16-weights reference (none: a litert reference has no float32 graph to lower)"."""
+    from edgeport.benchmarks.verify.command import verify_model
+
+    fp16, npz = fp16_tflite
+    report = verify_model(str(fp16), reference=str(fp16.with_name("fp32.tflite")), data_npz=str(npz))
+    assert report.ok and report.results[0].outputs["output_0"]["tolerance_diff"] < 1e-6, report.render()
+    assert "float32 weight tensors rounded to float16" in report.reference["fp16"]
+
+
+def test_onnx_fp16_weights_identity_and_sibling(tmp_path):
+    from edgeport.benchmarks.verify.command import verify_model
+
+    w = np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32)
+    f32, f16 = _matmul_onnx(tmp_path / "f32.onnx", w), _matmul_onnx(tmp_path / "f16.onnx", w.astype(np.float16))
+    copy = _matmul_onnx(tmp_path / "copy.onnx", w.astype(np.float16))
+    np.savez(tmp_path / "x.npz", x_test=np.random.default_rng(1).normal(size=(10, 8)).astype(np.float32))
+    for reference in (f16, f32):
+        report = verify_model(str(copy), reference=str(reference), data_npz=str(tmp_path / "x.npz"))
+        row = report.results[0]
+        assert report.ok and row.precision == "fp16" and row.outputs["y"]["tolerance_diff"] < 1e-6, report.render()
+    bad = _matmul_onnx(tmp_path / "bad.onnx", (w * np.float32(1.01)).astype(np.float16))
+    assert not verify_model(str(bad), reference=str(f16), data_npz=str(tmp_path / "x.npz")).ok
+
+
+def test_a_quantized_artifact_reference_gives_no_fp16_baseline_and_says_why(tmp_path):
+    """A figure that cannot be measured still fails: an int8 artifact is no fp16 baseline."""
     from edgeport.benchmarks.verify import reference as ref
 
     class Session:
         def tensor_storage(self):
-            return {"float32": 3}
+            return {"int8_quantized": 3, "integer_io": 2}
 
-    own, basis = ref._artifact_fp16(Session(), "litert")
-    assert not own and basis.startswith("none: a litert reference of precision float32")
+    fp16, basis = ref._artifact_fp16(Session(), "litert", None, tmp_path)
+    assert fp16 == {} and basis.startswith("none: a litert reference of precision quantized")
 
 
 # -- batching: N rows give the outputs of N single runs ------------------------------------------

@@ -27,6 +27,7 @@ import numpy as np
 from edgeport.children import raise_for
 from edgeport.benchmarks.verify.jobs import count, load_inputs, predict_all
 from edgeport import reference_set
+from edgeport.runtimes.litert import round_float_weights
 
 REFERENCE_FILE = reference_set.REFERENCE_FILE
 SCHEME = 2
@@ -102,24 +103,6 @@ def _noise(session, x, n: int) -> tuple[dict[str, float], str]:
     return noise, f"max |Keras float32 - Keras float64| on the first {count(sub)} inputs (keras {keras.__version__})"
 
 
-def round_float_weights(tflite: bytes) -> tuple[bytes, int]:
-    """The model with every float32 constant buffer rounded to float16 (kept as float32)."""
-    from tensorflow.lite.tools import flatbuffer_utils as fu
-
-    model = fu.read_model_from_bytearray(bytearray(tflite))
-    seen, rounded = set(), 0
-    for graph in model.subgraphs:
-        for tensor in graph.tensors:
-            buf = model.buffers[tensor.buffer]
-            if tensor.type != 0 or tensor.buffer in seen or buf.data is None or not len(buf.data):
-                continue
-            seen.add(tensor.buffer)
-            values = np.frombuffer(bytes(bytearray(buf.data)), np.float32)
-            buf.data = np.frombuffer(values.astype(np.float16).astype(np.float32).tobytes(), np.uint8)
-            rounded += 1
-    return bytes(fu.convert_object_to_bytearray(model)), rounded
-
-
 def _fp16(session, source: str, saved_model: str | None, x, work: Path) -> tuple[dict, str]:
     import warnings
 
@@ -145,17 +128,24 @@ def _fp16(session, source: str, saved_model: str | None, x, work: Path) -> tuple
                      f"{count_} float weight tensors rounded to float16")
 
 
-def _artifact_fp16(session, runtime: str) -> tuple[bool, str]:
-    """Whether a reference that is itself an engine artifact is its own fp16 baseline (an fp16
-    artifact: its outputs are the format's arithmetic, as it is), and the basis said."""
+def _artifact_fp16(session, runtime: str, x, work: Path) -> tuple[dict[str, np.ndarray] | None, str]:
+    """The fp16 baseline of a reference that is itself an engine artifact, as it is: an fp16 artifact
+    is its own (None: the reference's outputs); a float32 one with its float32 weights rounded to
+    float16, run on the same engine; any other gives none, and says why."""
     from edgeport.benchmarks.verify.jobs import precision_hint
     from edgeport.export.registry import Precision
+    from edgeport.runtimes import load
 
     hint, read_as = precision_hint(session)
-    if hint != Precision.FP16.value:
-        return False, (f"none: a {runtime} reference of precision {hint} ({read_as}) is no float32 graph to lower "
-                      "and no fp16 artifact")
-    return True, f"the reference itself: an fp16 {runtime} artifact ({read_as}), the fp16 baseline as it is"
+    if hint == Precision.FP16.value:
+        return None, f"the reference itself: an fp16 {runtime} artifact ({read_as}), the fp16 baseline as it is"
+    rounded = session.float16_weights(work) if hint == Precision.FLOAT32.value else None
+    if rounded is None:
+        return {}, (f"none: a {runtime} reference of precision {hint} ({read_as}) is no fp16 artifact and "
+                    "cannot be rewritten with float16 weights here")
+    path, n = rounded
+    return predict_all(load(path, runtime=runtime, probe=False), x), (
+        f"the {runtime} reference with its {n} float32 weight tensors rounded to float16, run in float32")
 
 
 def compute_reference(job: dict[str, Any]) -> dict[str, Any]:
@@ -173,8 +163,10 @@ def compute_reference(job: dict[str, Any]) -> dict[str, Any]:
     else:
         result["noise"], result["noise_basis"] = None, NO_NOISE.format(runtime=job["runtime"])
     if job.get("fp16") and not can.source_model:
-        own, result["fp16_basis"] = _artifact_fp16(session, job["runtime"])
-        arrays.update({f"f16/{k[4:]}": v for k, v in arrays.items() if own})
+        with tempfile.TemporaryDirectory(prefix="edgeport-fp16ref-") as tmp:
+            fp16, result["fp16_basis"] = _artifact_fp16(session, job["runtime"], x, Path(tmp))
+        fp16 = {k[4:]: v for k, v in arrays.items()} if fp16 is None else fp16
+        arrays.update({f"f16/{k}": v for k, v in fp16.items()})
     elif job.get("fp16"):
         with tempfile.TemporaryDirectory(prefix="edgeport-fp16ref-") as tmp:
             fp16, result["fp16_basis"] = _fp16(session, job["path"], job.get("savedmodel"), x, Path(tmp))
