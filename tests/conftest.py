@@ -117,6 +117,18 @@ def child_processes(monkeypatch):
 
 
 @pytest.fixture(scope="session")
+def loopback_device(tmp_path_factory):
+    """Debian's OpenSSH server on 127.0.0.1 (generated keys; edgeport.devices.loopback), one per session."""
+    from edgeport.devices import loopback
+
+    if (why := loopback.missing()) is not None:
+        pytest.skip(f"no loopback device: {why}")
+    loop = loopback.start(tmp_path_factory.mktemp("sshd"))
+    yield loop
+    loop.stop()
+
+
+@pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> dict[str, Path]:
     """Every tiny model saved once per test session: {kind: path to .keras}."""
     d = tmp_path_factory.mktemp("tiny_models")

@@ -20,11 +20,9 @@ pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(loopback.missing() is not None, reason=f"no loopback device: {loopback.missing()}")]
 
 
-@pytest.fixture(scope="module")
-def lb(tmp_path_factory):
-    loop = loopback.start(tmp_path_factory.mktemp("sshd"))
-    yield loop
-    loop.stop()
+@pytest.fixture
+def lb(loopback_device):
+    return loopback_device  # tests/conftest.py: one sshd per session
 
 
 def test_verify_on_the_loopback_device_and_a_dead_one(lb, tiny_models, tmp_path, monkeypatch, capsys):

@@ -18,11 +18,9 @@ pytestmark = pytest.mark.skipif(loopback.missing() is not None,
                                 reason=f"no loopback device: {loopback.missing()}")
 
 
-@pytest.fixture(scope="module")
-def lb(tmp_path_factory):
-    loop = loopback.start(tmp_path_factory.mktemp("sshd"))
-    yield loop
-    loop.stop()
+@pytest.fixture
+def lb(loopback_device):
+    return loopback_device  # tests/conftest.py: one sshd per session
 
 
 @pytest.fixture(autouse=True)

@@ -145,7 +145,7 @@ def bench_model(model: str | None = None, *, bundle: str | None = None, out: Pat
                 device: str = "cpu", seconds: float = 2.0, threads: list[int] | None = None,
                 formats: list[str] | None = None, keras_predict: bool = True, data_dir: str | None = None,
                 data_npz: str | None = None, peak_n: int = 2048, input_shape: list[str] | None = None,
-                normalize: str | None = None) -> BenchReport:
+                normalize: str | None = None, on: str | None = None) -> BenchReport:
     """Benchmark every artifact x runtime of a model, each measurement in a fresh process.
 
     model: model name or directory (its manifest lists the artifacts), or a bare .tflite/.onnx file
@@ -161,11 +161,18 @@ def bench_model(model: str | None = None, *, bundle: str | None = None, out: Pat
     peak_n: matrix size of the float32 and int8 matmuls that measure this machine's peaks
     input_shape: NAME=1x3x320x320 for an input with symbolic dimensions when no --data-npz gives them; several allowed
     normalize: SCALE,MEAN,STD: feed the inputs as (x * SCALE - MEAN) / STD (per channel: a:b:c); recorded
+    on: measure the model's rpi bundle on these devices (NAME[,NAME...]: edgeport device list); results to OUT/MODEL/devices/NAME.bench.json
     """  # noqa: E501 - edgeport.cli reads each parameter's help from its one line
     if device not in ("cpu", "gpu"):
         raise EdgeportError(f"--device must be cpu or gpu, got {device!r}")
     if seconds <= 0:
         raise EdgeportError(f"--seconds must be positive, got {seconds}")
+    if on is not None:  # the devices' rows beside this machine's last bench: edgeport.devices.bench_on
+        from edgeport.devices.bench_on import bench_on
+
+        return bench_on(model, on, out=Path(out), seconds=seconds, threads=threads, formats=formats, unsupported={
+            "--bundle": bundle, "--device gpu": device != "cpu", "--data-dir": data_dir, "--data-npz": data_npz,
+            "--input-shape": input_shape, "--normalize": normalize})
     if bundle is not None:
         from edgeport.benchmarks.bench.bundle import bench_bundle
 

@@ -77,7 +77,7 @@ class Report:
         return [r for m in self.data["models"].values() for r in m["rows"]]
 
     def render(self) -> str:
-        many = len(self.data.get("devices") or {}) > 1
+        many = len(self.data.get("devices") or {r.get("device") for r in self.rows}) > 1
         rows = [[*([r["device"]] if many else []), r["model"], r["format"], r["runtime"],
                  fmt_pct(r.get("accuracy")), fmt_us(r.get("p50_us")), fmt_num(r.get("throughput_ips"), ",.0f"),
                  str(r.get("gate", "-")).upper()] for r in self.rows]
@@ -182,7 +182,7 @@ def build_report(models: list[str], *, out: Path = Path("artifacts"), browser: b
             "device_name": device_key(device), "device": device, "models": sections}
     for sec in sections.values():
         for r in sec["rows"]:
-            r["device"] = data["device_name"]
+            r.setdefault("device", data["device_name"])  # a device's rows (bench --on) keep its identity
     report = Report(report_dir, data)
     report_dir.mkdir(parents=True, exist_ok=True)
     images: dict[str, list[str]] = {}
@@ -193,7 +193,8 @@ def build_report(models: list[str], *, out: Path = Path("artifacts"), browser: b
             images.setdefault(key, []).append(path.name)
             report.files.append(path)
 
-    keep("", plots.accuracy_vs_latency([r for r in all_rows if r.get("target") == "cpu"],
+    keep("", plots.accuracy_vs_latency([r for r in all_rows if r.get("target") == "cpu" and r["device"] ==
+                                        data["device_name"]],
                                        report_dir / "accuracy_vs_latency.png"))
     sizes = {m: sec.get("sizes") or {} for m, sec in sections.items()}  # deploy sizes (a C array: its flash bytes)
     keep("", plots.size_per_format({m: s for m, s in sizes.items() if s}, report_dir / "size_per_format.png"))
@@ -255,7 +256,8 @@ def merge_reports(reports: list[str], *, out: Path = Path("artifacts/report/merg
         name = data.get("device_name") or device_key(data.get("device") or {})
         if name in merged["devices"]:
             name = f"{name} ({Path(path).parent.name or path})"
-        merged["devices"][name] = {"device": data.get("device"), "source": str(path), "generated": data.get("generated")}
+        merged["devices"][name] = {"device": data.get("device"), "source": str(path),
+                                   "generated": data.get("generated")}
         for model, sec in data["models"].items():
             target = merged["models"].setdefault(model, {"rows": []})
             target["rows"] += [{**r, "device": name} for r in sec["rows"]]
@@ -263,7 +265,8 @@ def merge_reports(reports: list[str], *, out: Path = Path("artifacts/report/merg
     rows = [r for m in merged["models"].values() for r in m["rows"]]
     lines = ["# edgeport report: merged", "", f"Devices: {', '.join(merged['devices'])}.", ""]
     for model, sec in merged["models"].items():
-        lines += [f"## {model}", "", md_table(["device", *MD_HEADER], [[r["device"], *_md_row(r)] for r in sec["rows"]], left=3), ""]
+        table = [[r["device"], *_md_row(r)] for r in sec["rows"]]
+        lines += [f"## {model}", "", md_table(["device", *MD_HEADER], table, left=3), ""]
     report = Report(out, merged)
     report.files = [write_json_atomic(out / "report.json", merged), write_csv(rows, out / "report.csv"),
                     write_text_atomic(out / "report.md", "\n".join(lines))]

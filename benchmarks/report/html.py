@@ -48,6 +48,9 @@ def _row(r: dict[str, Any], failures: list[dict[str, Any]]) -> str:
              fmt_size(r.get("size_bytes")), fmt_pct(r.get("accuracy")), fmt_points(r.get("accuracy_delta_points")),
              fmt_pct(r.get("agreement")), fmt_num(r.get("max_abs_diff"), ".2e"), fmt_us(r.get("p50_us")),
              fmt_num(r.get("throughput_ips"), ",.0f")]
+    if r.get("emulated_p50_us") is not None:  # an emulated board's time: said so, never latency
+        cells[9:11] = [f"emulated {fmt_us(r['emulated_p50_us'])}",
+                       f"emulated {fmt_num(r.get('emulated_throughput_ips'), ',.0f')}"]
     why = _why(r, failures) if cls == "fail" else ""
     return (f'<tr class="{cls}">' + "".join(f"<td>{escape(str(c))}</td>" for c in cells)
             + f'<td class="gate">{escape(gate.upper())}</td><td class="why">{escape(why)}</td></tr>')

@@ -63,6 +63,31 @@ def group_rows(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[st
     return groups
 
 
+#: figures an emulated board's timing gives that are not a device's speed: kept as emulated_*, never as latency
+EMULATED = ("p50_us", "p90_us", "p99_us", "throughput_ips", "gmac_s", "efficiency", "load_s", "first_inference_s")
+
+
+def device_rows(model_dir: Path, gates: dict[tuple[str, str], str]) -> list[dict[str, Any]]:
+    """The rows `edgeport bench MODEL --on NAME` brought back (OUT/MODEL/devices/NAME.bench.json), each keyed by
+    the device's identity (board, CPU, OS, engine versions); the gate is the artifact's (the same bytes, checked
+    by sha256 on the device). An emulated board's timings become ``emulated_*``: never latency."""
+    from edgeport.devices.bench_on import DEVICES_DIR
+
+    rows = []
+    for path in sorted((model_dir / DEVICES_DIR).glob("*.bench.json")):
+        data = read_json(path) or {}
+        ident = data.get("device_identity") or {}
+        kind = "emulated device" if ident.get("emulated") else "device"
+        for r in ((data.get("models") or {}).get(model_dir.name) or {}).get("rows", []):
+            row = {**{k: r.get(k) for k in COLUMNS if k in r}, "device": data.get("device_name") or path.name,
+                   "target": f"{kind} {ident.get('device') or path.name.split('.')[0]}",
+                   "gate": gates.get((r.get("format"), r.get("runtime")), "not verified")}
+            if ident.get("emulated"):
+                row.update({f"emulated_{k}": row.get(k) for k in EMULATED} | dict.fromkeys(EMULATED))
+            rows.append(row)
+    return rows
+
+
 def model_section(model_dir: Path) -> dict[str, Any]:
     """Everything the report says about one model: rows, keras figures, training, notes."""
     manifest = load_manifest(model_dir)
@@ -100,6 +125,7 @@ def model_section(model_dir: Path) -> dict[str, Any]:
     for (fmt, rt), group in group_rows((benches["gpu"] or {}).get("rows", [])).items():
         rows.append({"format": fmt, "runtime": rt, "target": "gpu",
                      "gate": gates.get((fmt, runtime_of(rt)), "not verified"), **bench_figures(group)})
+    rows += device_rows(model_dir, gates)
     # browser rows of `make web-check` (benchmarks/devices/web_check.py), in these columns already
     web_rows = (read_json(model_dir / "web_check.json") or {}).get("rows", [])
     rows += [{k: r.get(k) for k in COLUMNS if k in r} for r in web_rows]

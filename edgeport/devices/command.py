@@ -30,7 +30,8 @@ class DeviceList:
 
 
 def device_add(name: str, address: str, *, identity: Path | None = None, ssh_config: Path | None = None,
-               python: str = "python3", workdir: str = ".edgeport", replace: bool = False) -> str:
+               python: str = "python3", workdir: str = ".edgeport", emulated: bool = False,
+               replace: bool = False) -> str:
     """Name a device reached over ssh (nothing is sent to it yet: `edgeport device check NAME`).
 
     name: what later commands call it
@@ -39,13 +40,14 @@ def device_add(name: str, address: str, *, identity: Path | None = None, ssh_con
     ssh_config: an ssh_config file to use instead of ~/.ssh/config (ssh -F)
     python: the device's Python 3 command
     workdir: folder on the device for bundles and edgeport's venv (relative: under the login's home)
+    emulated: the device is an emulated board (qemu): its timings are labelled emulated, never latency
     replace: replace a device of that name
     """
     for label, path in (("identity", identity), ("ssh_config", ssh_config)):
         if path is not None and not Path(path).expanduser().is_file():
             raise DeviceConfigError(f"{name}: --{label.replace('_', '-')} {path}: no such file")
     device = parse_address(name, address, identity=_abs(identity), ssh_config=_abs(ssh_config), python=python,
-                           workdir=workdir)
+                           workdir=workdir, emulated=emulated)
     devices = load_devices()
     if name in devices and not replace:
         raise DeviceConfigError(f"a device named {name!r} exists ({devices[name].address}); "

@@ -37,6 +37,7 @@ class Device:
     ssh_config: an ssh_config file passed as ``ssh -F`` (None: the user's own)
     python: the device's Python 3 command
     workdir: the device's folder for edgeport's bundles and venv (relative: under its home)
+    emulated: an emulated board (qemu): its timings are labelled emulated and never count as latency
     """
 
     name: str
@@ -47,6 +48,7 @@ class Device:
     ssh_config: str | None = None
     python: str = "python3"
     workdir: str = ".edgeport"
+    emulated: bool = False
 
     def __post_init__(self) -> None:
         if not NAME.match(self.name):

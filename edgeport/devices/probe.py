@@ -163,3 +163,15 @@ def check(device: Device) -> DeviceCheck:
     if info.get("venv"):
         result.venv = probe(device, f"{device.workdir}/venv/bin/python")
     return result
+
+
+def identity(device: Device, info: dict[str, Any]) -> dict[str, Any]:
+    """What a figure measured on ``device`` is keyed by: board, CPU, OS and engine versions (``info``: the
+    probe of the Python that measured, edgeport's venv), and whether the board is emulated."""
+    engines = {k: v for k, v in _engines(info).items() if v}
+    board = info.get("model") or f"{info.get('machine', '?')} board"
+    label = f"{board} / {info.get('cpu') or info.get('machine', '?')} / {info.get('os', '?')}"
+    label += " / " + ", ".join(f"{k} {v}" for k, v in sorted(engines.items()))
+    return {"device": device.name, "board": board, "cpu": info.get("cpu"), "machine": info.get("machine"),
+            "os": info.get("os"), "python": info.get("python"), "cores": info.get("cores"), "engines": engines,
+            "emulated": device.emulated, "label": ("emulated " if device.emulated else "") + label}

@@ -97,20 +97,28 @@ def copy_bundle(device: Device, archive: Path) -> str:
 
 def verify_there(device: Device, remote_archive: str, results: Path, timeout: float = 3600) -> dict[str, Any]:
     """`edgeport verify --bundle` on the device; its verify.json is brought back as ``results``."""
+    return run_there(device, remote_archive, "verify", [], results, timeout)
+
+
+def run_there(device: Device, remote_archive: str, command: str, options: list[str], results: Path,
+              timeout: float = 3600) -> dict[str, Any]:
+    """`edgeport COMMAND --bundle ARCHIVE OPTIONS` on the device (verify or bench: each writes
+    ``STEM.COMMAND.json`` beside the archive); that JSON is brought back as ``results``. A run that wrote
+    none (or not JSON: a cut connection) is an error: nothing half-done is trusted."""
     name = Path(remote_archive).name
     stem = name[:-len(".tar.gz")] if name.endswith(".tar.gz") else name
-    there = f"{Path(remote_archive).parent}/{stem}.verify.json"
+    there = f"{Path(remote_archive).parent}/{stem}.{command}.json"
     edgeport = f"{device.workdir}/venv/bin/edgeport"
-    done = ssh.run(device, f"rm -f {_q(there)} && {_q(edgeport)} verify --bundle {_q(remote_archive)}",
-                   timeout=timeout, check=False)
+    argv = " ".join(_q(a) for a in [edgeport, command, "--bundle", remote_archive, *options])
+    done = ssh.run(device, f"rm -f {_q(there)} && {argv}", timeout=timeout, check=False)
     got = ssh.run(device, f"cat {_q(there)}", check=False)
     if got.returncode != 0:
-        raise DeviceError(f"{device.name}: edgeport verify --bundle wrote no verify.json (exit {done.returncode}): "
-                          f"{ssh.last_line(done.stderr)}")
+        raise DeviceError(f"{device.name}: edgeport {command} --bundle wrote no {command}.json "
+                          f"(exit {done.returncode}): {ssh.last_line(done.stderr)}")
     try:
         report = json.loads(got.stdout)
     except ValueError:
-        raise DeviceError(f"{device.name}: its verify.json is not JSON; nothing was trusted") from None
+        raise DeviceError(f"{device.name}: its {command}.json is not JSON; nothing was trusted") from None
     results.parent.mkdir(parents=True, exist_ok=True)
     results.write_bytes(got.stdout)
     return report

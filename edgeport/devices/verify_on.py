@@ -103,8 +103,20 @@ def verify_on(model: str, on: str, *, out: Path = Path("artifacts"), dist: Path 
     options of `edgeport verify` given that a device's verify does not take (refused, not dropped)."""
     if given := [k for k, v in (unsupported or {}).items() if v]:
         raise EdgeportError(f"--on proves the bundle with the gates it carries; {', '.join(given)} cannot go with it")
+    names, model_dir, archive, whl = prepare(model, on, out=out, dist=dist, samples=samples, data_dir=data_dir,
+                                             formats=formats)
+    with ThreadPoolExecutor(max_workers=len(names)) as pool:
+        runs = list(pool.map(lambda n: _one(n, archive, whl, print), names))
+    workstation = json.loads((model_dir / VERIFY_FILE).read_text())
+    return VerifyOnReport(model_dir.name, workstation, runs)
+
+
+def prepare(model: str, on: str, *, out: Path, dist: Path, samples: int, data_dir: str | None,
+            formats: list[str] | None) -> tuple[list[str], Path, Path, Path]:
+    """(device names, the model's directory, its rpi bundle, edgeport's wheel) for ``--on``: every name
+    known and the bundle built (or reused) before any device is reached."""
     if not model:
-        raise EdgeportError("--on: name the model whose bundle the devices prove (edgeport verify MODEL --on NAME)")
+        raise EdgeportError("--on: name the model whose bundle the devices run (edgeport verify MODEL --on NAME)")
     from edgeport.export.targets import bundle_model
     from edgeport.manifest import find_model_dir
 
@@ -116,8 +128,4 @@ def verify_on(model: str, on: str, *, out: Path = Path("artifacts"), dist: Path 
     model_dir = find_model_dir(model, out)
     chosen = {"formats": formats} if formats else {}  # default: every format the Pi bundle carries
     built = bundle_model(model, target=TARGET, out=out, dist=dist, samples=samples, data_dir=data_dir, **chosen)
-    whl = remote.wheel()
-    with ThreadPoolExecutor(max_workers=len(names)) as pool:
-        runs = list(pool.map(lambda n: _one(n, built.archive, whl, print), names))
-    workstation = json.loads((model_dir / VERIFY_FILE).read_text())
-    return VerifyOnReport(model_dir.name, workstation, runs)
+    return names, model_dir, built.archive, remote.wheel()
