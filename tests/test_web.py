@@ -76,6 +76,9 @@ def test_web_bundle_layout(web):
     assert lock["packages"]["node_modules/onnxruntime-web"]["version"] == "1.30.0"
     assert (folder / "node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm").is_file()
     assert (folder / "node_modules/@litertjs/core/wasm/litert_wasm_internal.wasm").is_file()
+    listed = json.loads((folder / "bundle.json").read_text())["files"]  # `edgeport serve` serves only these
+    for f in ("ort.webgpu.min.mjs", "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm"):
+        assert f"node_modules/onnxruntime-web/dist/{f}" in listed  # ORT's WebGPU build, for ?accelerator=webgpu
     readme = (folder / "README.md").read_text()
     assert "Cross-Origin-Embedder-Policy: require-corp" in readme and "application/wasm" in readme
     sizes = json.loads((folder / "bundle.json").read_text())["sizes"]
@@ -119,7 +122,7 @@ def test_the_browser_proves_the_bundle(web):
     _browser_or_skip()
     started = time.perf_counter()
     result = web_check.check_bundle(web["bundle"].folder, web["model_dir"], samples=200,
-                                    shots=web["tmp"] / "report")
+                                    shots=web["tmp"] / "report", accelerators=("wasm",))
     print(web_check.render(result), f"\n{time.perf_counter() - started:.1f} s")
     assert result["ok"], result["problems"]
     assert {(r["runtime"], r["precision"]) for r in result["rows"]} == {
@@ -139,16 +142,72 @@ def test_altered_page_outputs_fail_the_proof(web, tmp_path):
     shutil.copytree(web["bundle"].folder, folder)
     app = folder / "app.js"
     text = app.read_text()
-    good = "return Float32Array.from(outs[0].toTypedArray());"
+    good = "return Float32Array.from((host || outs[0]).toTypedArray());"
     assert text.count(good) == 1
-    app.write_text(text.replace(good, "const a = Float32Array.from(outs[0].toTypedArray()); a[0] += 1e-4; return a;"))
+    app.write_text(text.replace(good, "const a = Float32Array.from((host || outs[0]).toTypedArray()); a[0] += 1e-4; "
+                                      "return a;"))
     meta = json.loads((folder / "bundle.json").read_text())  # re-listed: serve sends only what bundle.json lists
     meta["files"]["app.js"]["sha256"] = sha256_file(app)
     (folder / "bundle.json").write_text(json.dumps(meta))
-    result = web_check.check_bundle(folder, web["model_dir"], samples=200, shots=tmp_path)
+    result = web_check.check_bundle(folder, web["model_dir"], samples=200, shots=tmp_path, accelerators=("wasm",))
     assert not result["ok"]
     verdict = {(r["runtime"].split()[0], r["precision"]): r["gate"] for r in result["rows"]}
     assert verdict[("litert.js", "float32")] == "fail"
     assert verdict[("onnxruntime-web", "float32")] == "pass" and verdict[("onnxruntime-web", "int8")] == "pass"
     failed = next(r for r in result["rows"] if r["gate"] == "fail")
     assert any("tolerance_diff" in f for f in failed["failures"])
+
+
+WEBGPU_RUNS = {(e, v, a) for e in ("litert.js", "onnxruntime-web") for v in ("float32", "int8")
+               for a in ("wasm", "webgpu")}
+
+
+def _rows(result):
+    return {(r["runtime"].split()[0], r["precision"], r["accelerator"]): r for r in result["rows"]}
+
+
+def test_webgpu_backends_are_held_to_the_gates_and_to_wasm(web, tmp_path):
+    """Both engines' WebGPU backends (SwiftShader in headless Chromium) on 20 images: each row has the
+    gate's verdict against Keras and against the same file on WebAssembly, or fails saying why (an op
+    ONNX Runtime's WebGPU provider lacks runs on its CPU provider: that is a failure, not a pass)."""
+    _browser_or_skip()
+    result = web_check.check_bundle(web["bundle"].folder, web["model_dir"], samples=20, shots=tmp_path)
+    print(web_check.render(result))
+    adapter = next(p["adapter"] for p in result["pages"] if p["accelerator"] == "webgpu")
+    if adapter.get("error"):
+        pytest.skip(f"this Chromium offers no WebGPU adapter even with --enable-unsafe-webgpu: {adapter['error']}")
+    assert not result["problems"], result["problems"]
+    rows = _rows(result)
+    assert set(rows) == WEBGPU_RUNS
+    for (_, _, acc), r in rows.items():
+        assert r["gate"] in ("pass", "fail") and (r["gate"] == "fail") == bool(r["failures"])
+        if acc == "webgpu" and r["gate"] == "pass":
+            assert r["vs_wasm"]["agreement"] == 1.0 and r["p50_us"] > 0 and r["adapter"]
+    for engine in ("litert.js", "onnxruntime-web"):  # float32 runs wholly on WebGPU in both engines
+        r = rows[engine, "float32", "webgpu"]
+        assert r["gate"] == "pass" and r["agreement"] == 1.0 and r["max_abs_diff"] < 1e-4, r["failures"]
+    ort_int8 = rows["onnxruntime-web", "int8", "webgpu"]
+    if ort_int8["gate"] == "fail":  # ORT 1.30's WebGPU provider has no QuantizeLinear: those nodes run on CPU
+        assert any("CPUExecutionProvider" in f for f in ort_int8["failures"]), ort_int8["failures"]
+    assert "SwiftShader" in web_check.render(result) or not web_check.wr.software(adapter)
+
+
+def test_webgpu_off_gives_failed_rows_with_the_reason(web, tmp_path):
+    """Chromium without --enable-unsafe-webgpu: no adapter, so every WebGPU row fails and says why
+    (never a skip, never WebAssembly's answers under WebGPU's name); the WebAssembly rows still pass."""
+    _browser_or_skip()
+    result = web_check.check_bundle(web["bundle"].folder, web["model_dir"], samples=20, shots=tmp_path,
+                                    unsafe_webgpu=False)
+    text = web_check.render(result)
+    print(text)
+    assert not result["ok"]
+    rows = _rows(result)
+    assert set(rows) == WEBGPU_RUNS
+    for (_, _, acc), r in rows.items():
+        if acc == "wasm":
+            assert r["gate"] == "pass", r["failures"]
+        else:
+            assert r["gate"] == "fail" and r["p50_us"] is None and r["agreement"] is None
+            assert len(r["failures"]) == 1 and "webgpu" in r["failures"][0].lower(), r["failures"]
+            assert r["failures"][0] in text
+    assert "FAILED" in text

@@ -2,8 +2,13 @@
 headless Chromium with puppeteer-core (the system browser, no browser download), run ``samples``
 real test images through each engine (LiteRT.js, ONNX Runtime Web) and variant (float32, int8) in
 the page, and hold the page's outputs to `edgeport verify`'s gates against the Keras model (float:
-the derived float32 tolerance; int8: the quantized gate). It fails on a disagreement beyond the
-gate, a page error, a failed request or a console error that is not a known engine INFO line.
+the derived float32 tolerance; int8: the quantized gate), on WebAssembly and again on WebGPU
+(Chromium's ``--enable-unsafe-webgpu``; headless on Linux that is SwiftShader), where each engine's
+outputs must also give WebAssembly's top-1 on every image. A WebGPU run that cannot run (no adapter,
+an op the backend lacks) or that the engine moves to WebAssembly (LiteRT.js's compiled accelerator,
+ONNX Runtime's node placement from its verbose log) is a failed row with the reason. It fails on a
+disagreement beyond the gate, a page error, a failed request or a console error that is not a known
+engine INFO line.
 It saves a screenshot of the page with a grid of predictions into the report folder, and times
 batch 1 in the page (median of 50 after warm-up) beside the same file natively.
 
@@ -33,6 +38,11 @@ from edgeport.tables import fmt_num, fmt_pct, text_table
 
 DRIVER = Path(__file__).with_name("web-driver")
 CHROMIUM = ("/usr/bin/chromium", "/usr/lib/chromium/chromium")
+#: Headless Chromium as the check runs it (root needs --no-sandbox); WebGPU is behind a flag on Linux,
+#: where Debian's build serves it from SwiftShader (CPU Vulkan) when no GPU is used.
+BROWSER_ARGS = ("--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync")
+WEBGPU_ARGS = ("--enable-unsafe-webgpu",)
 RESULT_FILE = "web_check.json"
 GRID = 24
 
@@ -85,9 +95,19 @@ def run_page(folder: Path, job: dict[str, Any], timeout: float) -> dict[str, Any
 
 
 def check_bundle(folder: Path, model_dir: Path, *, samples: int = 200, seed: int = 0, data_dir: str | None = None,
-                 gates: str | None = None, shots: Path | None = None, timeout: float = 600.0) -> dict[str, Any]:
-    """The browser proof of one web bundle folder against the Keras model in ``model_dir``."""
+                 gates: str | None = None, shots: Path | None = None, timeout: float = 600.0,
+                 accelerators: tuple[str, ...] = web_engines.ACCELERATORS, unsafe_webgpu: bool = True
+                 ) -> dict[str, Any]:
+    """The browser proof of one web bundle folder against the Keras model in ``model_dir``: every
+    engine x variant on each of ``accelerators`` (WebAssembly first; each other one is also held to
+    WebAssembly's outputs with the same-model gate, and a run that cannot run there, or falls back,
+    is a failed row saying why). ``unsafe_webgpu=False`` runs Chromium without its WebGPU flag."""
+    if not accelerators or accelerators[0] != web_engines.ACCELERATORS[0] or \
+            not set(accelerators) <= set(web_engines.ACCELERATORS):
+        raise EdgeportError(f"accelerators {list(accelerators)}: the first must be "
+                            f"{web_engines.ACCELERATORS[0]} and each one of {list(web_engines.ACCELERATORS)}")
     from edgeport.benchmarks.device_info import device_info, device_key
+    from edgeport.benchmarks.verify.figures import output_kind
     from edgeport.export.targets.bundle import require_verified
     from edgeport.export.targets.mobile_model import camera_form
     from edgeport.export.targets.mobile_proof import proof_images
@@ -103,7 +123,9 @@ def check_bundle(folder: Path, model_dir: Path, *, samples: int = 200, seed: int
     runs = [{"engine": e, "variant": v} for v in web["models"] for e in web["engines"]]
     shot = Path(shots or model_dir.parent / "report" / "web") / f"{web['model']}.png"
     shot.parent.mkdir(parents=True, exist_ok=True)
-    job = {"puppeteer": str(puppeteer()), "chromium": chromium(), "runs": runs, "warmup": wr.WARMUP,
+    pages = [{"accelerator": a, "runs": runs, "probe": a != accelerators[0]} for a in accelerators]
+    args = [*BROWSER_ARGS, *(WEBGPU_ARGS if unsafe_webgpu else ())]
+    job = {"puppeteer": str(puppeteer()), "chromium": chromium(), "args": args, "pages": pages, "warmup": wr.WARMUP,
            "timed": wr.TIMED, "images": base64.b64encode(rgb.tobytes()).decode(), "grid_n": GRID,
            "labels": web["labels"], "truth": None if y is None else [int(v) for v in y[:GRID]],
            "screenshot": str(shot), "caption": f"{web['model']}: the first {GRID} of {len(x)} test images, "
@@ -114,36 +136,61 @@ def check_bundle(folder: Path, model_dir: Path, *, samples: int = 200, seed: int
                [f"request failed: {e}" for e in page["failed_requests"]] + \
                ([f"driver: {page['error'].splitlines()[0]}"] if page.get("error") else [])
     table = load_gates(gates) if gates else verified_gates(verified)  # by default, the gates verify ran with
-    device, rows = device_key(device_info()), []
+    device, rows, wasm = device_key(device_info()), [], {}
+    kind = output_kind(ref, manifest.get("task") or "classification")  # a WebGPU run vs WebAssembly's, as vs Keras
+    adapters = {p["accelerator"]: wr.adapter_name(p.get("adapter")) for p in page.get("pages", [])}
     for r in page["runs"]:
-        m, eng = web["models"][r["variant"]], web["engines"][r["engine"]]
-        out = np.asarray(r["probs"], np.float64)
-        if out.shape != ref.shape:
-            problems.append(f"{r['engine']} {r['variant']}: the page returned {list(out.shape)}, not {list(ref.shape)}")
-            continue
-        verdict = wr.gated(out, ref, noise, y, manifest.get("task"), table, m["verified_artifact"],
-                           f"{m[r['engine']]['file']} in {eng['name']}")
-        native, native_engine = wr.native_p50(folder / m[r["engine"]]["file"], rgb[:1])
-        rows.append({**wr.row(web["model"], r["variant"], Path(m[r["engine"]]["file"]).name, eng["name"],
-                              eng["version"], verdict, statistics.median(r["times_ms"]), native, native_engine,
-                              m[r["engine"]]["bytes"], device),
-                     "failures": verdict["failures"], "figures": verdict["figures"]})
+        m, eng, acc = web["models"][r["variant"]], web["engines"][r["engine"]], r["accelerator"]
+        file, where = m[r["engine"]]["file"], f"{m[r['engine']]['file']} in {eng['name']} ({r['accelerator']})"
+        out = None if r.get("error") else np.asarray(r["probs"], np.float64)
+        reason = r.get("error")
+        if reason is None and out.shape != ref.shape:
+            reason = f"the page returned {list(out.shape)}, not {list(ref.shape)}"
+        if reason:
+            verdict, p50 = wr.failed(f"{where}: {reason}"), None
+        else:
+            verdict, p50 = wr.gated(out, ref, noise, y, manifest.get("task"), table, m["verified_artifact"],
+                                    where), statistics.median(r["times_ms"])
+            if acc == accelerators[0]:
+                wasm[r["engine"], r["variant"]] = out
+            else:
+                verdict = wr.against_wasm(verdict, out, wasm.get((r["engine"], r["variant"])),
+                                          m["verified_artifact"], where, kind)
+            fell = wr.backend_problem(acc, r.get("backend"), page["console"][r["console_from"]:r["console_to"]])
+            verdict = wr.failing(verdict, f"{where}: {fell}") if fell else verdict
+        native, native_engine = wr.native_p50(folder / file, rgb[:1]) if p50 else (None, None)
+        rows.append({**wr.row(web["model"], r["variant"], Path(file).name, eng["name"], eng["version"], acc, verdict,
+                              p50, native, native_engine, m[r["engine"]]["bytes"], device),
+                     "adapter": None if acc == accelerators[0] else adapters.get(acc)})
     ok = not problems and rows and all(r["gate"] == "pass" for r in rows)
     return {"model": web["model"], "bundle": str(folder), "browser": page.get("browser"),
             "isolated": page.get("isolated"), "status": page.get("status"), "data": data, "noise": noise,
+            "pages": page.get("pages", []), "browser_args": args,
             "rows": rows, "problems": problems, "screenshot": str(shot), "ok": bool(ok),
             "console_info_lines": sum(1 for m in page["console"] if m["type"] == "error") - len(
                 wr.console_errors(page["console"]))}
 
 
+def _ms(us: float | None) -> str:
+    return fmt_num(None if us is None else us / 1e3, ".3f")
+
+
 def render(result: dict[str, Any]) -> str:
+    def vs(r: dict[str, Any], key: str, f) -> str:
+        return f((r.get("vs_wasm") or {}).get(key)) if r.get("vs_wasm") else ""
+
     rows = [[r["format"], r["engine"], fmt_pct(r["agreement"]), fmt_num(r["max_abs_diff"], ".2e"),
-             r["gate"].upper(), fmt_num(r["p50_us"] / 1e3, ".3f"), fmt_num(r["native_p50_us"] / 1e3, ".3f"),
-             fmt_num(r["browser_vs_native"], ".1f") + "x"] for r in result["rows"]]
-    header = ["web model", "engine", "top-1 = Keras", "max |p - Keras|", "gate", "browser p50 ms",
-              "native p50 ms", "ratio"]
+             vs(r, "agreement", fmt_pct), vs(r, "max_abs_diff", lambda v: fmt_num(v, ".2e")),
+             "PASS" if r["gate"] == "pass" else "FAILED", _ms(r["p50_us"]), _ms(r["native_p50_us"]),
+             fmt_num(r["browser_vs_native"], ".1f") + "x" if r["browser_vs_native"] else ""] for r in result["rows"]]
+    header = ["web model", "engine (backend)", "top-1 = Keras", "max |p - Keras|", "top-1 = wasm", "max |p - wasm|",
+              "gate", "browser p50 ms", "native p50 ms", "ratio"]
     lines = [text_table(f"{result['model']}: {result['data']['n']} real test images in {result['browser']}",
                         header, rows, left=2)]
+    lines += [f"  {p['accelerator']}: adapter {wr.adapter_name(p.get('adapter'))}" for p in result.get("pages", [])
+              if p.get("adapter") and p["accelerator"] != web_engines.ACCELERATORS[0]]
+    if any(wr.software(p.get("adapter")) for p in result.get("pages", [])):
+        lines.append(f"  {wr.SOFTWARE_NOTE}")
     lines += [f"  {f}" for r in result["rows"] for f in r["failures"]]
     lines += [f"  FAIL {p}" for p in result["problems"]]
     lines.append(f"  screenshot: {result['screenshot']}")
@@ -163,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--gates", default=None, help="gate overrides (default: the gates the model was verified with)")
     ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--accelerators", default=",".join(web_engines.ACCELERATORS),
+                    help=f"page backends, comma-separated, {web_engines.ACCELERATORS[0]} first "
+                         f"(default: {','.join(web_engines.ACCELERATORS)})")
     args = ap.parse_args(argv)
     ok = True
     try:
@@ -174,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
                                   seed=args.seed, data_dir=args.data_dir)
             model_dir = find_model_dir(name, args.out)
             result = check_bundle(bundle.folder, model_dir, samples=args.samples, seed=args.seed,
-                                  data_dir=args.data_dir, gates=args.gates, shots=args.out / "report" / "web")
+                                  data_dir=args.data_dir, gates=args.gates, shots=args.out / "report" / "web",
+                                  accelerators=tuple(a.strip() for a in args.accelerators.split(",") if a.strip()))
             result["sizes"] = {k: v for k, v in (json.loads((bundle.folder / "bundle.json").read_text())
                                                  .get("sizes") or {}).items()}
             write_json_atomic(model_dir / RESULT_FILE, result)

@@ -1,6 +1,6 @@
 """The browser engines a web bundle ships: ONNX Runtime Web and LiteRT.js from npm, pinned by
 ``web-app/package.json`` and its lockfile, installed once with ``npm ci --ignore-scripts`` under
-``$EDGEPORT_DATA_HOME/web-engines`` (~185 MB of packages; the bundle copies ~44 MB of them)."""
+``$EDGEPORT_DATA_HOME/web-engines`` (~185 MB of packages; the bundle copies ~71 MB of them)."""
 from __future__ import annotations
 
 import json
@@ -14,11 +14,14 @@ from edgeport.errors import EdgeportError
 APP = Path(__file__).with_name("web-app")
 LOCK_FILES = ("package.json", "package-lock.json")
 #: What the page loads, per package (paths under node_modules/): the wasm-only ORT build with its
-#: threaded SIMD wasm (ORT fetches that one even for one thread); LiteRT.js's core, its wasm-utils
-#: and the plain, compatibility and threaded wasm (loadLiteRt picks one by the browser's features).
+#: threaded SIMD wasm (ORT fetches that one even for one thread) and, for ``?accelerator=webgpu``, ORT's
+#: WebGPU build (``ort.webgpu.min.mjs``: 1.30's native WebGPU execution provider, which loads the
+#: asyncify wasm); LiteRT.js's core, its wasm-utils and the plain, compatibility and threaded wasm
+#: (loadLiteRt picks one by the browser's features; its WebGPU accelerator is in each of them).
 SHIPPED = {
     "onnxruntime-web": ["package.json", "dist/ort.wasm.min.mjs", "dist/ort-wasm-simd-threaded.mjs",
-                        "dist/ort-wasm-simd-threaded.wasm"],
+                        "dist/ort-wasm-simd-threaded.wasm", "dist/ort.webgpu.min.mjs",
+                        "dist/ort-wasm-simd-threaded.asyncify.mjs", "dist/ort-wasm-simd-threaded.asyncify.wasm"],
     "@litertjs/core": ["package.json", "dist/index.js",
                        *(f"wasm/litert_wasm{k}_internal.{e}" for k in ("", "_compat", "_threaded")
                          for e in ("js", "wasm"))],
@@ -27,6 +30,8 @@ SHIPPED = {
 #: How the engines are named in results (`edgeport report`'s engine column).
 NAMES = {"litertjs": "litert.js", "onnxruntime_web": "onnxruntime-web"}
 PACKAGES = {"litertjs": "@litertjs/core", "onnxruntime_web": "onnxruntime-web"}
+#: The page's backends (``?accelerator=``), WebAssembly first: the one the others are held to.
+ACCELERATORS = ("wasm", "webgpu")
 
 
 def data_home() -> Path:

@@ -1,12 +1,14 @@
 // edgeport web classifier: the bundle's fixed-batch models (uint8 RGB [1, H, W, 3] in, float32
 // probabilities out) in LiteRT.js and ONNX Runtime Web, on WebAssembly unless ?accelerator=webgpu.
 // Pitfalls kept from the user: one loadLiteRt() per page, every model and tensor deleted on every
-// path, one thread per model unless the page is cross-origin isolated with cores to spare.
-import * as ort from 'onnxruntime-web';
+// path, one thread per model unless the page is cross-origin isolated with cores to spare. WebGPU
+// never falls back to WebAssembly unsaid: the page shows what each engine actually runs on.
 import { loadLiteRt, loadAndCompile, Tensor } from '@litertjs/core';
 
 const params = new URLSearchParams(location.search);
 const ACCEL = params.get('accelerator') === 'webgpu' ? 'webgpu' : 'wasm';
+// ORT's WebGPU execution provider is in its WebGPU build (ort.webgpu.min.mjs), not the wasm-only one.
+const ort = await import(ACCEL === 'webgpu' ? 'onnxruntime-web/webgpu' : 'onnxruntime-web');
 const CORES = navigator.hardwareConcurrency || 1;
 // Threads need SharedArrayBuffer (COOP/COEP); with threads on 2 cores, 3+ live models deadlocked
 // delete(): only with 4+ cores, and the page keeps at most one live model per engine.
@@ -35,22 +37,30 @@ const ENGINES = {
     async run(model, pixels, shape) {
       const input = new Tensor(pixels, shape);
       let outs = [];
+      let host = null; // a WebGPU output is copied to the CPU before it can be read
       try {
         outs = await model.run(input);
-        return Float32Array.from(outs[0].toTypedArray());
+        if (outs[0].accelerator !== 'wasm') host = await outs[0].copyTo('wasm');
+        return Float32Array.from((host || outs[0]).toTypedArray());
       } finally {
         input.delete();
+        if (host) host.delete();
         for (const t of outs) t.delete();
       }
     },
     close(model) { model.delete(); },
+    // LiteRT.js recompiles for WebAssembly (a console warning only) when a model is not fully accelerated
+    backend(model) { return { accelerator: model.options.accelerator, fully: model.isFullyAccelerated }; },
   },
   onnxruntime_web: {
-    async open(file) {
+    // verbose: ORT logs where each node runs (its only report of placement) and much else
+    async open(file, verbose = false) {
       ort.env.wasm.wasmPaths = new URL('./node_modules/onnxruntime-web/dist/', location.href).href;
       ort.env.wasm.numThreads = THREADS;
       ort.env.logLevel = 'error';
-      return ort.InferenceSession.create(file, { executionProviders: [ACCEL === 'webgpu' ? 'webgpu' : 'wasm'] });
+      // one execution provider, so ORT throws when it is missing instead of dropping it for another
+      return ort.InferenceSession.create(file, { executionProviders: [ACCEL],
+        ...(verbose ? { logSeverityLevel: 0, logVerbosityLevel: 0 } : {}) });
     },
     async run(session, pixels, shape) {
       const input = new ort.Tensor('uint8', pixels, shape);
@@ -64,6 +74,8 @@ const ENGINES = {
       }
     },
     close(session) { session.release(); },
+    // a session runs on its one provider or was not made; where its nodes run, its verbose log says
+    backend() { return { accelerator: ACCEL, fully: null }; },
   },
 };
 
@@ -101,6 +113,23 @@ async function classify(engine, variant, pixels) {
 }
 
 // -- what the check drives (window.edgeport) --------------------------------------------------
+
+// What the engine runs the model on: {accelerator, fully (null: see the engine's placement log)}.
+async function backend(engine, variant) {
+  await closeEngine(engine);
+  const m = await ENGINES[engine].open(manifest.models[variant][engine].file, true);
+  try { return ENGINES[engine].backend(m); } finally { await ENGINES[engine].close(m); }
+}
+
+// The WebGPU adapter the browser offers: {vendor, architecture, description, fallback}, or why none.
+async function adapter() {
+  if (!navigator.gpu) return { error: 'navigator.gpu is undefined (WebGPU is off in this browser)' };
+  const a = await navigator.gpu.requestAdapter();
+  if (!a) return { error: 'navigator.gpu.requestAdapter() gave no adapter' };
+  const i = a.info || {};
+  return { vendor: i.vendor, architecture: i.architecture, description: i.description,
+    fallback: i.isFallbackAdapter ?? null, f16: a.features.has('shader-f16') };
+}
 
 async function runBatch(engine, variant, b64) {
   const all = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
@@ -192,7 +221,9 @@ async function show(pixels) {
       tr.firstChild.textContent = manifest.labels[k];
       return tr;
     }));
-    $('latency').textContent = `${manifest.engines[engine].name} (${ACCEL}, ${THREADS} thread${THREADS > 1 ? 's' : ''}): ${ms.toFixed(2)} ms`;
+    const b = ENGINES[engine].backend(live[engine].model);
+    const on = b.accelerator + (b.fully === false ? ', partly wasm' : '');
+    $('latency').textContent = `${manifest.engines[engine].name} (${on}, ${THREADS} thread${THREADS > 1 ? 's' : ''}): ${ms.toFixed(2)} ms`;
   } catch (e) {
     $('status').textContent = `error: ${e.message || e}`;
     await closeAll();
@@ -227,7 +258,7 @@ async function main() {
   $('camera').onclick = () => camera().catch((e) => { $('status').textContent = `camera: ${e.message}`; });
   if (!navigator.mediaDevices?.getUserMedia) $('camera').hidden = true;
   window.addEventListener('pagehide', closeAll);
-  window.edgeport = { runBatch, bench, showGrid, closeAll, accelerator: ACCEL, threads: THREADS,
+  window.edgeport = { runBatch, bench, backend, adapter, showGrid, closeAll, accelerator: ACCEL, threads: THREADS,
     isolated: self.crossOriginIsolated };
   $('status').textContent = `ready: ${ACCEL}, ${THREADS} thread${THREADS > 1 ? 's' : ''} per model` +
     (self.crossOriginIsolated ? ', cross-origin isolated' : '');
