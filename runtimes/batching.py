@@ -47,9 +47,17 @@ def by_rows(run: Run, feeds: list[np.ndarray], n: int) -> tuple[list[np.ndarray]
 def check(run: Run, feeds: list[np.ndarray], names: Sequence[str]) -> tuple[str, list[bool]]:
     """Whether the first ``CHECK_ROWS`` rows together give their answers one at a time: (why not,
     empty when they do; whether each output's rows are stacked)."""
+    from edgeport.errors import EdgeportError
+
     k = min(feeds[0].shape[0], CHECK_ROWS)
-    together = run([f[:k] for f in feeds])
-    alone, stacked = by_rows(run, feeds, k)
+    alone, stacked = by_rows(run, feeds, k)  # one row runs, or the model does not run at all: raised
+    try:
+        together = run([f[:k] for f in feeds])
+    except EdgeportError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - an engine's own error for a batch its graph cannot take
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        return f"a batch of {k} rows does not run ({type(exc).__name__}: {first})", stacked
     return difference(together, alone, names, k), stacked
 
 

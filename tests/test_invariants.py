@@ -365,3 +365,25 @@ def test_rows_of_an_output_without_a_batch_axis_stay_rows_in_any_chunking(ctc, w
     y = predict_all(load(ctc[which], probe=False), x)["y"]
     assert y.shape == (33, 3, 1, 5)
     np.testing.assert_allclose(y, np.stack([_expected(x[i:i + 1]) for i in range(33)]), rtol=1e-6)
+
+
+def test_a_free_batch_the_graph_cannot_take_runs_row_by_row_and_says_why(tmp_path):
+    """An ONNX declaring [N, 5] that reshapes to [1, 5]: a batch of several rows is an engine error."""
+    import onnx
+    from onnx import TensorProto as T
+    from onnx import helper as h
+
+    from edgeport.runtimes import load
+
+    graph = h.make_graph([h.make_node("Reshape", ["x", "shape"], ["r"]), h.make_node("Mul", ["r", "w"], ["y"])],
+                         "one", [h.make_tensor_value_info("x", T.FLOAT, ["N", 5])],
+                         [h.make_tensor_value_info("y", T.FLOAT, [1, 5])],
+                         [h.make_tensor("shape", T.INT64, [2], [1, 5]), h.make_tensor("w", T.FLOAT, [5], [2.0] * 5)])
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "one.onnx")
+    x = np.random.default_rng(0).normal(size=(6, 5)).astype(np.float32)
+    session = load(tmp_path / "one.onnx", probe=False)
+    np.testing.assert_allclose(session.predict(x), 2 * x, rtol=1e-6)
+    assert any(n.startswith("a batch of 4 rows does not run (") and n.endswith("rows run one at a time")
+               for n in session.notes), session.notes
