@@ -109,3 +109,22 @@ def test_install_sh_from_the_bundle_alone_proves_it(bundle, tmp_path):
     assert proved.returncode == 0, proved.stdout[-3000:] + proved.stderr[-3000:]
     assert "all artifacts pass their gates" in proved.stdout
     print(f"install.sh from the bundle alone: {took:.1f} s", file=sys.stderr)
+
+
+def _fake_python(tmp_path: Path, answer: str) -> str:
+    """A python3 whose answer to install.sh's board question is ``answer`` (another machine, an old Python)."""
+    path = tmp_path / "python3"
+    path.write_text(f"#!/bin/sh\ncase \"$*\" in *platform.machine*) echo '{answer}';; "
+                    f"*version_info\\ \\<*) exit {int(answer.endswith('3.9'))};; *) exit 0;; esac\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_install_sh_says_what_cannot_work_before_making_anything(bundle, tmp_path):
+    for answer, said in (("armv6l 3.11", "armv6l (Pi Zero/1): no LiteRT or ONNX Runtime wheel"),
+                         ("aarch64 3.9", "too old: edgeport needs Python 3.10 or newer")):
+        env = {**os.environ, "PYTHON": _fake_python(tmp_path, answer)}
+        done = subprocess.run(["sh", str(bundle.folder / "install.sh"), str(tmp_path / "venv")], env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 1 and said in done.stderr, done.stderr
+        assert not (tmp_path / "venv").exists()
