@@ -48,7 +48,8 @@ WIDE = 240
 
 def text_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]],
                styles: Sequence[str | None] | None = None, *, left: int = 2, drop_empty: bool = False,
-               narrow: Sequence[str] | None = None, wide: bool = False, plain: bool | None = None) -> str:
+               narrow: Sequence[str] | None = None, wide: bool = False, plain: bool | None = None,
+               whole: Sequence[str] = ()) -> str:
     """A table as text that fits :data:`WIDTH` columns (``wide``: every column, up to :data:`WIDE`).
 
     ``styles``: per-row rich style (e.g. "red" for a failing row); ignored in plain text.
@@ -56,6 +57,7 @@ def text_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]],
     ``drop_empty``: leave out the columns that are "-" on every row (figures no output has).
     ``narrow``: the header names kept unless ``wide`` (the table's few deciding columns).
     ``plain``: plain text columns, no box drawing (default: when stdout is not a terminal, or without rich).
+    ``whole``: the header names never shortened to fit (the figure that decides a verdict); others give way.
     """
     keep = list(range(len(header)))
     if drop_empty and rows:
@@ -63,6 +65,7 @@ def text_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]],
     if narrow is not None and not wide:
         keep = [i for i in keep if header[i] in narrow]
     left = sum(1 for i in keep if i < left)
+    keep_whole = [header[i] in whole for i in keep]
     header, rows = [header[i] for i in keep], [[str(r[i]) for i in keep] for r in rows]
     width = WIDTH if narrow is not None and not wide else WIDE  # a table with no narrow form keeps every column
     plain = not _is_terminal() if plain is None else plain
@@ -73,14 +76,15 @@ def text_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]],
     except ImportError:  # pragma: no cover - a Pi without rich
         plain = True
     if plain:
-        return _plain(title, header, rows, left, width)
+        return _plain(title, header, rows, left, width, keep_whole)
     natural = [max(len(c) for c in col) for col in zip(header, *rows)] if header else []
     narrow_box = width == WIDTH
     fold = narrow_box and sum(natural) + 2 * (len(natural) - 1) > width  # wrap cells only when they must
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD if narrow_box else box.HEAVY_HEAD,
                   show_edge=not narrow_box, pad_edge=False, padding=(0, 1, 0, 0) if narrow_box else (0, 1))
     for i, h in enumerate(header):
-        table.add_column(h, justify="left" if i < left else "right", overflow="fold", no_wrap=not fold)
+        table.add_column(h, justify="left" if i < left else "right", overflow="fold", no_wrap=not fold,
+                         min_width=natural[i] if keep_whole[i] else None)
     for i, row in enumerate(rows):
         table.add_row(*row, style=(styles[i] if styles else None))
     buf = io.StringIO()
@@ -95,11 +99,14 @@ def _is_terminal() -> bool:
         return False
 
 
-def _plain(title: str, header: list[str], rows: list[list[str]], left: int, width: int) -> str:
-    """Columns two spaces apart, ``-`` under the header; the widest text column shortened (``…``) to fit."""
+def _plain(title: str, header: list[str], rows: list[list[str]], left: int, width: int,
+           keep_whole: list[bool]) -> str:
+    """Columns two spaces apart, ``-`` under the header; the widest column not kept whole shortened
+    (``…``) to fit."""
     widths = [max(len(c) for c in col) for col in zip(header, *rows)] if header else []
-    while widths and sum(widths) + 2 * (len(widths) - 1) > width:
-        i = max(range(len(widths)), key=lambda k: widths[k])
+    shrinkable = [k for k in range(len(widths)) if not keep_whole[k]]
+    while shrinkable and sum(widths) + 2 * (len(widths) - 1) > width:
+        i = max(shrinkable, key=lambda k: widths[k])
         if widths[i] <= 8:
             break
         widths[i] -= 1

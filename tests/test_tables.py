@@ -140,3 +140,17 @@ def test_json_stdout_is_the_json_alone(report, monkeypatch, capsys):
     assert cli.main(["verify", "m", "--json"]) == 1
     out, err = capsys.readouterr()
     assert json.loads(out)["model"] == "fashion_cnn" and "[1/4]" in err
+
+
+@pytest.mark.parametrize("plain", [True, False])
+def test_a_long_runtime_gives_way_and_the_deciding_figure_stays_whole(report, plain, monkeypatch):
+    """The C array's "runtime" is the artifact whose bytes it must equal: a long name that shortens,
+    never the figure that decides a row (a figure cut to "9.…" proves nothing to the reader)."""
+    monkeypatch.setattr("edgeport.tables._is_terminal", lambda: not plain)
+    long = _result("tflite_fp16", "bytes == tflite_int16x8", Precision.FLOAT32,
+                   {**FLOAT, "kind": "per_position", "tolerance_diff": 3.99e-6, "tolerance": 9.64e-6}, "-")
+    report.results.append(long)
+    text = report.render()
+    assert max(len(line) for line in text.splitlines()) <= WIDTH
+    assert "diff 3.99e-06 (<= 9.64e-06)" in text, text
+    assert "diff 2.4e-07 (<= 1.19e-06)" in text
