@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tarfile
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -128,3 +129,22 @@ def test_install_sh_says_what_cannot_work_before_making_anything(bundle, tmp_pat
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == 1 and said in done.stderr, done.stderr
         assert not (tmp_path / "venv").exists()
+
+
+def test_an_installed_edgeport_remakes_its_own_wheel(bundle, tmp_path):
+    """edgeport installed from its wheel (not editable: no source tree) still puts its wheel in a Pi bundle:
+    re-made from its RECORD, it installs the same files."""
+    whl = next(bundle.folder.glob("wheels/edgeport-*.whl"))
+    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--disable-pip-version-check", "--target"]
+    subprocess.run([*pip, str(tmp_path / "site"), str(whl)], check=True, capture_output=True)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site"), "EDGEPORT_DATA_HOME": str(tmp_path / "data")}
+    made = subprocess.run([sys.executable, "-c", "import edgeport, edgeport.devices.remote as r; "
+                           "print(edgeport.__file__); print(r.wheel())"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, check=True).stdout.split()
+    assert made[0].startswith(str(tmp_path / "site")) and made[1].startswith(str(tmp_path / "data")), made
+    listed = zipfile.ZipFile(made[1]).namelist()
+    assert "edgeport/cli.py" in listed and "edgeport-0.1.0.dist-info/entry_points.txt" in listed
+    assert not [n for n in listed if n.startswith(("bin/", "../")) or "__pycache__" in n]
+    subprocess.run([*pip, str(tmp_path / "again"), made[1]], check=True, capture_output=True)
+    assert (tmp_path / "again/edgeport/cli.py").read_bytes() == (tmp_path / "site/edgeport/cli.py").read_bytes()
+    assert (tmp_path / "again/bin/edgeport").is_file()

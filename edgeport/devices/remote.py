@@ -37,9 +37,15 @@ def source_tree() -> Path:
 
 
 def wheel() -> Path:
+    """edgeport's wheel: built from its source tree, or re-made from an installed (non-editable) copy."""
     from edgeport.benchmarks.devices.pi_venv import edgeport_wheel
+    from edgeport.devices.own_wheel import installed_wheel
 
-    return edgeport_wheel(source_tree(), data_home() / "devices")[0]
+    try:
+        root = source_tree()
+    except DeviceError:
+        return installed_wheel(data_home() / "devices" / "installed-wheel")
+    return edgeport_wheel(root, data_home() / "devices")[0]
 
 
 def _q(path: str) -> str:
