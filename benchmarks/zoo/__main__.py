@@ -1,0 +1,5 @@
+import sys
+
+from edgeport.benchmarks.zoo.run import main
+
+sys.exit(main())

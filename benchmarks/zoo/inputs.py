@@ -1,0 +1,142 @@
+"""Real inputs for the zoo: the sample photos and the page of text in the scikit-image wheel (read
+as a zip, not installed), bytes of real files, audio synthesised here (tones and noise), and the
+vocabulary a text model ships with. Every maker is seeded: the same recipe makes the same inputs."""
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from edgeport.benchmarks.zoo.recipes import Feed, Recipe
+
+PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png")
+PAGES = ("page.png", "text.png")
+FILES = ("README.txt", "astronaut.png", "hubble_deep_field.jpg", "lfw_subset.npy", "motorcycle_disp.npz")
+SURNAMES = ("smith", "garcia", "nguyen", "johnson", "kowalski", "okafor", "yamamoto", "hernandez")
+MAGIKA_PAD = 256  # Magika's padding token: byte ids are 0..255
+
+
+def _skimage_member(name: str) -> bytes:
+    from edgeport.training.faces import download_wheel
+
+    with zipfile.ZipFile(download_wheel()) as zf:
+        return zf.read(f"skimage/data/{name}")
+
+
+def _image(data: bytes, channels: int):
+    from PIL import Image
+
+    return Image.open(io.BytesIO(data)).convert("L" if channels == 1 else "RGB")
+
+
+def _to_layout(img, feed: Feed) -> np.ndarray:
+    channels = feed.shape[0] if feed.layout == "nchw" else feed.shape[-1]
+    h, w = (feed.shape[1:] if feed.layout == "nchw" else feed.shape[:2])
+    px = np.asarray(img.resize((w, h)), np.float32).reshape(h, w, channels)
+    px = (px - feed.mean) / feed.std
+    return px.transpose(2, 0, 1) if feed.layout == "nchw" else px
+
+
+def _channels(feed: Feed) -> int:
+    return feed.shape[0] if feed.layout == "nchw" else feed.shape[-1]
+
+
+def photo_images(feed: Feed, rows: int) -> list:
+    """``rows`` real colour photos (as PIL images), in the feed's colour mode."""
+    return [_image(_skimage_member(PHOTOS[i % len(PHOTOS)]), _channels(feed)) for i in range(rows)]
+
+
+def page_images(feed: Feed, rows: int) -> list:
+    """``rows`` windows of a real printed page, with the feed's aspect ratio."""
+    h, w = (feed.shape[1:] if feed.layout == "nchw" else feed.shape[:2])
+    out = []
+    for i in range(rows):
+        page = _image(_skimage_member(PAGES[i % len(PAGES)]), _channels(feed))
+        crop_h = min(page.height, max(8, round(page.width * h / w)))
+        top = min(page.height - crop_h, (i // len(PAGES)) * crop_h // 2)
+        out.append(page.crop((0, top, page.width, top + crop_h)))
+    return out
+
+
+def audio(feed: Feed, rows: int, rate: int = 16000) -> np.ndarray:
+    """Tones with overtones and noise, one pitch per row, amplitude ``feed.value`` (default 0.5)."""
+    rng = np.random.default_rng(0)
+    length = int(np.prod(feed.shape))
+    t = np.arange(length) / rate
+    amp = feed.value or 0.5
+    x = [amp * (0.5 * np.sin(2 * np.pi * 220.0 * (i + 1) * t) + 0.3 * np.sin(2 * np.pi * 550.0 * (i + 1) * t)
+                + 0.05 * rng.standard_normal(length)) for i in range(rows)]
+    return np.stack(x).reshape((rows, *feed.shape)).astype(feed.dtype)
+
+
+def features(feed: Feed, rows: int) -> np.ndarray:
+    """Smooth seeded feature maps (spectrogram-like); int8 features span most of the int8 range."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((rows, *feed.shape)).cumsum(axis=1) / np.sqrt(feed.shape[0])
+    if np.dtype(feed.dtype).kind == "i":
+        info = np.iinfo(feed.dtype)
+        return np.clip(np.round(x * 40 - 20), info.min, info.max).astype(feed.dtype)
+    return (x + 1.0).astype(feed.dtype)
+
+
+def file_bytes(feed: Feed, rows: int) -> np.ndarray:
+    """Magika's features of real files: the first and last half-window of bytes, stripped, padded."""
+    half = feed.shape[0] // 2
+    out = np.full((rows, feed.shape[0]), MAGIKA_PAD, dtype=feed.dtype)
+    for i in range(rows):
+        data = _skimage_member(FILES[i % len(FILES)])
+        beg, end = data.lstrip()[:half], data.rstrip()[-half:]
+        out[i, :len(beg)] = np.frombuffer(beg, np.uint8)
+        out[i, feed.shape[0] - len(end):] = np.frombuffer(end, np.uint8)
+    return out
+
+
+def names(feed: Feed, rows: int, vocab_file: Path) -> np.ndarray:
+    """Surnames as ethnicolr codes them: character unigram and bigram ids, pre-padded to the length."""
+    vocab = [line.strip() for line in vocab_file.read_text().splitlines()[1:]]
+    index = {tok: i for i, tok in enumerate(vocab)}
+    out = np.zeros((rows, *feed.shape), feed.dtype)
+    for r in range(rows):
+        name = SURNAMES[r % len(SURNAMES)]
+        ids = [index.get(tok, 0) for n in (1, 2) for tok in (name[i:i + n] for i in range(len(name) - n + 1))]
+        ids = ids[-feed.shape[0]:]
+        out[r, feed.shape[0] - len(ids):] = ids
+    return out
+
+
+def image_rows(feed: Feed, rows: int) -> list:
+    return (photo_images if feed.maker == "photo" else page_images)(feed, rows)
+
+
+def make(recipe: Recipe, extra: dict[str, Path]) -> dict[str, np.ndarray]:
+    """The recipe's inputs by name: ``rows`` rows each (a ``whole`` feed: its one array)."""
+    arrays = {}
+    for name, feed in recipe.feeds.items():
+        n = 1 if feed.whole else recipe.rows
+        if feed.maker in ("photo", "page"):
+            x = np.stack([_to_layout(img, feed) for img in image_rows(feed, n)])
+        elif feed.maker == "audio":
+            x = audio(feed, n)
+        elif feed.maker == "features":
+            x = features(feed, n)
+        elif feed.maker == "file_bytes":
+            x = file_bytes(feed, n)
+        elif feed.maker == "names":
+            x = names(feed, n, next(iter(extra.values())))
+        else:
+            x = np.full((n, *feed.shape), feed.value, feed.dtype)
+        arrays[name] = np.asarray(x[0], feed.dtype) if feed.whole else x.astype(feed.dtype)
+    return arrays
+
+
+def photo_file(recipe: Recipe, folder: Path) -> Path | None:
+    """One real image file for `edgeport run` on an image model (its own preprocessing), else None."""
+    feed = next((f for f in recipe.feeds.values() if f.maker in ("photo", "page")), None)
+    if feed is None:
+        return None
+    img = image_rows(feed, 1)[0]
+    path = folder / ("photo.png" if feed.maker == "photo" else "page.png")
+    img.convert("RGB").save(path)
+    return path
