@@ -76,7 +76,7 @@ def python_problem(info: dict[str, Any]) -> str | None:
 
 
 def wheel_engines(markers: dict[str, str]) -> list[str]:
-    """Engine distributions of the ``pi`` extra that the device's platform gets (empty: none)."""
+    """Engine distributions of the ``pi`` extra that the device's platform gets, sorted (empty: none)."""
     from packaging.requirements import Requirement
 
     engines = {d for _, dists in engine_modules() for d in dists if d != "numpy"}
@@ -85,7 +85,7 @@ def wheel_engines(markers: dict[str, str]) -> list[str]:
         req = Requirement(line)
         if req.name in engines and req.marker is not None and req.marker.evaluate({**markers, "extra": EXTRA}):
             out.append(str(req.name))
-    return out
+    return sorted(out)  # the installed metadata's order is setuptools', not pyproject's
 
 
 def require_usable(device: Device, info: dict[str, Any]) -> list[str]:
