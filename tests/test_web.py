@@ -171,7 +171,7 @@ def test_webgpu_backends_are_held_to_the_gates_and_to_wasm(web, tmp_path):
     gate's verdict against Keras and against the same file on WebAssembly, or fails saying why (an op
     ONNX Runtime's WebGPU provider lacks runs on its CPU provider: that is a failure, not a pass)."""
     _browser_or_skip()
-    result = web_check.check_bundle(web["bundle"].folder, web["model_dir"], samples=20, shots=tmp_path)
+    result = web_check.check_bundle(web["bundle"].folder, web["model_dir"], samples=20, shots=tmp_path, timing=(2, 10))
     print(web_check.render(result))
     adapter = next(p["adapter"] for p in result["pages"] if p["accelerator"] == "webgpu")
     if adapter.get("error"):
@@ -197,7 +197,7 @@ def test_webgpu_off_gives_failed_rows_with_the_reason(web, tmp_path):
     (never a skip, never WebAssembly's answers under WebGPU's name); the WebAssembly rows still pass."""
     _browser_or_skip()
     result = web_check.check_bundle(web["bundle"].folder, web["model_dir"], samples=20, shots=tmp_path,
-                                    unsafe_webgpu=False)
+                                    unsafe_webgpu=False, timing=(2, 10))
     text = web_check.render(result)
     print(text)
     assert not result["ok"]

@@ -96,12 +96,13 @@ def run_page(folder: Path, job: dict[str, Any], timeout: float) -> dict[str, Any
 
 def check_bundle(folder: Path, model_dir: Path, *, samples: int = 200, seed: int = 0, data_dir: str | None = None,
                  gates: str | None = None, shots: Path | None = None, timeout: float = 600.0,
-                 accelerators: tuple[str, ...] = web_engines.ACCELERATORS, unsafe_webgpu: bool = True
-                 ) -> dict[str, Any]:
+                 accelerators: tuple[str, ...] = web_engines.ACCELERATORS, unsafe_webgpu: bool = True,
+                 timing: tuple[int, int] = (wr.WARMUP, wr.TIMED)) -> dict[str, Any]:
     """The browser proof of one web bundle folder against the Keras model in ``model_dir``: every
     engine x variant on each of ``accelerators`` (WebAssembly first; each other one is also held to
     WebAssembly's outputs with the same-model gate, and a run that cannot run there, or falls back,
-    is a failed row saying why). ``unsafe_webgpu=False`` runs Chromium without its WebGPU flag."""
+    is a failed row saying why). ``unsafe_webgpu=False`` runs Chromium without its WebGPU flag;
+    ``timing``: (warm-up, timed) batch-1 runs in the page."""
     if not accelerators or accelerators[0] != web_engines.ACCELERATORS[0] or \
             not set(accelerators) <= set(web_engines.ACCELERATORS):
         raise EdgeportError(f"accelerators {list(accelerators)}: the first must be "
@@ -125,8 +126,8 @@ def check_bundle(folder: Path, model_dir: Path, *, samples: int = 200, seed: int
     shot.parent.mkdir(parents=True, exist_ok=True)
     pages = [{"accelerator": a, "runs": runs, "probe": a != accelerators[0]} for a in accelerators]
     args = [*BROWSER_ARGS, *(WEBGPU_ARGS if unsafe_webgpu else ())]
-    job = {"puppeteer": str(puppeteer()), "chromium": chromium(), "args": args, "pages": pages, "warmup": wr.WARMUP,
-           "timed": wr.TIMED, "images": base64.b64encode(rgb.tobytes()).decode(), "grid_n": GRID,
+    job = {"puppeteer": str(puppeteer()), "chromium": chromium(), "args": args, "pages": pages, "warmup": timing[0],
+           "timed": timing[1], "images": base64.b64encode(rgb.tobytes()).decode(), "grid_n": GRID,
            "labels": web["labels"], "truth": None if y is None else [int(v) for v in y[:GRID]],
            "screenshot": str(shot), "caption": f"{web['model']}: the first {GRID} of {len(x)} test images, "
            f"{web['engines'][runs[0]['engine']]['name']} {runs[0]['variant']} (red: wrong)"}
@@ -159,9 +160,11 @@ def check_bundle(folder: Path, model_dir: Path, *, samples: int = 200, seed: int
             fell = wr.backend_problem(acc, r.get("backend"), page["console"][r["console_from"]:r["console_to"]])
             verdict = wr.failing(verdict, f"{where}: {fell}") if fell else verdict
         native, native_engine = wr.native_p50(folder / file, rgb[:1]) if p50 else (None, None)
-        rows.append({**wr.row(web["model"], r["variant"], Path(file).name, eng["name"], eng["version"], acc, verdict,
-                              p50, native, native_engine, m[r["engine"]]["bytes"], device),
-                     "adapter": None if acc == accelerators[0] else adapters.get(acc)})
+        row = wr.row(web["model"], r["variant"], Path(file).name, eng["name"], eng["version"], acc, verdict, p50,
+                     native, native_engine, m[r["engine"]]["bytes"], device)
+        if acc != accelerators[0]:  # the report's engine column says which adapter (a software one, too)
+            row.update(adapter=adapters.get(acc), engine=f"{eng['name']} {eng['version']} ({acc}: {adapters.get(acc)})")
+        rows.append(row)
     ok = not problems and rows and all(r["gate"] == "pass" for r in rows)
     return {"model": web["model"], "bundle": str(folder), "browser": page.get("browser"),
             "isolated": page.get("isolated"), "status": page.get("status"), "data": data, "noise": noise,
@@ -179,7 +182,7 @@ def render(result: dict[str, Any]) -> str:
     def vs(r: dict[str, Any], key: str, f) -> str:
         return f((r.get("vs_wasm") or {}).get(key)) if r.get("vs_wasm") else ""
 
-    rows = [[r["format"], r["engine"], fmt_pct(r["agreement"]), fmt_num(r["max_abs_diff"], ".2e"),
+    rows = [[r["format"], r["runtime"], fmt_pct(r["agreement"]), fmt_num(r["max_abs_diff"], ".2e"),
              vs(r, "agreement", fmt_pct), vs(r, "max_abs_diff", lambda v: fmt_num(v, ".2e")),
              "PASS" if r["gate"] == "pass" else "FAILED", _ms(r["p50_us"]), _ms(r["native_p50_us"]),
              fmt_num(r["browser_vs_native"], ".1f") + "x" if r["browser_vs_native"] else ""] for r in result["rows"]]

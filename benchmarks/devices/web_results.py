@@ -79,13 +79,13 @@ SOFTWARE_NOTE = ("WebGPU here is a software adapter (SwiftShader: a GPU emulated
 
 
 def adapter_name(adapter: dict[str, Any] | None) -> str | None:
-    """``vendor architecture`` of the page's WebGPU adapter (``(fallback)`` when it says so), or why none."""
+    """``vendor architecture`` of the page's WebGPU adapter (``, software`` for SwiftShader), or why none."""
     if not adapter:
         return None
     if adapter.get("error"):
         return f"none: {adapter['error']}"
     name = " ".join(str(adapter[k]) for k in ("vendor", "architecture") if adapter.get(k)) or "unnamed"
-    return name + (" (fallback)" if adapter.get("fallback") else "")
+    return name + (", software" if software(adapter) else "")
 
 
 def software(adapter: dict[str, Any] | None) -> bool:

@@ -112,7 +112,7 @@ def _web_meta(src, head: str, models: dict[str, Any], versions: dict[str, str]) 
             "models": models,
             "engines": {k: {"name": web_engines.NAMES[k], "package": web_engines.PACKAGES[k], "version": versions[k]}
                         for k in web_engines.NAMES},
-            "accelerator": "wasm (?accelerator=webgpu asks for WebGPU)",
+            "accelerator": "wasm (?accelerator=webgpu runs both engines on WebGPU; the page says what each ran on)",
             "threads": "1 per model; more only when cross-origin isolated with 4+ cores (?threads=N overrides)"}
 
 

@@ -20,9 +20,11 @@ def readme(model: str, web: dict[str, Any], sizes: dict[str, int]) -> str:
 
 A static web app: pick or drop an image (or use the camera where the browser allows it) and see the
 top-5 labels with their probabilities, the engine and its latency. Engines: {engines}, on
-WebAssembly (`?accelerator=webgpu` asks for WebGPU). No bundler and no CDN: an import map loads the
-engines from `node_modules/`, pinned by `package.json` and `package-lock.json` (`npm ci` gives the
-same files).
+WebAssembly; `?accelerator=webgpu` runs both on WebGPU (ONNX Runtime Web's WebGPU build,
+`ort.webgpu.min.mjs`), and the latency line says what each engine actually ran on (LiteRT.js moves a
+model it cannot fully compile for WebGPU back to WebAssembly). No bundler and no CDN: an import map
+loads the engines from `node_modules/`, pinned by `package.json` and `package-lock.json` (`npm ci`
+gives the same files).
 
 ## Serve it
 
@@ -52,7 +54,15 @@ quantization parameters are in `web.json` (LiteRT.js does not expose them).
 - Call `loadLiteRt()` once per page; `delete()` every LiteRT.js model and tensor, `release()` every
   ORT session, on error paths too (see `app.js`).
 - Give `accelerator: 'wasm'` to LiteRT.js unless you want WebGPU: it picks WebGPU whenever an
-  adapter exists.
+  adapter exists. With `'webgpu'`, check `model.options.accelerator` and `model.isFullyAccelerated`:
+  a model it cannot fully compile for WebGPU comes back compiled for WebAssembly, with only a console
+  warning. Read a WebGPU output with `await t.copyTo('wasm')` before `toTypedArray()`.
+- ONNX Runtime Web's WebGPU provider is in `ort.webgpu.min.mjs` (not the wasm-only `ort.wasm.min.mjs`);
+  give it `executionProviders: ['webgpu']` alone, so a missing adapter throws instead of quietly
+  using another provider. Nodes it has no WebGPU kernel for (e.g. QuantizeLinear of the int8 model)
+  still run on its CPU provider: a session made with `logSeverityLevel: 0` logs where each node runs.
+- Chrome on Linux needs `--enable-unsafe-webgpu` for WebGPU; without a GPU it is SwiftShader (a
+  software adapter): right answers, CPU speed.
 - Use one thread per model unless the page is cross-origin isolated and has cores to spare; with
   threads on a 2-core machine, three or more live models deadlocked `delete()`.
 

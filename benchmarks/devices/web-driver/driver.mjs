@@ -39,6 +39,7 @@ async function run(page, { engine, variant }, accelerator, probe) {
       engine, variant, job.images, job.warmup, job.timed);
   } catch (e) {
     r.error = firstLine(e);
+    await page.evaluate(() => window.edgeport.closeAll()).catch(() => {});
   }
   r.console_to = r.console_to ?? result.console.length;
   r.seconds = (Date.now() - t0) / 1000;

@@ -131,6 +131,7 @@ async function adapter() {
     fallback: i.isFallbackAdapter ?? null, f16: a.features.has('shader-f16') };
 }
 
+// The model stays open for bench() (a WebGPU session takes seconds to make); bench() closes it.
 async function runBatch(engine, variant, b64) {
   const all = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
   const n = all.length / size();
@@ -140,8 +141,9 @@ async function runBatch(engine, variant, b64) {
       const p = await classify(engine, variant, all.slice(i * size(), (i + 1) * size()));
       probs.push(Array.from(p));
     }
-  } finally {
+  } catch (e) {
     await closeEngine(engine);
+    throw e;
   }
   return probs;
 }
