@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from edgeport.benchmarks.devices import web_check
-from edgeport.benchmarks.devices.web_results import console_errors
+from edgeport.benchmarks.devices.web_results import backend_problem, console_errors, placement
 from edgeport.benchmarks.verify.command import verify_model
 from edgeport.errors import DataError, EdgeportError
 from edgeport.files import sha256_file
@@ -116,6 +116,32 @@ def test_console_triage():
                                       "registered: kLiteRtStatusErrorInvalidArgument."},
             {"type": "log", "text": "anything"}, {"type": "error", "text": "Uncaught TypeError: x is undefined"}]
     assert console_errors(msgs) == ["Uncaught TypeError: x is undefined"]
+
+
+def _ort_log(*lines):
+    stamp = "2026-12-05 07:55:49.078500 [V:onnxruntime:, session_state.cc:1383 VerifyEachNodeIsAssignedToAnEp] "
+    return [{"type": "error", "text": stamp + line} for line in lines]
+
+
+def test_backend_problem_reads_what_the_engine_ran_on():
+    """A WebGPU run passes only when the engine says it ran there: LiteRT.js's compiled accelerator and
+    isFullyAccelerated, ONNX Runtime's node placement (its verbose log); a fallback is the reason it fails."""
+    assert backend_problem("webgpu", {"accelerator": "webgpu", "fully": True}, []) is None
+    assert "fell back" in backend_problem("webgpu", {"accelerator": "wasm", "fully": True}, [])
+    assert "not fully compiled" in backend_problem("webgpu", {"accelerator": "webgpu", "fully": False}, [])
+    ort = {"accelerator": "webgpu", "fully": None}
+    assert backend_problem("webgpu", ort, _ort_log(" All nodes placed on [WebGpuExecutionProvider]. "
+                                                   "Number of nodes: 12")) is None
+    split = _ort_log(" Node(s) placed on [CPUExecutionProvider]. Number of nodes: 2", "  QuantizeLinear (q0)",
+                     "  Reshape (r0)", " Node(s) placed on [WebGpuExecutionProvider]. Number of nodes: 10",
+                     "  Conv (c0)")
+    assert placement(split) == {"CPUExecutionProvider": {"nodes": 2, "ops": ["QuantizeLinear", "Reshape"]},
+                                "WebGpuExecutionProvider": {"nodes": 10, "ops": ["Conv"]}}
+    assert backend_problem("webgpu", ort, split) == ("not every node runs on WebGpuExecutionProvider: 2 of 12 nodes "
+                                                     "on CPUExecutionProvider (QuantizeLinear, Reshape)")
+    assert "did not say" in backend_problem("webgpu", ort, [])  # no placement logged: not taken on trust
+    assert backend_problem("wasm", None, []) is None  # WebAssembly runs are not probed
+    assert console_errors(split) == []  # ORT's verbose lines are not console errors
 
 
 def test_the_browser_proves_the_bundle(web):

@@ -162,8 +162,10 @@ def check_bundle(folder: Path, model_dir: Path, *, samples: int = 200, seed: int
         native, native_engine = wr.native_p50(folder / file, rgb[:1]) if p50 else (None, None)
         row = wr.row(web["model"], r["variant"], Path(file).name, eng["name"], eng["version"], acc, verdict, p50,
                      native, native_engine, m[r["engine"]]["bytes"], device)
-        if acc != accelerators[0]:  # the report's engine column says which adapter (a software one, too)
-            row.update(adapter=adapters.get(acc), engine=f"{eng['name']} {eng['version']} ({acc}: {adapters.get(acc)})")
+        if acc != accelerators[0]:  # the report's rows say which adapter (a software one: its times are not a GPU's)
+            seen = adapters.get(acc) or "none"
+            named = f"{eng['name']} {eng['version']} ({acc}: {'no adapter' if seen.startswith('none') else seen})"
+            row.update(adapter=adapters.get(acc), engine=named, runtime=named)
         rows.append(row)
     ok = not problems and rows and all(r["gate"] == "pass" for r in rows)
     return {"model": web["model"], "bundle": str(folder), "browser": page.get("browser"),
