@@ -31,6 +31,7 @@ RUNS_OTHER_PROGRAMS = {
     "training/faces.py": "pip install of the optional face-dataset dependency",
     "edgeport/devices/ssh.py": "OpenSSH's own client (ssh): commands on a user's device, files onto it",
     "edgeport/devices/loopback.py": "Debian's sshd and ssh-keygen: a loopback device for tests and tries",
+    "benchmarks/report/page_check.py": "node (puppeteer-core): the report page opened in headless Chromium",
 }
 
 
