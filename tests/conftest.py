@@ -96,16 +96,34 @@ def _export_in_process(monkeypatch):
 #: verify's jobs (the reference and each artifact's outputs) run in the test process, where TensorFlow
 #: and the engines are loaded already; a fresh child per row cost seconds each. The child path stays
 #: proved: tests/test_children.py, and the tests that ask for ``child_processes`` (one per engine).
-IN_PROCESS_JOBS = ("outputs", "reference")
+IN_PROCESS_JOBS = ("outputs", "reference", "fix_search")
+#: fix's search under a small budget: the tests prove what the search finds and says, not how far it
+#: goes in three minutes; tests/test_faces_models.py runs it end to end at its defaults (``fix_defaults``).
+FIX_BUDGET = {"max_seconds": 90.0, "max_candidates": 16}
+_FIX_DEFAULTS: dict = {}  # fix_model's own, read when the session starts
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _verify_jobs_in_process():
     from edgeport import children
+    from edgeport.benchmarks.verify.fix import fix_model
 
+    defaults = dict(fix_model.__kwdefaults__)
+    assert set(FIX_BUDGET) <= set(defaults), "fix_model's budget parameters moved: update FIX_BUDGET"
+    _FIX_DEFAULTS.update({k: defaults[k] for k in FIX_BUDGET})
     children.IN_PROCESS.update(IN_PROCESS_JOBS)
+    fix_model.__kwdefaults__.update(FIX_BUDGET)
     yield
     children.IN_PROCESS.difference_update(IN_PROCESS_JOBS)
+    fix_model.__kwdefaults__.update(defaults)
+
+
+@pytest.fixture
+def fix_defaults(monkeypatch):
+    """`edgeport fix` at its own defaults (its full time and candidate budget), as `make export` runs it."""
+    from edgeport.benchmarks.verify.fix import fix_model
+
+    monkeypatch.setattr(fix_model, "__kwdefaults__", {**fix_model.__kwdefaults__, **_FIX_DEFAULTS})
 
 
 @pytest.fixture
