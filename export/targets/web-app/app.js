@@ -206,8 +206,14 @@ function fromImage(source) {
 }
 
 let last = null; // the last image shown, classified again when the engine or model changes
+let queue = Promise.resolve(); // one classification at a time (ORT makes one WebGPU session at a time)
 
-async function show(pixels) {
+function show(pixels) {
+  queue = queue.then(() => showNow(pixels));
+  return queue;
+}
+
+async function showNow(pixels) {
   const engine = $('engine').value, variant = $('variant').value;
   last = pixels;
   drawPixels($('preview'), pixels);
@@ -224,7 +230,7 @@ async function show(pixels) {
       return tr;
     }));
     const b = ENGINES[engine].backend(live[engine].model);
-    const on = b.accelerator + (b.fully === false ? ', partly wasm' : '');
+    const on = b.accelerator + (b.accelerator !== 'wasm' && b.fully === false ? ', partly wasm' : '');
     $('latency').textContent = `${manifest.engines[engine].name} (${on}, ${THREADS} thread${THREADS > 1 ? 's' : ''}): ${ms.toFixed(2)} ms`;
   } catch (e) {
     $('status').textContent = `error: ${e.message || e}`;
