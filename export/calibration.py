@@ -2,7 +2,9 @@
 
 Sources, in order: a user's ``--calibration-data`` file (.npy for one input, .npz by input name),
 the course model's dataset (seeded training samples), or, for a model edgeport knows nothing
-about, seeded uniform values in each input's range (said loudly). The manifest records which,
+about, seeded uniform values in each input's range (said loudly); an id input (it feeds an
+``Embedding``: see id_inputs) is drawn as whole numbers in [0, vocabulary), never invented as values,
+and ids from a file are kept as given. The manifest records which,
 with everything needed to draw the very same samples again (:func:`rebuild`): the quantization
 debugger and the quantization fix calibrate on what the artifact was calibrated on, or fail.
 """
@@ -96,12 +98,15 @@ def _uniform(record: dict[str, Any], inputs: Inputs) -> dict[str, np.ndarray]:
     if free := [f"{name} axis {i + 1}" for name, shape in inputs for i, d in enumerate(shape) if d is None]:
         raise ExportError(f"symbolic dimension(s) {', '.join(free)} have no size to calibrate on: give "
                           "--input-shape NAME=1xHxWxC, or --calibration-data FILE.npz with samples of the size to use")
-    dtypes, out = record.get("dtypes") or {}, {}
+    dtypes, ids, out = record.get("dtypes") or {}, record.get("id_inputs") or {}, {}
     for name, shape in inputs:
         lo, hi = record["ranges"][name]
         size = (record["requested"], *shape)
         integer = np.dtype(dtypes.get(name, "float32")).kind in "iub"
-        out[name] = rng.integers(int(lo), int(hi) + 1, size) if integer else rng.uniform(lo, hi, size)
+        if name in ids:  # whole numbers in [0, vocabulary), in the input's own dtype (see fit)
+            out[name] = rng.integers(0, int(ids[name]["vocabulary"]), size)
+        else:
+            out[name] = rng.integers(int(lo), int(hi) + 1, size) if integer else rng.uniform(lo, hi, size)
     return out
 
 
@@ -131,10 +136,11 @@ def rebuild(record: dict[str, Any], inputs: Inputs | None = None) -> dict[str, n
 
 def draw(inputs: Inputs, *, n: int, seed: int, file: Path | None, dataset: str | None, data_dir: str | None,
          image_size: tuple[int, int] | None, ranges: dict[str, tuple[float, float]],
-         dtypes: dict[str, str] | None = None, shapes: dict[str, tuple[int, ...]] | None = None
-         ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+         dtypes: dict[str, str] | None = None, shapes: dict[str, tuple[int, ...]] | None = None,
+         ids: dict[str, dict[str, Any]] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """(samples by input name, the record that rebuilds them); ``dtypes``: each input's dtype;
-    ``shapes`` (``--input-shape``, without the batch): the size random samples give symbolic dimensions."""
+    ``shapes`` (``--input-shape``, without the batch): the size random samples give symbolic dimensions;
+    ``ids``: the id inputs' records (:attr:`IdInput.record`): drawn as whole numbers, or kept as given."""
     record: dict[str, Any] = {"requested": n, "seed": seed,
                               "inputs": [[name, list(shape)] for name, shape in inputs]}  # null: symbolic
     if dtypes:
@@ -157,6 +163,10 @@ def draw(inputs: Inputs, *, n: int, seed: int, file: Path | None, dataset: str |
                       image_size=list(image_size) if image_size else None)
     else:
         record.update(source="random-uniform", ranges={k: list(v) for k, v in ranges.items()})
+    if ids:
+        drawn = record["source"] == "random-uniform"
+        record["id_inputs"] = {k: {**r, "drawn_as": r["drawn_as"] if drawn else "kept as given"}
+                               for k, r in ids.items()}
     samples = rebuild(record, inputs)
     record["samples"] = len(next(iter(samples.values())))
     record["per_input"] = per_input(samples)

@@ -91,6 +91,13 @@ class ExportContext:
         return {t.name: np.dtype(str(t.dtype)).name for t in self.model.inputs}
 
     @cached_property
+    def id_inputs(self) -> dict[str, Any]:
+        """{input name: IdInput} of the inputs that carry ids (they feed an Embedding): never quantized."""
+        from edgeport.export import id_inputs
+
+        return id_inputs.find(self.model)
+
+    @cached_property
     def output_shapes(self) -> dict[str, tuple]:
         """Output name (as every artifact names it) -> shape without the batch dimension."""
         if self.model is None:
@@ -210,17 +217,24 @@ class ExportContext:
 
         shape = self.inputs[0][1]
         dataset = self.spec.dataset if self.spec is not None and self.config.calibration_data is None else None
-        image = dataset == "image_folder"
+        image, ids = dataset == "image_folder", self.id_inputs
         samples, self.calibration = calibration.draw(
             self.inputs, n=self.config.calibration_samples, seed=self.config.seed, file=self.config.calibration_data,
             dataset=dataset, data_dir=(self.config.data_dir or self._training_data_dir()) if dataset else None,
             image_size=(shape[0], shape[1]) if image else None,
-            ranges={name: self._range(s) for name, s in self.inputs}, dtypes=self.input_dtypes,
-            shapes=sample_shapes(self.config.input_shape))
+            ranges={name: (0, ids[name].vocabulary - 1) if name in ids else self._range(s) for name, s in self.inputs},
+            dtypes=self.input_dtypes, shapes=sample_shapes(self.config.input_shape),
+            ids={k: v.record for k, v in ids.items()})
         if self.calibration["source"] == "random-uniform":
+            what, ids = "random-uniform inputs", self.calibration.get("id_inputs") or {}
+            if ids:
+                values = [name for name, _ in self.inputs if name not in ids]
+                what = "samples (" + "; ".join(
+                    [f"input {k}: ids, whole numbers in [0, {r['vocabulary']}) ({r['read_from']})"
+                     for k, r in ids.items()]
+                    + [f"input {n}: random-uniform values" for n in values]) + ")"
             self.warn(f"warning: {self.name} is not a known course model and no --calibration-data was given: "
-                      f"calibrating on {self.calibration['samples']} seeded random-uniform inputs; quantized "
-                      "accuracy may suffer")
+                      f"calibrating on {self.calibration['samples']} seeded {what}; quantized accuracy may suffer")
         return samples
 
     @cached_property

@@ -172,6 +172,8 @@ def _load_int8(model: bytes, keep: list[str], fields: dict[str, Any], selective,
 
 
 INT16X8_OPS = "EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8"
+#: The 16x8 converter's error for a tensor its calibration did not see (the CAST of an id input).
+UNCALIBRATED = "Max and min for dynamic tensors should be recorded during calibration"
 
 
 def _converter_int16x8(ctx: ExportContext, fields: dict[str, Any]) -> tuple[bytes | None, list[str], str]:
@@ -185,6 +187,8 @@ def _converter_int16x8(ctx: ExportContext, fields: dict[str, Any]) -> tuple[byte
     try:
         model = _convert(_calibrated(ctx, INT16X8_OPS)[1])
     except Exception as exc:  # only an op the converter refuses falls back; the rest re-raises
+        if UNCALIBRATED in str(exc):  # e.g. the CAST of an id input (an Embedding's lookup): said by the caller
+            return None, [], cause_line(exc)
         if (op := fb.refused_op(str(exc))) is None:
             raise
         reason, label = fb.refusal_reason(exc), Format.TFLITE_INT16X8.value
@@ -239,10 +243,25 @@ def _load_int16x8(ctx: ExportContext, fields: dict[str, Any]) -> bytes:
     return model
 
 
+def int8_io(ctx: ExportContext) -> tuple[str, dict[str, Any]]:
+    """The int8 model's I/O type and the fields that say why: float32 when an input carries ids (an
+    integer input quantizer rounds ids into other ids; the converter leaves a float32 input to its CAST
+    unquantized, so the ids stay exact), said once; else ``--int8-io``."""
+    asked = str(ctx.config.int8_io)
+    if not ctx.id_inputs or asked == "float32":
+        return asked, {"id_inputs": sorted(ctx.id_inputs)} if ctx.id_inputs else {}
+    names = ", ".join(sorted(ctx.id_inputs))
+    ctx.warn(f"note: {Format.TFLITE_INT8.value}: input(s) {names} carry ids (they feed an Embedding): float32 I/O "
+             f"instead of --int8-io {asked}, so no input quantizer rounds an id into another")
+    return "float32", {"id_inputs": sorted(ctx.id_inputs), "int8_io_asked": asked}
+
+
 def export_int8(ctx: ExportContext, dest: Path) -> dict[str, Any]:
-    model, fields = int8_model(ctx.saved_model_dir, _representative(ctx), io_type=str(ctx.config.int8_io),
+    io_type, id_fields = int8_io(ctx)
+    model, fields = int8_model(ctx.saved_model_dir, _representative(ctx), io_type=io_type,
                                keep=list(ctx.config.keep_float), warn=ctx.warn)
-    return _write(ctx, Format.TFLITE_INT8, None, dest, model=model, calibrated=True, arithmetic="int8", **fields)
+    return _write(ctx, Format.TFLITE_INT8, None, dest, model=model, calibrated=True, arithmetic="int8",
+                  **fields, **id_fields)
 
 
 def export_int16x8(ctx: ExportContext, dest: Path) -> dict[str, Any]:
