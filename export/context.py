@@ -95,7 +95,16 @@ class ExportContext:
         """{input name: IdInput} of the inputs that carry ids (they feed an Embedding): never quantized."""
         from edgeport.export import id_inputs
 
-        return id_inputs.find(self.model)
+        if self.model is not None:
+            return id_inputs.find(self.model)
+        from edgeport.export.tflite import float32_model  # a SavedModel source: read its float32 .tflite
+
+        try:
+            return id_inputs.from_tflite(float32_model(self.saved_model_dir))
+        except Exception as exc:  # noqa: BLE001 - the converter raises many types; the export goes on, said
+            self.warn(f"warning: {self.name}: could not look for id inputs in the float32 .tflite "
+                      f"({cause_line(exc)}); every input is treated as values")
+            return {}
 
     @cached_property
     def output_shapes(self) -> dict[str, tuple]:

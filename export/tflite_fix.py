@@ -13,6 +13,8 @@ from typing import Any, Iterator
 from edgeport.export import calibration as cal
 
 DEBUG_SAMPLES = 64
+#: The candidate without an input quantizer (float32 inputs, the same calibration).
+INPUT_LABEL = "float32 inputs (no input quantizer)"
 
 
 def _note(text: str) -> None:
@@ -59,6 +61,8 @@ class TfliteInt8Fixer:
 
     def calibrations(self) -> Iterator[tuple[str, dict[str, Any]]]:
         yield f"as exported ({cal.used_samples(self.record)} calibration samples)", {"calibration_samples": self.base}
+        if self.job.get("io_type", "uint8") != "float32":  # the input quantizer, which no layer ranking sees
+            yield INPUT_LABEL, {"calibration_samples": self.base, "int8_io": "float32"}
         if more := cal.more_samples(self.record, _note):
             yield more[1], {"calibration_samples": more[0]}
 
@@ -98,7 +102,8 @@ class TfliteInt8Fixer:
         from edgeport.export.tflite import int8_model
 
         n, keep = settings["calibration_samples"], list(settings.get(self.keep_key) or [])
-        model, _ = int8_model(self.saved_model, self._feed(n), io_type=self.job.get("io_type", "uint8"), keep=keep,
+        io_type = settings.get("int8_io") or self.job.get("io_type", "uint8")
+        model, _ = int8_model(self.saved_model, self._feed(n), io_type=io_type, keep=keep,
                               warn=_note, quantizer=self._quantizer(n) if keep else None)
         return model, ".tflite"
 
@@ -114,4 +119,16 @@ class TfliteInt8Fixer:
     def export_settings(entry: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
         """`export_model` keyword arguments that rebuild the chosen candidate."""
         keep = list(settings.get(TfliteInt8Fixer.keep_key) or [])
-        return {"keep_float": keep, "int8_io": (entry.get("io_type") or "uint8") if not keep else "uint8"}
+        io_type = settings.get("int8_io") or entry.get("io_type") or "uint8"
+        return {"keep_float": keep, "int8_io": io_type if not keep else "uint8"}
+
+    @staticmethod
+    def cause(tried: list[Any]) -> str | None:
+        """What the search learnt of the cause: the input quantizer, when the model as exported fails and
+        the same calibration with float32 inputs (no input quantizer) passes."""
+        first, second = (tried + [None, None])[:2]
+        if first is not None and second is not None and not first.passes and second.passes \
+                and second.label == INPUT_LABEL:
+            return ("the input quantizer: its int8 steps round the inputs (ids into other ids, for one); "
+                    "with float32 inputs the same calibration passes (--int8-io float32)")
+        return None

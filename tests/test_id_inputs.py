@@ -98,3 +98,51 @@ def test_calibration_rebuilds_the_same_whole_number_ids():
     x = samples["ids"]
     assert x.dtype == np.float32 and np.array_equal(x, np.round(x)) and 0 <= x.min() and x.max() < VOCAB
     assert np.array_equal(calibration.rebuild(record)["ids"], x)
+
+
+def test_a_savedmodel_source_has_its_id_inputs_read_from_the_float_tflite(trained):
+    import keras
+
+    from edgeport.export.id_inputs import from_tflite
+    from edgeport.export.tflite import float32_model
+
+    tmp, src = trained
+    keras.models.load_model(src).export(str(tmp / "sm"), verbose=False)
+    found = from_tflite(float32_model(tmp / "sm"))
+    assert list(found) == ["ids"] and found["ids"].vocabulary == VOCAB
+
+
+def test_fix_offers_float32_inputs_second_and_names_the_input_quantizer_as_the_cause():
+    from itertools import islice
+    from types import SimpleNamespace
+
+    from edgeport.export.tflite_fix import INPUT_LABEL, TfliteInt8Fixer
+
+    record = {"requested": 8, "samples": 8, "seed": 0, "source": "random-uniform", "inputs": [["ids", [STEPS]]],
+              "ranges": {"ids": [0, VOCAB - 1]}}
+    fixer = TfliteInt8Fixer({"source": "unused", "calibration": record, "io_type": "uint8"})
+    labels = [label for label, _ in islice(fixer.calibrations(), 2)]
+    assert labels[1] == INPUT_LABEL
+    assert TfliteInt8Fixer.export_settings({"io_type": "uint8"}, {"int8_io": "float32"})["int8_io"] == "float32"
+    failed, passed = SimpleNamespace(passes=False, label=labels[0]), SimpleNamespace(passes=True, label=INPUT_LABEL)
+    assert "input quantizer" in TfliteInt8Fixer.cause([failed, passed])
+    assert TfliteInt8Fixer.cause([failed, SimpleNamespace(passes=False, label=INPUT_LABEL)]) is None
+    float_io = TfliteInt8Fixer({"source": "unused", "calibration": record, "io_type": "float32"})
+    assert INPUT_LABEL not in [label for label, _ in islice(float_io.calibrations(), 2)]
+
+
+def test_the_quantization_debugger_runs_on_a_two_input_model(tmp_path):
+    """verify's debugger feeds every input, as fix's does (it said "single-input models only")."""
+    import keras
+
+    from edgeport.benchmarks.verify.quant_debug import debug_int8
+
+    ids = keras.Input((STEPS,), name="ids")
+    extra = keras.Input((3,), name="extra")
+    h = keras.layers.Concatenate()([keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(VOCAB, 4)(ids)),
+                                    keras.layers.Dense(4)(extra)])
+    keras.Model([ids, extra], keras.layers.Dense(CLASSES, activation="softmax")(h)).export(
+        str(tmp_path / "sm"), verbose=False)
+    x = {"ids": texts(16, 2)[0], "extra": np.random.default_rng(0).uniform(-1, 1, (16, 3)).astype(np.float32)}
+    result = debug_int8(tmp_path / "sm", x, x, max_debug_samples=8)
+    assert result["layers"] and result["debug_samples"] == 8

@@ -198,6 +198,8 @@ def fix_model(model: str, *, out: Path = Path("artifacts"), formats: list[str] |
                 report.notes.append(f"{fmt}: op {rows[0]['op']} at layer {rows[0]['tensor']}: error jumps from "
                                     f"{rows[1]['rmse_per_scale']:.3g} to {rows[0]['rmse_per_scale']:.3g} "
                                     "quantization steps (ranked first)")
+            if result.get("cause"):
+                report.notes.append(f"{fmt}: cause: {result['cause']}")
             chosen = result.get("chosen")
             if (v := fix_budget.verdict(report.model, fmt, result, limit)) is not None:
                 report.ok = False
@@ -209,7 +211,7 @@ def fix_model(model: str, *, out: Path = Path("artifacts"), formats: list[str] |
                     manifest = load_manifest(model_dir)
                     manifest["artifacts"][fmt]["fix"] = {"verdict": v, "candidates": result["candidates"],
                                                          "seconds": result["seconds"], "gate": job["gate"],
-                                                         **{k: result[k] for k in ("stopped", "not_tried")
+                                                         **{k: result[k] for k in ("stopped", "not_tried", "cause")
                                                             if k in result}}
                     save_manifest(model_dir, manifest)
                 result["chosen"] = None
@@ -227,7 +229,7 @@ def fix_model(model: str, *, out: Path = Path("artifacts"), formats: list[str] |
                     "chosen": chosen["label"], "settings": chosen["settings"], "candidates": result["candidates"],
                     "scored_on": plan.test.describe(), "gate": job["gate"], "seconds": result["seconds"],
                     "float_fraction": chosen.get("float_fraction", 0.0), "max_float_fraction": limit,
-                    **{k: result[k] for k in ("stopped", "not_tried") if k in result}}
+                    **{k: result[k] for k in ("stopped", "not_tried", "cause") if k in result}}
                 save_manifest(model_dir, manifest)
     fixed = [f for f, r in report.tables.items() if r.get("chosen")]
     fixed += [g for f in fixed for g in registry.followers(f) if g in listed]

@@ -176,6 +176,8 @@ def search(job: dict[str, Any]) -> dict[str, Any]:
     try:
         tried, chosen = _search(job, scorer, builder, budget, stop)
         chosen = weigh_latency(tried, chosen)
+        if cause := getattr(builder, "cause", lambda _: None)(tried):  # a fixer that can name the cause
+            stop["cause"] = cause
     finally:  # scratch models of every candidate
         shutil.rmtree(scorer.work, ignore_errors=True)
         if getattr(builder, "work", None):

@@ -22,19 +22,18 @@ from edgeport.errors import EdgeportError
 IDEAL_RMSE_PER_SCALE = 1 / math.sqrt(12)  # uniform rounding error of one step
 
 
-def calibration_inputs(record: dict[str, Any] | None, *, max_samples: int = 200) -> tuple[np.ndarray, str]:
+def calibration_inputs(record: dict[str, Any] | None, *, max_samples: int = 200
+                       ) -> tuple[dict[str, np.ndarray], str]:
     """The artifact's own representative set, rebuilt from its manifest record (never another
-    one: a different calibration would diagnose a different model). Returns (samples, where from)."""
+    one: a different calibration would diagnose a different model). Returns (samples by input name,
+    where from); every input of a multi-input model, as `edgeport fix` calibrates it."""
     from edgeport.export.calibration import rebuild
 
     if not record:
         raise EdgeportError("the artifact records no calibration; re-export it with this edgeport")
-    arrays = rebuild(record)
-    if len(arrays) != 1:
-        raise EdgeportError("the quantization debugger handles single-input models only")
-    x = next(iter(arrays.values()))[:max_samples]
+    arrays = {k: v[:max_samples] for k, v in rebuild(record).items()}
     where = f"{record.get('source')}, seed {record.get('seed')}"
-    return x, f"{len(x)} samples rebuilt from the recorded calibration ({where})"
+    return arrays, f"{len(next(iter(arrays.values())))} samples rebuilt from the recorded calibration ({where})"
 
 
 def _rows_from_dump(text: str) -> list[dict[str, Any]]:
@@ -58,29 +57,40 @@ def _rows_from_dump(text: str) -> list[dict[str, Any]]:
     return rows
 
 
-def debug_int8(saved_model_dir: str | Path, calibration: np.ndarray, debug_inputs: np.ndarray, *,
-               max_debug_samples: int = 100) -> dict[str, Any]:
-    """Run TFLite's QuantizationDebugger; returns ``{"layers": [row per tensor, worst first], ...}``."""
+def debug_int8(saved_model_dir: str | Path, calibration: dict[str, np.ndarray] | np.ndarray,
+               debug_inputs: dict[str, np.ndarray] | np.ndarray, *, max_debug_samples: int = 100) -> dict[str, Any]:
+    """Run TFLite's QuantizationDebugger on the export's int8 converter (calibrated on ``calibration``,
+    by input name: one array for a one-input model) with the inputs fed as `edgeport fix` feeds them
+    (export/tflite_fix); returns ``{"layers": [row per tensor, worst first], ...}``."""
     import tensorflow as tf
 
-    def dataset(x: np.ndarray):
-        def gen():
-            for row in np.asarray(x, np.float32):
-                yield [row[None]]
-        return gen
-
+    from edgeport.export.calibration import by_names
     from edgeport.export.tflite import INT8_OPS, calibrated_converter
+    from edgeport.export.tflite_fix import input_order, signature_inputs
 
-    _, converter = calibrated_converter(saved_model_dir, dataset(calibration), INT8_OPS)  # export's int8 converter
+    names = signature_inputs(str(saved_model_dir))
+
+    def keyed(x: dict[str, np.ndarray] | np.ndarray, limit: int | None = None) -> dict[str, np.ndarray]:
+        arrays = x if isinstance(x, dict) else {names[0] if len(names) == 1 else "input": x}
+        return {k: np.asarray(v[:limit], np.float32) for k, v in by_names(arrays, names, str(saved_model_dir)).items()}
+
+    cal, debug = keyed(calibration), keyed(debug_inputs, max_debug_samples)
+    n_cal, n_debug = (len(next(iter(a.values()))) for a in (cal, debug))
+    order: list[str] = []  # the debugger feeds lists in the calibrated model's input order
+
+    def feed():
+        return ({k: v[i:i + 1] for k, v in cal.items()} for i in range(n_cal))
+
+    _, converter = calibrated_converter(saved_model_dir, feed, INT8_OPS)  # export's int8 converter
     with warnings.catch_warnings():  # the debugger runs tf.lite.Interpreter, which warns it is deprecated
         warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
         debugger = tf.lite.experimental.QuantizationDebugger(
-            converter=converter, debug_dataset=dataset(debug_inputs[:max_debug_samples]))
+            converter=converter, debug_dataset=lambda: ([debug[k][i:i + 1] for k in order] for i in range(n_debug)))
+        order[:] = input_order(debugger.calibrated_model, list(debug))
         debugger.run()
     buf = io.StringIO()
     debugger.layer_statistics_dump(buf)
-    return {"layers": _rows_from_dump(buf.getvalue()),
-            "debug_samples": int(min(len(debug_inputs), max_debug_samples)),
+    return {"layers": _rows_from_dump(buf.getvalue()), "debug_samples": n_debug,
             "ideal_rmse_per_scale": IDEAL_RMSE_PER_SCALE}
 
 
@@ -108,9 +118,6 @@ def run_debug_job(job: dict[str, Any]) -> dict[str, Any]:
     from edgeport.benchmarks.verify.jobs import load_inputs
 
     cal, where = calibration_inputs(job["calibration"])
-    x = load_inputs(job["inputs"])
-    if not isinstance(x, np.ndarray):
-        raise EdgeportError("the quantization debugger handles single-input models only")
-    result = debug_int8(job["savedmodel"], cal, np.asarray(x[: int(job.get("n", 100))], np.float32))
+    result = debug_int8(job["savedmodel"], cal, load_inputs(job["inputs"]), max_debug_samples=int(job.get("n", 100)))
     result["calibration"] = where
     return result
