@@ -251,8 +251,8 @@ def int8_io(ctx: ExportContext) -> tuple[str, dict[str, Any]]:
     if not ctx.id_inputs or asked == "float32":
         return asked, {"id_inputs": sorted(ctx.id_inputs)} if ctx.id_inputs else {}
     names = ", ".join(sorted(ctx.id_inputs))
-    ctx.warn(f"note: {Format.TFLITE_INT8.value}: input(s) {names} carry ids (they feed an embedding lookup): float32 I/O "
-             f"instead of --int8-io {asked}, so no input quantizer rounds an id into another")
+    ctx.warn(f"note: {Format.TFLITE_INT8.value}: input(s) {names} carry ids (they feed an embedding lookup): "
+             f"float32 I/O instead of --int8-io {asked}, so no input quantizer rounds an id into another")
     return "float32", {"id_inputs": sorted(ctx.id_inputs), "int8_io_asked": asked}
 
 
