@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,15 @@ class Batch1Context:
         self.config = ExportConfig(int8_io=int8_io, keep_float=tuple(keep_float))
         self.calibration: dict[str, Any] | None = None  # the caller records where its samples came from
         self._meta = meta
+
+    @cached_property
+    def id_inputs(self) -> dict[str, Any]:
+        """The inputs that carry ids (they feed an Embedding), read from the batch-1 float32 .tflite as
+        an export of a SavedModel source reads them: never quantized."""
+        from edgeport.export import id_inputs
+        from edgeport.export.tflite import float32_model
+
+        return id_inputs.from_tflite(float32_model(self.saved_model_dir))
 
     def representative_feed(self) -> list[dict[str, np.ndarray]]:
         """One dict per sample (by SavedModel input name), batch of 1."""
