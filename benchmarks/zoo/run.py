@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -199,7 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the recipes and exit")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.list:
-        print("\n".join(f"{r.name:<29} {r.kind:<18} {r.precision:<14} {r.package:<28} {r.member}" for r in RECIPES))
+        try:
+            print("\n".join(f"{r.name:<29} {r.kind:<18} {r.precision:<14} {r.package:<28} {r.member}"
+                            for r in RECIPES), flush=True)
+        except BrokenPipeError:  # `--list | head`: the reader left; nothing is wrong
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     entries = run_zoo(args.models, args.out, bench=args.bench, timeout=args.timeout, jobs=args.jobs)
     print(table(entries))
