@@ -104,8 +104,9 @@ def _plain(title: str, header: list[str], rows: list[list[str]], left: int, widt
     """Columns two spaces apart, ``-`` under the header; the widest column not kept whole shortened
     (``…``) to fit."""
     widths = [max(len(c) for c in col) for col in zip(header, *rows)] if header else []
+    gap = 2 if sum(widths) + 2 * (len(widths) - 1) <= width else 1  # one space apart before anything shortens
     shrinkable = [k for k in range(len(widths)) if not keep_whole[k]]
-    while shrinkable and sum(widths) + 2 * (len(widths) - 1) > width:
+    while shrinkable and sum(widths) + gap * (len(widths) - 1) > width:
         i = max(shrinkable, key=lambda k: widths[k])
         if widths[i] <= 8:
             break
@@ -116,9 +117,9 @@ def _plain(title: str, header: list[str], rows: list[list[str]], left: int, widt
         return text.ljust(widths[i]) if i < left else text.rjust(widths[i])
 
     lines = textwrap.wrap(title, width, subsequent_indent="  ") if title else []
-    lines += ["  ".join(cell(h, i) for i, h in enumerate(header)).rstrip(),
-              "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(cell(c, i) for i, c in enumerate(r)).rstrip() for r in rows]
+    sep = " " * gap
+    lines += [sep.join(cell(h, i) for i, h in enumerate(header)).rstrip(), sep.join("-" * w for w in widths)]
+    lines += [sep.join(cell(c, i) for i, c in enumerate(r)).rstrip() for r in rows]
     return "\n".join(lines)
 
 

@@ -139,7 +139,7 @@ class VerifyReport:
                   "accuracy", "Δ pts", "agree", "confident", "KL", "task figures", "max|diff|",
                   "tight diff <= tolerance", "img/s", "gate"]
         out = [text_table(title, header, rows, styles, left=6, drop_empty=True, wide=wide, narrow=NARROW,
-                          whole=["deciding figure (gate)"])]
+                          whole=["deciding figure (gate)", "output: kind", "kind"])]
         out += fit([f"FAILED {type(e).__name__}: {e}" for e in self.failures], wide)
         out += fit([line for r in self.results if r.quant_debug
                     for line in render_table(r.quant_debug, wide=wide).splitlines()], wide)
