@@ -28,14 +28,12 @@ class IdInput:
                 "drawn_as": f"whole numbers in [0, {self.vocabulary})"}
 
 
-def _consumers(model: Any, tensor: Any) -> list[Any]:
-    """The layers of a functional Keras ``model`` that take ``tensor`` as an input."""
-    out = []
-    for layer in getattr(model, "layers", []):
-        for node in getattr(layer, "_inbound_nodes", []):  # Keras 3 functional graph (no public accessor)
-            if any(t is tensor for t in getattr(node, "input_tensors", [])):
-                out.append(layer)
-    return out
+def _input_of(layer: Any) -> Any:
+    """A Keras layer's input tensor (public ``layer.input``); None for a layer called more than once."""
+    try:
+        return layer.input
+    except (AttributeError, ValueError):  # shared layers have no single input
+        return None
 
 
 def find(model: Any) -> dict[str, IdInput]:
@@ -44,12 +42,12 @@ def find(model: Any) -> dict[str, IdInput]:
     if model is None or not getattr(model, "inputs", None):
         return {}
     found = {}
+    embeddings = [layer for layer in getattr(model, "layers", []) if type(layer).__name__ == "Embedding"
+                  and isinstance(getattr(layer, "input_dim", None), int)]
     for tensor in model.inputs:
-        for layer in _consumers(model, tensor):
-            if type(layer).__name__ == "Embedding" and isinstance(getattr(layer, "input_dim", None), int):
-                name = tensor.name
-                found[name] = IdInput(name, int(layer.input_dim), f"Embedding {layer.name!r} input_dim")
-                break
+        layer = next((e for e in embeddings if _input_of(e) is tensor), None)
+        if layer is not None:
+            found[tensor.name] = IdInput(tensor.name, int(layer.input_dim), f"Embedding {layer.name!r} input_dim")
     return found
 
 
