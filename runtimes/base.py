@@ -15,7 +15,8 @@ from edgeport.errors import EdgeportError, EngineError, InputError, LoadError
 from edgeport.runtimes import batching
 from edgeport.runtimes.dims import (  # noqa: F401 - re-exported: the runtimes import them from here
     _all_finite, _matches, _spec_bytes, _to_array, available_memory, cast_to_feed, fmt_dims, fmt_shape,
-    has_batch_axis, matches_exactly, order_inputs, shape_message, spec_shape, tensor_key, unbatched_reason)
+    has_batch_axis, matches_exactly, order_inputs, shape_message, spec_shape, tensor_key, tensor_keys,
+    unbatched_reason)
 from edgeport.runtimes.quant import QUANT_RANGES, Dequantizer, Quantizer
 from edgeport.types import TensorSpec
 
@@ -62,7 +63,8 @@ class Session:
         if need > (available := available_memory()):
             raise LoadError(f"{self.path}: its inputs and outputs need {need / 2**30:.1f} GiB at batch 1 and this "
                             f"machine has {available / 2**30:.1f} GiB available: refused before allocating")
-        self._keys = [tensor_key(s.name) for s in self.inputs]
+        self._keys = self.input_keys = tensor_keys([s.name for s in self.inputs])
+        self.output_keys = tensor_keys([s.name for s in self.outputs])
         self._sample_shapes = [tuple(s.shape[1:]) for s in self.inputs]
         self._quantizers = [Quantizer(s) if s.quantized and s.dtype in QUANT_RANGES else None
                             for s in self.inputs]
@@ -102,8 +104,7 @@ class Session:
             raise self.engine_error(exc) from None
         if not self._shapes_said:
             self._shapes_said = True
-            names = [tensor_key(s.name) for s in self.outputs]
-            self.notes += batching.shape_notes(self.outputs, names, raw, n, self._stacked)
+            self.notes += batching.shape_notes(self.outputs, self.output_keys, raw, n, self._stacked)
         return self.finish(raw)
 
     def batch_major(self, outputs: Any, n: int) -> list[np.ndarray]:
@@ -122,7 +123,7 @@ class Session:
         return raw
 
     def _check_batch(self, feeds: list[np.ndarray]) -> None:
-        why, _ = batching.check(self._run, feeds, [tensor_key(s.name) for s in self.outputs])
+        why, _ = batching.check(self._run, feeds, self.output_keys)
         self.row_by_row = bool(why)
         if why:
             self.notes.append(f"{why}: rows run one at a time")
@@ -220,14 +221,16 @@ class Session:
         self.close()
 
     def describe(self) -> str:
-        def one(s: TensorSpec) -> str:
+        def one(s: TensorSpec, key: str) -> str:
             q = f" q(scale={s.scale:.6g}, zp={s.zero_point})" if s.quantized else ""
-            key = tensor_key(s.name)
             batched = getattr(self, "batched", True)
             shape = fmt_shape(s.shape) if batched else fmt_dims(s.shape, self.dim_names.get(key, ()))
             return f"{key} {shape} {s.dtype}{q}"
+
+        def side(specs: list[TensorSpec]) -> str:
+            return ", ".join(map(one, specs, tensor_keys([s.name for s in specs])))
         return (f"{self.runtime} [{self.engine}] {self.path.name}: "
-                f"inputs {', '.join(map(one, self.inputs))}; outputs {', '.join(map(one, self.outputs))}")
+                f"inputs {side(self.inputs)}; outputs {side(self.outputs)}")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.describe()}>"
@@ -236,7 +239,7 @@ class Session:
     def _as_list(self, x: Any) -> list[Any]:
         n = len(self.inputs)
         if isinstance(x, Mapping):
-            by_key = {tensor_key(str(k)): v for k, v in x.items()}
+            by_key = {k if k in self._keys else tensor_key(str(k)): v for k, v in x.items()}
             missing = [k for k in self._keys if k not in by_key]
             extra = [k for k in by_key if k not in self._keys]
             if missing or extra:

@@ -13,7 +13,7 @@ import numpy as np
 
 from edgeport.errors import InputError
 from edgeport.runtimes import preprocess
-from edgeport.runtimes.base import Session, tensor_key
+from edgeport.runtimes.base import Session
 from edgeport.runtimes.artifact_info import ArtifactInfo, artifact_info
 from edgeport.runtimes.feeds import by_input, parse_input_shapes, read_npz, resolve_shapes, split_arrays
 from edgeport.runtimes.registry import load
@@ -42,7 +42,7 @@ def run_artifact(artifact: str, inputs: list[str], *, runtime: str | None = None
     path = Path(artifact)
     session = load(path, runtime=runtime, threads=threads, device=device)
     shapes = parse_input_shapes(input_shape, session)
-    keys = [tensor_key(s.name) for s in session.inputs]
+    keys = session.input_keys
     if len(keys) != 1 and not all(Path(a).suffix.lower() == ".npz" for a in inputs):
         raise InputError(f"{path.name}: a model of {len(keys)} inputs {keys} takes .npz files with one array per "
                          f"input name (edgeport run {path.name} inputs.npz)")
@@ -62,7 +62,7 @@ def run_artifact(artifact: str, inputs: list[str], *, runtime: str | None = None
         said.append(f"{preprocess.FLAG} normalises images; .npy, .npz and numbers are fed as given")
     for note in said:
         print(f"note: {note}", file=sys.stderr)
-    names = [tensor_key(s.name) for s in session.outputs]
+    names = session.output_keys
     results = []
     for name, batch in items:
         try:

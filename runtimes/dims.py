@@ -90,8 +90,20 @@ _NAME_NOISE = re.compile(r"^(serving_default_)|(:\d+)$")
 
 
 def tensor_key(name: str) -> str:
-    """The user-facing name of an engine tensor: ``serving_default_image:0`` -> ``image``."""
+    """The user-facing name of an engine tensor: ``serving_default_image:0`` -> ``image``. One name
+    alone: a model's inputs or outputs are named together by ``tensor_keys``."""
     return _NAME_NOISE.sub("", name)
+
+
+def tensor_keys(names: Sequence[str]) -> list[str]:
+    """The user-facing names of one model's inputs (or outputs), unique: ``tensor_key`` of each, except
+    where two would collide (``a:0``, ``a:1`` -> ``a:0``, ``a:1``; only ``serving_default_`` goes), and
+    the engine's own name where even that collides (engine names are unique within a graph)."""
+    keys = [tensor_key(n) for n in names]
+    for shorten in (lambda n: n.removeprefix("serving_default_"), str):
+        taken = [k for i, k in enumerate(keys) if k in keys[:i] or k in keys[i + 1:]]
+        keys = [shorten(n) if k in taken else k for n, k in zip(names, keys)]
+    return keys
 
 
 def fmt_shape(shape: Sequence[int | None]) -> str:
@@ -106,8 +118,8 @@ def order_inputs(specs: list[TensorSpec], names: Any) -> list[TensorSpec]:
     exporter records it in metadata) when the names match; otherwise keep the engine order."""
     if not isinstance(names, (list, tuple)) or len(names) != len(specs):
         return specs
-    wanted = [tensor_key(n.get("name", "") if isinstance(n, dict) else str(n)) for n in names]
-    by_key = {tensor_key(s.name): s for s in specs}
+    wanted = tensor_keys([n.get("name", "") if isinstance(n, dict) else str(n) for n in names])
+    by_key = dict(zip(tensor_keys([s.name for s in specs]), specs))
     if sorted(wanted) != sorted(by_key):
         return specs
     return [by_key[k] for k in wanted]

@@ -66,7 +66,7 @@ def by_input(session: Session, x: Any, source: str) -> dict[str, np.ndarray]:
             raise InputError(f"{source}: one array for a model of {len(keys)} inputs; give a .npz keyed by its "
                              f"input names {keys}")
         return {keys[0]: x}
-    given = {_key(k): v for k, v in x.items()}
+    given = {_key(k, keys): v for k, v in x.items()}
     missing, extra = [k for k in keys if k not in given], [k for k in given if k not in keys]
     if missing or extra:
         raise InputError(f"{source}: arrays {sorted(given)} do not match the inputs of {session.path.name}: "
@@ -75,10 +75,11 @@ def by_input(session: Session, x: Any, source: str) -> dict[str, np.ndarray]:
     return {k: given[k] for k in keys}
 
 
-def _key(name: str) -> str:
+def _key(name: str, keys: list[str]) -> str:
+    """A name the user gave: one of the model's ``keys`` as given, else its ``tensor_key``."""
     from edgeport.runtimes.base import tensor_key
 
-    return tensor_key(str(name))
+    return str(name) if str(name) in keys else tensor_key(str(name))
 
 
 def parse_input_shapes(items: list[str] | None, session: Session) -> dict[str, tuple[int, ...]]:
@@ -96,7 +97,7 @@ def parse_input_shapes(items: list[str] | None, session: Session) -> dict[str, t
             if len(keys) != 1:
                 raise InputError(f"--input-shape {item!r}: {model} has inputs {keys}; name one: NAME={dims}")
             name = keys[0]
-        name = _key(name)
+        name = _key(name, keys)
         if name not in keys:
             raise InputError(f"--input-shape {item!r}: {model} has no input {name!r}; its inputs are {keys}")
         shape = tuple(int(d) for d in re.split(r"\s*[x,]\s*", dims.strip("() ")) if d)

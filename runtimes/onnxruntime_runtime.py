@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from edgeport.errors import EdgeportError, DeviceUnavailable, LoadError, UnknownNameError
-from edgeport.runtimes.base import Session, order_inputs, spec_shape, tensor_key
+from edgeport.runtimes.base import Session, order_inputs, spec_shape, tensor_keys
 from edgeport.runtimes.dims import dim_names
 from edgeport.runtimes.artifact_info import input_order
 from edgeport.types import METADATA_KEY, TensorSpec
@@ -92,7 +92,8 @@ class OnnxRuntimeSession(Session):
             meta = None
         engine_inputs = self._sess.get_inputs()
         self.inputs = order_inputs([_spec(i) for i in engine_inputs], input_order(meta))
-        self.dim_names = {tensor_key(i.name): dim_names(i.shape) for i in engine_inputs}
+        keys = tensor_keys([i.name for i in engine_inputs])
+        self.dim_names = {k: dim_names(i.shape) for k, i in zip(keys, engine_inputs)}
         self.outputs = [_spec(o) for o in self._sess.get_outputs()]
         self._in_names = [s.name for s in self.inputs]
         self._out_names = [s.name for s in self.outputs]

@@ -11,7 +11,7 @@ import pytest
 from edgeport.errors import InputError, LoadError, UnknownNameError
 from edgeport.runtimes import RUNTIMES, list_runtimes, load, runtimes_for
 from edgeport.runtimes import fileformats, guard
-from edgeport.runtimes.base import Session, fmt_shape, order_inputs, tensor_key
+from edgeport.runtimes.base import Session, fmt_shape, order_inputs, tensor_key, tensor_keys
 from edgeport.runtimes.quant import dequantize, quantize
 from edgeport.types import TensorSpec
 
@@ -110,6 +110,9 @@ def test_session_quantizes_inputs_and_dequantizes_outputs():
 def test_helpers():
     assert tensor_key("serving_default_image:0") == "image"
     assert tensor_key("Identity:0") == "Identity"
+    assert tensor_keys(["serving_default_image:0", "Identity:0"]) == ["image", "Identity"]
+    assert tensor_keys(["a:0", "a:1", "b:0"]) == ["a:0", "a:1", "b"]  # stripping ':N' would collide
+    assert tensor_keys(["serving_default_a:0", "a:0"]) == ["serving_default_a:0", "a:0"]
     assert fmt_shape((None, 28, 28, 1)) == "(N, 28, 28, 1)"
     assert fmt_shape((1, None)) == "(N, ?)"
     specs = [VEC, IMG]
@@ -270,3 +273,23 @@ def test_a_model_whose_declared_tensors_exceed_memory_is_refused_before_allocati
 
     with pytest.raises(LoadError, match=r"model\.ort: its inputs and outputs need 576\.0 GiB"):
         Huge(tmp_path / "model.ort")
+
+
+def test_outputs_whose_short_names_collide_keep_their_suffix(tmp_path):
+    """basic_pitch's ONNX names its outputs StatefulPartitionedCall:0/:1/:2: each keeps its own name."""
+    import onnx
+    from onnx import helper
+
+    from edgeport.benchmarks.verify.jobs import predict_all
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["a:0"]), helper.make_node("Neg", ["x"], ["a:1"])], "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 3])],
+        [helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, ["N", 3]) for n in ("a:0", "a:1")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), tmp_path / "m.onnx")
+    s = load(tmp_path / "m.onnx", runtime="onnxruntime")
+    assert s.output_keys == ["a:0", "a:1"] and "outputs a:0 (N, 3) float32, a:1 (N, 3)" in s.describe()
+    x = np.array([[1.0, -2.0, 3.0]] * 5, np.float32)
+    got = predict_all(s, x)
+    assert list(got) == ["a:0", "a:1"]
+    np.testing.assert_array_equal(got["a:1"], -x)

@@ -19,9 +19,6 @@ QUANT_LOOSE = ("verify passes the copy with one int8 weight tensor x 1.01 agains
 XNN_DECLARED = ("[-1, -1] input: edgeport's litert session allocates at the declared [1, 1] first and XNNPACK "
                 "fails to prepare ('XNNPack delegate failed to reshape runtimeNode number 27'), so load refuses "
                 "a model that runs once resized to the data's [N, 16000] (the engine itself runs it)")
-NAME_COLLISION = ("ONNX outputs StatefulPartitionedCall:0/:1/:2 collapse to one name (runtimes/dims.py tensor_key): "
-                  "verify's reference joins different outputs ('... size 88 and ... size 264', exit 2) and run "
-                  "--json shows three outputs named alike")
 
 #: (model, invariant) -> the finding. Keep it the truth: the test fails when a row here passes.
 KNOWN_FAILURES: dict[tuple[str, str], str] = {
@@ -39,7 +36,6 @@ KNOWN_FAILURES: dict[tuple[str, str], str] = {
     ("ocr_rec_ddddocr", "sensitivity"): QUANT_LOOSE + " (dynamic-range ONNX, int8 weight 2x512x2048: max diff "
                                         "0.077 on logits up to 29.5, held to relative error <= 0.02)",
     **{("oww_melspectrogram_tflite", k): XNN_DECLARED for k in ("identity", "sensitivity", "batching", "outputs")},
-    **{("basic_pitch_onnx", k): NAME_COLLISION for k in ("identity", "sensitivity", "outputs")},
     ("ethnicolr_census_lstm", "export"): (
         "a Keras 2 .h5 LSTM does not load: 'Unrecognized keyword arguments passed to LSTM: {'time_major': "
         "False}' (the Keras 3 loader; tf_keras, installed and able to read it, is not tried)"),

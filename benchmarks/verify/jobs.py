@@ -47,11 +47,9 @@ def _rows(x: np.ndarray | dict[str, np.ndarray], start: int, stop: int):
 
 def predict_all(session, x: np.ndarray | dict[str, np.ndarray], *, batch: int = BATCH) -> dict[str, np.ndarray]:
     """Every output of ``session`` for every input row, by output name."""
-    from edgeport.runtimes.base import tensor_key
-
     from edgeport.training.testset import is_whole
 
-    names = [tensor_key(s.name) for s in session.outputs]
+    names = session.output_keys
     if is_whole(x):  # one feed given whole (a stateful model's step): its outputs are one row
         out = session.predict(x)
         outs = out if isinstance(out, list) else [out]

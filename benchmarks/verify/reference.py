@@ -85,14 +85,13 @@ def float64_twin(model: Any) -> Any:
 def _noise(session, x, n: int) -> tuple[dict[str, float], str]:
     import keras
 
-    from edgeport.runtimes.base import tensor_key
     from edgeport.runtimes.keras_runtime import output_names
 
     twin = float64_twin(session.model)
     sub = x[:n] if isinstance(x, np.ndarray) else (x if count(x) == 1 else {k: v[:n] for k, v in x.items()})
     ref32 = predict_all(session, sub)
     feed = (np.asarray(sub, np.float64) if isinstance(sub, np.ndarray)
-            else [np.asarray(sub[tensor_key(s.name)], np.float64) for s in session.inputs])
+            else [np.asarray(sub[k], np.float64) for k in session.input_keys])
     y = twin.predict(feed, verbose=0, batch_size=64)
     if isinstance(y, dict):
         y = [y[k] for k in sorted(y)]

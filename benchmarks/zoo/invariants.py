@@ -15,7 +15,7 @@ import numpy as np
 from edgeport.benchmarks.zoo.commands import Cmd, Log
 from edgeport.benchmarks.zoo.edits import NoWeightToEdit, scale_one_weight
 from edgeport.benchmarks.zoo.recipes import Recipe
-from edgeport.runtimes.dims import tensor_key
+from edgeport.runtimes.dims import tensor_keys
 
 PASS, FAIL, NA = "PASS", "FAIL", "n.a."
 INVARIANTS = ("identity", "sensitivity", "batching", "outputs", "no_traceback", "preprocessing", "export")
@@ -144,12 +144,13 @@ def outputs(cmd: Cmd, single: str, engine: dict[str, np.ndarray], declared: dict
     if len(set(names)) < len(names):
         problems.append(f"output names collide: {names} (engine: {list(engine)})")
     unused = list(range(len(shown)))
+    keys = dict(zip(engine, tensor_keys(list(engine))))
     for name, y in engine.items():
         flat = y.astype(np.float64).ravel()
         hit = next((i for i in unused if shown[i][2].size == flat.size
                     and np.allclose(shown[i][2], flat, rtol=1e-5, atol=1e-6, equal_nan=True)), None)
         if hit is None:
-            near = next((i for i in unused if shown[i][0] == tensor_key(name)), unused[0] if unused else None)
+            near = next((i for i in unused if shown[i][0] == keys[name]), unused[0] if unused else None)
             what = (f"edgeport read {' + '.join(map(str, shown[near][1]))} ({shown[near][2].size} values)"
                     if near is not None else "edgeport shows nothing for it")
             problems.append(f"{name}: engine returned {list(y.shape)} ({y.size} values), {what}")

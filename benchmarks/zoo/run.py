@@ -20,7 +20,7 @@ from edgeport.benchmarks.zoo.commands import Log, engine_inputs, engine_outputs
 from edgeport.benchmarks.zoo.fetch import ZooFetchError, extra_path, model_path
 from edgeport.benchmarks.zoo.recipes import BY_NAME, RECIPES, WHEEL_MB, Recipe
 from edgeport.errors import EdgeportError
-from edgeport.runtimes.dims import tensor_key
+from edgeport.runtimes.dims import tensor_keys
 from edgeport.training.faces import download_wheel
 
 ZOO_FILE = "zoo.json"
@@ -28,7 +28,7 @@ ZOO_FILE = "zoo.json"
 
 def _write_inputs(recipe: Recipe, arrays: dict[str, np.ndarray], names: list[str], folder: Path):
     """inputs.npz (every row) and row_I.npz (one row each): ``x_test`` for one input, else by name."""
-    keys = ["x_test"] if len(names) == 1 else [tensor_key(n) for n in names]
+    keys = ["x_test"] if len(names) == 1 else tensor_keys(names)
     feeds = list(recipe.feeds.values())
     np.savez(folder / "inputs.npz", **dict(zip(keys, arrays.values())))
     singles = []
