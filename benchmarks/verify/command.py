@@ -190,6 +190,23 @@ def _precision(item: plans.Planned, timing: dict[str, Any], result: Result) -> P
     return Precision(timing.get("precision_hint") or "float32")
 
 
+def _gate(item: plans.Planned, precision: Precision, runtime: str, reference: Reference, table: GateTable,
+          result: Result):
+    """(gate, the class it is of): the registry's for a listed format, the class read from a bare file's
+    tensors otherwise; but a bare artifact against an engine artifact of its own class on its own engine
+    (a quantized file against a quantized file) has no rounding between them: the float32 gate (said)."""
+    if item.precision is not None:
+        return table.for_format(item.format), precision
+    same = (precision is not Precision.FLOAT32 and reference.precision == precision.value
+            and reference.runtime == runtime)
+    if not same:
+        return table.by_precision[precision], precision
+    result.notes.append(f"gate float32, not {precision.value}: the reference is a {precision.value} artifact too "
+                        f"({reference.precision_read}) on the same engine ({runtime}), so no {precision.value} "
+                        "rounding lies between them; only the float noise of the engine may")
+    return table.by_precision[Precision.FLOAT32], Precision.FLOAT32
+
+
 def _check(item: plans.Planned, runtime: str, reference: Reference, plan: plans.Plan, table: GateTable,
            inputs: Path, tmp: Path, threads: int, timeout: float, kinds: dict[str, str]) -> Result:
     result = Result(item.format, runtime, item.path.name, item.precision.value if item.precision else "?",
@@ -209,7 +226,7 @@ def _check(item: plans.Planned, runtime: str, reference: Reference, plan: plans.
         result.timing = {k: timing.get(k) for k in ("load_s", "predict_s", "images_per_s", "threads", "batch")}
         precision = _precision(item, timing, result)
         result.precision = precision.value
-        gate = table.for_format(item.format) if item.precision is not None else table.by_precision[precision]
+        gate, precision = _gate(item, precision, runtime, reference, table, result)
         result.gate = gate.to_dict()
         names = outs.match(reference, outputs, f"{item.path.name} on {runtime}")
         first = next(iter(reference.outputs))
@@ -221,6 +238,9 @@ def _check(item: plans.Planned, runtime: str, reference: Reference, plan: plans.
                                          output=ref_name if len(names) > 1 else "",
                                          labelled=plan.test.y is not None):
                 result.fail(failure)
+        if constant := outs.constant_reference(reference):
+            result.fail(GateFailure(item.format, runtime, "reference_spread", 0.0,
+                                    f"> 0 ({constant}: the comparison measures nothing)"))
         result.figures = summarize(result.outputs)
         fixed = {f.get("tolerance_basis") for f in result.outputs.values()
                  if str(f.get("tolerance_basis", "")).startswith("fixed relative bound")}

@@ -71,6 +71,16 @@ def reference_figures(reference: Reference, plan: plans.Plan, kinds: Mapping[str
     return out
 
 
+def constant_reference(reference: Reference) -> str:
+    """Why nothing can be measured against ``reference``: every output constant on the data ("" if not)."""
+    values = [v for v in reference.outputs.values() if v.size]
+    if not values or any(np.ptp(v.astype(np.float64)) > 0 or not np.isfinite(v).all() for v in values):
+        return ""
+    shown = sorted({float(v.flat[0]) for v in values})
+    return (f"every reference output is {shown[0]:g} on these inputs" if len(shown) == 1
+            else f"every reference output is constant on these inputs ({', '.join(f'{s:g}' for s in shown)})")
+
+
 def match(reference: Reference, outputs: dict[str, np.ndarray], where: str) -> dict[str, str]:
     """Reference output name -> artifact output name; every reference output must have one."""
     ref, art = list(reference.outputs), list(outputs)

@@ -48,12 +48,15 @@ class Reference:
     cached: bool = False
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    precision: str | None = None  # an engine artifact's precision class, read from its tensors (None: a model)
+    precision_read: str = ""
 
     def describe(self) -> dict[str, Any]:
         return {"source": self.source, "runtime": self.runtime, "engine": self.engine, "cached": self.cached,
                 "outputs": {k: list(v.shape) for k, v in self.outputs.items()},
                 "noise": self.noise, "noise_basis": self.noise_basis,
-                "fp16": self.fp16_basis or None, "seconds": round(self.seconds, 2)}
+                "fp16": self.fp16_basis or None, "seconds": round(self.seconds, 2),
+                **({"precision": self.precision, "precision_read": self.precision_read} if self.precision else {})}
 
 
 # -- the child side ------------------------------------------------------------------------------
@@ -157,6 +160,10 @@ def compute_reference(job: dict[str, Any]) -> dict[str, Any]:
     x = load_inputs(job["inputs"])
     arrays = {f"f32/{k}": v for k, v in predict_all(session, x).items()}
     result: dict[str, Any] = {"engine": session.engine, "notes": list(session.notes)}
+    if not can.source_model:
+        from edgeport.benchmarks.verify.jobs import precision_hint
+
+        result["precision"], result["precision_read"] = precision_hint(session)
     if can.noise:
         result["noise"], result["noise_basis"] = _noise(session, x, int(job.get("noise_n", NOISE_N)))
     else:
@@ -183,7 +190,8 @@ def _reference(data: dict[str, Any], *, cached: bool) -> Reference:
     return Reference(outputs=f32, noise={n: noise.get(n) for n in f32}, noise_basis=meta.get("noise_basis", ""),
                      runtime=meta["runtime"], source=meta["source"], fp16=data["f16"],
                      fp16_basis=meta.get("fp16_basis", ""), engine=meta.get("engine", ""), cached=cached,
-                     seconds=float(meta.get("seconds", 0.0)), notes=list(meta.get("notes", [])))
+                     seconds=float(meta.get("seconds", 0.0)), notes=list(meta.get("notes", [])),
+                     precision=meta.get("precision"), precision_read=meta.get("precision_read") or "")
 
 
 def _read_cache(cache: Path, key: dict[str, Any]) -> Reference | None:
@@ -213,7 +221,8 @@ def reference_for(source: Path, runtime: str, inputs: Path, *, key: dict[str, An
                          threads=threads, timeout=timeout)
         raise_for(result, f"{source} (the reference, on {runtime})")
         meta = {"key": key, "runtime": runtime, "source": str(source),
-                **{k: result.get(k) for k in ("noise", "noise_basis", "fp16_basis", "engine", "notes", "seconds")}}
+                **{k: result.get(k) for k in ("noise", "noise_basis", "fp16_basis", "engine", "notes", "seconds",
+                                              "precision", "precision_read")}}
         with np.load(out, allow_pickle=False) as z:
             f32 = {k[4:]: z[k] for k in z.files if k.startswith("f32/")}
             f16 = {k[4:]: z[k] for k in z.files if k.startswith("f16/")} or None
