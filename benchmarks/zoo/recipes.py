@@ -53,7 +53,7 @@ class Recipe:
     stateful: str = ""  # why rows are not independent, when they are not
     run_shape: tuple[str, ...] = ()  # `run --input-shape` for a photo on symbolic dimensions
     source: bool = False  # a Keras .h5 or a SavedModel: goes through `edgeport export`
-    formats: tuple[str, ...] = ("tflite_fp32",)
+    formats: tuple[str, ...] = ()  # what a source exports to (default: the registry's float32 TFLite)
     extra: tuple[str, ...] = ()  # other members of the wheel its inputs need (a vocabulary)
     notes: tuple[str, ...] = field(default=())
 

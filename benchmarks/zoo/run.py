@@ -41,16 +41,24 @@ def _write_inputs(recipe: Recipe, arrays: dict[str, np.ndarray], names: list[str
 
 def _exported(log: Log, recipe: Recipe, source: Path, npz: Path, folder: Path) -> tuple[inv.Check, Path | None]:
     out = folder / "exported"
-    cmd = log.edgeport("export", source, "--formats", *recipe.formats, "--out", out)
+    formats = recipe.formats or (float_tflite(),)
+    cmd = log.edgeport("export", source, "--formats", *formats, "--out", out)
     stem = source.name.rstrip("/") if source.is_dir() else source.stem
     manifest = out / stem / "manifest.json"
     if cmd.rc or not manifest.is_file():
-        return inv.Check(inv.FAIL, inv._why(cmd)), None
-    artifact = out / stem / json.loads(manifest.read_text())["artifacts"]["tflite_fp32"]["file"]
+        return inv.Check(inv.FAIL, inv.why(cmd)), None
+    artifact = out / stem / json.loads(manifest.read_text())["artifacts"][formats[0]]["file"]
     proof = log.edgeport("verify", stem, "--out", out, "--data-npz", npz)
     if proof.rc:
-        return inv.Check(inv.FAIL, inv._why(proof)), artifact
-    return inv.Check(inv.PASS, f"exported {', '.join(recipe.formats)} and verified against the source"), artifact
+        return inv.Check(inv.FAIL, inv.why(proof)), artifact
+    return inv.Check(inv.PASS, f"exported {', '.join(formats)} and verified against the source"), artifact
+
+
+def float_tflite() -> str:
+    """The registry's float32 TFLite format: what a zoo source is exported to and run as."""
+    from edgeport.export.registry import Precision, info, of_family
+
+    return next(f for f in of_family("tflite") if info(f).precision is Precision.FLOAT32)
 
 
 def run_model(recipe: Recipe, work: Path, *, bench: bool = True, timeout: float = 300.0) -> dict:
