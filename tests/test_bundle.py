@@ -6,8 +6,6 @@ import io
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
@@ -187,29 +185,3 @@ def test_a_bare_artifact_is_told_what_works(built, tmp_path):
         bundle_model(str(bare), target="rpi", out=tmp_path, dist=tmp_path / "dist")
     with pytest.raises(EdgeportError, match="a source model; bundle its model directory: edgeport export"):
         bundle_model(str(built["tmp"] / f"{NAME}.keras"), target="rpi", out=tmp_path, dist=tmp_path / "dist")
-
-
-@pytest.mark.slow
-def test_pip_install_edgeport_pi_without_tensorflow_proves_the_bundle(built, tmp_path):
-    """The device path: a fresh virtualenv with `pip install edgeport[pi]` (numpy, ai-edge-litert,
-    onnxruntime where it has wheels; no TensorFlow) runs verify --bundle and bench --bundle."""
-    repo = Path(__file__).resolve().parents[1]
-    venv = tmp_path / "pi-venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    py = venv / "bin" / "python"
-    install = subprocess.run([str(py), "-m", "pip", "install", "-q", f"{repo}[pi]"], capture_output=True, text=True)
-    assert install.returncode == 0, install.stderr[-2000:]
-    check = subprocess.run([str(py), "-c", "import importlib.util as u; print(u.find_spec('tensorflow') is None)"],
-                           capture_output=True, text=True)
-    assert check.stdout.strip() == "True", "TensorFlow must not be installed by edgeport[pi]"
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
-    edgeport = venv / "bin" / "edgeport"
-    run = subprocess.run([str(edgeport), "verify", "--bundle", str(built["archive"])], capture_output=True, text=True,
-                         cwd=tmp_path, env=env)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    assert "all artifacts pass their gates" in run.stdout
-    bench = subprocess.run([str(edgeport), "bench", "--bundle", str(built["archive"]), "--seconds", "0.2",
-                            "--threads", "1"], capture_output=True, text=True, cwd=tmp_path, env=env)
-    assert bench.returncode == 0, bench.stdout[-3000:] + bench.stderr[-3000:]
-    out = json.loads((built["archive"].parent / f"{NAME}-rpi.bench.json").read_text())
-    assert "tensorflow" not in out["device"]["versions"] and out["models"][NAME]["rows"]

@@ -109,6 +109,13 @@ def test_install_sh_from_the_bundle_alone_proves_it(bundle, tmp_path):
                             capture_output=True, text=True, timeout=600)
     assert proved.returncode == 0, proved.stdout[-3000:] + proved.stderr[-3000:]
     assert "all artifacts pass their gates" in proved.stdout
+    bench = subprocess.run([str(edgeport), "bench", "--bundle", bundle.archive.name, "--seconds", "0.2",
+                            "--threads", "1"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert bench.returncode == 0, bench.stdout[-3000:] + bench.stderr[-3000:]
+    import json
+
+    measured = json.loads((tmp_path / "tiny_mlp-rpi.bench.json").read_text())
+    assert "tensorflow" not in measured["device"]["versions"] and measured["models"]["tiny_mlp"]["rows"]
     print(f"install.sh from the bundle alone: {took:.1f} s", file=sys.stderr)
 
 
