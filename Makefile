@@ -136,10 +136,12 @@ zoo: $(STAMP)
 report: $(STAMP)
 	$(BIN)/edgeport report $(MODELS) --out $(ARTIFACTS)
 
-# ruff first (configured in pyproject.toml: each remaining `# noqa` names its rule and why), then the suite.
+# ruff first (configured in pyproject.toml: each remaining `# noqa` names its rule and why), then the suite;
+# it ends with the 15 slowest tests and the total against the 25-minute budget, writes every test's
+# seconds to $(ARTIFACTS)/test-durations.json and warns about modules that grew since the last run.
 test: $(STAMP) data web-deps ssh-deps
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --durations-file=$(ARTIFACTS)/test-durations.json $(PYTEST_ARGS)
 
 test-fast: $(STAMP) data
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
