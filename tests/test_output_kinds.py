@@ -180,6 +180,30 @@ def _quantized_failures(ref: np.ndarray, out: np.ndarray, kind: str) -> list[str
     return [e.figure for e in gate.failures(f, artifact="a", runtime="r", labelled=False)]
 
 
+def test_a_rank_2_float_output_is_a_classifiers_scores_only_when_tied_to_classes(tmp_path):
+    """mp_hand_landmark_lite: 63 landmark values beside a Left/Right head are values, not logits; a bare
+    .npz without labels or class names says no task, and its rank-2 outputs are values too."""
+    from edgeport.benchmarks.verify import kinds
+    from edgeport.benchmarks.verify.plan import bare
+
+    rng = np.random.default_rng(0)
+    landmarks, logits, hand = rng.normal(size=(4, 63)), rng.normal(size=(4, 2)), rng.uniform(size=(4, 1))
+    found = kinds.resolve({"lm": landmarks, "logits": logits, "hand": hand}, "classification",
+                          labels=("Left", "Right"))
+    assert found == {"lm": "values", "logits": "scores", "hand": "binary"}
+    assert kinds.resolve({"lm": landmarks}, "classification") == {"lm": "scores"}  # no class names: the task's
+    assert kinds.resolve({"lm": landmarks}, "unknown") == {"lm": "values"}
+    np.savez(tmp_path / "x.npz", x_test=np.zeros((2, 3), np.float32))
+    (tmp_path / "m.onnx").write_bytes(b"")
+    plan = bare(tmp_path / "m.onnx", reference=str(tmp_path / "m.onnx"), data_npz=str(tmp_path / "x.npz"),
+                limit=None)
+    assert plan.test.task == "unknown" and any(n.startswith("task unknown") for n in plan.notes)
+    np.savez(tmp_path / "y.npz", x_test=np.zeros((2, 3), np.float32), y_test=np.array([0, 1]))
+    plan = bare(tmp_path / "m.onnx", reference=str(tmp_path / "m.onnx"), data_npz=str(tmp_path / "y.npz"),
+                limit=None)
+    assert plan.test.task == "classification"
+
+
 def test_multilabel_gate_counts_flipped_decisions():
     rng = np.random.default_rng(0)
     ref = rng.uniform(size=(20, 64, 8)).astype(np.float32)

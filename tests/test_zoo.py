@@ -19,10 +19,6 @@ XNN_DECLARED = ("[-1, -1] input: edgeport's litert session allocates at the decl
 
 #: (model, invariant) -> the finding. Keep it the truth: the test fails when a row here passes.
 KNOWN_FAILURES: dict[tuple[str, str], str] = {
-    ("mp_hand_landmark_lite", "identity"): (
-        "fp16 .tflite against its byte-identical copy fails with max diff 0 on every output: the 63 world-landmark "
-        "values (Identity_3) are detected as classifier 'scores' and the fp16 gate's confident agreement cannot "
-        "be measured (no row has a margin > 0.2)"),
     ("magika_v3_3", "sensitivity"): LOOSE + " (max diff 9.5e-5 < 1e-4 on probabilities up to 0.9998)",
     ("oww_hey_jarvis", "sensitivity"): LOOSE + " (sigmoid outputs <= 1.3e-3, diff 5e-7)",
     ("oww_hey_jarvis_tflite", "sensitivity"): LOOSE + " (sigmoid outputs <= 1.3e-3, diff 5e-7)",

@@ -19,6 +19,10 @@ from edgeport.errors import DataError, EdgeportError, InputError
 from edgeport.training_record import load_training_record
 
 
+#: The task of data that says none: no labels, no class names, nothing given (no output is read as a classifier's).
+UNKNOWN_TASK = "unknown"
+
+
 @dataclass
 class TestSet:
     __test__ = False  # not a pytest class
@@ -26,7 +30,7 @@ class TestSet:
     x: np.ndarray | dict[str, np.ndarray]  # one array, or one per input name
     y: np.ndarray | None
     labels: tuple[str, ...]
-    task: str  # "classification" | "regression"
+    task: str  # "classification" | "regression" | UNKNOWN_TASK (a bare artifact's .npz without labels)
     source: str
     dataset: str
     #: One feed given whole (inputs that share no batch axis: a scalar, a state tensor), not N samples.

@@ -37,7 +37,7 @@ def resolve_kinds(plan: plans.Plan, reference: Reference, given: Mapping[str, st
                      + (" (--output-kind given for " + ", ".join(given) + ")" if given else ""))
     overrides = {**stored, **given}
     where = str(plan.model_dir or plan.reference_source)
-    found = kinds_mod.resolve(reference.outputs, plan.test.task, overrides, where=where)
+    found = kinds_mod.resolve(reference.outputs, plan.test.task, overrides, where=where, labels=plan.test.labels)
     if given and plan.model_dir is not None and {**stored, **given} != stored:
         from edgeport.export.commit import model_lock
 

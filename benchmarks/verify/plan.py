@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeport.training.testset import TestSet, load_testset, npz_testset
+from edgeport.training.testset import UNKNOWN_TASK, TestSet, load_testset, npz_testset
 from edgeport.errors import EdgeportError, IntegrityError, ModelFileError
 from edgeport.export import registry
 from edgeport.export.registry import INFO, Precision
@@ -143,6 +143,11 @@ def bare(artifact: Path, *, reference: str | None, data_npz: str | None, limit: 
     ref_runtime = runtimes_for(ref)[0]
     labels = tuple(artifact_info(artifact).labels or artifact_info(ref).labels or ())
     test = npz_testset(data_npz, labels=labels, task=task, limit=limit)
+    unknown = task is None and test.y is None and not labels
+    if unknown:  # nothing says these are classes: a rank-2 float output is values, not a classifier's scores
+        from dataclasses import replace
+
+        test = replace(test, task=UNKNOWN_TASK)
     ref_sha = sha256_file(ref)
     dest = artifact.with_name(artifact.name + ".verify.json")
     plan = Plan(name=artifact.name, dest=dest, test=test, reference_source=ref, reference_runtime=ref_runtime,
@@ -151,6 +156,9 @@ def bare(artifact: Path, *, reference: str | None, data_npz: str | None, limit: 
     plan.artifacts.append(Planned(bare_label(artifact), artifact, None))
     plan.notes.append(f"bare artifact: no manifest; its precision class is read from the file; reference "
                       f"{ref} ({ref_runtime})")
+    if unknown:
+        plan.notes.append(f"task unknown: {data_npz} has no y_test and neither file names class labels, so no output "
+                          "is read as a classifier's scores or one sigmoid (--output-kind NAME=classifier says so)")
     return plan
 
 

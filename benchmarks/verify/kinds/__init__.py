@@ -24,6 +24,13 @@ output; the first rule that holds names the kind, and an output no rule claims i
 8. (80) rank 2 of a classification model -> scores; anything else -> values.
 
 Rules after step 21 see finite, non-empty outputs of rank >= 2. A user's ``NAME=KIND`` wins.
+
+"A classification model" (steps 20 and 80) is the test set's task: a model directory's, or for a bare
+artifact its .npz's integer ``y_test`` or class names in either file's metadata; a bare artifact with
+none of them is of task ``unknown`` (``verify.plan.bare``). And where the class names are known, only an
+output one or ``len(labels)`` wide is the classifier's: another output of the same model (63 landmark
+values beside a Left/Right head) is detected under task ``unknown`` (``task_of``). So a rank-2 float
+output nothing ties to classes is ``values``, never logits, unless ``--output-kind NAME=classifier``.
 """
 from __future__ import annotations
 
@@ -34,6 +41,7 @@ import numpy as np
 from edgeport.benchmarks.verify.kinds.base import GateField, Kind
 from edgeport.errors import EdgeportError
 from edgeport.lazy import resolve as _resolve
+from edgeport.training.testset import UNKNOWN_TASK
 
 _P = "edgeport.benchmarks.verify.kinds."
 #: name -> "module:attr" of its Kind object (the order of `--output-kind`'s list and of the gate fields).
@@ -135,8 +143,18 @@ def reference_accuracy(kind: str, ref: np.ndarray, y: np.ndarray) -> float | Non
     return get(kind).reference_accuracy(ref, y)
 
 
-def detect(ref: np.ndarray, task: str) -> str:
+def task_of(ref: np.ndarray, task: str, labels: tuple[str, ...] = ()) -> str:
+    """The task one output is detected under: a classification model's output that is neither one
+    value per row nor ``len(labels)`` wide (labels known) is none of its classes': ``UNKNOWN_TASK``."""
+    if task != "classification" or not labels or ref.ndim < 2 or not len(ref):
+        return task
+    width = ref.reshape(len(ref), -1).shape[1]
+    return task if width in (1, len(labels)) else UNKNOWN_TASK
+
+
+def detect(ref: np.ndarray, task: str, labels: tuple[str, ...] = ()) -> str:
     """The kind of one reference output (see the module docstring for the rule)."""
+    task = task_of(ref, task, labels)
     steps = sorted(((step, kind.name, rule) for kind in every() for step, rule in kind.rules), key=lambda s: s[0])
     return next((name for _, name, rule in steps if rule(ref, task)), FALLBACK)
 
@@ -158,10 +176,10 @@ def parse_overrides(items: list[str] | Mapping[str, str] | None) -> dict[str, st
 
 
 def resolve(outputs: Mapping[str, np.ndarray], task: str, overrides: Mapping[str, str] | None = None,
-            *, where: str = "") -> dict[str, str]:
+            *, where: str = "", labels: tuple[str, ...] = ()) -> dict[str, str]:
     """{output name: kind} for every reference output; an override naming no output is one line."""
     overrides = dict(overrides or {})
     if unknown := sorted(set(overrides) - set(outputs)):
         raise EdgeportError(f"{where + ': ' if where else ''}--output-kind {unknown[0]}: no such output; "
                             f"outputs: {', '.join(outputs)}")
-    return {name: get(overrides.get(name) or detect(ref, task)).pick(ref) for name, ref in outputs.items()}
+    return {name: get(overrides.get(name) or detect(ref, task, labels)).pick(ref) for name, ref in outputs.items()}
