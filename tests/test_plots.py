@@ -13,7 +13,7 @@ from edgeport.benchmarks.report.plots import (
 
 def test_labels():
     assert [time_label(v) for v in (0.5, 60, 200, 2500, 1.5e6)] == ["0.5 µs", "60 µs", "200 µs", "2.5 ms", "1.5 s"]
-    assert [size_label(v) for v in (20, 500, 2048)] == ["20 KB", "500 KB", "2 MB"]
+    assert [size_label(v) for v in (20, 500, 1000, 2048)] == ["20 KB", "500 KB", "1000 KB", "2 MB"]
 
 
 @pytest.mark.parametrize("span", [(60, 90), (55, 140), (40, 3000), (3, 2e6)])

@@ -48,7 +48,9 @@ def time_label(us: float) -> str:
 
 def size_label(kb: float) -> str:
     """A size tick in KB or MB (``300 KB``, ``1.2 MB``), not ``10^2``."""
-    return f"{kb / 1024:.3g} MB" if kb >= 1024 else f"{kb:.3g} KB"
+    if kb >= 1024:
+        return f"{kb / 1024:.3g} MB"
+    return f"{kb:.3g} KB" if kb < 1000 else f"{kb:.0f} KB"  # 1000 KB, not 1e+03 KB
 
 
 def log_axis(axis: Any, label: Any) -> None:
