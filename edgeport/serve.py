@@ -206,6 +206,13 @@ class BundleServer(http.server.ThreadingHTTPServer):
         self.refused: list[str] = []
         self._log = log or (lambda line: print(line, file=sys.stderr, flush=True))
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A request that ended mid-way (the page went away: a reset, a broken pipe) is one line, not the
+        base class's traceback."""
+        exc = sys.exc_info()[1]
+        where = ":".join(str(p) for p in client_address[:2]) if client_address else "?"
+        self._log(f"edgeport serve: a request from {where} ended early: {type(exc).__name__}: {exc}")
+
     def refuse(self, path: str, why: str) -> None:
         line = f"edgeport serve: 404 {path!r}: {why}"
         self.refused.append(line)

@@ -145,3 +145,19 @@ def test_loopback_is_quiet_and_any_other_address_is_named(bundle, capsys):
     make_server(bundle, "0.0.0.0", 0).server_close()
     err = capsys.readouterr().err
     assert "edgeport: warning: serving on 0.0.0.0" in err and "not loopback" in err
+
+
+def test_a_request_that_ends_early_is_one_line_not_a_traceback(bundle, capsys):
+    lines: list[str] = []
+    server = make_server(bundle, "127.0.0.1", 0, log=lines.append)
+    try:
+        try:
+            raise ConnectionResetError(104, "Connection reset by peer")
+        except ConnectionResetError:
+            server.handle_error(None, ("127.0.0.1", 59006))
+    finally:
+        server.server_close()
+    out = capsys.readouterr()
+    assert lines == ["edgeport serve: a request from 127.0.0.1:59006 ended early: ConnectionResetError: "
+                     "[Errno 104] Connection reset by peer"]
+    assert "Traceback" not in out.err + out.out and "Exception occurred" not in out.err + out.out
