@@ -118,3 +118,33 @@ def test_the_page_loads_in_headless_chromium_and_a_request_outside_fails_it(tmp_
 #: A 1x1 PNG.
 _PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
                      "1f15c4890000000d49444154789c6360000002000100e221bc330000000049454e44ae426082")
+
+
+def test_the_emulated_boards_rows_come_from_arm_check_with_their_own_reasons(tmp_path):
+    """`make arm-check`'s rows (verify --bundle inside emulated Pis) join the model's section: each board's
+    gate and engine, its own reason when it did not pass, and never a time."""
+    import json
+
+    from edgeport.benchmarks.devices.arm_results import RESULT_FILE
+    from edgeport.benchmarks.report.rows import emulated_board_rows
+
+    (tmp_path / "arm-check").mkdir()
+    (tmp_path / "arm-check" / RESULT_FILE).write_text(json.dumps({"rows": [
+        {"model": "m", "format": "tflite_int8", "board": "pi4", "runtime": "litert", "status": "pass",
+         "engine": "ai_edge_litert 2.3.0", "figures": {"agreement": 0.995, "max_abs_diff": 0.03}},
+        {"model": "m", "format": "tflite_int8", "board": "pi5", "runtime": "litert", "status": "fail",
+         "engine": "ai_edge_litert 2.3.0", "figures": {"agreement": 0.9}, "reason": "agreement 90% < 95%"},
+        {"model": "m", "format": "onnx", "board": "pi32", "runtime": "onnxruntime", "status": "skipped",
+         "reason": "no ONNX Runtime wheel for armv7l"},
+        {"model": "other", "format": "onnx", "board": "pi4", "runtime": "onnxruntime", "status": "pass"}]}))
+    rows = emulated_board_rows(tmp_path / "m")
+    assert [(r["target"], r["gate"]) for r in rows] == [("emulated pi4", "pass"), ("emulated pi5", "fail"),
+                                                         ("emulated pi32", "skipped")]
+    assert not any("p50_us" in r or "throughput_ips" in r for r in rows)  # qemu-user time is no Pi's latency
+    page = Page(render({"generated": "now", "device_name": "x", "device": {}, "models": {
+        "m": {"rows": rows, "verify_ok": True, "failures": [], "notes": []}}}, {}))
+    by = {cells[2]: (cls, cells) for cls, cells in page.rows if cells}
+    assert by["emulated pi4"][0] == "pass"
+    assert by["emulated pi5"][0] == "fail" and "agreement 90% < 95%" in by["emulated pi5"][1]
+    assert by["emulated pi32"][0] == "none" and "no ONNX Runtime wheel for armv7l" in by["emulated pi32"][1]
+    assert emulated_board_rows(tmp_path / "no_such_model") == []

@@ -23,17 +23,21 @@ HEADER = ("format", "runtime", "target", "precision", "size", "accuracy", "Δ pt
           "p50 b1", "img/s b32", "gate", "why")
 FIX_HEADER = ("candidate", "float layers", "size", "p50 b1", "accuracy", "agree", "gate")
 PASSING = ("pass", "reference")
+UNGATED = ("not verified", "skipped")  # neither passed nor failed: said with its reason
 
 
 def failing_rows(section: dict[str, Any]) -> list[dict[str, Any]]:
     """The rows of a model whose gate is not passed (a reference row or an unverified one is neither)."""
-    return [r for r in section["rows"] if r.get("gate") not in (*PASSING, "not verified", None)]
+    return [r for r in section["rows"] if r.get("gate") not in (*PASSING, *UNGATED, None)]
 
 
 def _why(row: dict[str, Any], failures: list[dict[str, Any]]) -> str:
-    """The failing figure of a row: the first failure naming its artifact and runtime."""
+    """The failing figure of a row: its own reason (an emulated board's), else the first failure naming
+    its artifact and runtime."""
     from edgeport.benchmarks.verify.result import figure_text
 
+    if row.get("why"):
+        return str(row["why"])
     for f in failures:
         if f.get("artifact") == row["format"] and f.get("runtime") == row["runtime"]:
             return figure_text(str(f.get("figure")), f.get("value"), str(f.get("gate")))  # as verify's table says it
@@ -43,7 +47,7 @@ def _why(row: dict[str, Any], failures: list[dict[str, Any]]) -> str:
 
 def _row(r: dict[str, Any], failures: list[dict[str, Any]]) -> str:
     gate = str(r.get("gate"))
-    cls = "pass" if gate in PASSING else "none" if gate == "not verified" else "fail"
+    cls = "pass" if gate in PASSING else "none" if gate in UNGATED else "fail"
     cells = [r["format"], r["runtime"], r.get("target") or "-", r.get("precision") or "-",
              fmt_size(r.get("size_bytes")), fmt_pct(r.get("accuracy")), fmt_points(r.get("accuracy_delta_points")),
              fmt_pct(r.get("agreement")), fmt_num(r.get("max_abs_diff"), ".2e"), fmt_us(r.get("p50_us")),
@@ -51,7 +55,7 @@ def _row(r: dict[str, Any], failures: list[dict[str, Any]]) -> str:
     if r.get("emulated_p50_us") is not None:  # an emulated board's time: said so, never latency
         cells[9:11] = [f"emulated {fmt_us(r['emulated_p50_us'])}",
                        f"emulated {fmt_num(r.get('emulated_throughput_ips'), ',.0f')}"]
-    why = _why(r, failures) if cls == "fail" else ""
+    why = _why(r, failures) if cls == "fail" else str(r.get("why") or "")
     return (f'<tr class="{cls}">' + "".join(f"<td>{escape(str(c))}</td>" for c in cells)
             + f'<td class="gate">{escape(gate.upper())}</td><td class="why">{escape(why)}</td></tr>')
 

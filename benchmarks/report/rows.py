@@ -20,6 +20,25 @@ COLUMNS = ("device", "model", "format", "runtime", "target", "precision", "size_
            "rss_delta_bytes", "engine")
 
 
+def emulated_board_rows(model_dir: Path) -> list[dict[str, Any]]:
+    """The model's rows of the last `make arm-check` (``verify --bundle`` inside emulated Pis, against the
+    bundle's Keras reference): each board's gate, figures and engine; never a time (qemu-user is not a
+    Pi's speed). A row that is not a pass carries its own reason (``why``)."""
+    from edgeport.benchmarks.devices.arm_results import RESULT_FILE
+
+    found = read_json(model_dir.parent / "arm-check" / RESULT_FILE) or {}
+    rows = []
+    for r in found.get("rows", []):
+        if r.get("model") != model_dir.name:
+            continue
+        f = r.get("figures") or {}
+        rows.append({"format": r["format"], "runtime": r["runtime"], "engine": r.get("engine") or None,
+                     "target": f"emulated {r['board']}", "precision": r.get("precision"), "gate": r["status"],
+                     "why": r.get("reason") or "",
+                     **{k: f[k] for k in ("accuracy", "accuracy_delta_points", "agreement", "max_abs_diff") if k in f}})
+    return rows
+
+
 def read_json(path: Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text())
@@ -129,6 +148,7 @@ def model_section(model_dir: Path) -> dict[str, Any]:
     # browser rows of `make web-check` (benchmarks/devices/web_check.py), in these columns already
     web_rows = (read_json(model_dir / "web_check.json") or {}).get("rows", [])
     rows += [{k: r.get(k) for k in COLUMNS if k in r} for r in web_rows]
+    rows += emulated_board_rows(model_dir)
     sizes = deploy_sizes(model_dir, manifest)
     for r in rows:
         r.setdefault("target", "cpu")
