@@ -278,4 +278,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from edgeport.native_log import native_to_log
+
+    with native_to_log("mobile-check"):  # TensorFlow's, absl's and oneDNN's lines: to the log, as in every command
+        code = main()
+    sys.exit(code)
