@@ -15,7 +15,8 @@ TOP_OPTIONAL = {"model": _STR, "dataset": (_STR, _OPT), "task": (_STR, _OPT), "l
                 "labels_file": (_STR, _OPT), "input_contract": _DICT, "input_names": _LIST, "output_names": _LIST,
                 "source": _DICT, "calibration": _DICT, "pending": _DICT,
                 "output_kinds": _DICT}  # verify --output-kind NAME=KIND, kept for later runs
-SOURCE = {"file": _STR, "kind": _STR, "sha256": _STR, "bytes": _INT, "reference_runtime": _STR}
+SOURCE = {"file": _STR, "kind": _STR, "sha256": _STR, "bytes": _INT, "reference_runtime": _STR,
+          "keras2_args_left_out": _LIST}  # a Keras 2 .h5 read without args Keras 3 dropped (runtimes/keras_legacy)
 ENTRY_REQUIRED = {"format": _STR, "file": _STR, "sha256": _STR, "bytes": _INT, "files": _DICT,
                   "source_sha256": (_STR, _OPT), "inputs": _LIST, "outputs": _LIST, "status": _STR,
                   "precision": _STR, "versions": _DICT}

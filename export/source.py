@@ -12,6 +12,7 @@ from pathlib import Path
 from edgeport import model_files
 from edgeport.errors import ModelFileError
 from edgeport.files import sha256_file
+from edgeport.runtimes.keras_legacy import dropped_args
 
 UNSAFE_FLAG = "--allow-unsafe"
 #: Source kind -> the name it is installed under in the model directory.
@@ -119,10 +120,13 @@ def load_keras(path: Path, *, allow_unsafe: bool = False, kind: str | None = Non
     path = Path(path)
     kind = kind or file_kind(path) or "keras"
     _check_container(path, kind)
-    import keras
+    from edgeport.runtimes.keras_legacy import load_model  # keras, TensorFlow: imported when loading
 
     try:
-        return keras.saving.load_model(path, safe_mode=not allow_unsafe, compile=False)
+        model, legacy = load_model(path, safe_mode=not allow_unsafe)
+        if legacy:
+            print(f"note: {legacy}", flush=True)
+        return model
     except Exception as exc:  # noqa: BLE001 - keras raises ValueError, TypeError, KeyError, zip, h5py and OS errors
         text = str(exc)
         if not allow_unsafe and ("safe_mode" in text or "unsafe" in text.lower() or "arbitrary code" in text):
@@ -166,7 +170,8 @@ def source_record(src: ModelSource) -> dict:
 
     return {"file": src.installed_path.name, "kind": src.kind, "sha256": sha256_file(src.path),
             "bytes": size_bytes(src.path),
-            "reference_runtime": REFERENCE_RUNTIME[src.kind]}
+            "reference_runtime": REFERENCE_RUNTIME[src.kind],
+            **({"keras2_args_left_out": dropped} if src.kind == "h5" and (dropped := dropped_args(src.path)) else {})}
 
 
 def installed_already(src: ModelSource, sha256: str) -> bool:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from edgeport.errors import DeviceUnavailable, LoadError
+from edgeport.runtimes import keras_legacy
 from edgeport.runtimes.base import Session, spec_shape
 from edgeport.types import TensorSpec
 
@@ -80,7 +81,7 @@ class KerasSession(Session):
         self._device = tf_device(tf, device, self.path)
         try:
             with tf.device(self._device):
-                model = keras.saving.load_model(str(self.path), compile=False, safe_mode=safe_mode)
+                model, legacy = keras_legacy.load_model(self.path, safe_mode=safe_mode)
         except Exception as exc:  # noqa: BLE001 - keras raises ValueError, TypeError, OSError, ...
             raise LoadError(f"{self.path}: keras could not load it: {type(exc).__name__}: "
                             f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
@@ -90,6 +91,7 @@ class KerasSession(Session):
             raise LoadError(f"{self.path}: the model does not declare its inputs (a subclassed "
                             "model that was never built?); save a functional or Sequential model") from None
         self.model = model
+        self.notes += [legacy] if legacy else []
         self.inputs = [TensorSpec(t.name, spec_shape([-1 if d is None else d for d in t.shape]),
                                   np.dtype(t.dtype).name) for t in model_inputs]
         names, model_outputs = output_tensors(model)

@@ -2,6 +2,9 @@
 
 Engines whose tensors have a fixed batch of 1 get one interpreter per batch shape (resized and
 allocated once, a few kept); the batch-1 path calls set_tensor / invoke / get_tensor directly.
+Every interpreter is resized to the data's shape before it is allocated: a model with free
+dimensions that the engine cannot prepare at its declared placeholder shape (``[-1, -1]`` stored as
+``[1, 1]``) runs at the shapes of its data (said in the notes).
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeport.errors import DeviceUnavailable, EdgeportError, InputError, LoadError, UnknownNameError
+from edgeport.errors import DeviceUnavailable, EdgeportError, EngineError, InputError, LoadError, UnknownNameError
 from edgeport.runtimes.base import Session, order_inputs, spec_shape
 from edgeport.runtimes.artifact_info import embedded, input_order
 from edgeport.versions import dist_version
@@ -86,8 +89,10 @@ class LiteRTSession(Session):
             self._kwargs["num_threads"] = int(threads)
         if not xnnpack:
             self._kwargs["experimental_op_resolver_type"] = resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-        interp = self._new_interpreter()
+        interp = self._new_interpreter(allocate=False)
         in_details = interp.get_input_details()
+        #: why the declared shape cannot be allocated ("" when it can): then only the data's shapes run
+        self._unprepared = self._allocate_declared(interp, in_details)
         out_details = interp.get_output_details()
         names = _signature_names(interp)
         order = input_order(embedded(self.path)) if len(in_details) > 1 else None
@@ -109,7 +114,8 @@ class LiteRTSession(Session):
         self._finish_setup()
         # The batch-1 fast path: one float32 input of the default shape, bound methods cached.
         self._set, self._invoke, self._get = interp.set_tensor, interp.invoke, interp.get_tensor
-        self._fast = len(self.inputs) == 1 and not self._int_inputs[0]  # integer inputs are checked, then cast
+        # integer inputs are checked, then cast; an unallocated interpreter has no fast path
+        self._fast = len(self.inputs) == 1 and not self._int_inputs[0] and not self._unprepared
         self._fast_shape = self._default_shapes[0]
         self._fast_in, self._fast_out = self._in_index[0], self._out_index[0]
         q, dtype = self._quantizers[0], self._feed_dtypes[0]
@@ -155,13 +161,36 @@ class LiteRTSession(Session):
             total += int(np.prod(d["shape"])) * np.dtype(d["dtype"]).itemsize if len(d["shape"]) else 0
         return total
 
-    def _new_interpreter(self):
+    def _new_interpreter(self, shapes: tuple = (), *, allocate: bool = True):
+        """An interpreter with its inputs resized to ``shapes`` (by input index order) *before* it is
+        allocated (the engine prepares its delegate at allocation, at whatever shape it has then)."""
         try:
             interp = self._Interpreter(**self._kwargs)
-            interp.allocate_tensors()
+            for idx, shape in zip(self._in_index if shapes else (), shapes):
+                interp.resize_tensor_input(idx, list(shape))
+            if allocate:
+                interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise LoadError(f"{self.path}: {self.engine} could not load it: {exc}") from None
         return interp
+
+    def _allocate_declared(self, interp: Any, details: list[dict[str, Any]]) -> str:
+        """Allocate ``interp`` at its declared shapes; "" when that works. A model with free dimensions
+        whose declared placeholder shape the engine cannot prepare runs at its data's shapes instead
+        (said); one with none cannot be run at all and is refused."""
+        try:
+            interp.allocate_tensors()
+            return ""
+        except (ValueError, RuntimeError) as exc:
+            why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            free = [d for d in details if any(int(v) < 0 for v in d.get("shape_signature", ()))]
+            if not free:
+                raise LoadError(f"{self.path}: {self.engine} could not load it: {why}") from None
+        shapes = ", ".join(f"{[int(v) for v in d['shape_signature']]} stored as {[int(v) for v in d['shape']]}"
+                           for d in free)
+        self.notes.append(f"{self.engine} cannot prepare the declared input shape ({shapes}: {why}); "
+                          "each run allocates at the shape of its data")
+        return why
 
     # -- running -------------------------------------------------------------------------------
     def predict(self, x: Any, *, allow_nonfinite: bool | None = None) -> Any:
@@ -206,7 +235,7 @@ class LiteRTSession(Session):
         return [interp.get_tensor(o) for o in self._out_index]
 
     def _interpreter_for(self, shapes: tuple) -> Any:
-        if shapes == self._default_shapes:
+        if shapes == self._default_shapes and not self._unprepared:
             return self._interp
         if not self._resizable:
             return None
@@ -214,12 +243,13 @@ class LiteRTSession(Session):
         if interp is not None:
             self._others.move_to_end(shapes)
             return interp
-        interp = self._new_interpreter()
         try:
-            for idx, shape in zip(self._in_index, shapes):
-                interp.resize_tensor_input(idx, list(shape))
-            interp.allocate_tensors()
-        except (ValueError, RuntimeError):
+            interp = self._new_interpreter(shapes)
+        except LoadError as exc:
+            if self._unprepared:  # no interpreter at the declared shape to fall back on
+                shown = ", ".join(str(list(s)) for s in shapes)
+                raise EngineError(f"{self.path}: {self.engine} cannot prepare it at the input shape {shown} "
+                                  f"either: {str(exc).split(': ', 2)[-1]}") from None
             self._resizable = False  # remembered: later batches go straight to chunks
             return None
         self._others[shapes] = interp

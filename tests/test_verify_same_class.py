@@ -82,3 +82,67 @@ def test_a_reference_that_is_zero_everywhere_measures_nothing(tmp_path):
     assert not report.ok
     failure = next(f for f in report.results[0].failures if f.figure == "reference_spread")
     assert "every reference output is 0 on these inputs" in str(failure)
+
+
+def _saturated(path, w: np.ndarray) -> None:
+    """x @ w, then a softmax: with large logits the top probability sits within 1e-4 of 1."""
+    from onnx import helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["z"]), helper.make_node("Softmax", ["z"], ["y"], axis=-1)], "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", w.shape[0]])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", w.shape[1]])],
+        [numpy_helper.from_array(w, "w")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
+
+
+def test_a_saturated_output_cannot_hide_a_one_percent_edit_on_the_same_engine(tmp_path):
+    """Magika / openWakeWord (zoo, sensitivity): a 1% weight edit behind a saturated softmax moves the
+    outputs less than the fixed relative bound 1e-4 x max(1, |ref|). Against a reference of its own
+    precision on the same engine nothing but the weights can move an output: the bound is a few float32
+    ulps of the output's scale, so the identical copy passes (diff 0) and the edit fails."""
+    rng = np.random.default_rng(0)
+    w = (rng.standard_normal((16, 8)) * 0.01).astype(np.float32)
+    w[:, 0] = 10 / 16  # a logit of ~10 against ~0: the top probability ~0.9997 on every row
+    _saturated(tmp_path / "ref.onnx", w)
+    _saturated(tmp_path / "edited.onnx", (w * np.float32(1.01)).astype(np.float32))
+    shutil.copy(tmp_path / "ref.onnx", tmp_path / "copy.onnx")
+    x = (1 + 0.05 * rng.standard_normal((16, 16))).astype(np.float32)
+    np.savez(tmp_path / "x.npz", x_test=x)
+    import onnxruntime as ort
+
+    run = ort.InferenceSession(str(tmp_path / "ref.onnx"), providers=["CPUExecutionProvider"])
+    ref = run.run(None, {"x": x})[0]
+    edited = ort.InferenceSession(str(tmp_path / "edited.onnx"), providers=["CPUExecutionProvider"]).run(
+        None, {"x": x})[0]
+    moved = float(np.abs(edited - ref).max())
+    assert 0 < moved < 1e-4 * max(1.0, float(np.abs(ref).max()))  # the old bound would have passed it
+
+    same = _verify(tmp_path / "copy.onnx", tmp_path / "ref.onnx", tmp_path / "x.npz")
+    assert same.ok, same.render()
+    row = same.results[0]
+    assert row.figures["tolerance_diff"] == 0.0 and "same engine and precision" in row.figures["tolerance_basis"]
+    assert any("bit-identical outputs expected" in n for n in row.notes)
+    report = _verify(tmp_path / "edited.onnx", tmp_path / "ref.onnx", tmp_path / "x.npz")
+    assert not report.ok
+    assert any(f.figure == "tolerance_diff" for f in report.results[0].failures), report.render()
+
+
+def test_a_float_file_against_its_float_model_source_keeps_the_relative_bound():
+    """Only a reference of the artifact's own precision on its own engine and version gets the ulp bound."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from edgeport.benchmarks.verify.command import _same_engine
+    from edgeport.export.registry import Precision
+
+    bare = SimpleNamespace(precision=None, path=Path("m.onnx"))
+    ref = SimpleNamespace(precision="float32", runtime="onnxruntime", engine="onnxruntime 1.2")
+    assert _same_engine(bare, Precision.FLOAT32, "onnxruntime", "onnxruntime 1.2", ref)
+    assert not _same_engine(bare, Precision.FLOAT32, "onnxruntime", "onnxruntime 1.3", ref)  # another version
+    assert not _same_engine(bare, Precision.FP16, "onnxruntime", "onnxruntime 1.2", ref)  # another class
+    assert not _same_engine(bare, Precision.FLOAT32, "litert", "onnxruntime 1.2", ref)
+    assert not _same_engine(bare, Precision.FLOAT32, "onnxruntime", "onnxruntime 1.2",
+                            SimpleNamespace(precision=None, runtime="onnxruntime", engine="onnxruntime 1.2"))
+    listed = SimpleNamespace(precision=Precision.FLOAT32, path=Path("m.onnx"))  # a model directory's format
+    assert not _same_engine(listed, Precision.FLOAT32, "onnxruntime", "onnxruntime 1.2", ref)

@@ -86,7 +86,7 @@ def verify_model(model: str | None = None, *, bundle: str | None = None, out: Pa
                                     limit=limit, formats=formats)
     plans.preprocess(plan, normalize)
     return run_plan(plan, table, runtimes=runtimes, threads=threads, timeout=timeout,
-                    debug=(debug_int8, debug_all), kinds=kinds)
+                    debug=(debug_int8, debug_all), kinds=kinds, merge=bool(formats) and plan.model_dir is not None)
 
 
 
@@ -106,9 +106,10 @@ def _verify_bundle(source: Path, table: GateTable, *, formats: list[str] | None,
 
 def run_plan(plan: plans.Plan, table: GateTable, *, runtimes: list[str] | None, threads: int, timeout: float,
              debug: tuple[bool, bool] = (True, False), reference: Reference | None = None,
-             kinds: dict[str, str] | None = None) -> VerifyReport:
+             kinds: dict[str, str] | None = None, merge: bool = False) -> VerifyReport:
     """Prove ``plan``'s artifacts; ``reference`` given (a bundle's stored outputs) skips computing it;
-    ``kinds`` ({output: kind}, ``--output-kind``) overrides the detected output kinds."""
+    ``kinds`` ({output: kind}, ``--output-kind``) overrides the detected output kinds; ``merge`` (some
+    formats of a model directory): the rows go into its verify.json beside the other formats' rows."""
     from edgeport.runtimes import runtimes_for
 
     rows, skipped = [], []
@@ -157,8 +158,32 @@ def run_plan(plan: plans.Plan, table: GateTable, *, runtimes: list[str] | None, 
     _say_slow(report)
     if not report.results:
         report.notes.append(f"{plan.dest.parent} lists no artifacts: nothing is proved")
-    write_json_atomic(plan.dest, report.to_dict())
+    if merge:
+        write_merged(plan.model_dir, plan.dest, report)
+    else:
+        write_json_atomic(plan.dest, report.to_dict())
     return report
+
+
+def write_merged(model_dir: Path, dest: Path, report: VerifyReport) -> None:
+    """``report``'s rows merged into ``dest`` (``result.merged``) under the model's lock: the formats
+    not verified now keep their rows, unless their artifact changed since (said in the report's notes)."""
+    import json
+
+    from edgeport.benchmarks.verify.result import merged
+    from edgeport.export.commit import model_lock
+    from edgeport.manifest import load_manifest
+
+    with model_lock(model_dir, "verify"):
+        try:
+            previous = json.loads(dest.read_text())
+        except (OSError, ValueError):
+            previous = None
+        artifacts = load_manifest(model_dir, missing_ok=True).get("artifacts") or {}
+        current = {fmt: entry.get("sha256") for fmt, entry in artifacts.items() if isinstance(entry, dict)}
+        doc = merged(previous, report.to_dict(), current)
+        write_json_atomic(dest, doc)
+    report.notes += [n for n in doc.get("notes", []) if n not in report.notes]
 
 
 def _say_slow(report: VerifyReport) -> None:
@@ -190,6 +215,13 @@ def _precision(item: plans.Planned, timing: dict[str, Any], result: Result) -> P
     return Precision(timing.get("precision_hint") or "float32")
 
 
+def _same_engine(item: plans.Planned, precision: Precision, runtime: str, engine: str, reference: Reference) -> bool:
+    """Whether a bare artifact runs the reference's own arithmetic: the reference is an engine
+    artifact of the same precision class, run by the same engine (and version) on the same runtime."""
+    return (item.precision is None and reference.precision == precision.value and reference.runtime == runtime
+            and bool(engine) and reference.engine == engine)
+
+
 def _gate(item: plans.Planned, precision: Precision, runtime: str, reference: Reference, table: GateTable,
           result: Result):
     """(gate, the class it is of): the registry's for a listed format, the class read from a bare file's
@@ -210,7 +242,7 @@ def _gate(item: plans.Planned, precision: Precision, runtime: str, reference: Re
 def _check(item: plans.Planned, runtime: str, reference: Reference, plan: plans.Plan, table: GateTable,
            inputs: Path, tmp: Path, threads: int, timeout: float, kinds: dict[str, str]) -> Result:
     result = Result(item.format, runtime, item.path.name, item.precision.value if item.precision else "?",
-                    size_bytes=_size(item))
+                    size_bytes=_size(item), sha256=item.entry.get("sha256"))
     started = time.perf_counter()
     try:
         if item.error is not None:
@@ -226,13 +258,14 @@ def _check(item: plans.Planned, runtime: str, reference: Reference, plan: plans.
         result.timing = {k: timing.get(k) for k in ("load_s", "predict_s", "images_per_s", "threads", "batch")}
         precision = _precision(item, timing, result)
         result.precision = precision.value
+        same_engine = _same_engine(item, precision, runtime, result.engine, reference)
         gate, precision = _gate(item, precision, runtime, reference, table, result)
         result.gate = gate.to_dict()
         names = outs.match(reference, outputs, f"{item.path.name} on {runtime}")
         first = next(iter(reference.outputs))
         for ref_name, art_name in names.items():
             f = outs.figures(ref_name, outputs[art_name], reference, precision, plan, gate, ref_name == first,
-                             kinds[ref_name])
+                             kinds[ref_name], same_engine=same_engine)
             result.outputs[ref_name] = f
             for failure in gate.failures(f, artifact=item.format, runtime=runtime,
                                          output=ref_name if len(names) > 1 else "",
@@ -245,6 +278,9 @@ def _check(item: plans.Planned, runtime: str, reference: Reference, plan: plans.
         fixed = {f.get("tolerance_basis") for f in result.outputs.values()
                  if str(f.get("tolerance_basis", "")).startswith("fixed relative bound")}
         result.notes += [f"{item.format}: tolerance from a {basis}" for basis in sorted(fixed)]
+        if same_engine:
+            result.notes.append(f"tolerance: a few float32 ulps of each output's scale ({outs.SAME_ENGINE}, "
+                                f"{reference.engine}): bit-identical outputs expected")
     except IntegrityError as exc:
         result.fail(exc, "refused")
     except ValueError as exc:  # a shape that differs from the reference's

@@ -246,22 +246,6 @@ def _verify_merged(model_dir: Path, plan: plans.Plan, table, timeout: float):
     """Verify the re-exported formats (and their siblings) and merge their rows into the model's
     verify.json under its lock: the formats fix did not touch keep the rows the last verify gave them
     (a bundle then still ships a tflite_fp32 that passed), and ``ok`` is recomputed over all rows."""
-    import json
-
-    from edgeport.benchmarks.verify.result import merged
-    from edgeport.export.commit import model_lock
-    from edgeport.files import write_json_atomic
-
-    dest = plan.dest
-    with tempfile.TemporaryDirectory(prefix="edgeport-fix-verify-") as tmp:
-        plan.dest = Path(tmp) / dest.name  # the rows alone; merged into dest below
-        verified = run_plan(plan, table, runtimes=None, threads=usable_cores(), timeout=timeout,
-                            debug=(False, False))
-    verified.dest = dest
-    with model_lock(model_dir, "fix"):
-        try:
-            previous = json.loads(dest.read_text())
-        except (OSError, ValueError):
-            previous = None
-        write_json_atomic(dest, merged(previous, verified.to_dict()))
+    verified = run_plan(plan, table, runtimes=None, threads=usable_cores(), timeout=timeout,
+                        debug=(False, False), merge=True)
     return verified

@@ -9,11 +9,14 @@ import numpy as np
 from edgeport.benchmarks.verify import kinds as kinds_mod
 from edgeport.benchmarks.verify import plan as plans
 from edgeport.benchmarks.verify.figures import compare
+from edgeport.benchmarks.verify.gates import FLOAT32_ULP, FLOOR_ULPS
 from edgeport.benchmarks.verify.reference import Reference
 from edgeport.errors import EdgeportError
 from edgeport.export.registry import Precision
 
 FALLBACK_RELATIVE = 1e-4
+#: The basis of the bound for an artifact against a reference of its own precision on the same engine.
+SAME_ENGINE = "same engine and precision as the reference"
 MANIFEST_KEY = "output_kinds"
 
 
@@ -92,8 +95,14 @@ def match(reference: Reference, outputs: dict[str, np.ndarray], where: str) -> d
 
 
 def figures(name: str, out: np.ndarray, reference: Reference, precision: Precision, plan: plans.Plan,
-            gate, labelled_output: bool, kind: str) -> dict[str, Any]:
-    """One output's figures against the reference (of ``kind``), with the tight bound when gated."""
+            gate, labelled_output: bool, kind: str, *, same_engine: bool = False) -> dict[str, Any]:
+    """One output's figures against the reference (of ``kind``), with the tight bound when gated.
+
+    Without a float noise figure the bound is relative, 1e-4 x max(1, |ref|); but an artifact against
+    a reference of its own precision on the same engine (``same_engine``) runs the same arithmetic in
+    the same order, so nothing but a changed weight can move it: the bound is FLOOR_ULPS float32 ulps
+    of the output's own scale (an identical copy differs by 0, a 1% weight edit behind a saturated
+    softmax or sigmoid by far more)."""
     ref = reference.outputs[name]
     y = plan.test.y if labelled_output else None
     f = compare(ref, out, kind=kind, y=y, settings=gate.settings())
@@ -109,7 +118,11 @@ def figures(name: str, out: np.ndarray, reference: Reference, precision: Precisi
     f["tolerance_diff"] = float(diff.max(initial=0.0)) if f["finite"] else float("inf")
     noise = reference.noise.get(name)
     scale = float(np.abs(ref).max(initial=0.0))
-    if noise is None and gate.max_abs_diff is None:
+    if noise is None and gate.max_abs_diff is None and same_engine:
+        f["tolerance"] = FLOOR_ULPS * FLOAT32_ULP * scale
+        f["tolerance_basis"] = (f"{FLOOR_ULPS} float32 ulps of |ref| {scale:.3g}: {SAME_ENGINE}, so the outputs "
+                                f"must be bit-identical but for rounding ({reference.noise_basis})")
+    elif noise is None and gate.max_abs_diff is None:
         bound = FALLBACK_RELATIVE * max(1.0, scale)
         f["tolerance"], f["tolerance_basis"] = bound, (f"fixed relative bound {FALLBACK_RELATIVE:g} x max(1, |ref|) "
                                                        f"({reference.noise_basis})")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,11 @@ from edgeport.tables import fit, fmt_num, fmt_pct, fmt_points, fmt_size, text_ta
 _WORST_IS_MAX = ("max_abs_diff", "mean_abs_diff", "max_scaled_diff", "tolerance_diff", "nonfinite_values")
 NO_LABELS = "no labels: accuracy not gated"
 task_text = kinds.text  # the kind's own figures in a few words
+
+
+def now() -> str:
+    """When a row was verified (UTC, to the second)."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def summarize(outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -56,6 +62,8 @@ class Result:
     timing: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     quant_debug: dict[str, Any] | None = None
+    sha256: str | None = None  # the artifact's (its manifest entry's), to tell a later verify whether it changed
+    verified_at: str = field(default_factory=now)
 
     def fail(self, error: EdgeportError, status: str = "fail") -> None:
         self.failures.append(error)
@@ -66,7 +74,8 @@ class Result:
                 "precision": self.precision, "status": self.status, "size_bytes": self.size_bytes,
                 "figures": self.figures, "outputs": self.outputs, "gate": self.gate, "timing": self.timing,
                 "notes": self.notes, "seconds": round(self.seconds, 3),
-                "failures": [_error_dict(e) for e in self.failures], "quant_debug": self.quant_debug}
+                "failures": [_error_dict(e) for e in self.failures], "quant_debug": self.quant_debug,
+                "sha256": self.sha256, "verified_at": self.verified_at}
 
 
 def _error_dict(e: EdgeportError) -> dict[str, Any]:
@@ -187,11 +196,15 @@ def figure_text(figure: str, value: Any, gate: str) -> str:
     return f"{SHORT.get(figure, figure)} {shown} ({bound})"
 
 
-def merged(previous: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
-    """verify.json after a verify of some formats only (``edgeport fix``): ``new``'s rows replace every
-    row of the formats it re-verified (their artifact changed, so an older row of theirs on any runtime
-    is stale); the other formats' rows are kept, and ``ok`` is recomputed over all of them. Rows from
-    other data or another reference are not kept (they prove nothing beside these); a note says so."""
+def merged(previous: dict[str, Any] | None, new: dict[str, Any],
+           current: dict[str, str] | None = None) -> dict[str, Any]:
+    """verify.json after a verify of some formats only (``edgeport verify --formats``, ``edgeport fix``):
+    ``new``'s rows replace every row of the formats it re-verified (their artifact changed, so an older
+    row of theirs on any runtime is stale); the other formats' rows are kept, each with the time it was
+    verified (``verified_at``), and ``ok`` is recomputed over all of them. Rows from other data or
+    another reference are not kept (they prove nothing beside these); a note says so. ``current``
+    ({format: sha256} of the manifest now): a kept row whose artifact is no longer listed or whose
+    sha256 has changed since it was verified is dropped (it proved other bytes), said in a note."""
     if not previous or not isinstance(previous.get("results"), list):
         return new
     redone = {r.get("format") for r in new.get("results", [])}
@@ -199,6 +212,12 @@ def merged(previous: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, An
                for k, field_ in (("data", "sha256"), ("reference", "source")))
     kept = [r for r in previous["results"] if r.get("format") not in redone] if same else []
     notes = list(new.get("notes", []))
+    changed = [r for r in kept if current is not None and r.get("sha256") is not None
+               and current.get(r.get("format")) != r.get("sha256")]
+    if changed:
+        kept = [r for r in kept if r not in changed]
+        notes.append(f"rows of {', '.join(dict.fromkeys(r.get('format', '?') for r in changed))} dropped: the "
+                     "artifact changed (or is gone) since they were verified; run `edgeport verify` on it again")
     if kept:
         notes.append(f"rows of {', '.join(sorted(redone))} verified again; those of "
                      f"{', '.join(dict.fromkeys(r.get('format', '?') for r in kept))} kept from the last verify")
