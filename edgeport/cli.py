@@ -26,7 +26,8 @@ from edgeport.native_log import native_to_log
 COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("edgeport.training.models:list_models", "list the course models"),
     "train": ("edgeport.training.train:train", "train a course model into artifacts/MODEL/"),
-    "export": ("edgeport.export.pipeline:export_model", "export a model to every deployable format"),
+    "export": ("edgeport.export.pipeline:export_model",
+               "export a model to every deployable format, or a bare .tflite/.onnx to the other engine's, proved"),
     "formats": ("edgeport.export.registry:list_formats", "list the export formats"),
     "bundle": ("edgeport.export.targets:bundle_model",
                "package a verified model for a Pi, Android, iOS, the web or a microcontroller"),

@@ -25,6 +25,7 @@ from edgeport.export.context import ExportContext, cause_line
 from edgeport.export.describe import describe, versions
 from edgeport.native_log import LOG_NAME, NativeLog
 from edgeport.export.registry import INFO, Format, dependency_chain
+from edgeport.runtimes import keras_legacy
 from edgeport.export.source import (installed_already, load_source, refuse_other_sources, resolve_source,
                                      source_record, stage_source)
 from edgeport.files import human_size, sha256_file, size_bytes, write_text_atomic
@@ -129,20 +130,29 @@ def _open_manifest(model_dir: Path, warnings: list[str]) -> dict[str, Any]:
 
 
 def export_model(model: str, config: ExportConfig | None = None, *, out: Path = Path("artifacts"),
-                 isolate: bool = True, **options: Any) -> ExportReport:
-    """Export a model to every deployable format, with a manifest a device can trust.
+                 isolate: bool = True, data_npz: str | None = None, **options: Any) -> ExportReport:
+    """Export a model to every deployable format, with a manifest a device can trust; or convert a bare
+    .tflite to ONNX (tf2onnx) or a bare .onnx to TFLite (onnx2tf) and prove it against the original.
 
-    model: a course model name or model directory under --out, a .keras or .h5 file, or a SavedModel directory
+    model: a course model name or model directory under --out, a .keras or .h5 file, a SavedModel directory, or a bare .tflite/.onnx to convert
     config: how to export (an ExportConfig); or its fields as keyword arguments (``formats=[...]``, ...)
     out: artifacts directory; a file or SavedModel exports to OUT/<its stem>/
     isolate: run the conversions in a child process, so that a crash inside TensorFlow or a converter
         fails the export with an error instead of killing this process
-    """
+    data_npz: a bare artifact's proof inputs (.npz: x_test, optional y_test); default: seeded random inputs, said
+    """  # noqa: E501 - edgeport.cli reads each parameter's help from its one line
     start = time.perf_counter()
     if config is None:
         config = ExportConfig(**options)
     elif options:
         raise TypeError(f"export_model: options in config or as keywords, not both ({', '.join(options)})")
+    from edgeport.export import cross
+
+    if (row := cross.converter_for(model)) is not None:
+        return cross.export_artifact(model, row, config, out=Path(out), data_npz=data_npz, isolate=isolate)
+    if data_npz is not None:
+        raise ExportError(f"--data-npz {data_npz}: for converting a bare .tflite/.onnx; {model} is proved by "
+                          "`edgeport verify`, which takes --data-npz too")
     source = resolve_source(model, Path(out))
     if isolate:
         return _isolated({"model": model, "out": str(out), "config": config.to_dict()}, source)
@@ -156,6 +166,8 @@ def export_model(model: str, config: ExportConfig | None = None, *, out: Path = 
             ctx = ExportContext(source, config, warn=report.warnings.append, model=keras_model)
             try:
                 ctx.source_info = source_record(source)
+                if left_out := ctx.source_info.get("keras2_args_left_out"):  # stated, never silent
+                    report.warnings.append(f"note: {keras_legacy.note(source.path.name, left_out)}")
                 ctx.source_sha256 = ctx.source_info["sha256"]
                 ctx.source_installed = installed_already(source, ctx.source_sha256)
                 _run_formats(ctx, config, report, log, Path(out))

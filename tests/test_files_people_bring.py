@@ -81,9 +81,12 @@ def test_a_damaged_hdf5_is_refused_naming_the_file(tmp_path):
     bad.write_bytes(b"PK\x03\x04 not hdf5 at all")
     with pytest.raises(ModelFileError, match=r"broken\.hdf5: not an HDF5 file"):
         export_model(str(bad), out=tmp_path / "out", formats=["tflite_fp32"])
-    with pytest.raises(ModelFileError, match=r"x\.tflite: an engine artifact.*edgeport verify"):
+    with pytest.raises(ModelFileError, match=r"x\.tflite: not a valid tflite file"):  # converted to ONNX: read first
         (tmp_path / "x.tflite").write_bytes(b"0000TFL3")
         export_model(str(tmp_path / "x.tflite"), out=tmp_path / "out")
+    with pytest.raises(ModelFileError, match=r"x\.ort: an engine artifact.*edgeport verify"):
+        (tmp_path / "x.ort").write_bytes(b"0000ORTM")
+        export_model(str(tmp_path / "x.ort"), out=tmp_path / "out")
 
 
 def test_an_hdf5_source_exports_and_every_command_takes_it(hdf5_model, tmp_path):
