@@ -17,7 +17,7 @@ GATES ?=
 DEVICE ?= cpu
 PYTEST_ARGS ?=
 
-.PHONY: all venv data data-sys data-py export train verify bench report bundle mobile-check web-deps web-check arm-check fuzz zoo test test-fast pi-emulation clean
+.PHONY: all venv data data-sys data-py export train verify bench report bundle mobile-check web-deps web-check arm-deps arm-check fuzz zoo test test-fast pi-emulation clean
 
 all: export
 
@@ -139,19 +139,38 @@ report: $(STAMP)
 # ruff first (configured in pyproject.toml: each remaining `# noqa` names its rule and why), then the suite;
 # it ends with the 15 slowest tests and the total against the 25-minute budget, writes every test's
 # seconds to $(ARTIFACTS)/test-durations.json and warns about modules that grew since the last run.
-test: $(STAMP) data web-deps ssh-deps
+test: $(STAMP) data web-deps ssh-deps arm-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest --durations-file=$(ARTIFACTS)/test-durations.json $(PYTEST_ARGS)
 
 test-fast: $(STAMP) data
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-# The Raspberry Pi user's path on emulated boards (Pi 4 / Pi 5 aarch64, a 32-bit Pi OS armv7l Pi):
-# pip install 'edgeport[pi]' by the board's own pip from its own wheels, then `edgeport verify --bundle`
-# of each model's rpi bundle inside the board (qemu-user, no TensorFlow). Cached under
-# $(EDGEPORT_DATA_HOME)/arm-boards (~790 MB); root the first time (debootstrap). BOARDS="pi4 pi32" narrows it.
+# The emulated boards' tools: qemu-user-static and debootstrap (as root, installed once when missing) and
+# qemu's binfmt_misc handlers (registered from qemu-user-static's own binfmt.d lines where systemd-binfmt did
+# not). Elsewhere the emulated-Pi tests skip, saying why.
+arm-deps:
+	@if ! command -v qemu-aarch64-static >/dev/null 2>&1 || ! command -v debootstrap >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      qemu-user-static debootstrap) \
+	      || { echo "edgeport: could not install qemu-user-static debootstrap; run: apt-get install -y qemu-user-static debootstrap"; exit 1; }; \
+	  else \
+	    echo "edgeport: note: no qemu-user-static/debootstrap, the emulated-Pi tests skip; run: sudo apt-get install -y qemu-user-static debootstrap"; \
+	  fi; \
+	fi
+	@if [ "$$(id -u)" = 0 ] && command -v qemu-aarch64-static >/dev/null 2>&1; then \
+	  $(BIN)/python -c "from edgeport.benchmarks.devices import binfmt; [binfmt.ensure(q) for q in binfmt.HANDLERS]" \
+	    || echo "edgeport: note: no binfmt_misc handlers for qemu; the emulated-Pi tests skip"; \
+	fi
+
+# The Raspberry Pi user's path on emulated boards (Pi 4 / Pi 5 aarch64, a 32-bit Pi OS armv7l Pi), from the
+# bundle alone: each model's `edgeport bundle --target rpi --offline` tarball copied into a fresh home on the
+# board, its README's commands typed there by the board's /bin/sh (a chroot; qemu-user via binfmt_misc; no
+# network), then `~/edgeport/bin/edgeport verify --bundle` (no TensorFlow). Cached under
+# $(EDGEPORT_DATA_HOME)/arm-boards (~790 MB); root (debootstrap, chroot). BOARDS="pi4 pi32" narrows it.
 BOARDS ?=
-arm-check: $(STAMP) data
+arm-check: $(STAMP) data arm-deps
 	$(BIN)/python -m edgeport.benchmarks.devices.arm_check $(MODELS) --out $(ARTIFACTS) $(if $(BOARDS),--boards $(BOARDS))
 
 pi-emulation: arm-check

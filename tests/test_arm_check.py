@@ -7,7 +7,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import shlex
 import sys
 from pathlib import Path
 
@@ -143,24 +142,6 @@ def test_the_host_would_have_resolved_the_x86_half(wheel):
     assert "tflite-runtime" not in _reqs(wheel, "x86_64") and "onnxruntime" in _reqs(wheel, "x86_64")
 
 
-def test_what_debian_provides_is_not_downloaded_and_a_conflict_is_an_error(wheel):
-    reqs = pv.target_requirements(pv.wheel_metadata(wheel), "pi", _env("armv7l"))
-    todo, notes = pv.split_provided(reqs, {"numpy": "1.24.2", "pillow": "9.4.0"})
-    assert sorted(r.name for r in todo) == ["flatbuffers", "tflite-runtime"]
-    assert any("numpy 1.24.2" in n for n in notes)
-    with pytest.raises(ps.SetupError, match="Debian provides numpy 2.0.0"):
-        pv.split_provided(reqs, {"numpy": "2.0.0"})
-
-
-def test_debian_dist_packages_are_read_from_the_sysroot(tmp_path):
-    site = tmp_path / "usr/lib/python3/dist-packages"
-    (site / "numpy-1.24.2.egg-info").mkdir(parents=True)
-    (site / "numpy-1.24.2.egg-info/PKG-INFO").write_text("Metadata-Version: 2.1\nName: numpy\nVersion: 1.24.2\n")
-    (site / "Pillow-9.4.0.dist-info").mkdir()
-    (site / "Pillow-9.4.0.dist-info/METADATA").write_text("Metadata-Version: 2.1\nName: Pillow\nVersion: 9.4.0\n")
-    assert pv.installed_distributions(site) == {"numpy": "1.24.2", "pillow": "9.4.0"}
-
-
 def test_wheel_platforms_list_every_manylinux_tag_up_to_the_guest_glibc():
     tags = pv.wheel_platforms("aarch64", "2.36")
     assert tags[0] == "manylinux2014_aarch64"
@@ -240,36 +221,6 @@ def test_board_rootfs_is_a_hard_link_copy_with_its_own_cpuinfo(tmp_path):
     assert ps.stamp_of(pi4.rootfs) and not (pi4.rootfs / "rootfs.stamp").exists()  # beside, not inside
     again = ps.board_image(tmp_path, bd.PI4, base, "b1", "/usr/bin/qemu-aarch64-static")
     assert again.stamp == pi4.stamp and ps.board_image(tmp_path, bd.PI4, base, "b2", "q").stamp != pi4.stamp
-
-
-def test_identical_venv_files_are_shared_by_hard_links(tmp_path):
-    a, b = tmp_path / "pi4/venv", tmp_path / "pi5/venv"
-    for root, cfg in ((a, "home = /pi4"), (b, "home = /pi5")):
-        (root / "lib").mkdir(parents=True)
-        (root / "lib/numpy.so").write_bytes(b"x" * 1000)
-        (root / "pyvenv.cfg").write_text(cfg)
-    assert ps.share_identical(a, b) == 1000 and ps.share_identical(a, b) == 0
-    assert os.stat(a / "lib/numpy.so").st_ino == os.stat(b / "lib/numpy.so").st_ino
-    assert (b / "pyvenv.cfg").read_text() == "home = /pi5" and not list(b.rglob("*.edgeport-link"))
-
-
-def test_guest_commands_run_under_the_boards_qemu_in_a_clean_environment(tmp_path, monkeypatch):
-    monkeypatch.setenv("PYTHONPATH", "/work/leak")
-    monkeypatch.setenv("VIRTUAL_ENV", "/work/leak")
-    image = ps.BoardImage(bd.PI32, tmp_path / "pi32/rootfs", "/usr/bin/qemu-arm-static")
-    assert image.launcher() == ["/usr/bin/qemu-arm-static", "-cpu", "cortex-a7", "-L", str(tmp_path / "pi32/rootfs")]
-    assert image.command(image.python, "-c", "x")[5:] == [str(tmp_path / "pi32/rootfs/usr/bin/python3.11"), "-c", "x"]
-    env = image.env(EXTRA="1")
-    assert env["PIP_CONFIG_FILE"] == os.devnull and env["PATH"] == "/usr/bin:/bin" and env["EXTRA"] == "1"
-    assert "PYTHONPATH" not in env and "VIRTUAL_ENV" not in env and env["HOME"] == str(tmp_path / "pi32/home")
-
-
-def test_verify_command_is_the_installed_console_script_with_the_boards_runtimes(tmp_path):
-    venv = tmp_path / "venv"
-    cmd = ac.verify_command(bd.PI32, venv / "bin/python3.11", venv / "bin/edgeport", tmp_path / "m-rpi.tar.gz")
-    assert cmd == [str(venv / "bin/python3.11"), str(venv / "bin/edgeport"), "verify", "--bundle",
-                   str(tmp_path / "m-rpi.tar.gz"), "--runtimes", "litert"]
-    assert ac.verify_command(bd.PI4, venv, venv, tmp_path)[-3:] == ["--runtimes", "litert", "onnxruntime"]
 
 
 def test_host_tools_missing_without_root_print_the_command(monkeypatch):
@@ -443,42 +394,6 @@ def test_reports_are_written_and_mergeable_per_board(tmp_path):
     assert {r["gate"] for r in merged.rows} == {"pass"} and not any("p50_us" in r for r in merged.rows)
 
 
-def test_verify_on_a_board_passes_the_launcher_and_reads_verify_json(tmp_path):
-    class FakeImage:  # a "board" whose qemu is this host's Python running a stand-in for edgeport
-        board, home = bd.PI4, tmp_path
-
-        def launcher(self):
-            return ["qemu-aarch64-static", "-cpu", "cortex-a72", "-L", "/rootfs"]
-
-        def command(self, *args):
-            script = ("import json, os, sys; a = sys.argv[sys.argv.index('--bundle') + 1];"
-                      "open(a[:-len('.tar.gz')] + '.verify.json', 'w').write(json.dumps("
-                      "{'results': [], 'launcher': os.environ['EDGEPORT_CHILD_LAUNCHER'], 'argv': sys.argv[1:]}))")
-            return [sys.executable, "-c", script, *map(str, args)]
-
-        def env(self, **extra):
-            return {"PATH": os.environ["PATH"], **extra}
-
-    class FakeVenv:
-        path, python = tmp_path / "venv", tmp_path / "venv/bin/python3.11"
-
-    bundle = tmp_path / "dist/m-rpi.tar.gz"
-    bundle.parent.mkdir()
-    bundle.write_bytes(b"bundle")
-    verify, why, seconds = ac._verify_on_board(FakeImage(), FakeVenv(), "m", bundle, tmp_path / "pi4", 60)
-    assert why == "" and seconds > 0
-    assert shlex.split(verify["launcher"]) == FakeImage().launcher()
-    assert verify["argv"][2:5] == ["verify", "--bundle", str(tmp_path / "pi4/m-rpi.tar.gz")]
-    assert (tmp_path / "pi4/m-rpi.verify.log").read_text().startswith("$ ")
-
-    class Crashing(FakeImage):
-        def command(self, *args):
-            return [sys.executable, "-c", "import sys; print('Segmentation fault', file=sys.stderr); sys.exit(139)"]
-
-    verify, why, _ = ac._verify_on_board(Crashing(), FakeVenv(), "m", bundle, tmp_path / "pi4", 60)
-    assert verify is None and "exited 139 without m-rpi.verify.json: Segmentation fault" in why
-
-
 def test_cli_flags_come_from_the_signature():
     from edgeport.cli import build_parser
 
@@ -491,8 +406,71 @@ def test_cli_flags_come_from_the_signature():
 def test_bad_arguments_are_errors_before_anything_runs(tmp_path):
     with pytest.raises(UnknownNameError):
         ac.run_arm_check(["m"], out=tmp_path, boards=["pi9"])
-    with pytest.raises(EdgeportError, match="not an edgeport source tree"):
-        ac.run_arm_check(["m"], out=tmp_path, source=tmp_path)
+    with pytest.raises(EdgeportError, match="must be positive"):
+        ac.run_arm_check(["m"], out=tmp_path, timeout=0)
+
+
+# -- the bundle README's commands, typed on the board ---------------------------------------------
+
+def _bundle_folder(tmp_path: Path, offline: str | None) -> Path:
+    from edgeport.export.targets import rpi_install
+
+    folder = tmp_path / "m-rpi"
+    (folder / "wheels").mkdir(parents=True)
+    (folder / "README.md").write_text("# m\n\n```bash\n" + rpi_install.usage("m-rpi", bool(offline), "model.tflite")
+                                      .split("```bash\n", 1)[1])
+    (folder / "install.sh").write_text(rpi_install.INSTALL_SH)
+    if offline:
+        (folder / "wheels/OFFLINE").write_text(offline + "\n")
+    return folder
+
+
+def test_the_readme_lines_are_typed_verbatim(tmp_path):
+    install, verify = ac.readme_lines(_bundle_folder(tmp_path, "aarch64 3.11"))
+    assert install == "tar xzf m-rpi.tar.gz && sh m-rpi/install.sh"
+    assert verify == "~/edgeport/bin/edgeport verify --bundle m-rpi.tar.gz"
+    (tmp_path / "m-rpi/README.md").write_text("# nothing to type\n")
+    with pytest.raises(EdgeportError, match="no `tar xzf"):
+        ac.readme_lines(tmp_path / "m-rpi")
+
+
+def test_an_offline_bundle_installs_with_no_network_only_on_its_own_boards(tmp_path):
+    folder = _bundle_folder(tmp_path, "aarch64 3.11")
+    assert ac.offline_for(folder, bd.PI4) is None and ac.offline_for(folder, bd.PI5) is None
+    assert ac.offline_for(folder, bd.PI32) == "the bundle's wheels are for aarch64 3.11, pi32 is armv7l 3.11"
+    assert "no board" in ac.offline_for(_bundle_folder(tmp_path / "online", None), bd.PI4)
+    (folder / "install.sh").write_text("python3 -m pip install --find-links wheels x.whl\n")
+    with pytest.raises(EdgeportError, match="no `--no-index --find-links`"):
+        ac.offline_for(folder, bd.PI4)
+
+
+def test_a_board_line_is_a_chroot_with_no_network_and_the_boards_cpu(tmp_path, monkeypatch):
+    from edgeport.benchmarks.devices import binfmt, board_shell
+
+    monkeypatch.setattr(binfmt, "ensure", lambda qemu: None)
+    image = ps.BoardImage(bd.PI5, tmp_path / "pi5/rootfs", "/usr/bin/qemu-aarch64-static")
+    cmd, env = board_shell.argv(image, "sh m-rpi/install.sh", offline=True)
+    assert cmd[0].endswith("unshare") and "--net" in cmd and cmd[-4:] == [
+        str(image.rootfs), "/bin/sh", "-c", "cd /home/pi && sh m-rpi/install.sh"]
+    assert env["QEMU_CPU"] == "cortex-a76" and env["HOME"] == "/home/pi" and env["PIP_NO_INDEX"] == "1"
+    assert env["https_proxy"] == "http://127.0.0.1:9" and "PYTHONPATH" not in env
+    online, env = board_shell.argv(image, "true", offline=False)
+    assert "--net" not in online and "PIP_NO_INDEX" not in env
+
+
+def test_binfmt_handlers_are_read_and_their_problems_named(tmp_path, monkeypatch):
+    from edgeport.benchmarks.devices import binfmt
+
+    said = binfmt.problem("/usr/bin/qemu-aarch64-static", tmp_path)
+    assert said == f"no binfmt_misc handler qemu-aarch64 (in {tmp_path})"
+    (tmp_path / "qemu-aarch64").write_text("enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\n"
+                                           "flags: PO\noffset 0\n")
+    assert "lacks the F flag" in binfmt.problem("qemu-aarch64-static", tmp_path)
+    (tmp_path / "qemu-aarch64").write_text("enabled\ninterpreter /x\nflags: POF\noffset 0\n")
+    assert binfmt.problem("qemu-aarch64-static", tmp_path) is None
+    monkeypatch.setattr(binfmt.os, "geteuid", lambda: 1000)
+    with pytest.raises(binfmt.BinfmtUnavailable, match="as root: mount -t binfmt_misc"):
+        binfmt.ensure("qemu-arm-static", tmp_path)
 
 
 def test_pi_emulation_is_an_alias():
@@ -537,6 +515,7 @@ def test_arm_check_proves_a_bundle_on_every_emulated_board(tmp_path):
     assert report.ok, report.render()
     by_board = {b.board.key: b for b in report.boards}
     assert set(by_board) == {"pi4", "pi5", "pi32"}
+    assert by_board["pi4"].install["arm_mlp"]["offline"] and by_board["pi4"].install["arm_mlp"]["venv_bytes"] > 0
     for key, b in by_board.items():
         rows = [r for r in report.rows if r.board == key]
         ran = [r for r in rows if r.status == "pass"]

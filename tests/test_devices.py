@@ -161,5 +161,26 @@ def test_a_dropped_connection_is_said_as_such(lb):
         ssh.run(_device(lb), "kill -9 $PPID; sleep 5")  # the device's sshd session dies mid-command
 
 
-def test_a_32_bit_pi_venv_sees_debians_numpy():
-    assert remote.system_site_packages("armv7l") and not remote.system_site_packages("aarch64")
+def test_a_device_installs_from_what_the_bundle_says_it_carries(tmp_path):
+    import io
+    import tarfile
+
+    from edgeport.errors import EdgeportError
+
+    def bundle(files: dict, install: dict | None) -> Path:
+        path = tmp_path / "m-rpi.tar.gz"
+        body = json.dumps({"files": files, "install": install}).encode()
+        with tarfile.open(path, "w:gz") as tar:
+            info = tarfile.TarInfo("m-rpi/bundle.json")
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+        return path
+
+    files = {"wheels/edgeport-0.1.0-py3-none-any.whl": {"sha256": "ab" * 32}, "install.sh": {"sha256": "cd" * 32}}
+    assert remote.bundle_install(bundle(files, {"offline": "aarch64 cp3.11"})) == ("m-rpi", "ab" * 32, "aarch64 3.11")
+    assert remote.bundle_install(bundle(files, {"offline": None}))[2] is None
+    with pytest.raises(EdgeportError, match="no edgeport wheel and install.sh"):
+        remote.bundle_install(bundle({"install.sh": {"sha256": "x"}}, None))
+    (tmp_path / "m-rpi.tar.gz").write_bytes(b"not a tar")
+    with pytest.raises(EdgeportError, match="not an rpi bundle edgeport can install from"):
+        remote.bundle_install(tmp_path / "m-rpi.tar.gz")

@@ -1,26 +1,26 @@
-"""`make arm-check`: the Raspberry Pi user's path, on emulated boards, for every model.
+"""`make arm-check`: the Raspberry Pi user's path, on emulated boards, from the bundle alone.
 
-For each board (:mod:`boards`: Pi 4 and Pi 5 on 64-bit Pi OS, a 32-bit Pi OS Pi): a Debian
-bookworm userland under qemu-user with the board's CPU (:mod:`pi_sysroot`); ``pip install
-'edgeport[pi]'`` by the board's own pip from the board's own wheels, the edgeport wheel built
-from this checkout (:mod:`pi_venv`); a check that the engines are the expected ones and that
-TensorFlow is not there; then, for each model, the ``rpi`` bundle built here and
-``edgeport verify --bundle`` run *inside* the board by the installed console script, with the
-gates of the workstation (every artifact against the Keras outputs in the bundle's reference set).
-verify's child processes are started through ``EDGEPORT_CHILD_LAUNCHER`` (the board's qemu
-command): an emulated process cannot start an Arm program itself (no binfmt_misc).
+For each model, ``edgeport bundle MODEL --target rpi --offline`` (the user's command: edgeport's own
+wheel, install.sh and the 64-bit Pi OS wheelhouse). For each board (:mod:`boards`: Pi 4 and Pi 5 on
+64-bit Pi OS, a 32-bit Pi OS Pi), a Debian bookworm root filesystem run by qemu-user with the board's
+CPU (:mod:`pi_sysroot`), and in it a fresh home holding the bundle's tarball and nothing else (no
+source tree, no wheel from here). There the bundle README's commands are typed verbatim by the board's
+``/bin/sh`` (:mod:`board_shell`: a chroot; binfmt_misc runs every Arm program, so nothing is launched
+on the board's behalf): ``tar xzf M-rpi.tar.gz && sh M-rpi/install.sh`` with no network at all where
+the bundle's wheels are the board's (its own network namespace, ``PIP_NO_INDEX``, a dead proxy), then
+``~/edgeport/bin/edgeport verify --bundle M-rpi.tar.gz`` with the workstation's gates; then a check
+that the engines are the expected ones and that TensorFlow is not there.
 
-Prints one parity table (model x format x board x runtime) and writes ``OUT/arm-check/arm_check.json``
-and, per board, ``OUT/report/emulated-BOARD/report.json`` (the shape `edgeport report merge` joins).
-Times under qemu are an x86 host translating Arm code: setup and wall times of the check, never a
-Pi's latency. Exit status 1 when any gate fails or anything could not run.
+Prints one parity table (model x format x board x runtime) and the install figures per board and model
+(emulated install time, tarball, wheelhouse and venv bytes, engines), and writes
+``OUT/arm-check/arm_check.json`` and, per board, ``OUT/report/emulated-BOARD/report.json``. Times under
+qemu are an x86 host translating Arm code, never a Pi's latency. Exit status 1 when any gate fails or
+anything could not run.
 """
 from __future__ import annotations
 
 import json
-import shlex
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -114,128 +114,156 @@ def _row(model: str, b: Board, r: dict[str, Any]) -> Row:
     return row
 
 
-# -- running it --------------------------------------------------------------------------------
+# -- running it: the bundle README's commands, typed on the board ------------------------------------
 
-def verify_command(b: Board, venv_python: Path, console_script: Path, archive: Path) -> list[str]:
-    """The guest command line: the installed console script, run by the venv's Python."""
-    return [str(venv_python), str(console_script), "verify", "--bundle", str(archive), "--runtimes", *b.runtimes]
-
-
-def _guest_inventory(image, venv) -> dict[str, Any]:
-    from edgeport.benchmarks.devices.pi_sysroot import run
-
-    proc = run(image.command(venv.python, "-m", "edgeport.benchmarks.devices.pi_venv", "inventory"),
-               f"{image.board.key}: the inventory of the installed board failed", timeout=600,
-               env=image.env(), cwd=image.home)
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+def readme_lines(folder: Path) -> tuple[str, str]:
+    """(the install line, the verify line) of the bundle's README.md, verbatim (comments dropped)."""
+    text = (folder / "README.md").read_text()
+    lines = [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
+    try:
+        install = next(ln for ln in lines if ln.startswith("tar xzf "))
+        verify = next(ln for ln in lines if " verify --bundle " in ln)
+    except StopIteration:
+        raise EdgeportError(f"{folder}/README.md: no `tar xzf ... install.sh` and `verify --bundle` lines") from None
+    return install, verify
 
 
-def _verify_on_board(image, venv, model: str, bundle: Path, dest: Path, timeout: float
-                     ) -> tuple[dict[str, Any] | None, str, float]:
-    """Copy the bundle to ``dest`` and run ``edgeport verify --bundle`` inside the board; returns
-    (verify.json or None, why there is none, wall seconds)."""
-    from edgeport.children import LAUNCHER_VAR
-    from edgeport.benchmarks.verify.bundle import results_path
+def offline_for(folder: Path, b: Board) -> str | None:
+    """None when the bundle installs on ``b`` with no network (install.sh reads only its wheels/ for this
+    board's machine and Python); otherwise why not (that board then installs from the package index)."""
+    from edgeport.benchmarks.devices.pi_sysroot import PYTHON
+    from edgeport.export.targets.rpi_install import INSTALLER, OFFLINE_STAMP, WHEELS
 
+    script = (folder / INSTALLER).read_text()
+    if "--no-index" not in script or "--find-links" not in script:
+        raise EdgeportError(f"{folder / INSTALLER}: no `--no-index --find-links`: an --offline bundle would reach "
+                            "for the package index")
+    stamp = folder / WHEELS / OFFLINE_STAMP
+    tag = stamp.read_text().strip() if stamp.is_file() else None
+    mine = f"{b.machine} {PYTHON.removeprefix('python')}"
+    return None if tag == mine else f"the bundle's wheels are for {tag or 'no board'}, {b.key} is {mine}"
+
+
+def _guest_inventory(image) -> dict[str, Any]:
+    from edgeport.benchmarks.devices.board_shell import HOME, type_line
+
+    done = type_line(image, f"{HOME}/edgeport/bin/python -m edgeport.benchmarks.devices.pi_venv inventory",
+                     offline=True, timeout=600)
+    if done.returncode != 0:
+        raise EdgeportError(f"{image.board.key}: the inventory of the installed board failed: {done.output[-500:]}")
+    return json.loads(done.output.strip().splitlines()[-1])
+
+
+def _prove_bundle(image, model: str, made, dest: Path, timeout: float, install: dict[str, Any]
+                  ) -> tuple[dict[str, Any] | None, str, float]:
+    """A fresh home with the bundle's tarball only; the README's install line, then its verify line (with the
+    board's runtimes), typed on the board. Returns (verify.json or None, why there is none, verify seconds);
+    ``install`` gets the install's figures (emulated wall time, bundle, wheelhouse and venv bytes)."""
+    from edgeport.benchmarks.devices import board_shell
+    from edgeport.export.targets.rpi_install import WHEELS
+
+    b = image.board
+    install_line, verify_line = readme_lines(made.folder)
+    why_online = offline_for(made.folder, b)
+    home = board_shell.fresh_home(image)
+    shutil.copyfile(made.archive, home / made.archive.name)
+    install.update(bundle_bytes=made.archive.stat().st_size,
+                   wheelhouse_bytes=board_shell.tree_bytes(made.folder / WHEELS), offline=why_online is None,
+                   online_because=why_online, line=install_line)
+    log = dest / f"{made.archive.name[:-len('.tar.gz')]}.{b.key}.log"
     dest.mkdir(parents=True, exist_ok=True)
-    archive = dest / bundle.name
-    shutil.copyfile(bundle, archive)
-    result, log = results_path(archive, VERIFY_FILE), results_path(archive, "verify.log")
-    result.unlink(missing_ok=True)
-    cmd = image.command(*verify_command(image.board, venv.python, venv.path / "bin" / "edgeport", archive))
-    env = image.env(**{LAUNCHER_VAR: shlex.join(image.launcher())})
-    print(f"arm-check: {image.board.key}: edgeport verify --bundle {archive.name} (emulated)", flush=True)
-    t0 = time.perf_counter()
+    print(f"arm-check: {b.key}: {install_line} ({'offline' if why_online is None else 'online: ' + why_online}; "
+          "emulated)", flush=True)
+    done = board_shell.type_line(image, install_line, offline=why_online is None, timeout=timeout)
+    install.update(emulated_s=round(done.seconds, 1), exit=done.returncode,
+                   venv_bytes=board_shell.tree_bytes(home / "edgeport"))
+    text = f"$ {install_line}\n{done.output}# exit {done.returncode}, {done.seconds:.1f} s (emulated)\n"
+    if done.returncode != 0:
+        log.write_text(text)
+        tail = " | ".join(done.output.strip().splitlines()[-3:])
+        return None, f"install.sh exited {done.returncode}: {tail} (log {log})", 0.0
+    verify_line += f" --runtimes {' '.join(b.runtimes)}" if b.not_here else ""
+    print(f"arm-check: {b.key}: {verify_line} (emulated)", flush=True)
+    proved = board_shell.type_line(image, verify_line, offline=True, timeout=timeout)
+    log.write_text(text + f"$ {verify_line}\n{proved.output}# exit {proved.returncode}, {proved.seconds:.1f} s\n")
+    result = home / f"{made.archive.name[:-len('.tar.gz')]}.{VERIFY_FILE}"
     try:
-        proc = subprocess.run(cmd, env=env, cwd=dest, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as exc:
-        log.write_text(f"$ {shlex.join(cmd)}\n{exc.stdout or ''}{exc.stderr or ''}")
-        return None, f"verify did not finish in {timeout:g} s (killed); see {log}", time.perf_counter() - t0
-    seconds = time.perf_counter() - t0
-    log.write_text(f"$ {shlex.join(cmd)}\n# exit {proc.returncode}\n{proc.stdout}{proc.stderr}")
-    tail = " | ".join((proc.stderr.strip() or proc.stdout.strip()).splitlines()[-3:])
-    try:
-        return json.loads(result.read_text()), "", seconds
+        verify = json.loads(result.read_text())
     except (OSError, ValueError):
-        return None, f"verify exited {proc.returncode} without {result.name}: {tail} (log {log})", seconds
+        tail = " | ".join(proved.output.strip().splitlines()[-3:])
+        return None, f"verify exited {proved.returncode} without {result.name}: {tail} (log {log})", proved.seconds
+    shutil.copyfile(result, dest / f"{made.archive.name[:-len('.tar.gz')]}.{b.key}.{VERIFY_FILE}")
+    return verify, "", proved.seconds
 
 
-def _check_board(b: Board, cache: Path, mirror: str | None, wheel: Path | None, fingerprint: str | None,
-                 bundles: dict[str, tuple[Path, list]], dest: Path, timeout: float) -> tuple[BoardRun, list[Row]]:
-    """Set ``b`` up (sysroot, edgeport[pi], inventory) and verify every bundle on it."""
-    from edgeport.benchmarks.devices import pi_sysroot, pi_venv
+def _check_board(b: Board, cache: Path, mirror: str | None, bundles: dict[str, tuple[Any, list]], dest: Path,
+                 timeout: float) -> tuple[BoardRun, list[Row]]:
+    """Set ``b``'s root filesystem up, then prove every bundle there from the bundle alone."""
+    from edgeport.benchmarks.devices import pi_sysroot
+    from edgeport.benchmarks.devices.board_shell import HOME
 
     state, rows, t0 = BoardRun(b), [], time.perf_counter()
     try:
-        if wheel is None or fingerprint is None:
-            raise EdgeportError("no edgeport wheel to install")
         image = pi_sysroot.prepare_board(cache, b, mirror=mirror)
-        venv, state.install = pi_venv.install_pi(image, cache, wheel, fingerprint)
-        state.inventory = _guest_inventory(image, venv)
-        state.problems = inventory_problems(b, state.inventory, venv.path)
     except EdgeportError as exc:
         state.error = str(exc)
     state.setup_s = time.perf_counter() - t0
-    for model, (archive, pairs) in bundles.items():
+    for model, (made, pairs) in bundles.items():
         if state.error is not None:
             rows += rows_from_verify(model, b, pairs, None, f"board not set up: {state.error.splitlines()[0]}")
             continue
-        verify, why, state.verify_s[model] = _verify_on_board(image, venv, model, archive, dest, timeout)
-        state.files[model] = str(dest / archive.name)
+        install = state.install.setdefault(model, {})
+        try:
+            verify, why, state.verify_s[model] = _prove_bundle(image, model, made, dest, timeout, install)
+            if verify is not None and not state.inventory:
+                state.inventory = _guest_inventory(image)
+                state.problems = inventory_problems(b, state.inventory, Path(HOME) / "edgeport")
+        except EdgeportError as exc:
+            verify, why = None, str(exc)
+        state.files[model] = str(made.archive)
         rows += rows_from_verify(model, b, pairs, verify, why)
     return state, rows
 
 
-def _default_source() -> Path:
-    return Path(__file__).resolve().parents[2]
-
-
 def run_arm_check(models: list[str], *, out: Path = Path("artifacts"), boards: list[str] | None = None,
                   samples: int = 300, seed: int = 0, timeout: float = 3600.0, cache: Path | None = None,
-                  mirror: str | None = None, source: Path | None = None) -> ArmCheckReport:
-    """Install edgeport[pi] on emulated Raspberry Pis and prove each model's rpi bundle there.
+                  mirror: str | None = None, formats: list[str] | None = None) -> ArmCheckReport:
+    """Prove each model's ``--offline`` rpi bundle on emulated Raspberry Pis from the bundle alone: its README's
+    commands typed on each board (install.sh with no network, then verify --bundle by the installed edgeport).
 
     models: model names under --out (exported and verified)
     out: artifacts directory; results go to OUT/arm-check and OUT/report/emulated-BOARD
     boards: boards to emulate (pi4, pi5, pi32; default all)
     samples: real test inputs in each bundle's reference set
     seed: seed that picks those inputs
-    timeout: seconds one emulated verify may take before it is killed
-    cache: where sysroots, wheels and venvs live (default $EDGEPORT_DATA_HOME/arm-boards)
+    timeout: seconds one emulated install or verify may take before it is killed
+    cache: where the boards' root filesystems live (default $EDGEPORT_DATA_HOME/arm-boards)
     mirror: Debian mirror for debootstrap (default: the one apt is configured with)
-    source: the edgeport source tree whose wheel is installed on the boards (default: this checkout)
+    formats: ship only these of the bundle's formats (default: every format the rpi bundle carries)
     """
-    from edgeport.benchmarks.devices import pi_sysroot, pi_venv
+    from edgeport.benchmarks.devices import pi_sysroot
     from edgeport.export.targets import bundle_model
 
     chosen = [board_named(k) for k in dict.fromkeys(boards or BOARDS)]
-    source = Path(source) if source else _default_source()
-    if not (source / "pyproject.toml").is_file():
-        raise EdgeportError(f"{source}: not an edgeport source tree (no pyproject.toml); pass --source")
     if samples < 1 or timeout <= 0:
         raise EdgeportError(f"--samples and --timeout must be positive (got {samples}, {timeout})")
-    out, t0 = Path(out).resolve(), time.perf_counter()  # absolute: the guest runs elsewhere
+    out, t0 = Path(out).resolve(), time.perf_counter()
     work = out / "arm-check"
     cache = Path(cache) if cache else pi_sysroot.default_cache()
     report = ArmCheckReport(list(dict.fromkeys(models)))
-    bundles: dict[str, tuple[Path, list[tuple[str, str, str]]]] = {}
+    bundles: dict[str, tuple[Any, list[tuple[str, str, str]]]] = {}
     for model in report.models:
-        try:
-            made = bundle_model(model, target="rpi", out=out, dist=work / "dist", samples=samples, seed=seed)
-            bundles[model] = (made.archive, expected_pairs(made.folder))
+        try:  # the user's command: edgeport bundle MODEL --target rpi --offline
+            made = bundle_model(model, target="rpi", out=out, dist=work / "dist", samples=samples, seed=seed,
+                                offline=True, **({"formats": formats} if formats else {}))
+            bundles[model] = (made, expected_pairs(made.folder))
             report.bundles[model] = str(made.archive)
         except EdgeportError as exc:
             report.errors.append(f"{model}: no rpi bundle: {exc}")
+    report.host_s = time.perf_counter() - t0
     with pi_sysroot.locked(cache):
-        try:
-            wheel, fingerprint = pi_venv.edgeport_wheel(source, cache)
-        except EdgeportError as exc:
-            report.errors.append(f"edgeport wheel: {exc}")
-            wheel = fingerprint = None
-        report.host_s = time.perf_counter() - t0
         for b in chosen:
-            board_run, rows = _check_board(b, cache, mirror, wheel, fingerprint, bundles, work / b.key, timeout)
+            board_run, rows = _check_board(b, cache, mirror, bundles, work / b.key, timeout)
             report.boards.append(board_run)
             report.rows += rows
     report.total_s = time.perf_counter() - t0

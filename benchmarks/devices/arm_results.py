@@ -135,9 +135,10 @@ def render(report: ArmCheckReport) -> str:
         status = "ok" if b.ok else "FAIL: " + (b.error.splitlines()[0] if b.error else "; ".join(b.problems))
         board_rows.append([b.board.key, b.board.device_name, engines_installed(b.board, b.inventory) or "-",
                            f"{b.setup_s:.1f}", " + ".join(f"{s:.1f}" for s in b.verify_s.values()) or "-", status])
-    lines.append(text_table("boards (edgeport[pi] installed by the board's pip; TensorFlow must be absent)",
+    lines.append(text_table("boards (edgeport[pi] installed by the bundle's install.sh; TensorFlow must be absent)",
                             ["board", "emulated as", "installed", "setup s", "verify s (per model)", "status"],
                             board_rows, left=3))
+    lines.append(install_table(report))
     for b in report.boards:
         if b.error:
             lines.append(f"{b.board.key}: setup failed: {b.error}")
@@ -150,6 +151,24 @@ def render(report: ArmCheckReport) -> str:
         verdict += "; a board failed its setup or checks"
     lines.append(f"arm-check: {verdict}")
     return "\n".join(lines + [f"wrote {p}" for p in report.files])
+
+
+def install_table(report: ArmCheckReport) -> str:
+    """Per board and model: the README's install line from the bundle alone (emulated wall time, sizes)."""
+    from edgeport.files import human_size
+    from edgeport.tables import text_table
+
+    rows = []
+    for b in report.boards:
+        for model, i in b.install.items():
+            how = "offline" if i.get("offline") else f"online ({i.get('online_because') or '?'})"
+            took = f"{i['emulated_s']:.1f} (emulated)" if "emulated_s" in i else "-"
+            rows.append([b.board.key, model, how, took + ("" if i.get("exit", 0) == 0 else f" exit {i['exit']}"),
+                         human_size(i.get("bundle_bytes")), human_size(i.get("wheelhouse_bytes")),
+                         human_size(i.get("venv_bytes"))])
+    return text_table("install from the bundle alone (tar xzf M-rpi.tar.gz && sh M-rpi/install.sh, typed on the "
+                      "board)", ["board", "model", "network", "install s", "tarball", "wheelhouse", "venv"], rows,
+                      left=2)
 
 
 def _now() -> str:

@@ -37,7 +37,8 @@ class Board:
     qemu_cpu: str
     cpu: Cpu
     firmware: tuple[tuple[str, str], ...]  # the lines after the cores: Hardware, Revision, Serial, Model
-    debian_packages: tuple[str, ...] = ("python3",)
+    #: python3-venv: Raspberry Pi OS has it (``python3 -m venv`` works there), Debian's minbase does not
+    debian_packages: tuple[str, ...] = ("python3", "python3-venv")
     system_site_packages: bool = False  # the guest venv sees Debian's NumPy (32-bit: PyPI has none)
     #: distributions edgeport[pi] must install here, as version specifiers
     expect: dict[str, str] = field(default_factory=dict)
@@ -87,7 +88,7 @@ PI32 = Board(
         part="0xc07", variant="0x0", revision=5, architecture=7, model_name="ARMv7 Processor rev 5 (v7l)",
         bogomips="38.40"),
     (("Hardware", "BCM2835"), ("Revision", "a01041"), _SERIAL, ("Model", "Raspberry Pi 2 Model B Rev 1.1")),
-    debian_packages=("python3", "python3-numpy", "python3-pil"), system_site_packages=True,
+    debian_packages=("python3", "python3-venv", "python3-numpy", "python3-pil"), system_site_packages=True,
     expect={"tflite-runtime": "==2.14.0", "numpy": ">=1.23,<2"}, absent=("ai-edge-litert", "onnxruntime"),
     engines={"litert": "tflite_runtime 2.14.0"},
     not_here="no ONNX Runtime wheel for armv7l (verify --runtimes litert)")

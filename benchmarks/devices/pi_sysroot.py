@@ -9,7 +9,8 @@ Built once and cached under ``$EDGEPORT_DATA_HOME/arm-boards`` (default ``~/.cac
   so the links ``update-alternatives`` would make (BLAS, LAPACK) are made here, and ``proc``
   (a link to the host's /proc) becomes a directory. The .debs, docs, man pages and locales go.
 - ``BOARD/rootfs/``: a hard-link copy (``cp -al``: no extra disk) of its architecture's sysroot
-  with the board's ``proc/cpuinfo``, which qemu serves for ``-L``.
+  with the board's ``proc/cpuinfo`` and ``proc/device-tree/model`` (what qemu serves for ``-L`` or
+  ``QEMU_LD_PREFIX``, and what a chroot of it reads).
 
 Every step writes a stamp (``NAME.stamp`` beside it, never inside: the copies share inodes) naming
 what it was built from; a step whose stamp matches is skipped, one whose stamp is missing or
@@ -171,27 +172,6 @@ def fresh(path: Path) -> Path:
     return path
 
 
-def share_identical(src: Path, dest: Path) -> int:
-    """Replace each file under ``dest`` that is byte-identical to the same path under ``src`` with a
-    hard link to it (Pi 4 and Pi 5 venvs hold the same 200 MB); returns the bytes saved. Safe: pip
-    and Python replace files (new inodes), they never write into one."""
-    import filecmp
-
-    saved = 0
-    for f in dest.rglob("*"):
-        twin = src / f.relative_to(dest)
-        if f.is_symlink() or not f.is_file() or twin.is_symlink() or not twin.is_file():
-            continue
-        a, b = f.stat(), twin.stat()
-        if a.st_ino == b.st_ino or a.st_size != b.st_size or not filecmp.cmp(f, twin, shallow=False):
-            continue
-        tmp = f.with_name(f.name + ".edgeport-link")
-        os.link(twin, tmp)
-        os.replace(tmp, f)
-        saved += a.st_size
-    return saved
-
-
 def default_cache() -> Path:
     return data_home() / "arm-boards"
 
@@ -272,42 +252,24 @@ class BoardImage:
     stamp: str = ""
 
     @property
-    def home(self) -> Path:
-        return self.rootfs.parent
-
-    @property
     def python(self) -> Path:
         return self.rootfs / "usr/bin" / PYTHON
-
-    def launcher(self) -> list[str]:
-        """qemu with this board's CPU and sysroot: the prefix that runs one of its programs."""
-        return [self.qemu, "-cpu", self.board.qemu_cpu, "-L", str(self.rootfs)]
-
-    def command(self, program: str | Path, *args: str) -> list[str]:
-        return [*self.launcher(), str(program), *args]
-
-    def env(self, **extra: str) -> dict[str, str]:
-        """A clean environment (``env -i``): no host PYTHONPATH, pip config or virtualenv leaks in.
-        qemu's ``-L`` falls back to host files the sysroot lacks (/etc/pip.conf): pip is told to
-        read no configuration at all."""
-        return {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(self.home / "home"),
-                "PYTHONNOUSERSITE": "1", "PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-                "PIP_NO_INPUT": "1", "TMPDIR": "/tmp", **extra}
 
 
 def board_image(cache: Path, board: Board, base: Path, base_stamp: str, qemu: str) -> BoardImage:
     """``cache/BOARD/rootfs``: a hard-link copy of ``base`` with the board's /proc/cpuinfo."""
     rootfs = cache / board.key / "rootfs"
     text = cpuinfo_text(board)
-    stamp = key(base_stamp, text)
+    stamp = key(base_stamp, text, board.model)
     if stamp_of(rootfs) != stamp or not (rootfs / "proc/cpuinfo").is_file():
         set_stamp(rootfs, None)
         shutil.rmtree(rootfs, ignore_errors=True)
         rootfs.parent.mkdir(parents=True, exist_ok=True)
         run(["cp", "-al", str(base), str(rootfs)], f"cp -al {base} {rootfs} failed", timeout=600)
         (rootfs / "proc/cpuinfo").write_text(text)  # a new file: base/proc is empty
+        (rootfs / "proc/device-tree").mkdir()
+        (rootfs / "proc/device-tree/model").write_text(board.model + "\0")  # as the firmware writes it
         set_stamp(rootfs, stamp)
-    (rootfs.parent / "home").mkdir(exist_ok=True)
     return BoardImage(board, rootfs, qemu, stamp)
 
 

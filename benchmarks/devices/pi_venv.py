@@ -1,20 +1,15 @@
-"""``pip install 'edgeport[pi]'`` inside an emulated board, from the board's own wheels.
+"""The wheels a Raspberry Pi gets: ``edgeport[pi]`` resolved for the board, not for this host.
 
 pip evaluates environment markers against the machine it runs on, even with ``--platform``: a
-download on x86 would pick the x86 half of the ``pi`` extra. So the target's requirements are
-computed here from the edgeport wheel's METADATA with the markers evaluated in the *guest's*
-environment (queried from the guest's Python), less what the board's Debian packages provide
-when its venv uses them (32-bit: NumPy 1.x and Pillow); those are downloaded for the guest's
-platform tags (``manylinux_2_17`` … ``manylinux_2_<its glibc>``) into a wheelhouse. Then the
-*guest's* pip (this host's pip version, unpacked from its wheel; ``--isolated --no-index``) installs
-``edgeport[pi]`` from it into a venv made by the guest's Python: the resolution a Pi user's pip does,
-on the board's Python.
+download on x86 would pick the x86 half of the ``pi`` extra. So the board's requirements are
+computed here from the edgeport wheel's METADATA with the markers evaluated in the *board's*
+environment (:data:`MARKER_ENV`, or 64-bit Pi OS's as the rpi bundle's ``--offline`` knows it), and
+downloaded for the board's platform tags (``manylinux_2_17`` … ``manylinux_2_<its glibc>``) into a
+wheelhouse: what ``bundle --target rpi --offline`` packs and install.sh installs from. edgeport's own wheel
+is built here from the source tree (:func:`edgeport_wheel`, cached by its fingerprint).
 
-Cached under the board cache: ``wheels-MACHINE/`` (stamped by the requirement list),
-``edgeport-wheel/`` (stamped by a fingerprint of the source tree), ``pip/`` and ``BOARD/venv``
-(files identical in two boards' venvs of one architecture are hard links: Pi 4 and Pi 5 share 200 MB).
 Run as ``python -m edgeport.benchmarks.devices.pi_venv inventory`` inside a board, it prints what
-is installed there as JSON (stdlib only).
+is installed there as JSON (stdlib only): `make arm-check` checks the engines and that TensorFlow is absent.
 """
 from __future__ import annotations
 
@@ -25,13 +20,11 @@ import shutil
 import sys
 import tempfile
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeport.benchmarks.devices.boards import BOARDS
 from edgeport.benchmarks.devices.pi_sysroot import (
-    BoardImage, SetupError, fresh, key, run, set_stamp, share_identical, stamp_of)
+    SetupError, fresh, key, run, set_stamp, stamp_of)
 
 EXTRA = "pi"
 #: The guest's marker environment, computed as ``packaging.markers.default_environment()`` does
@@ -85,37 +78,6 @@ def target_requirements(metadata: email.message.Message, extra: str, env: dict[s
     return list(merged.values())
 
 
-def installed_distributions(site: Path) -> dict[str, str]:
-    """{canonical name: version} of the distributions in ``site`` (dist-info and egg-info)."""
-    from importlib import metadata
-
-    from packaging.utils import canonicalize_name
-
-    out = {}
-    for d in metadata.distributions(path=[str(site)]):
-        name = d.metadata["Name"]
-        if name:
-            out.setdefault(canonicalize_name(name), d.version)
-    return out
-
-
-def split_provided(reqs: list, provided: dict[str, str]) -> tuple[list, list[str]]:
-    """(requirements to download, notes on those the system provides); a system version outside a
-    requirement's range is a SetupError (pip would try to replace a Debian package)."""
-    from packaging.utils import canonicalize_name
-
-    todo, notes = [], []
-    for req in reqs:
-        have = provided.get(canonicalize_name(req.name))
-        if have is None:
-            todo.append(req)
-        elif req.specifier.contains(have, prereleases=True):
-            notes.append(f"{req} provided by Debian ({req.name} {have})")
-        else:
-            raise SetupError(f"{req} is required but Debian provides {req.name} {have}")
-    return todo, notes
-
-
 def wheel_platforms(machine: str, glibc: str) -> list[str]:
     """pip ``--platform`` tags a glibc ``glibc`` system on ``machine`` accepts. Every
     ``manylinux_2_N`` must be listed: pip matches them literally (without ``_2_27`` it silently picks
@@ -161,7 +123,7 @@ def edgeport_wheel(source: Path, cache: Path) -> tuple[Path, str]:
     if stamp_of(dest) == fingerprint and len(wheels) == 1:
         return wheels[0], fingerprint
     fresh(dest)
-    print(f"arm-check: pip wheel --no-deps {source}", flush=True)
+    print(f"edgeport wheel: pip wheel --no-deps {source}", flush=True)
     import tomllib
 
     dirs = set(tomllib.loads((source / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"].values())
@@ -183,28 +145,6 @@ def edgeport_wheel(source: Path, cache: Path) -> tuple[Path, str]:
     return wheels[0], fingerprint
 
 
-def guest_pip(cache: Path) -> Path:
-    """pip for the guests (Debian's minbase Python has none): this host's pip version, its wheel
-    unpacked (``python DIR/pip`` runs it; unlike a zip, the guest can cache its bytecode there)."""
-    from importlib.metadata import version
-
-    want = version("pip")
-    dest = cache / "pip"
-    if stamp_of(dest) == want and (dest / "pip/__main__.py").is_file():
-        return dest
-    fresh(dest)
-    with tempfile.TemporaryDirectory(prefix="edgeport-pip-") as tmp:
-        run([sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--no-deps",
-             "--only-binary=:all:", "-d", tmp, f"pip=={want}"], f"pip download pip=={want} failed", timeout=600)
-        found = sorted(Path(tmp).glob(f"pip-{want}-*.whl"))
-        if not found:
-            raise SetupError(f"pip download pip=={want} left no wheel")
-        with zipfile.ZipFile(found[0]) as z:
-            z.extractall(dest)
-    set_stamp(dest, want)
-    return dest
-
-
 def wheelhouse(cache: Path, reqs: list, env: dict[str, str], *, deps: bool) -> Path:
     """``cache/wheels-MACHINE``: the target's wheels for ``reqs`` (with their dependencies when
     ``deps``), downloaded once per requirement list."""
@@ -219,82 +159,6 @@ def wheelhouse(cache: Path, reqs: list, env: dict[str, str], *, deps: bool) -> P
         timeout=1800)
     set_stamp(dest, stamp)
     return dest
-
-
-# -- the guest venv ------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class GuestVenv:
-    image: BoardImage
-
-    @property
-    def path(self) -> Path:
-        return self.image.home / "venv"
-
-    @property
-    def python(self) -> Path:
-        return self.path / "bin" / self.image.python.name
-
-    def pip(self, pip: Path, command: str, *args: str) -> None:
-        """The guest's pip (``pip`` from :func:`guest_pip`), reading no configuration (``--isolated``)."""
-        run(self.image.command(self.python, str(pip / "pip"), command, "--isolated", "--disable-pip-version-check",
-                               *args),
-            f"{self.image.board.key}: guest pip {command} failed", timeout=1800, env=self.image.env(),
-            cwd=self.image.home)
-
-
-def marker_environment(image: BoardImage) -> dict[str, str]:
-    """The guest Python's marker environment and glibc (one run of its own interpreter)."""
-    proc = run(image.command(image.python, "-I", "-c", MARKER_ENV),
-               f"{image.board.key}: the guest Python did not start", timeout=300, env=image.env(), cwd=image.home)
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def install_pi(image: BoardImage, cache: Path, wheel: Path, fingerprint: str) -> tuple[GuestVenv, dict[str, Any]]:
-    """``pip install 'edgeport[pi]'`` in the board's venv: made once per wheelhouse; when only the
-    source changed, edgeport is uninstalled and ``edgeport[pi]`` installed again (the guest's pip
-    resolves the extra again against what is there). Returns the venv and what was done."""
-    board, venv = image.board, GuestVenv(image)
-    env = marker_environment(image)
-    reqs = target_requirements(wheel_metadata(wheel), EXTRA, env)
-    provided = {}
-    if board.system_site_packages:
-        provided = installed_distributions(image.rootfs / "usr/lib/python3/dist-packages")
-    todo, notes = split_provided(reqs, provided)
-    # Where Debian provides packages, dependencies are left to the guest's pip (it sees them);
-    # resolving here would look for wheels PyPI does not have (NumPy for armv7l).
-    house = wheelhouse(cache, todo, env, deps=not board.system_site_packages)
-    pip = guest_pip(cache)
-    info: dict[str, Any] = {"marker_environment": env, "requirements": [str(r) for r in reqs],
-                            "downloaded_for": [str(r) for r in todo], "provided_by_debian": notes,
-                            "wheelhouse": sorted(p.name for p in house.glob("*.whl")), "pip": stamp_of(pip)}
-    install = ["install", "--no-cache-dir", "--no-index", "--find-links", str(house), "--find-links",
-               str(wheel.parent), f"edgeport[{EXTRA}]"]
-    stamp = key(image.stamp, board.system_site_packages, *info["wheelhouse"], info["pip"])
-    if stamp_of(venv.path) != stamp or not venv.python.exists():
-        info["done"] = "new venv, pip install edgeport[pi]"
-        print(f"arm-check: {board.key}: guest venv + pip install 'edgeport[{EXTRA}]' ({board.machine}, "
-              f"{board.qemu_cpu})", flush=True)
-        fresh(venv.path)
-        run(image.command(image.python, "-m", "venv", "--copies", "--without-pip",
-                          *(["--system-site-packages"] if board.system_site_packages else []), str(venv.path)),
-            f"{board.key}: python3.11 -m venv failed", timeout=600, env=image.env(), cwd=image.home)
-        venv.pip(pip, *install)
-        venv.pip(pip, "check")
-        set_stamp(venv.path, stamp)
-    elif stamp_of(venv.path / "edgeport") != fingerprint:
-        info["done"] = "source changed: pip uninstall edgeport, pip install edgeport[pi]"
-        print(f"arm-check: {board.key}: the source changed: pip install 'edgeport[{EXTRA}]' again", flush=True)
-        set_stamp(venv.path / "edgeport", None)
-        venv.pip(pip, "uninstall", "-y", "edgeport")
-        venv.pip(pip, *install)
-    else:
-        info["done"] = "cached"
-        return venv, info
-    set_stamp(venv.path / "edgeport", fingerprint)
-    twins = [cache / k / "venv" for k, b in BOARDS.items() if k != board.key and b.debian_arch == board.debian_arch]
-    info["shared_bytes"] = sum(share_identical(t, venv.path) for t in twins if t.is_dir())
-    return venv, info
 
 
 # -- inside the guest ------------------------------------------------------------------------------

@@ -93,13 +93,12 @@ def _row(device: str, r: dict[str, Any], emulated: str) -> list[str]:
             *(emulated + t for t in times), fmt_size(r.get("peak_rss_bytes"))]
 
 
-def _one(name: str, model_dir: Path, archive: Path, whl: Path, options: list[str], log) -> DeviceBench:
+def _one(name: str, model_dir: Path, archive: Path, options: list[str], log) -> DeviceBench:
     run = DeviceBench(name)
     try:
         device = get_device(name)
-        remote.ensure_edgeport(device, whl, log=log)
+        _, there = remote.ensure_edgeport(device, archive, log=log)
         run.identity = identity(device, probe(device, remote.venv_python(device)))
-        there = remote.copy_bundle(device, archive)
         log(f"{name}: edgeport bench --bundle {there} {' '.join(options)}".rstrip())
         landed = archive.parent / f"{archive.name[:-len('.tar.gz')]}.{name}.bench.json"
         report = remote.run_there(device, there, "bench", options, landed)
@@ -120,12 +119,12 @@ def bench_on(model: str, on: str, *, out: Path = Path("artifacts"), dist: Path =
     if given := [k for k, v in (unsupported or {}).items() if v]:
         raise EdgeportError(f"--on measures the bundle's artifacts on its reference inputs; {', '.join(given)} "
                             "cannot go with it")
-    names, model_dir, archive, whl = prepare(model, on, out=Path(out), dist=Path(dist), samples=300, data_dir=None,
+    names, model_dir, archive = prepare(model, on, out=Path(out), dist=Path(dist), samples=300, data_dir=None,
                                              formats=formats)
     options = ["--seconds", f"{seconds:g}", *(a for t in threads or [] for a in ("--threads", str(t))),
                *(a for f in formats or [] for a in ("--formats", f))]
     with ThreadPoolExecutor(max_workers=len(names)) as pool:
-        runs = list(pool.map(lambda n: _one(n, model_dir, archive, whl, options, print), names))
+        runs = list(pool.map(lambda n: _one(n, model_dir, archive, options, print), names))
     try:
         workstation = json.loads(bench_file(model_dir).read_text())
     except (OSError, ValueError):

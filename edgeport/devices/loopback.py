@@ -6,6 +6,7 @@ written deliberately from the host key it generated (nothing is scanned or accep
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import shutil
 import socket
@@ -74,8 +75,9 @@ class Loopback:
                 self.process.wait()
 
 
-def start(root: Path, timeout: float = 10.0) -> Loopback:
-    """Start sshd for the calling user under ``root``; it stops with :meth:`Loopback.stop`."""
+def start(root: Path, timeout: float = 10.0, env: dict[str, str] | None = None) -> Loopback:
+    """Start sshd for the calling user under ``root``; it stops with :meth:`Loopback.stop`. ``env``: set in
+    every session (sshd's ``SetEnv``: an emulated board's qemu settings)."""
     if reason := missing():
         raise LoopbackUnavailable(reason)
     root.mkdir(parents=True, exist_ok=True)
@@ -86,7 +88,8 @@ def start(root: Path, timeout: float = 10.0) -> Loopback:
     config.write_text(f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nAuthorizedKeysFile "
                       f"{root / 'authorized_keys'}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
                       f"UsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nPidFile {root / 'sshd.pid'}\n"
-                      "AllowTcpForwarding no\nX11Forwarding no\nLogLevel ERROR\n")
+                      "AllowTcpForwarding no\nX11Forwarding no\nLogLevel ERROR\n"
+                      + (f"SetEnv {' '.join(f'{k}={json.dumps(v)}' for k, v in env.items())}\n" if env else ""))
     if os.geteuid() == 0:
         Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # its privilege-separation directory
     log = open(root / "sshd.log", "wb")  # sshd writes to it as long as it runs

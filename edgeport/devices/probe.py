@@ -134,8 +134,9 @@ class DeviceCheck:
 
         i = self.info
         mem = i.get("memory", {})
+        board = (i.get("model") or "-") + (" (emulated: its timings are never latency)" if self.device.emulated else "")
         rows = [("device", f"{self.device.name} ({self.device.address}): reachable"),
-                ("architecture", i.get("machine")), ("board", i.get("model") or "-"), ("cpu", i.get("cpu") or "-"),
+                ("architecture", i.get("machine")), ("board", board), ("cpu", i.get("cpu") or "-"),
                 ("os", i.get("os")), ("python", f"{i.get('python')} ({i.get('executable')})"),
                 ("cores", i.get("cores")),
                 ("memory", f"{human_size(mem.get('MemTotal'))} ({human_size(mem.get('MemAvailable'))} available)"),

@@ -35,12 +35,20 @@ def _meminfo():
     return out
 
 
+#: Arm's "CPU part" numbers of the cores Raspberry Pis and similar boards use (a 64-bit Arm kernel prints
+#: no "model name")
+ARM_PARTS = {"0xc07": "Cortex-A7", "0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55",
+             "0xd08": "Cortex-A72", "0xd0b": "Cortex-A76", "0xd46": "Cortex-A510", "0xd4b": "Cortex-A78C"}
+
+
 def _cpu():
+    seen = {}
     for line in (_read("/proc/cpuinfo") or "").splitlines():
         key, _, value = line.partition(":")
-        if key.strip() in ("model name", "Hardware", "Processor") and value.strip():
-            return value.strip()
-    return platform.processor() or None
+        if value.strip():
+            seen.setdefault(key.strip(), value.strip())
+    return (seen.get("model name") or ARM_PARTS.get(seen.get("CPU part")) or seen.get("Hardware")
+            or seen.get("Processor") or platform.processor() or None)
 
 
 def _free(path):

@@ -1,10 +1,13 @@
-"""edgeport on a device: its own wheel installed into a venv there, a bundle copied, verify run there.
+"""edgeport on a device: the bundle copied, and installed there by the bundle's own install.sh, as its owner does.
 
-The wheel is built from this source tree (``pip wheel --no-deps``, cached by the tree's fingerprint,
-as `make arm-check` builds it); the device's venv is made by its own ``python3 -m venv`` and gets the
-wheel with the ``pi`` extra by its own pip (the engines for its platform: from its index, or from
-``--find-links`` wheels beside it). It is reinstalled whenever the wheel differs (its sha256 is kept
-in the venv), so the device always runs the code the workstation runs.
+The rpi bundle carries edgeport's wheel (built from this source tree, ``pip wheel --no-deps``, cached by
+the tree's fingerprint, or re-made from an installed copy) and install.sh: on the device the bundle is
+unpacked and ``sh M-rpi/install.sh VENV`` run with the device's ``python3`` (its README's first command).
+install.sh makes the venv and installs the wheel with the ``pi`` extra; an ``--offline`` bundle whose
+wheels are the device's (machine and Python) installs from them alone, since a board often has no
+internet; any other takes the engines from the device's package index. It is reinstalled whenever the
+bundle's wheel differs from the one installed (its sha256 is kept in the venv), so the device always
+runs the code the workstation runs.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from typing import Any
 
 from edgeport.devices import ssh
 from edgeport.devices.config import Device
-from edgeport.devices.probe import EXTRA, probe, require_space, require_usable
+from edgeport.devices.probe import probe, require_space, require_usable
 from edgeport.devices.ssh import DeviceError
 from edgeport.files import sha256_file
 from edgeport.names import data_home
@@ -52,44 +55,53 @@ def _q(path: str) -> str:
     return shlex.quote(path)
 
 
-def system_site_packages(machine: str) -> bool:
-    """Whether a venv on ``machine`` sees the OS's packages: a 32-bit Pi takes Debian's NumPy (PyPI has
-    no armv7l NumPy; the emulated boards of `make arm-check` say which)."""
-    from edgeport.benchmarks.devices.boards import BOARDS
-
-    return any(b.system_site_packages for b in BOARDS.values() if b.machine == machine)
-
-
 def venv_python(device: Device) -> str:
     return f"{device.workdir}/venv/bin/python"
 
 
-def ensure_edgeport(device: Device, whl: Path, log=print) -> dict[str, Any]:
-    """edgeport from ``whl`` (with its ``pi`` extra) in the device's venv; returns the device's probe.
-    Refuses, before copying anything, a device with no usable Python or no engine wheel."""
+def bundle_install(archive: Path) -> tuple[str, str, str | None]:
+    """(the bundle's folder name, its edgeport wheel's sha256, the "MACHINE PYTHON" its wheels/ is for or
+    None), read from the archive's bundle.json."""
+    import tarfile
+
+    from edgeport.export.targets.rpi_install import WHEELS
+
+    name = archive.name[:-len(".tar.gz")] if archive.name.endswith(".tar.gz") else archive.stem
+    try:
+        with tarfile.open(archive) as tar:
+            meta = json.loads(tar.extractfile(f"{name}/bundle.json").read())  # type: ignore[union-attr]
+    except (OSError, KeyError, ValueError, AttributeError, tarfile.TarError) as exc:
+        raise DeviceError(f"{archive}: not an rpi bundle edgeport can install from ({exc})") from None
+    wheels = [(k, v) for k, v in meta.get("files", {}).items() if k.startswith(f"{WHEELS}/edgeport-")]
+    if len(wheels) != 1 or "install.sh" not in meta.get("files", {}):
+        raise DeviceError(f"{archive}: no edgeport wheel and install.sh in it; rebuild it with `edgeport bundle`")
+    offline = (meta.get("install") or {}).get("offline")
+    return name, wheels[0][1]["sha256"], offline.replace("cp", "") if offline else None
+
+
+def ensure_edgeport(device: Device, archive: Path, log=print) -> tuple[dict[str, Any], str]:
+    """The bundle on the device and edgeport from it (the bundle's install.sh, ``pi`` extra) in the device's
+    venv; returns (the device's probe, the bundle's path there). Refuses, before copying anything, a device
+    with no usable Python or no engine wheel."""
     info = probe(device)
     require_usable(device, info)
-    sha = sha256_file(whl)
-    venv, py = f"{device.workdir}/venv", venv_python(device)
+    name, sha, offline = bundle_install(archive)
+    venv = f"{device.workdir}/venv"
     have = ssh.run(device, f"cat {_q(venv + '/' + STAMP)} 2>/dev/null", check=False).stdout.decode().strip()
     if have == sha:
-        return info
-    require_space(device, info, FIRST_INSTALL_BYTES if not info.get("venv") else 4 * whl.stat().st_size)
-    log(f"{device.name}: installing {whl.name} ({EXTRA} extra) into {venv}")
-    remote = f"{device.workdir}/wheels/{whl.name}"
-    ssh.push(device, whl, remote, sha)
-    if not info.get("venv"):
-        system = " --system-site-packages" if system_site_packages(info["machine"]) else ""
-        made = ssh.run(device, f"{_q(device.python)} -m venv{system} {_q(venv)}", timeout=300, check=False)
-        if made.returncode != 0:
-            ssh.run(device, f"rm -rf {_q(venv)}", check=False)
-            hint = " (Debian/Pi OS: sudo apt install python3-venv)" if "ensurepip" in made.stderr else ""
-            raise DeviceError(f"{device.name}: {device.python} -m venv failed{hint}: {ssh.last_line(made.stderr)}")
-    pip = f"{_q(py)} -m pip install -q --disable-pip-version-check --find-links {_q(device.workdir + '/wheels')}"
-    ssh.run(device, f"{pip} --force-reinstall --no-deps {_q(remote)} && {pip} {_q(remote + f'[{EXTRA}]')}",
+        return info, copy_bundle(device, archive)
+    require_space(device, info, (FIRST_INSTALL_BYTES if not info.get("venv") else 0) + 3 * archive.stat().st_size)
+    there = copy_bundle(device, archive)
+    board = f"{info['markers']['platform_machine']} {info['markers']['python_version']}"
+    source = ("the bundle's wheels alone: offline" if offline == board else
+              f"the device's package index: the bundle's wheels are for {offline or 'no board'}, it is {board}")
+    log(f"{device.name}: installing edgeport from the bundle: sh {name}/install.sh {venv} (engines from {source})")
+    folder = f"{Path(there).parent}/{name}"
+    ssh.run(device, f"rm -rf {_q(folder)} && tar xzf {_q(there)} -C {_q(str(Path(there).parent))} && "
+                    f"PYTHON={_q(device.python)} sh {_q(folder + '/install.sh')} {_q(venv)}",
             timeout=INSTALL_TIMEOUT_S)
     ssh.run(device, f"echo {sha} > {_q(venv + '/' + STAMP)}")
-    return info
+    return info, there
 
 
 def copy_bundle(device: Device, archive: Path) -> str:

@@ -3,7 +3,8 @@ shown beside the workstation's.
 
 The rpi bundle is built (reproducibly: an unchanged model gives the same archive, which a device that
 has it does not receive again); then, for every device at once, edgeport is installed or updated there
-(:mod:`remote`), the bundle copied and checked, ``edgeport verify --bundle`` run there with the
+from the bundle by its own install.sh (:mod:`remote`; the bundle is ``--offline``, so a board with no
+internet installs from its wheels alone), ``edgeport verify --bundle`` run there with the
 workstation's gates, and its verify.json brought back to ``dist/MODEL-rpi.DEVICE.verify.json``.
 A device that fails is one line in the table; it never loses another device's results.
 """
@@ -82,12 +83,11 @@ def _rows(report: dict[str, Any]) -> dict[tuple[str, str], str]:
     return out
 
 
-def _one(name: str, archive: Path, whl: Path, log) -> DeviceRun:
+def _one(name: str, archive: Path, log) -> DeviceRun:
     run = DeviceRun(name)
     try:
         device = get_device(name)
-        remote.ensure_edgeport(device, whl, log=log)
-        there = remote.copy_bundle(device, archive)
+        _, there = remote.ensure_edgeport(device, archive, log=log)
         log(f"{name}: edgeport verify --bundle {there}")
         run.results = archive.parent / f"{archive.name[:-len('.tar.gz')]}.{name}.{VERIFY_FILE}"
         run.report = remote.verify_there(device, there, run.results)
@@ -103,18 +103,19 @@ def verify_on(model: str, on: str, *, out: Path = Path("artifacts"), dist: Path 
     options of `edgeport verify` given that a device's verify does not take (refused, not dropped)."""
     if given := [k for k, v in (unsupported or {}).items() if v]:
         raise EdgeportError(f"--on proves the bundle with the gates it carries; {', '.join(given)} cannot go with it")
-    names, model_dir, archive, whl = prepare(model, on, out=out, dist=dist, samples=samples, data_dir=data_dir,
-                                             formats=formats)
+    names, model_dir, archive = prepare(model, on, out=out, dist=dist, samples=samples, data_dir=data_dir,
+                                        formats=formats)
     with ThreadPoolExecutor(max_workers=len(names)) as pool:
-        runs = list(pool.map(lambda n: _one(n, archive, whl, print), names))
+        runs = list(pool.map(lambda n: _one(n, archive, print), names))
     workstation = json.loads((model_dir / VERIFY_FILE).read_text())
     return VerifyOnReport(model_dir.name, workstation, runs)
 
 
 def prepare(model: str, on: str, *, out: Path, dist: Path, samples: int, data_dir: str | None,
-            formats: list[str] | None) -> tuple[list[str], Path, Path, Path]:
-    """(device names, the model's directory, its rpi bundle, edgeport's wheel) for ``--on``: every name
-    known and the bundle built (or reused) before any device is reached."""
+            formats: list[str] | None) -> tuple[list[str], Path, Path]:
+    """(device names, the model's directory, its rpi bundle) for ``--on``: every name known and the bundle
+    built (or reused; ``--offline``: a board with no internet installs from it alone) before any device is
+    reached."""
     if not model:
         raise EdgeportError("--on: name the model whose bundle the devices run (edgeport verify MODEL --on NAME)")
     from edgeport.export.targets import bundle_model
@@ -127,5 +128,6 @@ def prepare(model: str, on: str, *, out: Path, dist: Path, samples: int, data_di
         get_device(name)  # an unknown name fails before anything is built
     model_dir = find_model_dir(model, out)
     chosen = {"formats": formats} if formats else {}  # default: every format the Pi bundle carries
-    built = bundle_model(model, target=TARGET, out=out, dist=dist, samples=samples, data_dir=data_dir, **chosen)
-    return names, model_dir, built.archive, remote.wheel()
+    built = bundle_model(model, target=TARGET, out=out, dist=dist, samples=samples, data_dir=data_dir, offline=True,
+                         **chosen)
+    return names, model_dir, built.archive

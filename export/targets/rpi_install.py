@@ -54,9 +54,14 @@ if [ -f "$here/wheels/OFFLINE" ]; then
   else say "the bundle's wheels are for $(cat "$here/wheels/OFFLINE"), this board is $board:" \
            "the engines come from the package index"; fi
 fi
-"$py" -m venv $site "$venv" || { say "$py -m venv failed (Debian/Pi OS: sudo apt install python3-venv)"; exit 1; }
-"$venv/bin/python" -m pip install -q --disable-pip-version-check $index --find-links "$here/wheels" "$@" \
-  "$here/wheels/@WHEEL@[pi]"
+pipi() { "$venv/bin/python" -m pip install -q --disable-pip-version-check "$@"; }
+if [ -x "$venv/bin/edgeport" ]; then  # an update: this bundle's edgeport replaces the one there (same version or not)
+  pipi --no-index --no-deps --force-reinstall "$@" "$here/wheels/@WHEEL@"
+else
+  [ -x "$venv/bin/python" ] || "$py" -m venv $site "$venv" || {
+    say "$py -m venv failed (Debian/Pi OS: sudo apt install python3-venv)"; exit 1; }
+fi
+pipi $index --find-links "$here/wheels" "$@" "$here/wheels/@WHEEL@[pi]"
 say "edgeport is in $venv: $venv/bin/edgeport verify --bundle $here"
 """
 

@@ -1,0 +1,83 @@
+"""An emulated Raspberry Pi 5 reached through ssh takes a real Pi's path: `device add`, `device check`,
+`verify MODEL --on`, `bench MODEL --on` and `report` against a loopback sshd whose sessions run the board's
+own Python under qemu-user (binfmt_misc, the board's root filesystem and CPU: :mod:`pi_device`), with no
+internet there: edgeport is installed from the --offline bundle's own wheel and wheelhouse by its
+install.sh. Timings stay labelled emulated. The board's root filesystem, the aarch64 wheels and the
+device's venv are cached in the data home; only a changed edgeport wheel is installed again.
+
+Needs qemu-user-static, debootstrap (`make arm-deps`, as root) and openssh-server; otherwise it skips
+saying why. ~2-3 min cached (qemu runs pip and the engines), so it runs with EDGEPORT_ARM_CHECK=1 only.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from edgeport.benchmarks.devices import pi_device
+from edgeport.cli import main
+from edgeport.devices import remote
+from edgeport.export.pipeline import export_model
+from edgeport.names import data_home
+
+WHY = pi_device.missing("pi5")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(os.environ.get("EDGEPORT_ARM_CHECK") != "1",
+                                 reason="emulated Pi 5 over ssh: set EDGEPORT_ARM_CHECK=1 (minutes under qemu)"),
+              pytest.mark.skipif(WHY is not None, reason=f"no emulated Pi 5: {WHY}")]
+
+
+@pytest.fixture(scope="module")
+def pi5(tmp_path_factory):
+    pi = pi_device.start("pi5", tmp_path_factory.mktemp("pi5-sshd"))
+    yield pi
+    pi.stop()
+
+
+def test_an_emulated_pi5_through_ssh(pi5, tiny_models, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "test.npz", x_test=rng.integers(0, 256, (80, 28, 28, 1)).astype(np.uint8),
+             y_test=rng.integers(0, 10, 80))
+    assert export_model(str(tiny_models["mlp"]), formats=["tflite_fp32"], out=tmp_path / "out").ok
+    assert main(["verify", "tiny_mlp", "--out", "out", "--data-npz", "test.npz"]) == 0
+    assert main(["bench", "tiny_mlp", "--out", "out", "--seconds", "0.1", "--threads", "1",
+                 "--no-keras-predict"]) == 0
+    whl = tmp_path / remote.wheel().name  # one wheel for the run (the shared checkout may change meanwhile)
+    whl.write_bytes(remote.wheel().read_bytes())
+    monkeypatch.setattr(remote, "wheel", lambda: whl)
+    capsys.readouterr()
+
+    assert main(["device", "add", "pi5emu", pi5.address, "--identity", str(pi5.loop.client_key), "--ssh-config",
+                 str(pi5.loop.ssh_config), "--python", pi5.python, "--workdir", str(data_home() / "pi5emu-device"),
+                 "--emulated"]) == 0
+    assert main(["device", "check", "pi5emu"]) == 0
+    check = capsys.readouterr().out
+    assert "aarch64" in check and "Raspberry Pi 5 Model B Rev 1.0" in check and "bookworm" in check, check
+    assert "ai-edge-litert" in check and "usable" in check, check
+
+    assert main(["verify", "tiny_mlp", "--out", "out", "--formats", "tflite_fp32", "--on", "pi5emu"]) == 0
+    verified = capsys.readouterr().out
+    row = next(line for line in verified.splitlines() if line.startswith("tflite_fp32"))
+    assert row.count("PASS 100.00%") == 2, verified  # the workstation's and the board's
+    assert "offline" in verified or "installing" not in verified, verified  # installed from the bundle alone
+    came = json.loads((tmp_path / "dist" / "tiny_mlp-rpi.pi5emu.verify.json").read_text())
+    assert came["ok"] and "ai_edge_litert 2.3" in came["results"][0]["engine"]
+
+    assert main(["bench", "tiny_mlp", "--out", "out", "--on", "pi5emu", "--formats", "tflite_fp32",
+                 "--seconds", "0.2", "--threads", "1"]) == 0
+    benched = capsys.readouterr().out
+    row = next(line for line in benched.splitlines() if line.startswith("pi5emu "))
+    assert "emulated" in row, benched
+    ident = json.loads((tmp_path / "out/tiny_mlp/devices/pi5emu.bench.json").read_text())["device_identity"]
+    assert ident["emulated"] and ident["machine"] == "aarch64" and ident["board"] == "Raspberry Pi 5 Model B Rev 1.0"
+
+    assert main(["report", "tiny_mlp", "--out", "out", "--no-browser"]) == 0
+    rows = json.loads((tmp_path / "out/report/report.json").read_text())["models"]["tiny_mlp"]["rows"]
+    board = [r for r in rows if r.get("device") == ident["label"]]
+    assert board and board[0]["p50_us"] is None and board[0]["emulated_p50_us"] > 0  # emulated: never latency
+    print(check, verified, benched, sep="\n", file=sys.stderr)  # the transcript, with -s
