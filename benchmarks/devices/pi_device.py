@@ -11,7 +11,7 @@ So `edgeport device check`, `verify --on` and `bench --on` take exactly the code
 its device entry says ``emulated``, and its timings are labelled emulated, never latency.
 
 ``python -m edgeport.benchmarks.devices.pi_device pi5 DIR`` starts one and prints the
-`edgeport device add` line for it; Ctrl-C stops it.
+`edgeport device add` line for it; Ctrl-C (or SIGTERM) stops it.
 """
 from __future__ import annotations
 
@@ -83,6 +83,7 @@ def start(key: str, root: Path, *, cache: Path | None = None, mirror: str | None
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
+    import signal
     import time
 
     from edgeport.errors import EdgeportError
@@ -99,12 +100,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"{pi.image.board.device_name} on {pi.address}; name it with:\n  "
           f"{pi.add_command(args.board + 'emu', '.edgeport-' + args.board + 'emu')}\nCtrl-C stops it.", flush=True)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # kill PID stops it as Ctrl-C does
     try:
         while pi.loop.process.poll() is None:
             time.sleep(1)
     except KeyboardInterrupt:
         pass
-    pi.stop()
+    finally:
+        pi.stop()
     return 0
 
 
