@@ -154,7 +154,8 @@ def wheelhouse(cache: Path, reqs: list, env: dict[str, str], *, deps: bool) -> P
     if stamp_of(dest) == stamp:
         return dest
     fresh(dest)
-    print(f"arm-check: pip download for {env['platform_machine']}: {', '.join(sorted(map(str, reqs)))}", flush=True)
+    print(f"bundle --offline: pip download the {env['platform_machine']} Python {env['python_version']} wheels of "
+          f"{', '.join(sorted(map(str, reqs)))}", flush=True)
     run(command, f"pip could not download the {env['platform_machine']} wheels of {', '.join(map(str, reqs))}",
         timeout=1800)
     set_stamp(dest, stamp)

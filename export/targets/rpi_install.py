@@ -81,7 +81,7 @@ install.sh: {where}. 32-bit Pi OS (armv7l) first: `sudo apt install python3-venv
 (tflite-runtime 2.14 on Debian's NumPy 1.x; no ONNX Runtime wheel exists for armv7l)."""
 
 
-def add(builder, *, offline: bool = False, log=print) -> list[str]:
+def add(builder, *, offline: bool = False) -> list[str]:
     """Put the wheel, install.sh and (``offline``) the 64-bit Pi OS wheelhouse into ``builder``; returns
     the wheel files added."""
     from edgeport.devices.remote import wheel
@@ -91,7 +91,7 @@ def add(builder, *, offline: bool = False, log=print) -> list[str]:
     builder.add_text(INSTALLER, INSTALL_SH.replace("@WHEEL@", whl.name))
     added = [whl.name]
     if offline:
-        house = wheelhouse(whl, log=log)
+        house = wheelhouse(whl)
         for p in sorted(house.glob("*.whl")):
             builder.add_file(f"{WHEELS}/{p.name}", p)
             added.append(p.name)
@@ -102,15 +102,14 @@ def add(builder, *, offline: bool = False, log=print) -> list[str]:
     return added
 
 
-def wheelhouse(whl: Path, log=print) -> Path:
-    """The 64-bit Pi OS wheels of ``whl``'s ``pi`` extra and their dependencies (downloaded once, cached)."""
+def wheelhouse(whl: Path) -> Path:
+    """The 64-bit Pi OS wheels of ``whl``'s ``pi`` extra and their dependencies (downloaded once, cached;
+    the download says what it fetches)."""
     from edgeport.benchmarks.devices import pi_venv
     from edgeport.benchmarks.devices.pi_sysroot import SetupError
     from edgeport.names import data_home
 
     reqs = pi_venv.target_requirements(pi_venv.wheel_metadata(whl), EXTRA, PI_OS_64)
-    log(f"bundle --offline: the {PI_OS_64['platform_machine']} Python {PI_OS_64['python_version']} wheels of "
-        f"{', '.join(sorted(map(str, reqs)))}")
     try:
         return pi_venv.wheelhouse(data_home() / "devices" / "offline", reqs, PI_OS_64, deps=True)
     except SetupError as exc:
