@@ -42,7 +42,7 @@ def test_rows_on_other_data_are_not_kept():
 
 
 def test_fix_writes_the_merged_file_under_the_lock(tmp_path, monkeypatch):
-    from edgeport.benchmarks.verify import command
+    from edgeport.benchmarks.verify import result as result_mod
     from edgeport.benchmarks.verify.result import Result, VerifyReport
 
     dest = tmp_path / "verify.json"
@@ -54,7 +54,7 @@ def test_fix_writes_the_merged_file_under_the_lock(tmp_path, monkeypatch):
         asked["merge"] = merge
         report = VerifyReport("m", tmp_path, DATA, REF, {}, [Result("tflite_int8", "litert", "model_int8.tflite",
                                                                       "int8")], dest=plan.dest)
-        command.write_merged(tmp_path, plan.dest, report)
+        result_mod.write_merged(tmp_path, plan.dest, report)
         return report
 
     monkeypatch.setattr(fix, "run_plan", run_plan)
@@ -68,7 +68,7 @@ def test_fix_writes_the_merged_file_under_the_lock(tmp_path, monkeypatch):
 def test_verify_formats_merges_and_drops_rows_of_a_changed_artifact(tmp_path, monkeypatch):
     """`edgeport verify MODEL --formats X` merges like fix: the other formats keep their rows (with the
     time they were verified); a kept row whose artifact's sha256 changed since is dropped, said."""
-    from edgeport.benchmarks.verify import command
+    from edgeport.benchmarks.verify import result as result_mod
     from edgeport.benchmarks.verify.result import Result, VerifyReport
 
     old = {**_row("onnx", "onnxruntime", "pass"), "sha256": "aaa", "verified_at": "2026-12-01T10:00:00Z"}
@@ -81,7 +81,7 @@ def test_verify_formats_merges_and_drops_rows_of_a_changed_artifact(tmp_path, mo
     monkeypatch.setattr(edgeport.manifest, "load_manifest", lambda d, **_: {"artifacts": listed})
     row = Result("tflite_fp32", "litert", "model.tflite", "float32", sha256="ddd")
     report = VerifyReport("m", tmp_path, DATA, REF, {}, [row], dest=dest)
-    command.write_merged(tmp_path, dest, report)
+    result_mod.write_merged(tmp_path, dest, report)
     written = json.loads(dest.read_text())
     rows = {r["format"]: r for r in written["results"]}
     assert set(rows) == {"tflite_fp32", "onnx"} and written["ok"] is True

@@ -159,31 +159,12 @@ def run_plan(plan: plans.Plan, table: GateTable, *, runtimes: list[str] | None, 
     if not report.results:
         report.notes.append(f"{plan.dest.parent} lists no artifacts: nothing is proved")
     if merge:
+        from edgeport.benchmarks.verify.result import write_merged
+
         write_merged(plan.model_dir, plan.dest, report)
     else:
         write_json_atomic(plan.dest, report.to_dict())
     return report
-
-
-def write_merged(model_dir: Path, dest: Path, report: VerifyReport) -> None:
-    """``report``'s rows merged into ``dest`` (``result.merged``) under the model's lock: the formats
-    not verified now keep their rows, unless their artifact changed since (said in the report's notes)."""
-    import json
-
-    from edgeport.benchmarks.verify.result import merged
-    from edgeport.export.commit import model_lock
-    from edgeport.manifest import load_manifest
-
-    with model_lock(model_dir, "verify"):
-        try:
-            previous = json.loads(dest.read_text())
-        except (OSError, ValueError):
-            previous = None
-        artifacts = load_manifest(model_dir, missing_ok=True).get("artifacts") or {}
-        current = {fmt: entry.get("sha256") for fmt, entry in artifacts.items() if isinstance(entry, dict)}
-        doc = merged(previous, report.to_dict(), current)
-        write_json_atomic(dest, doc)
-    report.notes += [n for n in doc.get("notes", []) if n not in report.notes]
 
 
 def _say_slow(report: VerifyReport) -> None:

@@ -230,3 +230,24 @@ def merged(previous: dict[str, Any] | None, new: dict[str, Any],
     slow = [s for s in previous.get("slow_paths", []) if same and s.get("format") not in redone]
     return {**new, "ok": bool(results) and all(r.get("status") == "pass" for r in results), "results": results,
             "slow_paths": slow + list(new.get("slow_paths", [])), "notes": notes}
+
+
+def write_merged(model_dir: Path, dest: Path, report: VerifyReport) -> None:
+    """``report``'s rows merged into ``dest`` (``result.merged``) under the model's lock: the formats
+    not verified now keep their rows, unless their artifact changed since (said in the report's notes)."""
+    import json
+
+    from edgeport.export.commit import model_lock
+    from edgeport.files import write_json_atomic
+    from edgeport.manifest import load_manifest
+
+    with model_lock(model_dir, "verify"):
+        try:
+            previous = json.loads(dest.read_text())
+        except (OSError, ValueError):
+            previous = None
+        artifacts = load_manifest(model_dir, missing_ok=True).get("artifacts") or {}
+        current = {fmt: entry.get("sha256") for fmt, entry in artifacts.items() if isinstance(entry, dict)}
+        doc = merged(previous, report.to_dict(), current)
+        write_json_atomic(dest, doc)
+    report.notes += [n for n in doc.get("notes", []) if n not in report.notes]
