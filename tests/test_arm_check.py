@@ -207,6 +207,15 @@ def test_alternatives_links_for_blas_and_lapack(tmp_path):
     assert ps.link_alternatives(tmp_path) == []
 
 
+def test_the_ca_bundle_is_written_as_update_ca_certificates_does(tmp_path):
+    assert not ps.ca_bundle(tmp_path)
+    (tmp_path / "usr/share/ca-certificates/mozilla").mkdir(parents=True)
+    for name in ("B.crt", "A.crt"):
+        (tmp_path / "usr/share/ca-certificates/mozilla" / name).write_text(f"-----{name}-----\n")
+    assert ps.ca_bundle(tmp_path)
+    assert (tmp_path / "etc/ssl/certs/ca-certificates.crt").read_text() == "-----A.crt-----\n-----B.crt-----\n"
+
+
 def test_board_rootfs_is_a_hard_link_copy_with_its_own_cpuinfo(tmp_path):
     base = tmp_path / "debian-arm64"
     (base / "usr/bin").mkdir(parents=True)
@@ -217,6 +226,7 @@ def test_board_rootfs_is_a_hard_link_copy_with_its_own_cpuinfo(tmp_path):
     assert (pi4.rootfs / "proc/cpuinfo").read_text() == bd.cpuinfo_text(bd.PI4)
     assert (pi5.rootfs / "proc/cpuinfo").read_text() == bd.cpuinfo_text(bd.PI5)
     assert not (base / "proc/cpuinfo").exists()
+    assert (pi5.rootfs / "proc/device-tree/model").read_text() == "Raspberry Pi 5 Model B Rev 1.0\0"  # as firmware
     assert os.stat(pi4.python).st_ino == os.stat(base / "usr/bin/python3.11").st_ino  # no extra disk
     assert ps.stamp_of(pi4.rootfs) and not (pi4.rootfs / "rootfs.stamp").exists()  # beside, not inside
     again = ps.board_image(tmp_path, bd.PI4, base, "b1", "/usr/bin/qemu-aarch64-static")
@@ -454,8 +464,11 @@ def test_a_board_line_is_a_chroot_with_no_network_and_the_boards_cpu(tmp_path, m
         str(image.rootfs), "/bin/sh", "-c", "cd /home/pi && sh m-rpi/install.sh"]
     assert env["QEMU_CPU"] == "cortex-a76" and env["HOME"] == "/home/pi" and env["PIP_NO_INDEX"] == "1"
     assert env["https_proxy"] == "http://127.0.0.1:9" and "PYTHONPATH" not in env
+    (tmp_path / "ca.crt").write_text("site CA\n")
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.crt"))
     online, env = board_shell.argv(image, "true", offline=False)
     assert "--net" not in online and "PIP_NO_INDEX" not in env
+    assert (image.rootfs / env["PIP_CERT"].lstrip("/")).read_text() == "site CA\n"  # this network's trust
 
 
 def test_binfmt_handlers_are_read_and_their_problems_named(tmp_path, monkeypatch):

@@ -50,9 +50,21 @@ def argv(image: BoardImage, line: str, *, offline: bool) -> tuple[list[str], dic
     if os.geteuid() != 0:  # chroot needs CAP_SYS_CHROOT: a user namespace of one's own gives it
         ns.append("--map-root-user")
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": HOME, "LANG": "C.UTF-8", "USER": "pi",
-           "QEMU_CPU": image.board.qemu_cpu, **(OFFLINE_ENV if offline else {})}
+           "QEMU_CPU": image.board.qemu_cpu, **(OFFLINE_ENV if offline else _network_trust(image))}
     cmd = [unshare, *ns, chroot, str(image.rootfs), "/bin/sh", "-c", f"cd {HOME} && {line}"]
     return (cmd if ns else cmd[1:]), env
+
+
+def _network_trust(image: BoardImage) -> dict[str, str]:
+    """An online board sits on this machine's network and trusts what it trusts: this machine's CA bundle
+    (a site's TLS proxy included), as its own file in the board (the Debian bundle stays as it is)."""
+    host = Path(os.environ.get("SSL_CERT_FILE") or "/etc/ssl/certs/ca-certificates.crt")
+    if not host.is_file():
+        return {}
+    inside = "/etc/ssl/certs/edgeport-host-network.crt"
+    (image.rootfs / inside.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(host, image.rootfs / inside.lstrip("/"))
+    return {"SSL_CERT_FILE": inside, "PIP_CERT": inside}
 
 
 def type_line(image: BoardImage, line: str, *, offline: bool, timeout: float) -> Typed:

@@ -88,7 +88,8 @@ PI32 = Board(
         part="0xc07", variant="0x0", revision=5, architecture=7, model_name="ARMv7 Processor rev 5 (v7l)",
         bogomips="38.40"),
     (("Hardware", "BCM2835"), ("Revision", "a01041"), _SERIAL, ("Model", "Raspberry Pi 2 Model B Rev 1.1")),
-    debian_packages=("python3", "python3-venv", "python3-numpy", "python3-pil"), system_site_packages=True,
+    debian_packages=("python3", "python3-venv", "python3-numpy", "python3-pil", "ca-certificates"),
+    system_site_packages=True,  # ca-certificates: its engines come from PyPI (the --offline wheels are aarch64's)
     expect={"tflite-runtime": "==2.14.0", "numpy": ">=1.23,<2"}, absent=("ai-edge-litert", "onnxruntime"),
     engines={"litert": "tflite_runtime 2.14.0"},
     not_here="no ONNX Runtime wheel for armv7l (verify --runtimes litert)")

@@ -208,6 +208,18 @@ def link_alternatives(rootfs: Path) -> list[str]:
     return made
 
 
+def ca_bundle(rootfs: Path) -> bool:
+    """``etc/ssl/certs/ca-certificates.crt`` as ``update-ca-certificates`` (ca-certificates' maintainer
+    script, never run here) writes it: Mozilla's certificates, concatenated. False when none are unpacked."""
+    certs = sorted((rootfs / "usr/share/ca-certificates").rglob("*.crt"))
+    if not certs:
+        return False
+    dest = rootfs / "etc/ssl/certs/ca-certificates.crt"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text("".join(c.read_text() for c in certs))
+    return True
+
+
 def prune(rootfs: Path) -> None:
     for rel in PRUNE:
         shutil.rmtree(rootfs / rel, ignore_errors=True)
@@ -235,6 +247,7 @@ def debian_sysroot(cache: Path, arch: str, packages: tuple[str, ...], mirror: st
         proc.unlink()
     proc.mkdir(exist_ok=True)
     link_alternatives(dest)
+    ca_bundle(dest)
     prune(dest)
     set_stamp(dest, stamp)
     return dest, stamp
