@@ -110,7 +110,7 @@ def _model_dir(path: Path, row: Cross, out: Path) -> Path:
 def export_artifact(model: str, row: Cross, config, *, out: Path, data_npz: str | None = None,
                     isolate: bool = True) -> CrossReport:
     """Convert the bare artifact MODEL with ``row``, land it with its manifest entry, then prove it."""
-    from edgeport.export.cross_data import proof_data, static_shapes
+    from edgeport.export.cross_data import layout_notes, proof_data, static_shapes
     from edgeport.files import sha256_file
     from edgeport.manifest import load_manifest, recover
 
@@ -119,7 +119,7 @@ def export_artifact(model: str, row: Cross, config, *, out: Path, data_npz: str 
     path, out = Path(model), Path(out)
     model_dir = _model_dir(path, row, out)
     report = CrossReport(model_dir.name, model_dir)
-    shapes = static_shapes(path, config.input_shape, data_npz)
+    shapes, outputs = static_shapes(path, config.input_shape, data_npz)
     with model_lock(model_dir):
         manifest = load_manifest(model_dir, missing_ok=True)
         report.warnings += [f"note: {line}" for line in recover(model_dir, manifest)]
@@ -134,6 +134,7 @@ def export_artifact(model: str, row: Cross, config, *, out: Path, data_npz: str 
         report.results.append(FormatResult(row.name, "ok", row.file, entry["bytes"], time.perf_counter() - t0))
     report.notes.append(f"converted by {entry['converter']} from {path} (sha256 {entry['source_sha256'][:12]}...); "
                         f"kept as {model_dir / row.source_file}")
+    report.notes += [f"note: {n}" for n in layout_notes(outputs, entry["outputs"])]
     npz, said = proof_data(model_dir, shapes, data_npz, config.seed)
     report.notes.append(f"proof data: {said}")
     from edgeport.benchmarks.verify.command import verify_model

@@ -10,47 +10,63 @@ from pathlib import Path
 import numpy as np
 
 from edgeport.errors import ExportError
-from edgeport.export.config import sample_shapes
 
 PROOF_FILE = "proof_inputs.npz"
 ROWS = 8  # random rows a proof runs on (a fixed-batch artifact runs them one at a time)
 ID_HIGH = 16  # integer inputs (ids, indices) are drawn in [0, ID_HIGH): small enough for any table
 
 
-def _inputs(path: Path) -> list:
+def _io(path: Path) -> tuple[list, list]:
+    """(inputs, outputs) of the artifact at ``path`` as its engine reports them."""
     from edgeport.native_log import quiet
     from edgeport.runtimes import load
 
     with quiet(f"load {path}"):  # the engine's own lines (XNNPACK's) go to the native log
         session = load(path)
     try:
-        return list(session.inputs)
+        return list(session.inputs), list(session.outputs)
     finally:
         getattr(session, "close", lambda: None)()
 
 
-def static_shapes(path: Path, items: tuple[str, ...], data_npz: str | None) -> dict[str, tuple[tuple, str]]:
-    """{input name: (shape with batch 1, dtype)} of the artifact at ``path``; symbolic dimensions sized by
-    ``--input-shape`` or by the data, else an error naming the input."""
-    given = sample_shapes(items)
+Shapes = dict[str, tuple[tuple, str]]  # input name -> (static shape, dtype)
+
+
+def static_shapes(path: Path, items: tuple[str, ...], data_npz: str | None) -> tuple[Shapes, list]:
+    """({input name: (static shape, dtype)}, the outputs) of the artifact at ``path``: batch 1, symbolic
+    dimensions sized by ``--input-shape`` (taken whole) or by the data, else an error naming the input."""
+    given = {name: tuple(int(d) for d in dims.split("x")) for name, _, dims in (i.partition("=") for i in items)}
     data = _npz_shapes(data_npz) if data_npz else {}
-    specs = _inputs(path)
+    specs, outputs = _io(path)
     unknown = sorted(set(given) - {s.name for s in specs})
     if unknown:
         raise ExportError(f"--input-shape {', '.join(unknown)}: {path} has no such input "
                           f"(inputs: {', '.join(s.name for s in specs)})")
     shapes = {}
     for s in specs:
-        dims = given.get(s.name) or data.get(s.name) or (data.get("") if len(specs) == 1 else None)
-        if dims is None:
+        dims = data.get(s.name) or (data.get("") if len(specs) == 1 else None)
+        if s.name not in given and dims is None:
             dims = tuple(d for d in s.shape[1:])
             if any(d is None or d < 0 for d in dims):
                 shown = "x".join("?" if d is None or d < 0 else str(d) for d in s.shape)
                 raise ExportError(f"{path}: input {s.name} has symbolic dimensions ({shown}); give its size with "
                                   f"--input-shape {s.name}=1x{'x'.join(str(d) if d and d > 0 else 'N' for d in dims)} "
                                   "(N: the size you run it at) or pass --data-npz")
-        shapes[s.name] = ((1, *[int(d) for d in dims]), str(s.dtype))
-    return shapes
+        shapes[s.name] = (given.get(s.name) or (1, *[int(d) for d in dims]), str(s.dtype))
+    return shapes, outputs
+
+
+def layout_notes(before: list, after: list[dict]) -> list[str]:
+    """Outputs whose converted shape differs from the original's where both are known (a converter that
+    moved channels last, say): the verdict will say so too; this says why before it does."""
+    notes = []
+    for old, new in zip(before, after):
+        a, b = tuple(old.shape), tuple(new["shape"])
+        if len(a) != len(b) or any(x is not None and y is not None and x >= 0 and y >= 0 and x != y
+                                   for x, y in zip(a, b)):
+            notes.append(f"output {old.name}: the original declares {list(a)}, the converted artifact "
+                         f"{list(b)} (a layout the converter chose): it does not take the original's place as it is")
+    return notes
 
 
 def _npz_shapes(data_npz: str) -> dict[str, tuple[int, ...]]:
@@ -75,7 +91,7 @@ def _draw(rng: np.random.Generator, shape: tuple[int, ...], dtype: str) -> tuple
     return rng.integers(0, ID_HIGH, shape).astype(dt), f"integers in [0, {ID_HIGH}) (ids or indices)"
 
 
-def proof_data(model_dir: Path, shapes: dict[str, tuple[tuple, str]], data_npz: str | None,
+def proof_data(model_dir: Path, shapes: Shapes, data_npz: str | None,
                seed: int) -> tuple[Path, str]:
     """(the .npz the proof runs on, how it was made): the user's, or seeded random rows written to
     ``MODEL_DIR/proof_inputs.npz``."""

@@ -158,3 +158,42 @@ def test_a_symbolic_size_is_asked_for(tmp_path):
 def test_one_row_per_source_kind():
     assert {r.source: r.target for r in cross.ROWS} == {"tflite": "onnx", "onnx": "tflite"}
     assert all(r.source_file == "source." + r.source for r in cross.ROWS)
+
+
+def test_an_op_without_a_tf2onnx_handler_is_named(tmp_path):
+    """MediaPipe's sparse BlazeFace keeps its weights sparse (DENSIFY), which tf2onnx 1.17 has no handler for."""
+    src = _zoo("mp_face_detection_full_sparse")
+    with pytest.raises(ExportError, match=r"tf2onnx cannot convert op DENSIFY \(tf2onnx [\d.]+ has no handler"):
+        export_model(str(src), out=tmp_path)
+    assert not (tmp_path / src.stem / "manifest.json").exists()
+
+
+def test_signature_names_reach_the_onnx_graph_and_its_branches():
+    """The ONNX inputs/outputs take the .tflite signature's names, inside an If's branches too."""
+    from onnx import TensorProto, helper
+
+    from edgeport.export.from_tflite import rename
+
+    branch = helper.make_graph([helper.make_node("Identity", ["serving_default_x:0"], ["b"])], "then", [],
+                               [helper.make_tensor_value_info("b", TensorProto.FLOAT, [1])])
+    graph = helper.make_graph(
+        [helper.make_node("Constant", [], ["c"], value=helper.make_tensor("v", TensorProto.BOOL, [], [True])),
+         helper.make_node("If", ["c"], ["StatefulPartitionedCall:0"], then_branch=branch, else_branch=branch)],
+        "g", [helper.make_tensor_value_info("serving_default_x:0", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("StatefulPartitionedCall:0", TensorProto.FLOAT, [1])])
+    model = helper.make_model(graph)
+    rename(model, {"serving_default_x:0": "x", "StatefulPartitionedCall:0": "score"})
+    assert [i.name for i in model.graph.input] == ["x"] and [o.name for o in model.graph.output] == ["score"]
+    assert list(model.graph.node[1].attribute[0].g.node[0].input) == ["x"]
+    rename(model, {"score": "c"})  # a name another tensor has already: left as it was
+    assert [o.name for o in model.graph.output] == ["score"]
+
+
+def test_a_layout_the_converter_chose_is_said():
+    from edgeport.export.cross_data import layout_notes
+    from edgeport.types import TensorSpec
+
+    before = [TensorSpec("map", (None, 1, None, None), "float32"), TensorSpec("score", (None, 4), "float32")]
+    after = [{"name": "map", "shape": [1, 320, 320, 1]}, {"name": "score", "shape": [1, 4]}]
+    notes = layout_notes(before, after)
+    assert len(notes) == 1 and notes[0].startswith("output map: the original declares [None, 1, None, None]")
