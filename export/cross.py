@@ -139,8 +139,9 @@ def export_artifact(model: str, row: Cross, config, *, out: Path, data_npz: str 
     report.notes.append(f"proof data: {said}")
     from edgeport.benchmarks.verify.command import verify_model
 
-    report.proof = verify_model(str(model_dir / row.file), reference=str(model_dir / row.source_file),
-                                data_npz=str(npz), out=out)
+    artifact, original = model_dir / row.file, model_dir / row.source_file
+    report.proof = verify_model(str(artifact), reference=str(original), data_npz=str(npz), out=out)
+    report.notes.append(f"prove it again: edgeport verify {artifact} --reference {original} --data-npz {npz}")
     report.seconds = time.perf_counter() - start
     return report
 
