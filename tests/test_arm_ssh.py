@@ -30,7 +30,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(WHY is not None, reason=f"no 
 
 @pytest.fixture(scope="module")
 def pi5(tmp_path_factory):
-    pi = pi_device.start("pi5", tmp_path_factory.mktemp("pi5-sshd"))
+    from edgeport.benchmarks.devices.binfmt import BinfmtUnavailable
+
+    try:
+        pi = pi_device.start("pi5", tmp_path_factory.mktemp("pi5-sshd"))
+    except BinfmtUnavailable as exc:  # root, but this kernel lets no handler be registered (a container)
+        pytest.skip(f"no emulated Pi 5: {exc}")
     yield pi
     pi.stop()
 
@@ -55,7 +60,8 @@ def test_an_emulated_pi5_through_ssh(pi5, tiny_models, tmp_path, monkeypatch, ca
                  "--emulated"]) == 0
     assert main(["device", "check", "pi5emu"]) == 0
     check = capsys.readouterr().out
-    assert "aarch64" in check and "Raspberry Pi 5 Model B Rev 1.0" in check and "bookworm" in check, check
+    assert "aarch64" in check and "Raspberry Pi 5 Model B Rev 1.0 (emulated" in check and "bookworm" in check, check
+    assert "Cortex-A76" in check, check  # from the board's /proc/cpuinfo CPU part (a Pi's kernel names no model)
     assert "ai-edge-litert" in check and "usable" in check, check
 
     assert main(["verify", "tiny_mlp", "--out", "out", "--formats", "tflite_fp32", "--on", "pi5emu"]) == 0

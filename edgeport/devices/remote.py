@@ -64,7 +64,7 @@ def bundle_install(archive: Path) -> tuple[str, str, str | None]:
     None), read from the archive's bundle.json."""
     import tarfile
 
-    from edgeport.export.targets.rpi_install import WHEELS
+    from edgeport.export.targets.rpi_install import INSTALLER, WHEELS
 
     name = archive.name[:-len(".tar.gz")] if archive.name.endswith(".tar.gz") else archive.stem
     try:
@@ -73,7 +73,7 @@ def bundle_install(archive: Path) -> tuple[str, str, str | None]:
     except (OSError, KeyError, ValueError, AttributeError, tarfile.TarError) as exc:
         raise DeviceError(f"{archive}: not an rpi bundle edgeport can install from ({exc})") from None
     wheels = [(k, v) for k, v in meta.get("files", {}).items() if k.startswith(f"{WHEELS}/edgeport-")]
-    if len(wheels) != 1 or "install.sh" not in meta.get("files", {}):
+    if len(wheels) != 1 or INSTALLER not in meta.get("files", {}):
         raise DeviceError(f"{archive}: no edgeport wheel and install.sh in it; rebuild it with `edgeport bundle`")
     offline = (meta.get("install") or {}).get("offline")
     return name, wheels[0][1]["sha256"], offline.replace("cp", "") if offline else None
