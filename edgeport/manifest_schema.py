@@ -14,7 +14,8 @@ TOP_REQUIRED = {"schema": _INT, "artifacts": _DICT}
 TOP_OPTIONAL = {"model": _STR, "dataset": (_STR, _OPT), "task": (_STR, _OPT), "labels": _LIST,
                 "labels_file": (_STR, _OPT), "input_contract": _DICT, "input_names": _LIST, "output_names": _LIST,
                 "source": _DICT, "calibration": _DICT, "pending": _DICT,
-                "output_kinds": _DICT}  # verify --output-kind NAME=KIND, kept for later runs
+                "output_kinds": _DICT,  # verify --output-kind NAME=KIND, kept for later runs
+                "data_file": (_STR, _OPT)}  # a converted artifact's proof inputs (.npz) in its directory
 SOURCE = {"file": _STR, "kind": _STR, "sha256": _STR, "bytes": _INT, "reference_runtime": _STR,
           "keras2_args_left_out": _LIST}  # a Keras 2 .h5 read without args Keras 3 dropped (runtimes/keras_legacy)
 ENTRY_REQUIRED = {"format": _STR, "file": _STR, "sha256": _STR, "bytes": _INT, "files": _DICT,
@@ -102,8 +103,9 @@ def validate(manifest: Any, where: str) -> dict[str, Any]:
     if "source" in manifest:
         _fields(manifest["source"], {k: SOURCE[k] for k in ("file", "kind", "sha256")}, SOURCE, where, "source.")
         safe_relative(manifest["source"]["file"], where, "source.file")
-    if manifest.get("labels_file"):
-        safe_relative(manifest["labels_file"], where, "labels_file")
+    for field in ("labels_file", "data_file"):
+        if manifest.get(field):
+            safe_relative(manifest[field], where, field)
     for table in ("artifacts", "pending"):
         for fmt, entry in (manifest.get(table) or {}).items():
             _entry(fmt, entry, where, f"{table}.{fmt}.", pending=table == "pending")

@@ -110,7 +110,7 @@ def _model_dir(path: Path, row: Cross, out: Path) -> Path:
 def export_artifact(model: str, row: Cross, config, *, out: Path, data_npz: str | None = None,
                     isolate: bool = True) -> CrossReport:
     """Convert the bare artifact MODEL with ``row``, land it with its manifest entry, then prove it."""
-    from edgeport.export.cross_data import layout_notes, proof_data, static_shapes
+    from edgeport.export.cross_data import layout_notes, static_shapes
     from edgeport.files import sha256_file
     from edgeport.manifest import load_manifest, recover
 
@@ -130,12 +130,12 @@ def export_artifact(model: str, row: Cross, config, *, out: Path, data_npz: str 
             raise ExportError(f"{model_dir}: already holds the artifacts of {kept}; convert {path} into another "
                               "--out directory")
         t0 = time.perf_counter()
-        entry = _convert_and_land(path, row, config, shapes, model_dir, manifest, sha256_file(path), isolate)
+        entry, npz, said = _convert_and_land(path, row, config, shapes, model_dir, manifest, sha256_file(path),
+                                             isolate, data_npz)
         report.results.append(FormatResult(row.name, "ok", row.file, entry["bytes"], time.perf_counter() - t0))
     report.notes.append(f"converted by {entry['converter']} from {path} (sha256 {entry['source_sha256'][:12]}...); "
                         f"kept as {model_dir / row.source_file}")
     report.notes += [f"note: {n}" for n in layout_notes(outputs, entry["outputs"])]
-    npz, said = proof_data(model_dir, shapes, data_npz, config.seed)
     report.notes.append(f"proof data: {said}")
     from edgeport.benchmarks.verify.command import verify_model
 
@@ -147,7 +147,11 @@ def export_artifact(model: str, row: Cross, config, *, out: Path, data_npz: str 
 
 
 def _convert_and_land(path: Path, row: Cross, config, shapes: dict, model_dir: Path, manifest: dict,
-                      source_sha: str, isolate: bool) -> dict[str, Any]:
+                      source_sha: str, isolate: bool, data_npz: str | None) -> tuple[dict[str, Any], Path, str]:
+    """(the landed entry, the proof's .npz, how it was made): the artifact, the kept original and the
+    proof inputs made here land in one commit; the manifest's ``data_file`` names those inputs, so a
+    later ``edgeport verify MODEL_DIR`` proves on them again."""
+    from edgeport.export.cross_data import PROOF_FILE, proof_data
     from edgeport.export.describe import versions
     from edgeport.files import sha256_file, size_bytes
     from edgeport.manifest import hash_files
@@ -169,6 +173,8 @@ def _convert_and_land(path: Path, row: Cross, config, shapes: dict, model_dir: P
                 shutil.copyfile(log, kept)
             raise ExportError(_failure_line(path, row, result) + (f"; converter log: {kept}" if kept else ""))
         shutil.copyfile(path, staging / row.source_file)
+        npz, said = proof_data(staging, shapes, data_npz, config.seed)
+        names = [row.file, row.source_file] + ([] if data_npz else [PROOF_FILE])
         entry = {"format": row.name, "file": row.file, "sha256": sha256_file(dest), "bytes": size_bytes(dest),
                  "files": hash_files(staging, [row.file]), "precision": result["precision"],
                  "inputs": result["inputs"], "outputs": result["outputs"], "source_sha256": source_sha,
@@ -178,11 +184,11 @@ def _convert_and_land(path: Path, row: Cross, config, shapes: dict, model_dir: P
         source = {"file": row.source_file, "kind": row.source, "sha256": source_sha, "bytes": size_bytes(path),
                   "reference_runtime": runtimes_for(path)[0]}
         top = {"model": model_dir.name, "source": source, "input_names": [i["name"] for i in result["inputs"]],
-               "output_names": [o["name"] for o in result["outputs"]]}
-        commit(model_dir, manifest, row.name, entry, staging, [row.file, row.source_file], top=top)
+               "output_names": [o["name"] for o in result["outputs"]], "data_file": None if data_npz else PROOF_FILE}
+        commit(model_dir, manifest, row.name, entry, staging, names, top=top)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return entry
+    return entry, (Path(data_npz) if data_npz else model_dir / PROOF_FILE), said.replace(str(staging), str(model_dir))
 
 
 def _run(job: dict[str, Any], isolate: bool) -> dict[str, Any]:

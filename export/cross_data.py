@@ -94,7 +94,8 @@ def _draw(rng: np.random.Generator, shape: tuple[int, ...], dtype: str) -> tuple
 def proof_data(model_dir: Path, shapes: Shapes, data_npz: str | None,
                seed: int) -> tuple[Path, str]:
     """(the .npz the proof runs on, how it was made): the user's, or seeded random rows written to
-    ``MODEL_DIR/proof_inputs.npz``."""
+    ``MODEL_DIR/proof_inputs.npz`` (MODEL_DIR: the directory they are written in; the caller's
+    staging directory, so they land with the artifact and the manifest names them)."""
     from edgeport.files import atomic_path
 
     if data_npz:

@@ -64,6 +64,21 @@ def test_a_tflite_becomes_onnx_proved_against_itself(face_tflite):
     assert (model_dir / "proof_inputs.npz").is_file()
 
 
+def test_its_directory_verifies_again_on_the_kept_proof_inputs(face_tflite, tmp_path):
+    """`edgeport verify OUT/<stem>` proves the converted entry against the kept original, on the inputs the
+    manifest's data_file names, its outputs not read as a classifier's (nothing says they are classes)."""
+    from edgeport.benchmarks.verify.command import verify_model
+
+    src, out, _ = face_tflite
+    model_dir = out / src.stem
+    assert json.loads((model_dir / "manifest.json").read_text())["data_file"] == "proof_inputs.npz"
+    report = verify_model(str(model_dir), out=tmp_path)
+    assert report.ok, report.render()
+    saved = json.loads((model_dir / "verify.json").read_text())
+    assert [(r["format"], r["status"]) for r in saved["results"]] == [("onnx_from_tflite", "pass")]
+    assert {f["kind"] for r in saved["results"] for f in r["outputs"].values()} == {"values"}
+
+
 def test_an_onnx_becomes_tflite_proved_against_itself(embedding_onnx):
     src, out, report = embedding_onnx
     assert report.ok, report.render()

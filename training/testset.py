@@ -124,7 +124,8 @@ def load_testset(model_dir: str | Path, manifest: dict[str, Any], *, data_dir: s
     name = manifest.get("model") or record.get("model") or model_dir.name
     spec = _spec(name)
     labels = tuple(manifest.get("labels") or record.get("labels") or (spec.labels if spec else ()))
-    if data_npz:
+    if data_npz or manifest.get("data_file"):  # the user's, or the proof inputs a conversion kept
+        data_npz = data_npz or str(model_dir / manifest["data_file"])
         x, y = _from_npz(Path(data_npz))
         dataset, source = "npz", str(data_npz)
     else:

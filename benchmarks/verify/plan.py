@@ -104,6 +104,11 @@ def from_model_dir(model_dir: Path, *, data_dir: str | None, data_npz: str | Non
             raise EdgeportError(f"{model_dir}: no {', '.join(unknown)} artifact in the manifest "
                                 f"(it lists {', '.join(entries) or 'none'})")
         entries = {k: v for k, v in entries.items() if k in formats}
+    converted = _converted()
+    if converted & set(entries) and test.y is None and not test.labels and not manifest.get("task"):
+        from dataclasses import replace
+
+        test = replace(test, task=UNKNOWN_TASK)  # as for a bare artifact: nothing says its outputs are classes
     plan = Plan(name=manifest.get("model") or model_dir.name, dest=model_dir / VERIFY_FILE, test=test,
                 reference_source=source_path,
                 reference_runtime=source.get("reference_runtime") or runtimes_for(source_path)[0],
@@ -114,10 +119,15 @@ def from_model_dir(model_dir: Path, *, data_dir: str | None, data_npz: str | Non
         info = INFO.get(fmt)
         planned = Planned(fmt, model_dir / entry["file"], info.precision if info else None, entry)
         try:
-            if info is None:
+            if info is None and fmt not in converted:
                 raise ModelFileError(f"{model_dir / 'manifest.json'}: unknown format {fmt!r}")
             check_integrity(model_dir, entry)
-            check_fresh(manifest, fmt, entry, source_sha, _reexport(manifest, model_dir, [fmt]))
+            if info is None:  # converted from a bare artifact by `export FILE`: its precision read from the file
+                if entry.get("source_sha256") != source_sha:
+                    raise IntegrityError(f"{planned.path}: converted from another {source['file']} than the one "
+                                         "here; convert it again")
+            else:
+                check_fresh(manifest, fmt, entry, source_sha, _reexport(manifest, model_dir, [fmt]))
         except EdgeportError as exc:
             planned.error = exc
         if info is not None and not registry.runs(fmt):
@@ -125,6 +135,13 @@ def from_model_dir(model_dir: Path, *, data_dir: str | None, data_npz: str | Non
         else:
             plan.artifacts.append(planned)
     return plan
+
+
+def _converted() -> frozenset[str]:
+    """The manifest keys of artifacts converted from a bare artifact (export.cross's rows)."""
+    from edgeport.export.cross import ROWS
+
+    return frozenset(row.name for row in ROWS)
 
 
 def bare(artifact: Path, *, reference: str | None, data_npz: str | None, limit: int | None,
