@@ -23,8 +23,9 @@ class DeviceList:
     def render(self, wide: bool = False) -> str:
         if not self.devices:
             return f"no devices yet ({self.path}); add one: edgeport device add NAME ssh://USER@HOST[:PORT]"
-        rows = [("name", "address", "identity", "ssh_config", "python", "workdir")]
-        rows += [(d.name, d.address, d.identity or "-", d.ssh_config or "-", d.python, d.workdir) for d in self.devices]
+        rows = [("name", "address", "identity", "ssh_config", "python", "workdir", "emulated")]
+        rows += [(d.name, d.address, d.identity or "-", d.ssh_config or "-", d.python, d.workdir,
+                  "yes" if d.emulated else "-") for d in self.devices]
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
