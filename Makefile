@@ -168,7 +168,8 @@ arm-deps:
 # bundle alone: each model's `edgeport bundle --target rpi --offline` tarball copied into a fresh home on the
 # board, its README's commands typed there by the board's /bin/sh (a chroot; qemu-user via binfmt_misc; no
 # network), then `~/edgeport/bin/edgeport verify --bundle` (no TensorFlow). Cached under
-# $(EDGEPORT_DATA_HOME)/arm-boards (~790 MB); root (debootstrap, chroot). BOARDS="pi4 pi32" narrows it.
+# $(EDGEPORT_DATA_HOME)/arm-boards (~1.3 GB: the sysroots, and each board's last /home/pi); root (debootstrap, chroot).
+# BOARDS="pi4 pi32" narrows it.
 BOARDS ?=
 arm-check: $(STAMP) data arm-deps
 	$(BIN)/python -m edgeport.benchmarks.devices.arm_check $(MODELS) --out $(ARTIFACTS) $(if $(BOARDS),--boards $(BOARDS))
