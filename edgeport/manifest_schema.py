@@ -29,6 +29,7 @@ ENTRY_OPTIONAL = {
     "range_floor": _DICT,
     "kept_float": _LIST, "quantizer": _STR, "reason": _STR,  # int16x8 through ai-edge-quantizer
     "fallback": _STR,  # int8/int16x8: how ops were kept in float by the converter (tflite_fallback)
+    "batch_fallback": _DICT,  # a free-batch RNN the converter cannot lower, converted at batch 1 (tflite_batch1)
     "id_inputs": _LIST, "int8_io_asked": _STR,  # int8: inputs that carry ids kept float32 (export/id_inputs)
     "opset": _INT, "activation_type": _STR, "weight_type": _STR, "per_channel": _BOOL,
     "preprocessed": _BOOL, "quant_format": _STR, "calibration_method": _STR, "header": _STR, "array": _STR,

@@ -68,9 +68,14 @@ class ExportContext:
         self._tmp = tempfile.TemporaryDirectory(prefix=f"edgeport-export-{self.name}-")
         self.calibration: dict[str, Any] | None = None
         self._signature: tuple[dict, dict] | None = None
+        self.tflite_batch1: Any = None  # the TFLite converters' batch-1 SavedModel once one needs it (tflite_batch1)
 
     def close(self) -> None:
         self._tmp.cleanup()
+
+    def scratch(self, name: str) -> Path:
+        """A path in this run's temporary folder (removed by :meth:`close`)."""
+        return Path(self._tmp.name) / name
 
     # -- the model's interface -------------------------------------------------------------
     @cached_property

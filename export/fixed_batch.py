@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,8 @@ class Batch1Context:
         self.config = ExportConfig(int8_io=int8_io, keep_float=tuple(keep_float))
         self.calibration: dict[str, Any] | None = None  # the caller records where its samples came from
         self._meta = meta
+        self.model = None  # no Keras model here: the SavedModel is the source
+        self.tflite_batch1 = None  # already batch 1 (see tflite_batch1)
 
     @cached_property
     def id_inputs(self) -> dict[str, Any]:
@@ -61,14 +63,22 @@ class Batch1Context:
 
 
 def keras_saved_model(model, inputs: Sequence[tuple[str, Sequence[int]]], dest: Path, *,
-                      dtype: str = "float32") -> Path:
+                      dtype: str | Mapping[str, str] = "float32") -> Path:
     """A Keras model as a SavedModel whose inputs (``(name, shape without the batch)``, in the
-    model's order) have a fixed batch of 1."""
+    model's order; ``dtype``: one for all, or by input name) have a fixed batch of 1, traced in
+    inference mode as the SavedModel format traces it (``model(x, training=False)``)."""
+    import keras
     import tensorflow as tf
 
-    specs = [tf.TensorSpec((1, *shape), getattr(tf, dtype), name=name) for name, shape in inputs]
-    model.export(str(dest), format="tf_saved_model", verbose=False,
-                 input_signature=specs if len(specs) == 1 else [specs])
+    def of(name: str) -> str:
+        return dtype if isinstance(dtype, str) else dtype.get(name, "float32")
+
+    specs = [tf.TensorSpec((1, *shape), getattr(tf, of(name)), name=name) for name, shape in inputs]
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serve", lambda x: model(x, training=False),
+                         input_signature=[specs[0] if len(specs) == 1 else specs])
+    archive.write_out(str(dest), verbose=False)
     return Path(dest)
 
 

@@ -10,6 +10,7 @@ import numpy as np
 from edgeport.errors import ExportError
 from edgeport.export.context import ExportContext, cause_line
 from edgeport.export.registry import Format
+from edgeport.export import tflite_batch1 as batch1
 from edgeport.export.tflite_flatbuffer import add_metadata, interpreter
 
 Feed = Callable[[], Iterable[Any]]
@@ -26,7 +27,7 @@ def _convert(converter) -> bytes:
 def _converter(ctx: ExportContext):
     import tensorflow as tf
 
-    return tf, tf.lite.TFLiteConverter.from_saved_model(str(ctx.saved_model_dir))
+    return tf, tf.lite.TFLiteConverter.from_saved_model(str(batch1.saved_model(ctx)))
 
 
 def _representative(ctx: ExportContext):
@@ -41,18 +42,21 @@ def _representative(ctx: ExportContext):
 def _write(ctx: ExportContext, fmt: Format, converter, dest: Path, *, model: bytes | None = None,
            **fields: Any) -> dict[str, Any]:
     model = _convert(converter) if model is None else model
-    dest.write_bytes(add_metadata(model, ctx.metadata(fmt)))
+    batch = {"batch": 1} if ctx.tflite_batch1 is not None else {}  # converted at batch 1 (tflite_batch1)
+    dest.write_bytes(add_metadata(model, {**ctx.metadata(fmt), **batch}))
     out = {"converter": CONVERTER, "metadata_key": "edgeport", **fields}
     if ctx.calibration is not None and fields.get("calibrated"):
         out["calibration"] = dict(ctx.calibration)
     return out
 
 
+@batch1.free_batch_or_1(Format.TFLITE_FP32.value)
 def export_fp32(ctx: ExportContext, dest: Path) -> dict[str, Any]:
     _, c = _converter(ctx)
     return _write(ctx, Format.TFLITE_FP32, c, dest, arithmetic="float32")
 
 
+@batch1.free_batch_or_1(Format.TFLITE_FP16.value)
 def export_fp16(ctx: ExportContext, dest: Path) -> dict[str, Any]:
     tf, c = _converter(ctx)
     c.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -60,6 +64,7 @@ def export_fp16(ctx: ExportContext, dest: Path) -> dict[str, Any]:
     return _write(ctx, Format.TFLITE_FP16, c, dest, arithmetic="float16 weights")
 
 
+@batch1.free_batch_or_1(Format.TFLITE_DYNAMIC.value)
 def export_dynamic(ctx: ExportContext, dest: Path) -> dict[str, Any]:
     tf, c = _converter(ctx)
     c.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -87,7 +92,7 @@ def calibrated_converter(saved_model: str | Path, feed: Feed, ops: str | Sequenc
 
 
 def _calibrated(ctx: ExportContext, ops: str | Sequence[str] | None):
-    return calibrated_converter(ctx.saved_model_dir, _representative(ctx), ops)
+    return calibrated_converter(batch1.saved_model(ctx), _representative(ctx), ops)
 
 
 MAX_FLOAT_TO_LOAD = 8
@@ -225,7 +230,7 @@ def _load_int16x8(ctx: ExportContext, fields: dict[str, Any]) -> bytes:
         model, keep, reason = _converter_int16x8(ctx, fields)
         if model is not None:
             return model
-    float_model = float32_model(ctx.saved_model_dir)
+    float_model = float32_model(batch1.saved_model(ctx))
     known = {t for _, t, _ in q16.ops(float_model)}
     if keep and keep[0] not in known and keep[0] != keep[0].upper():
         ctx.warn(f"note: tflite_int16x8: the refused op {keep[0]} is not in the float model; quantizing every op first")
@@ -256,14 +261,16 @@ def int8_io(ctx: ExportContext) -> tuple[str, dict[str, Any]]:
     return "float32", {"id_inputs": sorted(ctx.id_inputs), "int8_io_asked": asked}
 
 
+@batch1.free_batch_or_1(Format.TFLITE_INT8.value)
 def export_int8(ctx: ExportContext, dest: Path) -> dict[str, Any]:
     io_type, id_fields = int8_io(ctx)
-    model, fields = int8_model(ctx.saved_model_dir, _representative(ctx), io_type=io_type,
+    model, fields = int8_model(batch1.saved_model(ctx), _representative(ctx), io_type=io_type,
                                keep=list(ctx.config.keep_float), warn=ctx.warn)
     return _write(ctx, Format.TFLITE_INT8, None, dest, model=model, calibrated=True, arithmetic="int8",
                   **fields, **id_fields)
 
 
+@batch1.free_batch_or_1(Format.TFLITE_INT16X8.value)
 def export_int16x8(ctx: ExportContext, dest: Path) -> dict[str, Any]:
     fields: dict[str, Any] = {"arithmetic": "int16 activations, int8 weights", "io_type": "float32"}
     model = _load_int16x8(ctx, fields)

@@ -110,6 +110,7 @@ def _fp16(session, source: str, saved_model: str | None, x, work: Path) -> tuple
 
     import tensorflow as tf
 
+    from edgeport.export.tflite_batch1 import float32_lowered
     from edgeport.model_files import is_saved_model
     from edgeport.runtimes import guard, load
 
@@ -121,13 +122,13 @@ def _fp16(session, source: str, saved_model: str | None, x, work: Path) -> tuple
             session.model.export(saved_model, format="tf_saved_model", verbose=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        lowered = tf.lite.TFLiteConverter.from_saved_model(saved_model).convert()
+        lowered, how = float32_lowered(Path(saved_model), session.model, work)  # a free-batch RNN: at batch 1
     rounded, count_ = round_float_weights(lowered)
     path = work / "fp16_reference.tflite"
     path.write_bytes(rounded)
     outputs = predict_all(load(path, probe=False), x)
-    return outputs, (f"float32 graph lowered by tf.lite {tf.__version__} from {Path(saved_model).name}, "
-                     f"{count_} float weight tensors rounded to float16")
+    return outputs, (f"float32 graph lowered by tf.lite {tf.__version__} from {Path(saved_model).name}"
+                     f"{f' {how}' if how else ''}, {count_} float weight tensors rounded to float16")
 
 
 def _artifact_fp16(session, runtime: str, x, work: Path) -> tuple[dict[str, np.ndarray] | None, str]:
