@@ -13,12 +13,7 @@ from edgeport.benchmarks.zoo.recipes import RECIPES, Recipe
 
 #: (model, invariant) -> (what its failure message says, the finding). Keep it the truth: the test fails
 #: when a row here passes, and when it fails for another reason (its message without the words given).
-KNOWN_FAILURES: dict[tuple[str, str], tuple[str, str]] = {
-    ("ethnicolr_census_lstm", "export"): ("TensorListReserve", (
-        "the Keras 2 .h5 LSTM now loads (read by Keras 3 without time_major=False, said and recorded), but the "
-        "TFLite converter refuses its dynamic-batch LSTM: \"'tf.TensorListReserve' op requires element_shape to "
-        "be static during TF Lite transformation pass\" (its onnx export proves: max diff 1.2e-7)")),
-}
+KNOWN_FAILURES: dict[tuple[str, str], tuple[str, str]] = {}
 
 
 def test_the_recipes_cover_the_issue():
