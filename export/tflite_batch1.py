@@ -184,3 +184,33 @@ def free_batch_or_1(label: str) -> Callable[[Export], Export]:
         return run
 
     return wrap
+
+
+#: A fix job's key: the Keras source its batch-1 SavedModel is traced from (the entry was exported at batch 1).
+KERAS_SOURCE = "keras_source"
+
+
+def fix_job(model_dir: Path, manifest: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+    """What a fix job of ``entry`` adds: its Keras source when the entry was converted at batch 1."""
+    source = manifest.get("source") or {}
+    if not entry.get(FIELD) or not source.get("file"):
+        return {}
+    return {KERAS_SOURCE: str(Path(model_dir) / source["file"])}
+
+
+def job_saved_model(job: dict[str, Any]) -> Path:
+    """The SavedModel a fix job's TFLite candidates convert from: the job's ``source``, or for an entry
+    exported at batch 1 the batch-1 SavedModel traced again from its Keras source, as the export did
+    (removed when the job's process ends)."""
+    if not job.get(KERAS_SOURCE):
+        return Path(job["source"])
+    import atexit
+    import shutil
+    import tempfile
+
+    from edgeport.export.source import load_keras
+
+    model = load_keras(Path(job[KERAS_SOURCE]))
+    tmp = Path(tempfile.mkdtemp(prefix="edgeport-batch1-"))
+    atexit.register(shutil.rmtree, tmp, True)
+    return batch1_saved_model(model, tmp / "saved_model", "exported at batch 1 (manifest: batch_fallback)").saved_model

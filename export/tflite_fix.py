@@ -53,7 +53,9 @@ class TfliteInt8Fixer:
     base_from_last = True  # selective candidates start from the last calibration tried
 
     def __init__(self, job: dict[str, Any]):
-        self.job, self.saved_model = job, job["source"]
+        from edgeport.export.tflite_batch1 import job_saved_model  # an RNN exported at batch 1: fixed at batch 1
+
+        self.job, self.saved_model = job, str(job_saved_model(job))
         self.record = job["calibration"]
         self._quantizers: dict[int, Any] = {}
         self._names: list[str] | None = None

@@ -20,9 +20,10 @@ class TfliteInt16x8Fixer:
 
     def __init__(self, job: dict[str, Any]):
         from edgeport.export.tflite import float32_model
+        from edgeport.export.tflite_batch1 import job_saved_model  # an RNN exported at batch 1: fixed at batch 1
 
         self.job, self.record = job, job["calibration"]
-        self.float_model = float32_model(job["source"])
+        self.float_model = float32_model(job_saved_model(job))
         self.base = cal.requested_samples(self.record)
 
     def float_size(self) -> int:

@@ -4,6 +4,8 @@ note each, ``fallback: batch 1`` in the manifest), and verify proves it row by r
 calibration on seeded random samples: no training."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -100,3 +102,19 @@ def test_free_time_steps_keep_a_while_loop_and_a_calibrated_format_says_so_in_on
     with pytest.raises(ExportError) as err:
         Batch1(tmp_path, "ConverterError: x", unrolled=False).calibrates(INT8)
     assert "\n" not in str(err.value) and "75140" in str(err.value)
+
+
+def test_fix_converts_an_entry_exported_at_batch_1_from_the_same_batch_1_model(exported):
+    """`edgeport fix` jobs of a batch-1 entry trace the Keras source again at batch 1, as the export did."""
+    import tensorflow as tf
+
+    from edgeport.export.tflite_batch1 import fix_job, job_saved_model
+
+    tmp, _ = exported
+    model_dir = tmp / "out" / NAME
+    manifest = load_manifest(model_dir)
+    job = {"source": str(model_dir / "saved_model"), **fix_job(model_dir, manifest, manifest["artifacts"][INT8])}
+    assert Path(job["keras_source"]).is_file()
+    spec = tf.saved_model.load(str(job_saved_model(job))).signatures["serving_default"].structured_input_signature[1]
+    assert {k: v.shape.as_list() for k, v in spec.items()} == {"seq": [1, STEPS, FEATURES]}
+    assert fix_job(model_dir, manifest, {"format": INT8}) == {}  # an entry exported at a free batch: as before

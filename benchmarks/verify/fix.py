@@ -28,7 +28,7 @@ from edgeport.benchmarks.verify.jobs import save_inputs
 from edgeport.benchmarks.verify.reference import reference_for
 from edgeport.benchmarks.verify.result import task_text
 from edgeport.errors import EdgeportError
-from edgeport.export import registry
+from edgeport.export import registry, tflite_batch1
 
 
 
@@ -183,6 +183,7 @@ def fix_model(model: str, *, out: Path = Path("artifacts"), formats: list[str] |
                    "calibration": entry.get("calibration") or manifest.get("calibration"),
                    "io_type": entry.get("io_type", "uint8"),
                    "source": str(model_dir / listed[registry.info(fmt).needs.value]["file"]),
+                   **tflite_batch1.fix_job(model_dir, manifest, entry),  # an RNN exported at batch 1
                    "max_seconds": max(1.0, (deadline - time.perf_counter()) / (len(wanted) - n)),
                    "max_candidates": max_candidates}
             print(f"fix {report.model}: searching {fmt} candidates ...", flush=True)
