@@ -333,8 +333,11 @@ def _debug(plan: plans.Plan, report: VerifyReport, inputs: Path, debug_int8: boo
             r.quant_debug = {"layers": [], "error": "no intact saved_model artifact to re-quantize"}
             continue
         print(f"verify {plan.name}: running the quantization debugger on {r.file} ...", flush=True)
+        from edgeport.export.tflite_batch1 import fix_job  # an RNN exported at batch 1: debugged at batch 1
+
         result = run_job({"kind": "call", "target": debugger, "savedmodel": str(plan.saved_model),
-                          "calibration": record, "inputs": str(inputs)}, timeout=timeout)
+                          "calibration": record, "inputs": str(inputs),
+                          **fix_job(plan.model_dir, plan.manifest, entry)}, timeout=timeout)
         r.quant_debug = result if result.get("ok") else {
             "layers": [], "error": f"quantization debugger failed: {result.get('error')}"}
         if result.get("calibration"):

@@ -118,6 +118,9 @@ def run_debug_job(job: dict[str, Any]) -> dict[str, Any]:
     from edgeport.benchmarks.verify.jobs import load_inputs
 
     cal, where = calibration_inputs(job["calibration"])
-    result = debug_int8(job["savedmodel"], cal, load_inputs(job["inputs"]), max_debug_samples=int(job.get("n", 100)))
+    from edgeport.export.tflite_batch1 import job_saved_model  # an RNN exported at batch 1: debugged at batch 1
+
+    saved_model = job_saved_model({**job, "source": job["savedmodel"]})
+    result = debug_int8(saved_model, cal, load_inputs(job["inputs"]), max_debug_samples=int(job.get("n", 100)))
     result["calibration"] = where
     return result
