@@ -63,12 +63,18 @@ class Batch1Context:
 
 
 def keras_saved_model(model, inputs: Sequence[tuple[str, Sequence[int]]], dest: Path, *,
-                      dtype: str | Mapping[str, str] = "float32") -> Path:
+                      dtype: str | Mapping[str, str] = "float32", unroll: bool = True) -> Path:
     """A Keras model as a SavedModel whose inputs (``(name, shape without the batch)``, in the
     model's order; ``dtype``: one for all, or by input name) have a fixed batch of 1, traced in
-    inference mode as the SavedModel format traces it (``model(x, training=False)``)."""
+    inference mode as the SavedModel format traces it (``model(x, training=False)``). With ``unroll``
+    its RNN layers are unrolled where their time steps are fixed (the same weights): at batch 1 an RNN
+    is a TFLite WHILE loop otherwise, which TF's int8 calibrator crashes on (see tflite_batch1)."""
     import keras
     import tensorflow as tf
+
+    from edgeport.export.tflite_batch1 import unrolled
+
+    model = (unrolled(model) if unroll else None) or model
 
     def of(name: str) -> str:
         return dtype if isinstance(dtype, str) else dtype.get(name, "float32")

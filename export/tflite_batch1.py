@@ -101,7 +101,7 @@ def batch1_saved_model(model, dest: Path, why: str, names: dict[str, str] | None
     inputs = [(names[t.name], tuple(t.shape[1:]), str(t.dtype)) for t in model.inputs]
     flat = unrolled(model)
     keras_saved_model(flat or model, [(n, shape) for n, shape, _ in inputs], dest,
-                      dtype={n: d for n, _, d in inputs})
+                      dtype={n: d for n, _, d in inputs}, unroll=False)
     return Batch1(Path(dest), why, flat is not None)
 
 
@@ -143,7 +143,7 @@ def unrolled(model) -> Any:
 
     recurrent = (keras.layers.RNN, keras.layers.Bidirectional)
     try:
-        if any(la.input.shape[1] is None for la in rnns(model)):  # unroll needs the time steps
+        if not (found := rnns(model)) or any(la.input.shape[1] is None for la in found):  # unroll needs the steps
             return None
         copy = keras.models.clone_model(model, clone_function=clone)
         copy.set_weights(model.get_weights())
