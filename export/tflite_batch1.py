@@ -17,9 +17,10 @@ the same arithmetic, no WHILE), and a model whose time steps are free converts t
 
 Only that refusal (matched on the converter's message, not on the model) falls back; once one format
 needs it, every TFLite format of the run converts from the same batch-1 SavedModel. Each says one
-line and records ``batch_fallback`` (``fallback: "batch 1"``, ``batch``, ``unrolled``, ``reason``) in its
-manifest entry. A SavedModel source
-cannot be traced again (its graph keeps the free-batch TensorList): a one-line ExportError.
+line and records ``batch_fallback`` (``fallback: "batch 1"``, ``batch``, ``unrolled``, ``reason``) in
+its manifest entry; `edgeport fix` and verify's int8 debugger start from the same batch-1 model
+(:func:`fix_job`). A SavedModel source cannot be traced again (its graph keeps the free-batch
+TensorList): a one-line ExportError.
 """
 from __future__ import annotations
 
@@ -139,7 +140,8 @@ def unrolled(model) -> Any:
         return layer.__class__.from_config(config)
 
     def rnns(of) -> list:  # every RNN, nested models' too (a Bidirectional's own pair counted with it)
-        return [la for la in getattr(of, "layers", []) for la in ([la] if isinstance(la, recurrent) else rnns(la))]
+        return [rnn for layer in getattr(of, "layers", [])
+                for rnn in ([layer] if isinstance(layer, recurrent) else rnns(layer))]
 
     recurrent = (keras.layers.RNN, keras.layers.Bidirectional)
     try:
