@@ -18,6 +18,7 @@ import contextlib
 import fcntl
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -28,19 +29,26 @@ LOCK_NAME = ".edgeport.lock"
 
 
 @contextlib.contextmanager
-def model_lock(model_dir: Path, what: str = "export") -> Iterator[None]:
-    """Hold the model directory's lock for the duration; refuse at once if another holds it."""
+def model_lock(model_dir: Path, what: str = "export", *, wait_s: float = 0.0) -> Iterator[None]:
+    """Hold the model directory's lock for the duration; refuse if another still holds it after
+    ``wait_s`` seconds (0: at once; a short write such as merging verify.json waits its turn)."""
     model_dir.mkdir(parents=True, exist_ok=True)
     path = model_dir / LOCK_NAME
     fh = open(path, "a+")
+    deadline = time.monotonic() + wait_s
     try:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            raise ExportError(f"{model_dir}: another edgeport {what} is writing this model ({holder}); "
-                              "wait for it to finish, then run this again") from None
+        while True:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.1)
+                    continue
+                fh.seek(0)
+                holder = fh.read().strip() or "another process"
+                raise ExportError(f"{model_dir}: another edgeport {what} is writing this model ({holder}); "
+                                  "wait for it to finish, then run this again") from None
         fh.seek(0)
         fh.truncate()
         fh.write(f"{what} pid {os.getpid()}")

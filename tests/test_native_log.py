@@ -47,11 +47,16 @@ def _noisy() -> str:
 def tf_logger():
     """TensorFlow's Python logger as TensorFlow sets it up: a handler on the process's stderr (fd 2)."""
     logger = logging.getLogger("tensorflow")
+    level, disabled = logger.level, logger.disabled  # a converter imported earlier (tf2onnx) may have set them
+    logger.setLevel(logging.WARNING)
+    logger.disabled = False
     handler = logging.StreamHandler(_Fd2())
     handler.setFormatter(logging.Formatter("%(levelname)s:%(name)s:%(message)s"))
     logger.addHandler(handler)
     yield
     logger.removeHandler(handler)
+    logger.setLevel(level)
+    logger.disabled = disabled
 
 
 class _Fd2:

@@ -196,6 +196,11 @@ def figure_text(figure: str, value: Any, gate: str) -> str:
     return f"{SHORT.get(figure, figure)} {shown} ({bound})"
 
 
+#: How long merging rows into verify.json waits for another command's hold on the model (a merge, a
+#: fix's short write); an export holding it longer is one line saying to wait, as before.
+MERGE_WAIT_S = 60.0
+
+
 def merged(previous: dict[str, Any] | None, new: dict[str, Any],
            current: dict[str, str] | None = None) -> dict[str, Any]:
     """verify.json after a verify of some formats only (``edgeport verify --formats``, ``edgeport fix``):
@@ -241,7 +246,7 @@ def write_merged(model_dir: Path, dest: Path, report: VerifyReport) -> None:
     from edgeport.files import write_json_atomic
     from edgeport.manifest import load_manifest
 
-    with model_lock(model_dir, "verify"):
+    with model_lock(model_dir, "verify", wait_s=MERGE_WAIT_S):
         try:
             previous = json.loads(dest.read_text())
         except (OSError, ValueError):
