@@ -89,6 +89,38 @@ def test_quantized_features_lie_in_the_range_the_input_stands_for():
     assert q.dtype == np.int8 and np.allclose((q.astype(np.float64) - zero) * scale, real, atol=1e-5)
 
 
+def test_a_surname_is_coded_as_ethnicolr_codes_it():
+    """Stripped and title-cased, its character bigrams' first places in the vocabulary (0, UNK, on a
+    miss; tokens with a space kept), the last ``maxlen`` kept, 0s before them."""
+    from edgeport.benchmarks.zoo.inputs import ngram_ids
+
+    vocab = ["UNK", "Sm", "mi", "it", "th", "r ", " S", "sm"]
+    assert ngram_ids(vocab, "  sMITH ", 6) == [0, 0, 1, 2, 3, 4]  # "Smith": "Sm", never "sm"
+    assert ngram_ids(vocab, "vander smith", 6) == [5, 6, 1, 2, 3, 4]  # "Vander Smith", truncated in front
+    assert ngram_ids(vocab, "x", 3) == [0, 0, 0]
+
+
+def test_the_census_vocabulary_codes_known_surnames():
+    """ethnicolr 0.9.6's census 2010 vocabulary (from the cached wheel): ids counted by hand in
+    census2010_ln_vocab.csv (row 1 the header, row 2 UNK = id 0): Sm 159, mi 79, it 51, th 6;
+    Zh 541, ha 48, an 16, ng 40."""
+    import csv
+    import io
+    import zipfile
+
+    from edgeport.benchmarks.zoo.fetch import _found, zoo_home
+    from edgeport.benchmarks.zoo.inputs import ngram_ids
+
+    wheels = _found(zoo_home() / "wheels", "ethnicolr==0.9.6")
+    if not wheels:
+        pytest.skip("ethnicolr==0.9.6 wheel not cached (python -m edgeport.benchmarks.zoo ethnicolr_census_lstm)")
+    with zipfile.ZipFile(wheels[-1]) as zf:
+        text = zf.read("ethnicolr/models/census/lstm/census2010_ln_vocab.csv").decode()
+    vocab = [row["vocab"] for row in csv.DictReader(io.StringIO(text, newline=""))]
+    assert ngram_ids(vocab, "smith", 20) == [0] * 16 + [159, 79, 51, 6]
+    assert ngram_ids(vocab, "Zhang", 20) == [0] * 16 + [541, 48, 16, 40]
+
+
 @pytest.mark.slow
 def test_the_zoo_keeps_its_invariants(tmp_path):
     """Every zoo model through the real CLI (wheels cached under $EDGEPORT_DATA_HOME/zoo after the first run)."""

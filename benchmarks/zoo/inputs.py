@@ -1,8 +1,10 @@
 """Real inputs for the zoo: the sample photos and the page of text in the scikit-image wheel (read
 as a zip, not installed), bytes of real files, audio synthesised here (tones and noise), and the
-vocabulary a text model ships with. Every maker is seeded: the same recipe makes the same inputs."""
+vocabulary and sample surnames a text model ships with. Every maker is seeded: the same recipe makes
+the same inputs."""
 from __future__ import annotations
 
+import csv
 import io
 import zipfile
 from pathlib import Path
@@ -14,7 +16,6 @@ from edgeport.benchmarks.zoo.recipes import Feed, Recipe
 PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png")
 PAGES = ("page.png", "text.png")
 FILES = ("README.txt", "astronaut.png", "hubble_deep_field.jpg", "lfw_subset.npy", "motorcycle_disp.npz")
-SURNAMES = ("smith", "garcia", "nguyen", "johnson", "kowalski", "okafor", "yamamoto", "hernandez")
 MAGIKA_PAD = 256  # Magika's padding token: byte ids are 0..255
 
 
@@ -102,17 +103,34 @@ def file_bytes(feed: Feed, rows: int) -> np.ndarray:
     return out
 
 
-def names(feed: Feed, rows: int, vocab_file: Path) -> np.ndarray:
-    """Surnames as ethnicolr codes them: character unigram and bigram ids, pre-padded to the length."""
-    vocab = [line.strip() for line in vocab_file.read_text().splitlines()[1:]]
-    index = {tok: i for i, tok in enumerate(vocab)}
-    out = np.zeros((rows, *feed.shape), feed.dtype)
-    for r in range(rows):
-        name = SURNAMES[r % len(SURNAMES)]
-        ids = [index.get(tok, 0) for n in (1, 2) for tok in (name[i:i + n] for i in range(len(name) - n + 1))]
-        ids = ids[-feed.shape[0]:]
-        out[r, feed.shape[0] - len(ids):] = ids
-    return out
+def _csv_column(path: Path, column: str) -> list[str]:
+    """One column of a csv, cells kept as they are (the vocabulary has bigrams such as ``"r "``)."""
+    with path.open(newline="") as f:
+        return [row[column] for row in csv.DictReader(f)]
+
+
+def ngram_ids(vocab: list[str], surname: str, maxlen: int, n: int = 2) -> list[int]:
+    """A surname coded as ethnicolr 0.9.6 codes it (ethnicolr/ethnicolr_class.py, ``transform_and_pred``
+    and ``find_ngrams``; ethnicolr/pred_census_ln.py: ``NGRAMS = 2``, ``FEATURE_LEN = 20``): stripped and
+    title-cased (``str.strip().str.title()``), its character n-grams (``zip(*[text[i:] for i in
+    range(n)])``), each the index of its first place in the vocabulary or 0 (``vocab.index(w)``, 0 on a
+    miss: UNK, the vocabulary's first entry), then Keras ``pad_sequences(X, maxlen)`` with its defaults:
+    the last ``maxlen`` kept (truncating "pre"), 0s before them (padding "pre", value 0)."""
+    text = surname.strip().title()
+    index: dict[str, int] = {}
+    for i, tok in enumerate(vocab):
+        index.setdefault(tok, i)
+    ids = [index.get(text[i:i + n], 0) for i in range(len(text) - n + 1)][-maxlen:]
+    return [0] * (maxlen - len(ids)) + ids
+
+
+def names(feed: Feed, rows: int, vocab_file: Path, names_file: Path) -> np.ndarray:
+    """The first ``rows`` surnames of ethnicolr's own sample input (``last_name``) as its census model
+    codes them (:func:`ngram_ids` on the vocabulary the model ships with)."""
+    vocab = _csv_column(vocab_file, "vocab")  # pd.read_csv(VOCAB).vocab.tolist(): no cell here reads as NaN
+    surnames = _csv_column(names_file, "last_name")
+    return np.array([ngram_ids(vocab, surnames[r % len(surnames)], feed.shape[0]) for r in range(rows)],
+                    feed.dtype)
 
 
 def image_rows(feed: Feed, rows: int) -> list:
@@ -135,7 +153,7 @@ def make(recipe: Recipe, extra: dict[str, Path],
         elif feed.maker == "file_bytes":
             x = file_bytes(feed, n)
         elif feed.maker == "names":
-            x = names(feed, n, next(iter(extra.values())))
+            x = names(feed, n, *extra.values())  # the vocabulary, the surnames
         else:
             x = np.full((n, *feed.shape), feed.value, feed.dtype)
         arrays[name] = np.asarray(x[0], feed.dtype) if feed.whole else x.astype(feed.dtype)

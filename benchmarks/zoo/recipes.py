@@ -204,6 +204,8 @@ RECIPES: tuple[Recipe, ...] = (
            "0ef6f36748932a3ff285de51a428a91b9a5343593faa67e70795339c7f28b739",
            "ethnicolr surname -> race LSTM: Embedding on character-bigram ids (Keras 2 .h5)", "text-ids",
            "float32", {"x": Feed("names", (20,))}, source=True,
-           extra=("ethnicolr/models/census/lstm/census2010_ln_vocab.csv",)),
+           rows=16,  # ethnicolr's first 16 sample surnames: 14 white, guerra hispanic, hukari api
+           extra=("ethnicolr/models/census/lstm/census2010_ln_vocab.csv",  # the names feed: vocabulary,
+                  "ethnicolr/data/input-with-header.csv")),  # then ethnicolr's sample surnames
 )
 BY_NAME = {r.name: r for r in RECIPES}
