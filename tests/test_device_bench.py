@@ -100,7 +100,7 @@ def test_bench_on_table_and_refusals(tmp_path, monkeypatch):
     assert next(ln for ln in lines if ln.startswith("qemu ")).split()[4:6] == ["emulated", "20"]
     assert "emulated 900.0 µs" in text and "dead: FAILED: dead" in text
     assert "no bench.json yet" in text and not BenchOnReport("m", None, runs).ok
-    with pytest.raises(EdgeportError, match="--bundle cannot go with it"):
+    with pytest.raises(EdgeportError, match="--bundle cannot go with --on"):
         bench_on("m", "pi5", unsupported={"--bundle": "x.tar.gz"})
     with pytest.raises(EdgeportError, match="no device named 'pi5'"):
         bench_on("m", "pi5")

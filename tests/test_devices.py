@@ -1,6 +1,8 @@
 """`edgeport device add|list|check|remove` against a real device: Debian's OpenSSH server started by
 this module on loopback (generated keys, its own known_hosts), this machine's plain python3 (no
-TensorFlow, no edgeport) as the device's Python. Each fault is one clear line. Seconds in all."""
+TensorFlow, no edgeport) as the device's Python. Each fault is one clear line. Then, with no device, the
+command line `verify --on` and `bench --on` run there: every option that changes the verdict reaches it,
+argv-safe, and one it cannot honour is refused in one line. Seconds in all."""
 from __future__ import annotations
 
 import json
@@ -14,13 +16,10 @@ from edgeport.devices import loopback, probe, remote, ssh
 from edgeport.devices.config import Device, DeviceConfigError, load_devices, parse_address
 from edgeport.files import sha256_file
 
-pytestmark = pytest.mark.skipif(loopback.missing() is not None,
-                                reason=f"no loopback device: {loopback.missing()}")
-
 
 @pytest.fixture
 def lb(loopback_device):
-    return loopback_device  # tests/conftest.py: one sshd per session
+    return loopback_device  # tests/conftest.py: one sshd per session (skipped, with why, when none can start)
 
 
 @pytest.fixture(autouse=True)
@@ -184,3 +183,78 @@ def test_a_device_installs_from_what_the_bundle_says_it_carries(tmp_path):
     (tmp_path / "m-rpi.tar.gz").write_bytes(b"not a tar")
     with pytest.raises(EdgeportError, match="not an rpi bundle edgeport can install from"):
         remote.bundle_install(tmp_path / "m-rpi.tar.gz")
+
+
+def _workstation(gates: str | None = None) -> dict:
+    """A workstation verify.json: one tflite_fp32 row held to ``gates``, one output compared as probabilities."""
+    from edgeport.benchmarks.verify.gates import load_gates
+
+    gate = load_gates(gates).for_format("tflite_fp32").to_dict()
+    return {"data": {"n": 120}, "reference": {"figures": {"outputs": {"probs": {"kind": "probabilities"}}}},
+            "gates": {}, "results": [{"format": "tflite_fp32", "runtime": "litert", "status": "pass", "gate": gate,
+                                      "figures": {"agreement": 1.0, "max_abs_diff": 1e-7}}]}
+
+
+def test_the_device_run_gets_every_verify_option_that_changes_the_verdict(tmp_path):
+    import shlex
+
+    from edgeport.benchmarks.verify.command import verify_model
+    from edgeport.benchmarks.verify.gates import load_gates
+    from edgeport.cli import build_parser
+    from edgeport.devices import options
+
+    # no --gates: the gates the workstation's rows were held to; its output kinds
+    there = options.verify_there(_workstation("tflite_fp32.min_agreement=0.5"), "verify.json")
+    assert there.argv() == ["--gates", "tflite_fp32.min_agreement=0.5", "--output-kind", "probs=probabilities",
+                            "--timeout", "900.0"]
+    assert options.verify_there(_workstation(), "verify.json").gates == ""  # the defaults: nothing to say
+    # --gates as a file is read here and travels as pairs (no file to copy); the rest as given
+    gates = tmp_path / "gates.json"
+    gates.write_text(json.dumps({"float32": {"min_agreement": 0}, "tflite_int8": {"max_kl_divergence": None}}))
+    table, kinds = options.given_verify(gates=str(gates), runtimes=["onnxruntime"], output_kind=["x;rm -rf ~=scores"])
+    there = options.verify_there(_workstation(), "verify.json", table=table, kinds=kinds, formats=["tflite_fp32"],
+                                 runtimes=["onnxruntime"], threads=2, timeout=60)
+    line = remote.command_line(Device("pi", "h", workdir="my dir"), "verify", "my dir/bundles/m-rpi.tar.gz",
+                               there.argv())
+    argv = shlex.split(line)  # what the device's shell hands edgeport: every argument whole
+    assert argv[:4] == ["my dir/venv/bin/edgeport", "verify", "--bundle", "my dir/bundles/m-rpi.tar.gz"]
+    parsed = vars(build_parser(verify_model, "edgeport verify").parse_args(argv[2:]))
+    assert parsed["formats"] == ["tflite_fp32"] and parsed["runtimes"] == ["onnxruntime"]
+    assert parsed["threads"] == 2 and parsed["timeout"] == 60.0
+    assert parsed["output_kind"] == ["probs=probabilities", "x;rm -rf ~=scores"]
+    assert load_gates(parsed["gates"]) == table  # the device holds every format to the gate given here
+    # any table survives the trip: a format's override on top of its overridden class
+    for spec in ("float32.min_agreement=0,tflite_fp32.min_agreement=0.999", "fp16.tolerance_factor=20.5"):
+        table = load_gates(spec)
+        assert load_gates(options.gate_pairs(table)) == table
+    assert options.bench_argv(seconds=0.5, threads=[1, 4], formats=["tflite_int8"], peak_n=512) == [
+        "--seconds", "0.5", "--threads", "1", "--threads", "4", "--formats", "tflite_int8", "--peak-n", "512"]
+
+
+@pytest.mark.parametrize("args, says", [
+    (["verify", "m", "--on", "pi", "--limit", "5"], "--limit cannot go with --on"),
+    (["verify", "m", "--on", "pi", "--normalize", "1,0,1", "--debug-all"], "--normalize, --debug-all cannot go"),
+    (["verify", "m", "--on", "pi", "--gates", "float32.nosuch=1"], "unknown gate field 'nosuch'"),
+    (["verify", "m", "--on", "pi", "--runtimes", "nosuch"], "unknown runtime 'nosuch'"),
+    (["verify", "m", "--on", "pi", "--output-kind", "probs=nosuch"], "unknown kind 'nosuch'"),
+    (["verify", "m", "--on", "pi", "--gates", "float32.min_agreement=0"], "no device named 'pi'"),
+    (["bench", "m", "--on", "pi", "--device", "gpu"], "--device gpu cannot go with --on"),
+    (["bench", "m", "--on", "pi", "--threads", "0"], "--threads must be positive"),
+])
+def test_an_option_the_device_run_cannot_honour_is_one_line_before_anything_is_copied(args, says, capsys):
+    assert main(args) == 2
+    assert says in _err(capsys)
+
+
+def test_the_table_says_whether_a_device_was_held_to_the_workstations_gates():
+    from edgeport.devices.verify_on import DeviceRun, VerifyOnReport
+
+    same = DeviceRun("pi", {**_workstation(), "ok": True})
+    loose = DeviceRun("pi2", {**_workstation("float32.min_agreement=0"), "ok": True})
+    report = VerifyOnReport("m", _workstation(), [same, loose, DeviceRun("dead", error="dead: unreachable")])
+    text = report.render()
+    assert "pi: PASS; same gates as the workstation's (1 row)" in text
+    assert "pi2: PASS; gates DIFFER from the workstation's: tflite_fp32 on litert: min_agreement 0.0 " \
+           "(workstation 0.999)" in text
+    assert "dead: FAILED: dead: unreachable" in text
+    assert report.to_dict()["devices"]["pi2"]["gates_differ"] and not report.to_dict()["devices"]["pi"]["gates_differ"]

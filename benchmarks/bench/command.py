@@ -170,9 +170,9 @@ def bench_model(model: str | None = None, *, bundle: str | None = None, out: Pat
     if on is not None:  # the devices' rows beside this machine's last bench: edgeport.devices.bench_on
         from edgeport.devices.bench_on import bench_on
 
-        return bench_on(model, on, out=Path(out), seconds=seconds, threads=threads, formats=formats, unsupported={
-            "--bundle": bundle, "--device gpu": device != "cpu", "--data-dir": data_dir, "--data-npz": data_npz,
-            "--input-shape": input_shape, "--normalize": normalize})
+        return bench_on(model, on, out=Path(out), seconds=seconds, threads=threads, formats=formats, peak_n=peak_n,
+                        unsupported={"--bundle": bundle, "--device gpu": device != "cpu", "--data-dir": data_dir,
+                                     "--data-npz": data_npz, "--input-shape": input_shape, "--normalize": normalize})
     if bundle is not None:
         from edgeport.benchmarks.bench.bundle import bench_bundle
 

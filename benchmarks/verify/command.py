@@ -65,9 +65,10 @@ def verify_model(model: str | None = None, *, bundle: str | None = None, out: Pa
     if on is not None:  # the devices' rows beside the last verify here: edgeport.devices.verify_on
         from edgeport.devices.verify_on import verify_on
 
-        return verify_on(model, on, out=Path(out), data_dir=data_dir, formats=formats, unsupported={
-            "--bundle": bundle, "--gates": gates, "--runtimes": runtimes, "--limit": limit, "--reference": reference,
-            "--data-npz": data_npz, "--output-kind": output_kind, "--normalize": normalize})
+        return verify_on(model, on, out=Path(out), data_dir=data_dir, formats=formats, runtimes=runtimes,
+                         gates=gates, threads=threads, timeout=timeout, output_kind=output_kind, unsupported={
+                             "--bundle": bundle, "--limit": limit, "--reference": reference, "--data-npz": data_npz,
+                             "--normalize": normalize, "--debug-all": debug_all})
     table = load_gates(gates)
     kinds = parse_overrides(output_kind)
     threads = threads or usable_cores()

@@ -3,10 +3,11 @@
 The path of `verify --on` (:mod:`verify_on`): the rpi bundle built or reused, edgeport installed or
 updated on every device at once, the bundle copied and checked, then ``edgeport bench --bundle``
 runs there (batch-1 p50/p99, batch-32 throughput, load time, peak memory; one thread and all the
-device's cores). Its report comes back keyed by the device's identity (board, CPU, OS, engine versions
-of edgeport's venv there: :func:`probe.identity`) to ``OUT/MODEL/devices/NAME.bench.json``, where
-`edgeport report` finds it. A device that fails is one line; it never loses another device's results.
-An emulated device's timings are labelled emulated (never latency).
+device's cores, or ``--threads``; ``--seconds``, ``--formats`` and ``--peak-n`` reach it too). Its
+report comes back keyed by the device's identity (board, CPU, OS, engine versions of edgeport's venv
+there: :func:`probe.identity`) to ``OUT/MODEL/devices/NAME.bench.json``, where `edgeport report`
+finds it. A device that fails is one line; it never loses another device's results. An emulated
+device's timings are labelled emulated (never latency).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from typing import Any
 from edgeport.benchmarks.bench.result import bench_file
 from edgeport.devices import remote
 from edgeport.devices.config import get_device
+from edgeport.devices.options import bench_argv, refuse
 from edgeport.devices.probe import identity, probe
 from edgeport.devices.verify_on import prepare
 from edgeport.errors import EdgeportError
@@ -113,16 +115,15 @@ def _one(name: str, model_dir: Path, archive: Path, options: list[str], log) -> 
 
 def bench_on(model: str, on: str, *, out: Path = Path("artifacts"), dist: Path = Path("dist"),
              seconds: float = 2.0, threads: list[int] | None = None, formats: list[str] | None = None,
-             unsupported: dict[str, Any] | None = None) -> BenchOnReport:
-    """Measure MODEL's rpi bundle on the named devices (comma-separated), all at once; ``unsupported``:
-    options of `edgeport bench` given that a device's bench does not take (refused, not dropped)."""
-    if given := [k for k, v in (unsupported or {}).items() if v]:
-        raise EdgeportError(f"--on measures the bundle's artifacts on its reference inputs; {', '.join(given)} "
-                            "cannot go with it")
+             peak_n: int = 2048, unsupported: dict[str, Any] | None = None) -> BenchOnReport:
+    """Measure MODEL's rpi bundle on the named devices (comma-separated), all at once, with the options of
+    `edgeport bench` that reach the device run; ``unsupported``: those given that it cannot honour (refused
+    in one line before anything is built or copied, never dropped)."""
+    refuse(unsupported or {}, "a device runs `bench --bundle`, which measures the bundle's artifacts on its "
+                              "reference inputs")
+    options = bench_argv(seconds=seconds, threads=threads, formats=formats, peak_n=peak_n)
     names, model_dir, archive = prepare(model, on, out=Path(out), dist=Path(dist), samples=300, data_dir=None,
-                                             formats=formats)
-    options = ["--seconds", f"{seconds:g}", *(a for t in threads or [] for a in ("--threads", str(t))),
-               *(a for f in formats or [] for a in ("--formats", f))]
+                                        formats=formats)
     with ThreadPoolExecutor(max_workers=len(names)) as pool:
         runs = list(pool.map(lambda n: _one(n, model_dir, archive, options, print), names))
     try:

@@ -113,9 +113,17 @@ def copy_bundle(device: Device, archive: Path) -> str:
     return remote
 
 
-def verify_there(device: Device, remote_archive: str, results: Path, timeout: float = 3600) -> dict[str, Any]:
-    """`edgeport verify --bundle` on the device; its verify.json is brought back as ``results``."""
-    return run_there(device, remote_archive, "verify", [], results, timeout)
+def verify_there(device: Device, remote_archive: str, results: Path, options: list[str] | None = None,
+                 timeout: float = 3600) -> dict[str, Any]:
+    """`edgeport verify --bundle ARCHIVE OPTIONS` on the device; its verify.json is brought back as ``results``."""
+    return run_there(device, remote_archive, "verify", list(options or []), results, timeout)
+
+
+def command_line(device: Device, command: str, remote_archive: str, options: list[str]) -> str:
+    """The shell line that runs `edgeport COMMAND --bundle ARCHIVE OPTIONS` in the device's venv, every
+    argument quoted (a gate pair or an output name reaches edgeport as one argument, whatever it holds)."""
+    edgeport = f"{device.workdir}/venv/bin/edgeport"
+    return " ".join(_q(a) for a in [edgeport, command, "--bundle", remote_archive, *options])
 
 
 def run_there(device: Device, remote_archive: str, command: str, options: list[str], results: Path,
@@ -126,9 +134,8 @@ def run_there(device: Device, remote_archive: str, command: str, options: list[s
     name = Path(remote_archive).name
     stem = name[:-len(".tar.gz")] if name.endswith(".tar.gz") else name
     there = f"{Path(remote_archive).parent}/{stem}.{command}.json"
-    edgeport = f"{device.workdir}/venv/bin/edgeport"
-    argv = " ".join(_q(a) for a in [edgeport, command, "--bundle", remote_archive, *options])
-    done = ssh.run(device, f"rm -f {_q(there)} && {argv}", timeout=timeout, check=False)
+    done = ssh.run(device, f"rm -f {_q(there)} && {command_line(device, command, remote_archive, options)}",
+                   timeout=timeout, check=False)
     got = ssh.run(device, f"cat {_q(there)}", check=False)
     if got.returncode != 0:
         raise DeviceError(f"{device.name}: edgeport {command} --bundle wrote no {command}.json "

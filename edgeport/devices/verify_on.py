@@ -5,7 +5,9 @@ The rpi bundle is built (reproducibly: an unchanged model gives the same archive
 has it does not receive again); then, for every device at once, edgeport is installed or updated there
 from the bundle by its own install.sh (:mod:`remote`; the bundle is ``--offline``, so a board with no
 internet installs from its wheels alone), ``edgeport verify --bundle`` run there with the
-workstation's gates, and its verify.json brought back to ``dist/MODEL-rpi.DEVICE.verify.json``.
+workstation's gates (or ``--gates``), output kinds, ``--formats``, ``--runtimes``, ``--threads`` and
+``--timeout`` (:mod:`options`), and its verify.json brought back to ``dist/MODEL-rpi.DEVICE.verify.json``.
+The table says, per device, whether each row was held to the same gate as the workstation's row.
 A device that fails is one line in the table; it never loses another device's results.
 """
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgeport.devices import options as opts
 from edgeport.devices import remote
 from edgeport.devices.config import get_device
 from edgeport.errors import EdgeportError
@@ -43,15 +46,18 @@ class VerifyOnReport:
     model: str
     workstation: dict[str, Any]
     runs: list[DeviceRun] = field(default_factory=list)
+    options: list[str] = field(default_factory=list)  # the tail of `edgeport verify --bundle` on every device
 
     @property
     def ok(self) -> bool:
         return bool(self.runs) and all(r.ok for r in self.runs)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "ok": self.ok, "workstation": _rows(self.workstation),
+        return {"model": self.model, "ok": self.ok, "workstation": _rows(self.workstation), "options": self.options,
                 "devices": {r.device: {"ok": r.ok, "error": r.error, "results": str(r.results) if r.results else None,
-                                       "rows": _rows(r.report or {})} for r in self.runs}}
+                                       "rows": _rows(r.report or {}),
+                                       "gates_differ": _gate_differences(self.workstation, r.report or {})}
+                            for r in self.runs}}
 
     def render(self, wide: bool = False) -> str:
         here = _rows(self.workstation)
@@ -63,12 +69,36 @@ class VerifyOnReport:
                           for k in keys]
         widths = [max(len(row[i]) for row in table) for i in range(len(head))]
         lines = [f"verify {self.model} --on {', '.join(r.device for r in self.runs)}: agreement with the Keras "
-                 "outputs and max |diff|, same gates (a device proves the bundle's reference set)"]
+                 "outputs and max |diff| (a device proves the bundle's reference set; its gates compared below)"]
         lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table]
         for r in self.runs:
             lines.append(f"{r.device}: {'FAILED: ' + r.error if r.error else 'PASS' if r.ok else 'FAIL'}"
+                         + (f"; {_gate_text(self.workstation, r.report)}" if r.report is not None else "")
                          + (f" -> {r.results}" if r.results else ""))
         return "\n".join(lines)
+
+
+def _gates(report: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(r.get("format", "?"), r.get("runtime", "?")): r["gate"] for r in report.get("results", [])
+            if r.get("gate")}
+
+
+def _gate_differences(workstation: dict[str, Any], report: dict[str, Any]) -> list[str]:
+    """"FORMAT on RUNTIME: FIELD DEVICE'S (workstation WORKSTATION'S)" for each field of a row's gate that
+    differs between the device's row and the workstation's."""
+    here, there = _gates(workstation), _gates(report)
+    return [f"{k[0]} on {k[1]}: " + ", ".join(f"{n} {there[k].get(n)} (workstation {here[k].get(n)})"
+                                              for n in sorted({*here[k], *there[k]})
+                                              if here[k].get(n) != there[k].get(n))
+            for k in there if k in here and here[k] != there[k]]
+
+
+def _gate_text(workstation: dict[str, Any], report: dict[str, Any]) -> str:
+    shared = len(set(_gates(workstation)) & set(_gates(report)))
+    if differ := _gate_differences(workstation, report):
+        return "gates DIFFER from the workstation's: " + "; ".join(differ)
+    return f"same gates as the workstation's ({shared} row{'s' * (shared != 1)})" if shared else \
+        "no gated row in common with the workstation's"
 
 
 def _rows(report: dict[str, Any]) -> dict[tuple[str, str], str]:
@@ -83,14 +113,14 @@ def _rows(report: dict[str, Any]) -> dict[tuple[str, str], str]:
     return out
 
 
-def _one(name: str, archive: Path, log) -> DeviceRun:
+def _one(name: str, archive: Path, options: list[str], log) -> DeviceRun:
     run = DeviceRun(name)
     try:
         device = get_device(name)
         _, there = remote.ensure_edgeport(device, archive, log=log)
-        log(f"{name}: edgeport verify --bundle {there}")
+        log(f"{name}: edgeport verify --bundle {there} {' '.join(options)}".rstrip())
         run.results = archive.parent / f"{archive.name[:-len('.tar.gz')]}.{name}.{VERIFY_FILE}"
-        run.report = remote.verify_there(device, there, run.results)
+        run.report = remote.verify_there(device, there, run.results, options)
     except EdgeportError as exc:
         run.error = str(exc)
     return run
@@ -98,17 +128,23 @@ def _one(name: str, archive: Path, log) -> DeviceRun:
 
 def verify_on(model: str, on: str, *, out: Path = Path("artifacts"), dist: Path = Path("dist"),
               samples: int = 300, data_dir: str | None = None, formats: list[str] | None = None,
+              runtimes: list[str] | None = None, gates: str | None = None, threads: int | None = None,
+              timeout: float = 900.0, output_kind: list[str] | None = None,
               unsupported: dict[str, Any] | None = None) -> VerifyOnReport:
-    """Prove MODEL's rpi bundle on the named devices (comma-separated), all at once; ``unsupported``:
-    options of `edgeport verify` given that a device's verify does not take (refused, not dropped)."""
-    if given := [k for k, v in (unsupported or {}).items() if v]:
-        raise EdgeportError(f"--on proves the bundle with the gates it carries; {', '.join(given)} cannot go with it")
+    """Prove MODEL's rpi bundle on the named devices (comma-separated), all at once, with the options of
+    `edgeport verify` that reach the device run (:mod:`options`); ``unsupported``: those given that it
+    cannot honour (refused in one line before anything is built or copied, never dropped)."""
+    opts.refuse(unsupported or {}, "a device runs `verify --bundle`, which proves the bundle's own reference set "
+                                   "with no TensorFlow")
+    table, kinds = opts.given_verify(gates=gates, runtimes=runtimes, output_kind=output_kind)
     names, model_dir, archive = prepare(model, on, out=out, dist=dist, samples=samples, data_dir=data_dir,
                                         formats=formats)
-    with ThreadPoolExecutor(max_workers=len(names)) as pool:
-        runs = list(pool.map(lambda n: _one(n, archive, print), names))
     workstation = json.loads((model_dir / VERIFY_FILE).read_text())
-    return VerifyOnReport(model_dir.name, workstation, runs)
+    there = opts.verify_there(workstation, str(model_dir / VERIFY_FILE), table=table, kinds=kinds, formats=formats,
+                              runtimes=runtimes, threads=threads, timeout=timeout).argv()
+    with ThreadPoolExecutor(max_workers=len(names)) as pool:
+        runs = list(pool.map(lambda n: _one(n, archive, there, print), names))
+    return VerifyOnReport(model_dir.name, workstation, runs, there)
 
 
 def prepare(model: str, on: str, *, out: Path, dist: Path, samples: int, data_dir: str | None,
