@@ -47,8 +47,16 @@ def test_verify_on_the_loopback_device_and_a_dead_one(lb, tiny_models, tmp_path,
     print(out, file=sys.stderr)  # the transcript, with -s
     row = next(line for line in out.splitlines() if line.startswith("tflite_fp32"))
     assert row.count("PASS 100.00%") == 2, row  # the workstation's and the device's
-    assert "dead: FAILED: dead (ssh://" in out and "unreachable" in out and "loop: PASS" in out
+    assert "dead: FAILED: dead (ssh://" in out and "unreachable" in out
+    assert "loop: PASS; same gates as the workstation's (1 row)" in out
     came_back = json.loads((tmp_path / "dist" / "tiny_mlp-rpi.loop.verify.json").read_text())
     assert came_back["ok"] and came_back["results"][0]["format"] == "tflite_fp32"
-    assert main(["verify", "tiny_mlp", "--out", "out", "--formats", "tflite_fp32", "--on", "loop"]) == 0  # reused
-    assert "installing" not in capsys.readouterr().out
+    # reused; --gates reaches the device's verify (its verify.json records them), the table says they differ
+    assert main(["verify", "tiny_mlp", "--out", "out", "--formats", "tflite_fp32", "--on", "loop",
+                 "--gates", "float32.min_agreement=0", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "installing" not in out and "--gates float32.min_agreement=0.0" in out and "--threads 1" in out
+    assert "gates DIFFER from the workstation's: tflite_fp32 on litert: min_agreement 0.0 (workstation 0.999)" in out
+    came_back = json.loads((tmp_path / "dist" / "tiny_mlp-rpi.loop.verify.json").read_text())
+    assert came_back["gates"]["float32"]["min_agreement"] == 0 and came_back["results"][0]["gate"]["min_agreement"] == 0
+    assert came_back["results"][0]["timing"]["threads"] == 1
