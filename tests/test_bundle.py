@@ -82,6 +82,31 @@ def test_verify_and_bench_on_the_bundle(built, capsys):
                  "--out", str(built["tmp"] / "merged")]) == 0
 
 
+def test_what_cannot_apply_to_a_bundle_is_refused_not_dropped(built, capsys):
+    """A bundle is proved on the reference set it carries: --limit / --normalize / --data-npz are one line."""
+    for flag in (["--limit", "5"], ["--normalize", "1,0,1"], ["--data-npz", "x.npz"]):
+        assert main(["verify", "--bundle", str(built["archive"]), *flag]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and flag[0] in err[0] and "cannot apply to --bundle" in err[0], err
+
+
+def test_the_bundle_manifest_keeps_the_output_kinds(built, tmp_path):
+    """verify --output-kind NAME=KIND recorded in the model's manifest travels in the rpi bundle's, so a
+    Pi reads each output as the workstation did."""
+    model_dir = built["tmp"] / "out" / NAME
+    text = (model_dir / "manifest.json").read_text()
+    manifest = json.loads(text)
+    out_name = manifest["output_names"][0]
+    manifest["output_kinds"] = {out_name: "scores"}
+    (model_dir / "manifest.json").write_text(json.dumps(manifest))
+    try:
+        made = bundle_model(NAME, target="rpi", out=built["tmp"] / "out", dist=tmp_path, samples=120)
+        with open_bundle(made.archive) as bundle:
+            assert json.loads(bundle.path("manifest.json").read_text())["output_kinds"] == {out_name: "scores"}
+    finally:
+        (model_dir / "manifest.json").write_text(text)
+
+
 def _rewrite(archive: Path, dest: Path, edit) -> Path:
     """Copy a bundle archive member by member through ``edit(info, data) -> [(info, data)]``."""
     with tarfile.open(archive) as src, tarfile.open(dest, "w:gz") as out:

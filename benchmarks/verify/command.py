@@ -73,6 +73,11 @@ def verify_model(model: str | None = None, *, bundle: str | None = None, out: Pa
     kinds = parse_overrides(output_kind)
     threads = threads or usable_cores()
     if bundle is not None:
+        given = [flag for flag, value in (("--limit", limit), ("--normalize", normalize), ("--reference", reference),
+                                          ("--data-npz", data_npz), ("--data-dir", data_dir)) if value]
+        if given:  # a bundle is proved on its own reference set, as it was stored; nothing is dropped silently
+            raise EdgeportError(f"{bundle}: {', '.join(given)} cannot apply to --bundle: a bundle is proved on the "
+                                "reference set it carries, fed as stored")
         return _verify_bundle(Path(bundle), table, formats=formats, runtimes=runtimes, threads=threads,
                               timeout=timeout, kinds=kinds)
     if model is None:

@@ -25,7 +25,7 @@ FORMATS = registry.for_bundle("rpi")  # the registry rows that say a Pi bundle c
 #: what every Pi runs: the formats whose runtimes all have a 32-bit Arm wheel
 REQUIRED = tuple(f for f in FORMATS if all(capabilities(r).armv7l for r in registry.info(f).runtimes))
 TOP_LEVEL = ("model", "dataset", "task", "labels", "labels_file", "input_contract", "input_names", "output_names",
-             "source", "calibration")
+             "source", "calibration", "output_kinds")
 
 USAGE = """# {model} on a Raspberry Pi
 
