@@ -122,7 +122,8 @@ def _fp16(session, source: str, saved_model: str | None, x, work: Path) -> tuple
             session.model.export(saved_model, format="tf_saved_model", verbose=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        lowered, how = float32_lowered(Path(saved_model), session.model, work)  # a free-batch RNN: at batch 1
+        # a free-batch Keras RNN: at batch 1; a SavedModel source has no Keras model to trace again
+        lowered, how = float32_lowered(Path(saved_model), getattr(session, "model", None), work)
     rounded, count_ = round_float_weights(lowered)
     path = work / "fp16_reference.tflite"
     path.write_bytes(rounded)
