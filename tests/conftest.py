@@ -154,6 +154,35 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture
+def device_workspace(tiny_models, tmp_path, monkeypatch):
+    """``prepare(n, bench=False)``: the tiny MLP exported (tflite_fp32), verified (and benched) here on n
+    seeded test.npz rows, in tmp_path as the working directory with its own devices.json, and edgeport's
+    wheel pinned for the run (the shared checkout may change meanwhile): what every ``--on`` test needs."""
+    from edgeport.cli import main
+    from edgeport.devices import remote
+    from edgeport.export.pipeline import export_model
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.chdir(tmp_path)
+
+    def prepare(n: int, *, bench: bool = False) -> Path:
+        r = np.random.default_rng(0)
+        np.savez(tmp_path / "test.npz", x_test=r.integers(0, 256, (n, 28, 28, 1)).astype(np.uint8),
+                 y_test=r.integers(0, 10, n))
+        assert export_model(str(tiny_models["mlp"]), formats=["tflite_fp32"], out=tmp_path / "out").ok
+        assert main(["verify", "tiny_mlp", "--out", "out", "--data-npz", "test.npz"]) == 0
+        if bench:
+            assert main(["bench", "tiny_mlp", "--out", "out", "--seconds", "0.1", "--threads", "1",
+                         "--no-keras-predict"]) == 0
+        whl = tmp_path / remote.wheel().name
+        whl.write_bytes(remote.wheel().read_bytes())
+        monkeypatch.setattr(remote, "wheel", lambda: whl)
+        return tmp_path
+
+    return prepare
+
+
+@pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
 

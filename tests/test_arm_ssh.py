@@ -15,13 +15,10 @@ from __future__ import annotations
 import json
 import sys
 
-import numpy as np
 import pytest
 
 from edgeport.benchmarks.devices import pi_device
 from edgeport.cli import main
-from edgeport.devices import remote
-from edgeport.export.pipeline import export_model
 from edgeport.names import data_home
 
 WHY = pi_device.missing("pi5")
@@ -40,19 +37,8 @@ def pi5(tmp_path_factory):
     pi.stop()
 
 
-def test_an_emulated_pi5_through_ssh(pi5, tiny_models, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.chdir(tmp_path)
-    rng = np.random.default_rng(0)
-    np.savez(tmp_path / "test.npz", x_test=rng.integers(0, 256, (80, 28, 28, 1)).astype(np.uint8),
-             y_test=rng.integers(0, 10, 80))
-    assert export_model(str(tiny_models["mlp"]), formats=["tflite_fp32"], out=tmp_path / "out").ok
-    assert main(["verify", "tiny_mlp", "--out", "out", "--data-npz", "test.npz"]) == 0
-    assert main(["bench", "tiny_mlp", "--out", "out", "--seconds", "0.1", "--threads", "1",
-                 "--no-keras-predict"]) == 0
-    whl = tmp_path / remote.wheel().name  # one wheel for the run (the shared checkout may change meanwhile)
-    whl.write_bytes(remote.wheel().read_bytes())
-    monkeypatch.setattr(remote, "wheel", lambda: whl)
+def test_an_emulated_pi5_through_ssh(pi5, device_workspace, tmp_path, capsys):
+    device_workspace(80, bench=True)
     capsys.readouterr()
 
     assert main(["device", "add", "pi5emu", pi5.address, "--identity", str(pi5.loop.client_key), "--ssh-config",

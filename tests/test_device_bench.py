@@ -9,37 +9,24 @@ from __future__ import annotations
 import json
 import sys
 
-import numpy as np
 import pytest
 
 from edgeport.benchmarks.report.rows import device_rows
 from edgeport.cli import main
 from edgeport.devices.bench_on import BenchOnReport, DeviceBench, bench_on
 from edgeport.errors import EdgeportError
-from edgeport.devices import loopback, remote
+from edgeport.devices import loopback
 from edgeport.devices.command import device_add
-from edgeport.export.pipeline import export_model
 from edgeport.names import data_home
 
 
 @pytest.mark.slow  # ~45 s: export, verify, bench here, edgeport's wheel (re)built and installed on the device
-def test_bench_on_the_loopback_device_and_a_dead_one(loopback_device, tiny_models, tmp_path, monkeypatch, capsys):
+def test_bench_on_the_loopback_device_and_a_dead_one(loopback_device, device_workspace, tmp_path, capsys):
     lb = loopback_device
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.chdir(tmp_path)
-    rng = np.random.default_rng(0)
-    np.savez(tmp_path / "test.npz", x_test=rng.integers(0, 256, (80, 28, 28, 1)).astype(np.uint8),
-             y_test=rng.integers(0, 10, 80))
-    assert export_model(str(tiny_models["mlp"]), formats=["tflite_fp32"], out=tmp_path / "out").ok
-    assert main(["verify", "tiny_mlp", "--out", "out", "--data-npz", "test.npz"]) == 0
-    assert main(["bench", "tiny_mlp", "--out", "out", "--seconds", "0.1", "--threads", "1",
-                 "--no-keras-predict"]) == 0
+    device_workspace(80, bench=True)
     kw = {"identity": lb.client_key, "ssh_config": lb.ssh_config}
     device_add("loop", f"ssh://{lb.user}@127.0.0.1:{lb.port}", workdir=str(data_home() / "loopback-device"), **kw)
     device_add("dead", f"ssh://{lb.user}@127.0.0.1:{loopback.free_port()}", **kw)
-    whl = tmp_path / remote.wheel().name  # one wheel for the run (the shared checkout may change meanwhile)
-    whl.write_bytes(remote.wheel().read_bytes())
-    monkeypatch.setattr(remote, "wheel", lambda: whl)
     capsys.readouterr()
     assert main(["bench", "tiny_mlp", "--out", "out", "--on", "loop,dead", "--formats", "tflite_fp32",
                  "--seconds", "0.1", "--threads", "1"]) == 1  # the dead device fails the command, not the other's rows

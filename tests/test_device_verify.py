@@ -7,13 +7,11 @@ from __future__ import annotations
 import json
 import sys
 
-import numpy as np
 import pytest
 
 from edgeport.cli import main
-from edgeport.devices import loopback, remote
+from edgeport.devices import loopback
 from edgeport.devices.command import device_add
-from edgeport.export.pipeline import export_model
 from edgeport.names import data_home
 
 pytestmark = [pytest.mark.slow,
@@ -25,22 +23,13 @@ def lb(loopback_device):
     return loopback_device  # tests/conftest.py: one sshd per session
 
 
-def test_verify_on_the_loopback_device_and_a_dead_one(lb, tiny_models, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.chdir(tmp_path)
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, (120, 28, 28, 1)).astype(np.uint8)
-    np.savez(tmp_path / "test.npz", x_test=x, y_test=rng.integers(0, 10, 120))
-    assert export_model(str(tiny_models["mlp"]), formats=["tflite_fp32"], out=tmp_path / "out").ok
-    assert main(["verify", "tiny_mlp", "--out", "out", "--data-npz", "test.npz"]) == 0
+def test_verify_on_the_loopback_device_and_a_dead_one(lb, device_workspace, tmp_path, capsys):
+    device_workspace(120)
     address = f"ssh://{lb.user}@127.0.0.1:{lb.port}"
     device_add("loop", address, identity=lb.client_key, ssh_config=lb.ssh_config,
                workdir=str(data_home() / "loopback-device"))
     device_add("dead", f"ssh://{lb.user}@127.0.0.1:{loopback.free_port()}", identity=lb.client_key,
                ssh_config=lb.ssh_config)
-    whl = tmp_path / remote.wheel().name  # one wheel for both runs (the shared checkout may change between them)
-    whl.write_bytes(remote.wheel().read_bytes())
-    monkeypatch.setattr(remote, "wheel", lambda: whl)
     capsys.readouterr()
     assert main(["verify", "tiny_mlp", "--out", "out", "--formats", "tflite_fp32", "--on", "loop,dead"]) == 1
     out = capsys.readouterr().out
